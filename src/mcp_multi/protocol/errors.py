@@ -1,0 +1,129 @@
+"""The one exception tree of mcp-multi-server.
+
+::
+
+    MCPError                      root of everything we raise
+    ├── JSONRPCError              an error that travels on the wire (code, message, data)
+    │   ├── ParseError            -32700 the bytes are not JSON
+    │   ├── InvalidRequest        -32600 JSON, but not a JSON-RPC 2.0 request
+    │   ├── MethodNotFound        -32601
+    │   ├── InvalidParams         -32602
+    │   └── InternalError         -32603
+    ├── ProtocolError             the peer broke the MCP/JSON-RPC rules (bad frame, bad state)
+    └── TransportError            moving bytes failed
+        ├── ConnectionClosed      the connection went away; pending requests fail with it
+        └── RequestTimeout        no answer within the request's timeout
+
+A :class:`JSONRPCError` received from a peer is raised again on our side with the same code,
+so callers can catch ``MethodNotFound`` whether we or the server detected it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
+    "ConnectionClosed",
+    "InternalError",
+    "InvalidParams",
+    "InvalidRequest",
+    "JSONRPCError",
+    "MCPError",
+    "MethodNotFound",
+    "ParseError",
+    "ProtocolError",
+    "RequestTimeout",
+    "TransportError",
+]
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+
+class MCPError(Exception):
+    """Root of every exception this package raises."""
+
+
+class JSONRPCError(MCPError):
+    """A JSON-RPC error object: ``code``, ``message`` and optional ``data``."""
+
+    code: int = INTERNAL_ERROR
+
+    def __init__(self, message: str, data: Any = None, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+        if code is not None:
+            self.code = code
+
+    def to_error(self) -> dict[str, Any]:
+        """The ``error`` member of a JSON-RPC response."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+    @classmethod
+    def from_error(cls, error: Any) -> JSONRPCError:
+        """Build the matching subclass from a received ``error`` member."""
+        if not isinstance(error, dict):
+            return InternalError(f"malformed error object: {error!r}")
+        code = error.get("code")
+        message = str(error.get("message", ""))
+        data = error.get("data")
+        if not isinstance(code, int):
+            return InternalError(message or "malformed error object", data)
+        klass = _BY_CODE.get(code, JSONRPCError)
+        return klass(message, data, code=code)
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.code})"
+
+
+class ParseError(JSONRPCError):
+    code = PARSE_ERROR
+
+
+class InvalidRequest(JSONRPCError):
+    code = INVALID_REQUEST
+
+
+class MethodNotFound(JSONRPCError):
+    code = METHOD_NOT_FOUND
+
+
+class InvalidParams(JSONRPCError):
+    code = INVALID_PARAMS
+
+
+class InternalError(JSONRPCError):
+    code = INTERNAL_ERROR
+
+
+_BY_CODE: dict[int, type[JSONRPCError]] = {
+    k.code: k for k in (ParseError, InvalidRequest, MethodNotFound, InvalidParams, InternalError)
+}
+
+
+class ProtocolError(MCPError):
+    """The peer sent something that breaks JSON-RPC or MCP (we cannot answer it)."""
+
+
+class TransportError(MCPError):
+    """Moving bytes to or from a peer failed."""
+
+
+class ConnectionClosed(TransportError):
+    """The connection is gone; every pending request fails with this."""
+
+
+class RequestTimeout(TransportError):
+    """No response arrived within the request's timeout."""

@@ -1,0 +1,46 @@
+"""Server settings: one frozen object built by the CLI (or a test) and read everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ServerSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Everything a server instance is configured with.
+
+    Attributes:
+        host: interface to bind; loopback unless told otherwise.
+        port: TCP port; 0 picks a free one.
+        name: server name reported in ``initialize`` and ``server://info``.
+        tools: names of enabled tools; ``None`` means all.
+        root: the directory ``list_files`` is confined to.
+        max_message_size: largest accepted JSON-RPC message in bytes.
+        max_sse_sessions: concurrent legacy SSE sessions allowed.
+        session_queue_size: outbound messages buffered per stream session.
+        allowed_origins: browser origins allowed (CORS and DNS-rebinding check); ``*`` allows all.
+        command_timeout: seconds a ``run_command`` process may run.
+        command_output_cap: bytes of ``run_command`` output kept.
+        auth_token: bearer token required on HTTP endpoints when set.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    name: str = "mcp-server"
+    tools: tuple[str, ...] | None = None
+    root: Path = field(default_factory=Path.cwd)
+    log_level: str = "INFO"
+    max_message_size: int = 4 * 1024 * 1024
+    max_sse_sessions: int = 1000
+    session_queue_size: int = 256
+    allowed_origins: tuple[str, ...] = ()
+    command_timeout: float = 10.0
+    command_output_cap: int = 64 * 1024
+    auth_token: str | None = None
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")

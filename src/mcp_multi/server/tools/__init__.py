@@ -1,0 +1,152 @@
+"""The demo tools and the registry that enables, lists, validates and runs them.
+
+Each tool lives in its own module and exports one :class:`Tool` named ``TOOL``. A handler
+receives the validated arguments and a :class:`ToolContext` and returns a ``tools/call``
+result dict (see :func:`mcp_multi.protocol.methods.tool_result`); it raises
+:class:`ToolError` for a failure the caller should see as ``isError: true``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from ...protocol.errors import MCPError
+from ..settings import ServerSettings
+
+__all__ = [
+    "ALL_TOOLS",
+    "Tool",
+    "ToolContext",
+    "ToolError",
+    "ToolRegistry",
+    "UnknownToolError",
+    "DisabledToolError",
+]
+
+
+class ToolError(MCPError):
+    """A tool ran and failed; the message is shown to the caller with ``isError: true``."""
+
+
+class UnknownToolError(MCPError):
+    """No tool of that name exists: ``Unknown tool: NAME``."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown tool: {name}")
+        self.name = name
+
+
+class DisabledToolError(MCPError):
+    """The tool exists but ``--tools`` left it out: the seed's message."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Tool '{name}' is not enabled on this server")
+        self.name = name
+
+
+ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
+LogFn = Callable[[str, Any], Awaitable[None]]
+
+
+async def _no_progress(progress: float, total: float | None, message: str | None) -> None:
+    return None
+
+
+async def _no_log(level: str, data: Any) -> None:
+    return None
+
+
+@dataclass(slots=True)
+class ToolContext:
+    """What a running tool may use: settings, and progress/log notifications to its caller."""
+
+    settings: ServerSettings
+    progress: ProgressFn = _no_progress
+    log: LogFn = _no_log
+
+
+Handler = Callable[[dict[str, Any], ToolContext], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    handler: Handler
+    title: str | None = None
+    annotations: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The tool's entry in a ``tools/list`` result."""
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": self.input_schema,
+        }
+        if self.title:
+            entry["title"] = self.title
+        if self.annotations:
+            entry["annotations"] = self.annotations
+        return entry
+
+
+def _load_all() -> dict[str, Tool]:
+    from . import echo, get_time, list_files, math_calc, run_command
+
+    tools = [m.TOOL for m in (echo, get_time, list_files, run_command, math_calc)]
+    return {t.name: t for t in tools}
+
+
+ALL_TOOLS: dict[str, Tool] = _load_all()
+
+
+class ToolRegistry:
+    """The tools one server offers: all of them, or those ``--tools`` names.
+
+    Input validators are compiled once here, not per call.
+    """
+
+    def __init__(self, enabled: tuple[str, ...] | list[str] | None = None) -> None:
+        if enabled is None:
+            names = list(ALL_TOOLS)
+        else:
+            unknown = [n for n in enabled if n not in ALL_TOOLS]
+            if unknown:
+                raise ValueError(
+                    f"unknown tool(s): {', '.join(unknown)}; valid tools: {', '.join(ALL_TOOLS)}"
+                )
+            names = list(dict.fromkeys(enabled))
+        self._tools = {n: ALL_TOOLS[n] for n in names}
+        self._validators = {
+            n: jsonschema.Draft202012Validator(t.input_schema) for n, t in self._tools.items()
+        }
+        self._listing = [t.to_wire() for t in self._tools.values()]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def list_tools(self) -> list[dict[str, Any]]:
+        return self._listing
+
+    def get(self, name: str) -> Tool:
+        """The enabled tool ``name``; raises :class:`UnknownToolError` or :class:`DisabledToolError`."""
+        tool = self._tools.get(name)
+        if tool is not None:
+            return tool
+        if name in ALL_TOOLS:
+            raise DisabledToolError(name)
+        raise UnknownToolError(name)
+
+    def validation_errors(self, name: str, arguments: dict[str, Any]) -> list[str]:
+        """Readable schema violations of ``arguments``, each naming the field; empty when valid."""
+        errors = []
+        for err in self._validators[name].iter_errors(arguments):
+            where = "/".join(str(p) for p in err.absolute_path) or "arguments"
+            errors.append(f"{where}: {err.message}")
+        return sorted(errors)
