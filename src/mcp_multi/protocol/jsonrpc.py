@@ -27,8 +27,8 @@ __all__ = [
     "decode_one",
     "dumps",
     "encode",
-    "loads",
     "error_response",
+    "loads",
     "parse_message",
 ]
 

@@ -1,0 +1,144 @@
+"""The aiohttp application: routes, origin guard, CORS, and a runner for CLI, tests and demos."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp_cors
+from aiohttp import web
+
+from .dispatcher import Dispatcher
+from .endpoints.sse import handle_message, handle_sse
+from .endpoints.websocket import handle_websocket
+from .resources import Resources, ServerStats
+from .settings import ServerSettings
+from .state import STATE, ServerState
+from .tools import ToolRegistry
+
+__all__ = ["RunningServer", "create_app", "start_server"]
+
+logger = logging.getLogger(__name__)
+
+ENDPOINTS = {"websocket": "/ws", "sse": "/sse", "sse_message": "/message"}
+_MCP_PATHS = frozenset(ENDPOINTS.values()) | {"/mcp"}
+
+
+def _is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin_allowed(settings: ServerSettings, origin: str) -> bool:
+    if "*" in settings.allowed_origins or origin in settings.allowed_origins:
+        return True
+    host = urlsplit(origin).hostname or ""
+    return _is_loopback_host(host)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """DNS-rebinding protection and the optional bearer token, on MCP endpoints only.
+
+    A browser ``Origin`` must be a loopback origin or one of ``--allowed-origin``; when the
+    server listens on loopback, the ``Host`` header must name a loopback host too.
+    """
+    if request.path not in _MCP_PATHS or request.method == "OPTIONS":
+        return await handler(request)
+    settings = request.app[STATE].settings
+    origin = request.headers.get("Origin")
+    if origin is not None and not _origin_allowed(settings, origin):
+        return web.Response(status=403, text=f"Forbidden: origin {origin} is not allowed\n")
+    if settings.is_loopback and not _is_loopback_host(request.url.host or ""):
+        return web.Response(status=403, text=f"Forbidden: host {request.host} is not allowed\n")
+    token = settings.auth_token
+    if token is not None and request.headers.get("Authorization") != f"Bearer {token}":
+        return web.Response(status=401, text="Unauthorized\n",
+                                headers={"WWW-Authenticate": "Bearer"})
+    return await handler(request)
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response({
+        "status": "ok",
+        "name": state.settings.name,
+        "tools": state.dispatcher.registry.names,
+        "connections": state.stats.connections,
+        "uptime_seconds": round(time.time() - state.stats.started, 3),
+    })
+
+
+def create_app(settings: ServerSettings) -> web.Application:
+    """Build the server application; raises ``ValueError`` for an unknown tool name."""
+    registry = ToolRegistry(settings.tools)
+    stats = ServerStats()
+    resources = Resources(settings, registry, stats, dict(ENDPOINTS))
+    dispatcher = Dispatcher(settings, registry, resources, stats)
+    app = web.Application(middlewares=[guard], client_max_size=settings.max_message_size * 4)
+    app[STATE] = ServerState(settings, dispatcher, stats)
+    routes = [
+        app.router.add_get("/ws", handle_websocket),
+        app.router.add_get("/sse", handle_sse),
+        app.router.add_post("/message", handle_message),
+        app.router.add_get("/healthz", handle_health),
+    ]
+    if settings.allowed_origins:
+        cors = aiohttp_cors.setup(app, defaults={
+            origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+                allow_credentials=False,
+                expose_headers=("Mcp-Session-Id", "MCP-Protocol-Version"),
+                allow_headers="*",
+            )
+            for origin in settings.allowed_origins
+        })
+        for route in routes:
+            cors.add(route)
+    return app
+
+
+@dataclass(slots=True)
+class RunningServer:
+    """A server listening on a socket; ``port`` is the real port when 0 was asked."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def state(self) -> ServerState:
+        return self.runner.app[STATE]
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_server(settings: ServerSettings) -> RunningServer:
+    """Start serving ``settings`` (port 0 picks a free port); stop with ``close()``."""
+    app = create_app(settings)
+    # handler_cancellation: a client that drops an SSE stream frees its session at once.
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                           shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    port = int(runner.addresses[0][1]) if runner.addresses else settings.port
+    logger.info("%s listening on %s:%s", settings.name, settings.host, port)
+    return RunningServer(runner, settings.host, port)

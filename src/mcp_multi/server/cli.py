@@ -1,0 +1,119 @@
+"""``mcp-server``: the command line of the MCP server (the seed's options, plus safety ones)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from .. import __version__
+from .app import start_server
+from .settings import ServerSettings
+from .tools import ALL_TOOLS
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mcp-server",
+        description="MCP server with WebSocket (/ws) and HTTP+SSE (/sse, /message) transports.",
+        epilog=f"Tools: {', '.join(ALL_TOOLS)}. Health check: GET /healthz.",
+    )
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default 127.0.0.1; use 0.0.0.0 for all interfaces)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 = any free)")
+    p.add_argument("--name", default="mcp-server", help="server name (default mcp-server)")
+    p.add_argument("--tools", nargs="+", metavar="NAME",
+                   help=f"enable only these tools (default all: {' '.join(ALL_TOOLS)})")
+    p.add_argument("--root", type=Path, default=None,
+                   help="directory list_files may read (default: the working directory)")
+    p.add_argument("--log-level", default="INFO", type=str.upper,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                   help="logging level (default INFO)")
+    p.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                   help="browser origin allowed by CORS and the Origin check (repeatable; '*' all)")
+    p.add_argument("--auth-token", default=None,
+                   help="require 'Authorization: Bearer TOKEN' on MCP endpoints")
+    p.add_argument("--max-message-size", type=int, default=4 * 1024 * 1024, metavar="BYTES",
+                   help="largest accepted JSON-RPC message (default 4 MiB)")
+    p.add_argument("--max-sessions", type=int, default=1000,
+                   help="concurrent SSE sessions allowed (default 1000)")
+    p.add_argument("--command-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="run_command time limit (default 10)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    unknown = [t for t in (args.tools or []) if t not in ALL_TOOLS]
+    if unknown:
+        raise ValueError(
+            f"unknown tool(s): {', '.join(unknown)}; valid tools: {', '.join(ALL_TOOLS)}"
+        )
+    root = (args.root or Path.cwd()).resolve()
+    if not root.is_dir():
+        raise ValueError(f"--root {args.root} is not a directory")
+    for name, value in (("--port", args.port), ("--max-message-size", args.max_message_size),
+                        ("--max-sessions", args.max_sessions)):
+        if value < (0 if name == "--port" else 1) or (name == "--port" and value > 65535):
+            raise ValueError(f"{name} {value} is out of range")
+    return ServerSettings(
+        host=args.host,
+        port=args.port,
+        name=args.name,
+        tools=tuple(args.tools) if args.tools else None,
+        root=root,
+        log_level=args.log_level,
+        max_message_size=args.max_message_size,
+        max_sse_sessions=args.max_sessions,
+        allowed_origins=tuple(args.allowed_origin),
+        command_timeout=args.command_timeout,
+        auth_token=args.auth_token,
+    )
+
+
+async def _serve(settings: ServerSettings) -> None:
+    server = await start_server(settings)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    tools = ", ".join(server.state.dispatcher.registry.names)
+    print(f"MCP server '{settings.name}' on {host}:{server.port} (tools: {tools})", flush=True)
+    print(f"  WebSocket:    ws://{host}:{server.port}/ws", flush=True)
+    print(f"  SSE stream:   http://{host}:{server.port}/sse", flush=True)
+    print(f"  SSE messages: http://{host}:{server.port}/message", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.is_loopback and settings.auth_token is None:
+        logging.getLogger("mcp_multi.server").warning(
+            "listening on %s without --auth-token: run_command is refused", settings.host)
+    try:
+        asyncio.run(_serve(settings))
+    except OSError as exc:
+        print(f"mcp-server: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

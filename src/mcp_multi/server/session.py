@@ -1,0 +1,74 @@
+"""Server-side session state, shared by every transport.
+
+A session is one client's conversation: a WebSocket connection, a legacy SSE stream with its
+POST endpoint, a Streamable HTTP ``Mcp-Session-Id``, or a stdio pipe. It holds the negotiated
+version and the requests in flight (so ``notifications/cancelled`` can stop them). Its
+``send`` pushes a server-to-client message onto the session's stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..protocol.jsonrpc import RequestId
+
+__all__ = ["SendFn", "ServerSession", "new_session_id"]
+
+SendFn = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def new_session_id() -> str:
+    """An unguessable session id (128 bits, hex: visible ASCII as the spec asks)."""
+    return secrets.token_hex(16)
+
+
+async def _discard(message: dict[str, Any]) -> None:
+    return None
+
+
+class ServerSession:
+    """State of one client session on the server."""
+
+    __slots__ = (
+        "client_info",
+        "closed",
+        "created",
+        "id",
+        "inflight",
+        "initialized",
+        "log_level",
+        "protocol_version",
+        "send",
+        "transport",
+    )
+
+    def __init__(self, transport: str, send: SendFn = _discard, session_id: str | None = None):
+        self.id = session_id or new_session_id()
+        self.transport = transport
+        self.send: SendFn = send
+        self.protocol_version: str | None = None
+        self.client_info: dict[str, Any] | None = None
+        self.initialized = False
+        self.log_level: str | None = None
+        self.inflight: dict[RequestId, asyncio.Task[Any]] = {}
+        self.created = time.monotonic()
+        self.closed = False
+
+    def cancel(self, request_id: RequestId) -> bool:
+        """Cancel the in-flight request ``request_id``; False when it is not running."""
+        task = self.inflight.get(request_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    def close(self) -> None:
+        """End the session: every request still running is cancelled."""
+        self.closed = True
+        for task in list(self.inflight.values()):
+            task.cancel()
+        self.inflight.clear()

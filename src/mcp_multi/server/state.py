@@ -1,0 +1,27 @@
+"""The objects one running server shares between its endpoints, kept on the aiohttp app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .dispatcher import Dispatcher
+from .resources import ServerStats
+from .session import ServerSession
+from .settings import ServerSettings
+
+__all__ = ["STATE", "ServerState"]
+
+
+@dataclass(slots=True)
+class ServerState:
+    settings: ServerSettings
+    dispatcher: Dispatcher
+    stats: ServerStats
+    # Live sessions by id, for transports whose later requests name their session.
+    sse_sessions: dict[str, ServerSession] = field(default_factory=dict)
+    http_sessions: dict[str, ServerSession] = field(default_factory=dict)
+
+
+STATE: web.AppKey[ServerState] = web.AppKey("mcp_state", ServerState)

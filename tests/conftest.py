@@ -1,0 +1,37 @@
+"""Shared fixtures: real servers on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcp_multi.server.app import RunningServer, start_server
+from mcp_multi.server.settings import ServerSettings
+
+StartServer = Callable[..., Awaitable[RunningServer]]
+
+
+@pytest.fixture
+async def start_mcp_server(tmp_path: Path) -> AsyncIterator[StartServer]:
+    """Start any number of our servers on 127.0.0.1:0; all are closed after the test."""
+    running: list[RunningServer] = []
+
+    async def start(**overrides: Any) -> RunningServer:
+        overrides.setdefault("root", tmp_path)
+        settings = ServerSettings(host="127.0.0.1", port=0, **overrides)
+        server = await start_server(settings)
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        await server.close()
+
+
+@pytest.fixture
+async def mcp_server(start_mcp_server: StartServer) -> RunningServer:
+    """One server with every tool, named ``test-server``."""
+    return await start_mcp_server(name="test-server")
