@@ -14,17 +14,17 @@ from typing import Any
 
 import jsonschema
 
-from ...protocol.errors import MCPError
-from ..settings import ServerSettings
+from mcp_multi.protocol.errors import MCPError
+from mcp_multi.server.settings import ServerSettings
 
 __all__ = [
     "ALL_TOOLS",
+    "DisabledToolError",
     "Tool",
     "ToolContext",
     "ToolError",
     "ToolRegistry",
     "UnknownToolError",
-    "DisabledToolError",
 ]
 
 
@@ -96,7 +96,7 @@ class Tool:
 
 
 def _load_all() -> dict[str, Tool]:
-    from . import echo, get_time, list_files, math_calc, run_command
+    from mcp_multi.server.tools import echo, get_time, list_files, math_calc, run_command
 
     tools = [m.TOOL for m in (echo, get_time, list_files, run_command, math_calc)]
     return {t.name: t for t in tools}
@@ -135,7 +135,12 @@ class ToolRegistry:
         return self._listing
 
     def get(self, name: str) -> Tool:
-        """The enabled tool ``name``; raises :class:`UnknownToolError` or :class:`DisabledToolError`."""
+        """The enabled tool ``name``.
+
+        Raises:
+            UnknownToolError: no tool has that name.
+            DisabledToolError: the tool exists but is not enabled here.
+        """
         tool = self._tools.get(name)
         if tool is not None:
             return tool
