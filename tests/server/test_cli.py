@@ -1,0 +1,85 @@
+"""The seed's server command lines, run as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from .wire import connect
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIM = str(ROOT / "mcp_server.py")
+
+
+@asynccontextmanager
+async def running(*args: str) -> AsyncIterator[str]:
+    """Run ``mcp_server.py ARGS --port 0``; yields the base URL it printed."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, SHIM, *args, "--port", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        match = re.search(r" on (\S+):(\d+) ", line)
+        assert match, line
+        yield f"http://{match[1]}:{match[2]}"
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+@pytest.mark.parametrize("args, tools", [
+    ((), ["echo", "get_time", "list_files", "run_command", "math_calc"]),
+    (("--name", "math-server", "--tools", "math_calc", "echo"), ["math_calc", "echo"]),
+    (("--name", "file-server", "--tools", "list_files", "echo"), ["list_files", "echo"]),
+    (("--host", "127.0.0.1", "--name", "admin", "--tools", "run_command", "get_time",
+      "list_files"), ["run_command", "get_time", "list_files"]),
+])
+async def test_seed_command_lines(args: tuple[str, ...], tools: list[str]) -> None:
+    async with running(*args) as url:
+        for transport in ("websocket", "sse"):
+            peer = await connect(transport, url)
+            init = await peer.initialize()
+            name = args[args.index("--name") + 1] if "--name" in args else "mcp-server"
+            assert init["result"]["serverInfo"]["name"] == name
+            listed = (await peer.request("tools/list"))["result"]["tools"]
+            assert [t["name"] for t in listed] == tools
+            await peer.close()
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, SHIM, *args], capture_output=True, text=True,
+                          timeout=30, cwd=ROOT)
+
+
+def test_help() -> None:
+    out = _run("--help")
+    assert out.returncode == 0
+    for option in ("--host", "--port", "--name", "--tools", "--root", "--log-level"):
+        assert option in out.stdout
+
+
+def test_unknown_tool_is_a_startup_error() -> None:
+    out = _run("--tools", "math_calc", "bogus")
+    assert out.returncode == 2
+    assert "unknown tool(s): bogus; valid tools: echo, get_time, list_files, run_command, " \
+           "math_calc" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+async def test_port_in_use_is_one_line() -> None:
+    async with running() as url:
+        port = url.rsplit(":", 1)[1]
+        out = await asyncio.to_thread(_run, "--port", port)
+    assert out.returncode == 1
+    assert "cannot listen on 127.0.0.1:" + port in out.stderr
+    assert "Traceback" not in out.stderr

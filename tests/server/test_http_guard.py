@@ -1,0 +1,79 @@
+"""HTTP-level safety: Origin and Host checks, the bearer token, CORS, health."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from ..conftest import StartServer
+
+
+async def _status(url: str, **headers: str) -> int:
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as resp:
+        return resp.status
+
+
+async def test_foreign_origin_and_host_are_refused(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server()
+    sse = server.base_url + "/sse"
+    assert await _status(sse, Origin="http://evil.example") == 403
+    assert await _status(sse, Host="evil.example") == 403
+    assert await _status(server.base_url + "/ws", Origin="http://evil.example") == 403
+    async with aiohttp.ClientSession() as http, \
+            http.get(sse, headers={"Origin": "http://localhost:5173"}) as resp:
+        assert resp.status == 200
+        assert (await resp.content.readline()).startswith(b"event: endpoint")
+
+
+async def test_allowed_origin_gets_cors_headers(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server(allowed_origins=("https://inspector.example",))
+    async with aiohttp.ClientSession() as http:
+        async with http.options(server.base_url + "/message", headers={
+            "Origin": "https://inspector.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        }) as resp:
+            assert resp.status == 200
+            assert resp.headers["Access-Control-Allow-Origin"] == "https://inspector.example"
+        async with http.post(server.base_url + "/message?sessionId=nope",
+                             headers={"Origin": "https://inspector.example"}) as resp:
+            assert resp.status == 404
+            assert resp.headers["Access-Control-Allow-Origin"] == "https://inspector.example"
+        async with http.post(server.base_url + "/message?sessionId=nope",
+                             headers={"Origin": "https://other.example"}) as resp:
+            assert resp.status == 403
+
+
+async def test_bearer_token(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server(auth_token="s3cret")
+    sse = server.base_url + "/sse"
+    assert await _status(sse) == 401
+    assert await _status(sse, Authorization="Bearer wrong") == 401
+    assert await _status(server.base_url + "/healthz") == 200
+    async with aiohttp.ClientSession() as http, \
+            http.get(sse, headers={"Authorization": "Bearer s3cret"}) as resp:
+        assert resp.status == 200
+
+
+async def test_message_endpoint_errors(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.base_url + "/message", data=b"{}") as resp:
+            assert resp.status == 400
+        async with http.post(server.base_url + "/message?session_id=unknown", data=b"{}") as r:
+            assert r.status == 404
+
+
+async def test_sse_session_limit(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server(max_sse_sessions=1)
+    async with aiohttp.ClientSession() as http, http.get(server.base_url + "/sse") as first:
+        assert first.status == 200
+        await first.content.readline()
+        async with http.get(server.base_url + "/sse") as second:
+            assert second.status == 503
+
+
+async def test_healthz(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server(name="h", tools=("echo",))
+    async with aiohttp.ClientSession() as http, http.get(server.base_url + "/healthz") as r:
+        body = await r.json()
+    assert body["status"] == "ok" and body["name"] == "h" and body["tools"] == ["echo"]
