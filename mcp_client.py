@@ -1,0 +1,4 @@
+from mcp_multi.client.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""``mcp-client`` (and ``python mcp_client.py``): the command line of the multi-server client.
+
+Exactly the seed's forms, plus URLs, ``--timeout``, ``--trace``, ``--demo`` and ``--report``::
+
+    mcp-client localhost:8080 localhost:8081                 # auto-named server1, server2
+    mcp-client calc=localhost:8080 files=localhost:8081 --transport sse
+    mcp-client ws1=ws://localhost:8080/ws sse1=http://localhost:8081/sse --mode test
+    mcp-client --demo
+
+This module and the shell are the only places that print; status and traces go to stderr,
+command output to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from .. import __version__
+from ..protocol.errors import MCPError
+from ..transport import transport_names
+from .connection import DEFAULT_TIMEOUT
+from .demo import demo_servers
+from .multi import MultiServerMCPClient
+from .repl import Shell, default_history_path, run_shell
+from .targets import (
+    DEFAULT_TRANSPORT,
+    ServerSpec,
+    auto_name,
+    normalize_transport,
+    parse_server_arg,
+    resolve_target,
+)
+from .testmode import format_report, run_checks, write_report
+
+__all__ = ["build_parser", "main", "parse_servers"]
+
+EXAMPLES = """\
+examples:
+  mcp-client --demo                                   three built-in servers, mixed transports
+  mcp-client localhost:8080                           one server, auto-named server1
+  mcp-client calc=localhost:8080 files=localhost:8081 --transport websocket
+  mcp-client sse1=localhost:8080 --transport sse
+  mcp-client ws1=ws://localhost:8080/ws sse1=http://localhost:8081/sse
+  mcp-client localhost:8080 --mode test --report report.xml
+
+interactive commands: servers, add, remove, tools [server], call, broadcast, help, quit
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-client",
+        description="Multi-server MCP client: connect to many MCP servers over WebSocket "
+                    "and SSE at once, call their tools, broadcast, and test them.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "servers", nargs="*", metavar="[NAME=]HOST:PORT|URL",
+        help="servers to connect to; unnamed ones are called server1, server2, ...",
+    )
+    parser.add_argument(
+        "--transport", default=DEFAULT_TRANSPORT, type=str.lower,
+        help=f"transport for HOST:PORT servers: {' or '.join(transport_names())} "
+             f"(default: {DEFAULT_TRANSPORT})",
+    )
+    parser.add_argument(
+        "--mode", choices=("interactive", "test"), default="interactive",
+        help="interactive shell (default) or the automated test checklist",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help=f"seconds each request may take (default: {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--trace", action="store_true",
+        help="print every JSON-RPC frame, with its server and direction, to stderr",
+    )
+    parser.add_argument(
+        "--demo", action="store_true",
+        help="start three built-in servers (calc, files, admin) in-process and connect",
+    )
+    parser.add_argument(
+        "--report", type=Path, metavar="FILE",
+        help="test mode: write results as JUnit XML (or JSON if FILE ends in .json)",
+    )
+    parser.add_argument(
+        "--history", type=Path, metavar="FILE",
+        help="interactive history file (default: $XDG_STATE_HOME/mcp-multi/client_history)",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more (-v info, -vv debug) to stderr")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse_servers(args: list[str], transport: str) -> list[ServerSpec]:
+    """The servers named on the command line, auto-naming the unnamed ``server<n>``.
+
+    Raises:
+        ValueError: a bad target, transport, or a name given twice.
+    """
+    parsed = [parse_server_arg(arg) for arg in args]
+    explicit = {name for name, _ in parsed if name is not None}
+    specs: list[ServerSpec] = []
+    taken: set[str] = set()
+    for index, (name, target) in enumerate(parsed, start=1):
+        if name is None:
+            name = auto_name(index, explicit | taken)
+        if name in taken:
+            raise ValueError(f"server name {name!r} is given twice")
+        taken.add(name)
+        # A URL that names its transport (ws://, .../sse) wins over --transport.
+        kind, url = resolve_target(target, None if "://" in target else transport,
+                                   default=transport)
+        specs.append(ServerSpec(name, kind, url))
+    return specs
+
+
+def _trace(server: str, direction: str, frame: bytes | str) -> None:
+    text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+    arrow = "->" if direction == "send" else "<-"
+    sys.stderr.write(f"[{server}] {arrow} {text}\n")
+    sys.stderr.flush()
+
+
+def _status(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
+    async with AsyncExitStack() as stack:
+        if args.demo:
+            specs = [*await stack.enter_async_context(demo_servers()), *specs]
+        if args.mode == "test" and not specs:
+            _status("Error: test mode needs at least one server (or --demo)")
+            return 2
+        client = MultiServerMCPClient(
+            timeout=args.timeout,
+            on_frame=_trace if args.trace else None,
+            transport_options={"connect_timeout": min(args.timeout, 10.0)},
+        )
+        stack.push_async_callback(client.close)
+        errors = await client.add_all(specs)
+        for spec in specs:
+            if spec.name in errors:
+                _status(f"Failed to connect to {spec.name} ({spec.url}): {errors[spec.name]}")
+            else:
+                connection = client.get(spec.name)
+                server = connection.server
+                assert server is not None
+                _status(f"Connected to {spec.name} at {spec.url} ({spec.transport}, "
+                        f"server {server.server_name!r}, protocol {server.protocol_version})")
+
+        if args.mode == "test":
+            report = await run_checks(client, dict(errors))
+            for line in format_report(report):
+                print(line, flush=True)
+            if args.report is not None:
+                write_report(report, args.report)
+                _status(f"Report written to {args.report}")
+            return 0 if report.ok else 1
+
+        terminal = sys.stdin.isatty() and sys.stdout.isatty()
+        if terminal:
+            _status("MCP multi-server client. Type 'help' for commands, 'quit' to exit.")
+            await client.list_tools()  # so tab completion knows the tool names
+        shell = Shell(client, default_transport=args.transport)
+        await run_shell(shell, terminal=terminal,
+                        history_path=args.history or default_history_path())
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the client; return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.transport = normalize_transport(args.transport)
+        specs = parse_servers(args.servers, args.transport)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(_run(args, specs))
+    except KeyboardInterrupt:
+        return 130
+    except MCPError as exc:
+        _status(f"Error: {exc}")
+        return 1

@@ -1,0 +1,429 @@
+"""The session layer: one MCP server over one transport, with request futures and timeouts.
+
+Theory of operation: :meth:`MCPConnection.connect` opens the transport, starts one reader
+task and runs the handshake. Every request gets a fresh integer id and a future in
+``_pending``; the reader decodes each frame with the protocol core and resolves the future
+its id names. Requests the server sends us (``ping``) are answered from
+:mod:`mcp_multi.protocol.lifecycle`; notifications update state (``tools/list_changed``
+drops the cached tool list) and are logged and handed to an optional hook.
+
+Failure rules, which make hangs impossible:
+
+- every request is bounded by a timeout (the connection's, or the call's own); on expiry
+  the server is told ``notifications/cancelled`` and the caller gets :class:`RequestTimeout`;
+- when the reader ends (the server closed, the network failed, or we closed) every pending
+  future fails at once with :class:`ConnectionClosed`, and so does every later request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from .. import __version__
+from ..protocol import methods
+from ..protocol.errors import (
+    ConnectionClosed,
+    JSONRPCError,
+    MCPError,
+    ProtocolError,
+    RequestTimeout,
+)
+from ..protocol.jsonrpc import (
+    ErrorResponse,
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+    decode,
+    encode,
+    error_response,
+)
+from ..protocol.lifecycle import (
+    InitializeResult,
+    cancelled_params,
+    initialize_params,
+    parse_initialize_result,
+    parse_tools_page,
+    reply_to_server_request,
+    tool_call_params,
+)
+from ..transport import ClientTransport
+
+__all__ = ["DEFAULT_TIMEOUT", "FrameHook", "MCPConnection", "NotificationHook"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30.0
+MAX_TOOL_PAGES = 1000
+
+FrameHook = Callable[[str, str, "bytes | str"], None]
+"""Called as ``hook(server_name, direction, frame)``; direction is ``"send"`` or ``"recv"``."""
+
+NotificationHook = Callable[[str, Notification], None]
+"""Called as ``hook(server_name, notification)`` for every notification the server sends."""
+
+_LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "emergency": logging.CRITICAL,
+}
+
+
+class MCPConnection:
+    """A client session with one MCP server.
+
+    Args:
+        name: the server's name in this client (used in logs, traces and errors).
+        transport: an unopened transport to the server.
+        timeout: seconds any request may take unless the call says otherwise.
+        on_frame: optional hook shown every JSON-RPC frame sent and received (``--trace``).
+        on_notification: optional hook shown every notification from the server.
+
+    Use it as an async context manager, or call :meth:`connect` and :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        transport: ClientTransport,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        on_frame: FrameHook | None = None,
+        on_notification: NotificationHook | None = None,
+    ) -> None:
+        self.name = name
+        self.transport = transport
+        self.timeout = timeout
+        self.server: InitializeResult | None = None
+        self._on_frame = on_frame
+        self._on_notification = on_notification
+        self._ids = itertools.count(1)
+        self._pending: dict[RequestId, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._closed_reason: str | None = None
+        self._tools: list[dict[str, Any]] | None = None
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.transport.url
+
+    @property
+    def transport_kind(self) -> str:
+        return self.transport.kind
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the handshake is done and the connection has not ended."""
+        return self.server is not None and self._closed_reason is None
+
+    @property
+    def closed_reason(self) -> str | None:
+        """Why the connection ended, or ``None`` while it is open."""
+        return self._closed_reason
+
+    @property
+    def protocol_version(self) -> str | None:
+        return self.server.protocol_version if self.server else None
+
+    @property
+    def cached_tools(self) -> list[dict[str, Any]] | None:
+        """The tools from the last :meth:`list_tools`, or ``None`` (never listed or changed)."""
+        return self._tools
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else (self._closed_reason or "new")
+        return f"<MCPConnection {self.name} {self.transport_kind} {self.url} {state}>"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def connect(self) -> InitializeResult:
+        """Open the transport and run the ``initialize`` handshake.
+
+        Returns:
+            What the server said about itself.
+
+        Raises:
+            TransportError: the server cannot be reached (or did not answer in time).
+            ProtocolError: the server broke the handshake (e.g. chose a version we lack).
+            JSONRPCError: the server refused ``initialize``.
+        """
+        if self._reader is not None:
+            raise ProtocolError(f"connection {self.name} was already started")
+        try:
+            await self.transport.connect()
+            self._reader = asyncio.create_task(self._read_loop(), name=f"mcp-read-{self.name}")
+            result = await self.request(methods.INITIALIZE, initialize_params(__version__))
+            server = parse_initialize_result(result)
+            self.transport.negotiated(server.protocol_version)
+            await self.notify(methods.INITIALIZED)
+        except BaseException:
+            await self.close()
+            raise
+        self.server = server
+        logger.info(
+            "%s: connected to %s (%s %s, protocol %s)",
+            self.name, self.url, server.server_name, server.server_version,
+            server.protocol_version,
+        )
+        return server
+
+    async def close(self) -> None:
+        """End the session: fail what is pending, stop the reader, close the transport."""
+        if self._closed_reason is None:
+            self._closed_reason = "connection closed by the client"
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            reader.cancel()
+            try:
+                await reader
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+        self._fail_pending(self._closed_reason)
+        for task in list(self._background):
+            task.cancel()
+        await self.transport.close()
+
+    async def __aenter__(self) -> MCPConnection:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def request(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send a request and wait for its result.
+
+        Args:
+            method: any MCP method, e.g. ``resources/read``.
+            params: the request's params (omitted from the message when ``None``).
+            timeout: seconds to wait; the connection's timeout when ``None``.
+
+        Raises:
+            JSONRPCError: the server answered with an error (the subclass matches the code).
+            RequestTimeout: no answer in time (the server is told the request is cancelled).
+            ConnectionClosed: the connection is gone, or went away while we waited.
+        """
+        self._check_open()
+        request_id = next(self._ids)
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        limit = self.timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                await self._send(message)
+                return await future
+        except TimeoutError:
+            self._cancel_remotely(method, request_id, f"no response within {limit:g}s")
+            raise RequestTimeout(
+                f"{self.name}: {method} got no response within {limit:g}s"
+            ) from None
+        except asyncio.CancelledError:
+            self._cancel_remotely(method, request_id, "the client gave up")
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: no "never retrieved" warning
+            else:
+                future.cancel()
+
+    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        """Send a notification (no answer expected).
+
+        Raises:
+            ConnectionClosed: the connection is gone.
+        """
+        if self._closed_reason is not None:
+            raise ConnectionClosed(f"{self.name}: {self._closed_reason}")
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        await self._send(message)
+
+    async def ping(self, *, timeout: float | None = None) -> None:
+        """Check the server answers ``ping``."""
+        await self.request(methods.PING, timeout=timeout)
+
+    async def list_tools(self, *, refresh: bool = False) -> list[dict[str, Any]]:
+        """The server's tools, following ``nextCursor`` pages; cached until they change.
+
+        Args:
+            refresh: ask the server even when a cached list exists.
+        """
+        if self._tools is not None and not refresh:
+            return self._tools
+        tools: list[dict[str, Any]] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_TOOL_PAGES):
+            params = {"cursor": cursor} if cursor is not None else None
+            page, cursor = parse_tools_page(await self.request(methods.TOOLS_LIST, params))
+            tools.extend(page)
+            if cursor is None:
+                self._tools = tools
+                return tools
+            if cursor in seen:
+                raise ProtocolError(f"{self.name}: tools/list repeated cursor {cursor!r}")
+            seen.add(cursor)
+        raise ProtocolError(f"{self.name}: tools/list has more than {MAX_TOOL_PAGES} pages")
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Call a tool and return its result (which may hold ``isError: true``).
+
+        Raises:
+            JSONRPCError: the server refused the call (unknown or disabled tool, bad params).
+            RequestTimeout, ConnectionClosed: as for :meth:`request`.
+        """
+        return await self.request(methods.TOOLS_CALL, tool_call_params(name, arguments),
+                                  timeout=timeout)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed_reason is not None:
+            raise ConnectionClosed(f"{self.name}: {self._closed_reason}")
+        if self._reader is None:
+            raise ConnectionClosed(f"{self.name}: not connected")
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if self._on_frame is not None:
+            self._on_frame(self.name, "send", encode(message))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s -> %s", self.name, message)
+        await self.transport.send(message)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _cancel_remotely(self, method: str, request_id: RequestId, reason: str) -> None:
+        # The spec forbids cancelling initialize; a closed connection has nobody to tell.
+        if method == methods.INITIALIZE or self._closed_reason is not None:
+            return
+        self._spawn(self._send_quietly(
+            {"jsonrpc": "2.0", "method": methods.CANCELLED,
+             "params": cancelled_params(request_id, reason)}
+        ))
+
+    async def _send_quietly(self, message: dict[str, Any]) -> None:
+        try:
+            await self._send(message)
+        except MCPError as exc:
+            logger.debug("%s: could not send %s: %s", self.name, message.get("method"), exc)
+
+    def _fail_pending(self, reason: str) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ConnectionClosed(f"{self.name}: {reason}"))
+
+    async def _read_loop(self) -> None:
+        reason = "connection closed"
+        try:
+            while True:
+                frame = await self.transport.receive()
+                if self._on_frame is not None:
+                    self._on_frame(self.name, "recv", frame)
+                self._handle_frame(frame)
+        except ConnectionClosed as exc:
+            reason = str(exc)
+        except asyncio.CancelledError:
+            reason = self._closed_reason or "connection closed by the client"
+            raise
+        except Exception as exc:  # a bug must not leave requests hanging
+            logger.exception("%s: reader failed", self.name)
+            reason = f"reader failed: {exc}"
+        finally:
+            if self._closed_reason is None:
+                self._closed_reason = reason
+                logger.info("%s: %s", self.name, reason)
+            self._fail_pending(self._closed_reason)
+
+    def _handle_frame(self, frame: bytes | str) -> None:
+        try:
+            decoded = decode(frame)
+        except JSONRPCError as exc:
+            logger.warning("%s: dropping a bad frame: %s", self.name, exc)
+            return
+        for item in decoded if isinstance(decoded, list) else (decoded,):
+            if isinstance(item, JSONRPCError):
+                logger.warning("%s: dropping a bad message in a batch: %s", self.name, item)
+            else:
+                self._handle_message(item)
+
+    def _handle_message(self, message: Message) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s <- %s", self.name, message)
+        if isinstance(message, Response | ErrorResponse):
+            if message.id is None:
+                assert isinstance(message, ErrorResponse)
+                logger.warning("%s: server reported an error: %s", self.name, message.error)
+                return
+            future = self._pending.pop(message.id, None)
+            if future is None or future.done():
+                logger.debug("%s: response to unknown or abandoned id %r", self.name, message.id)
+            elif isinstance(message, Response):
+                future.set_result(message.result)
+            else:
+                future.set_exception(message.error)
+        elif isinstance(message, Request):
+            self._spawn(self._answer(message))
+        else:
+            self._handle_notification(message)
+
+    async def _refresh_tools(self) -> None:
+        try:
+            await self.list_tools(refresh=True)
+        except MCPError as exc:
+            logger.info("%s: could not refresh the tool list: %s", self.name, exc)
+
+    async def _answer(self, request: Request) -> None:
+        try:
+            reply = {"jsonrpc": "2.0", "id": request.id,
+                     "result": reply_to_server_request(request.method)}
+        except JSONRPCError as exc:
+            reply = error_response(request.id, exc)
+        await self._send_quietly(reply)
+
+    def _handle_notification(self, note: Notification) -> None:
+        params = note.params or {}
+        if note.method == methods.TOOLS_LIST_CHANGED:
+            self._tools = None
+            self._spawn(self._refresh_tools())
+        elif note.method == methods.LOGGING_MESSAGE:
+            level = _LOG_LEVELS.get(str(params.get("level")), logging.INFO)
+            if logger.isEnabledFor(level):
+                logger.log(level, "%s: server log: %s", self.name, params.get("data"))
+        elif note.method == methods.PROGRESS and logger.isEnabledFor(logging.INFO):
+            logger.info("%s: progress %s/%s %s", self.name, params.get("progress"),
+                        params.get("total"), params.get("message") or "")
+        if self._on_notification is not None:
+            try:
+                self._on_notification(self.name, note)
+            except Exception:
+                logger.exception("%s: notification hook failed", self.name)

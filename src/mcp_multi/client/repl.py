@@ -1,0 +1,366 @@
+"""The interactive shell: the seed's commands, its output formats, and line input.
+
+On a terminal the shell uses prompt_toolkit (history kept across runs, tab completion of
+commands, server names and tool names); with piped stdin it reads line by line and prints
+no prompt, so scripts and tests can drive it. Output goes to stdout, one line per fact,
+exactly in the forms the seed's example session shows::
+
+    Connected servers: ['calc', 'files']
+    [calc]:
+      math_calc: Perform basic math calculations
+    Result: {'content': [{'type': 'text', 'text': '2 + 2 * 3 = 8'}]}
+    Add server succeeded
+    [calc] {'jsonrpc': '2.0', 'id': 1, 'result': {...}}
+
+Errors are one line starting with ``Error:`` (or ``Failed to add server:``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.patch_stdout import patch_stdout
+
+from ..protocol import methods
+from ..protocol.errors import MCPError
+from .multi import MultiServerMCPClient
+
+__all__ = [
+    "COMMANDS",
+    "ArgumentError",
+    "Shell",
+    "ShellCompleter",
+    "default_history_path",
+    "parse_json_args",
+    "run_shell",
+    "strip_comment",
+]
+
+COMMANDS = ("servers", "add", "remove", "tools", "call", "broadcast", "help", "quit", "exit")
+RAW_METHODS = (
+    methods.PING,
+    methods.TOOLS_LIST,
+    methods.RESOURCES_LIST,
+    methods.RESOURCES_READ,
+    methods.RESOURCES_TEMPLATES_LIST,
+    "prompts/list",
+    "prompts/get",
+    methods.LOGGING_SET_LEVEL,
+)
+
+HELP = """\
+Commands:
+  servers                                  list connected servers
+  add <name> <host:port|url> [transport]   connect another server (websocket or sse)
+  remove <name>                            disconnect a server
+  tools [server]                           list tools of all servers, or of one
+  call <server> <tool> [json_args]         call a tool, e.g. call calc echo {"message": "hi"}
+  call <server> <method> [json_params]     send any method, e.g. call calc resources/list {}
+  broadcast <tool> [json_args]             call a tool on every server at once
+  help                                     show this help
+  quit                                     exit (also: exit, Ctrl-D)"""
+
+
+class ArgumentError(ValueError):
+    """A command line the shell cannot parse; the message says what is wrong."""
+
+
+def strip_comment(line: str) -> str:
+    """Drop a trailing ``# comment`` (a ``#`` at the start or after a space, outside strings).
+
+    The seed's examples carry such comments (``tools math    # Should only show math_calc``).
+    """
+    in_string = escaped = False
+    for index, char in enumerate(line):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "#" and (index == 0 or line[index - 1].isspace()):
+            return line[:index].rstrip()
+    return line.strip()
+
+
+def parse_json_args(text: str) -> dict[str, Any]:
+    """The JSON object of a ``call``/``broadcast`` line (``{}`` when empty).
+
+    Raises:
+        ArgumentError: not JSON (the message says where it broke) or not an object.
+    """
+    text = text.strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"column {exc.colno}"
+        if exc.lineno != 1:
+            where = f"line {exc.lineno} {where}"
+        raise ArgumentError(f"invalid JSON arguments at {where}: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise ArgumentError(f"JSON arguments must be an object, not {type(value).__name__}")
+    return value
+
+
+def _first_line(text: object) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+class Shell:
+    """Runs shell commands against a :class:`MultiServerMCPClient` and prints their output.
+
+    Args:
+        client: the servers to work with.
+        out: where output goes (stdout, looked up at each write, when ``None``).
+        default_transport: the transport ``add`` uses when the line names none.
+    """
+
+    def __init__(
+        self,
+        client: MultiServerMCPClient,
+        *,
+        out: TextIO | None = None,
+        default_transport: str | None = None,
+    ) -> None:
+        self.client = client
+        self._out = out
+        self.default_transport = default_transport
+
+    def write(self, text: str) -> None:
+        stream = self._out if self._out is not None else sys.stdout
+        stream.write(text + "\n")
+        stream.flush()
+
+    async def execute(self, line: str) -> bool:
+        """Run one command line; return ``False`` when the shell should exit."""
+        line = strip_comment(line)
+        if not line:
+            return True
+        command, _, rest = line.partition(" ")
+        command = command.lower()
+        rest = rest.strip()
+        if command in ("quit", "exit"):
+            return False
+        handler = {
+            "servers": self._servers,
+            "add": self._add,
+            "remove": self._remove,
+            "tools": self._tools,
+            "call": self._call,
+            "broadcast": self._broadcast,
+            "help": self._help,
+        }.get(command)
+        if handler is None:
+            self.write(f"Error: unknown command {command!r} (type 'help' for the commands)")
+            return True
+        try:
+            await handler(rest)
+        except ArgumentError as exc:
+            self.write(f"Error: {exc}")
+        except MCPError as exc:
+            self.write(f"Error: {exc}")
+        return True
+
+    async def _help(self, rest: str) -> None:
+        self.write(HELP)
+
+    async def _servers(self, rest: str) -> None:
+        self.write(f"Connected servers: {self.client.names!r}")
+
+    async def _add(self, rest: str) -> None:
+        words = rest.split()
+        if len(words) not in (2, 3):
+            raise ArgumentError("usage: add <name> <host:port|url> [transport]")
+        name, target = words[0], words[1]
+        transport = words[2] if len(words) == 3 else None
+        if transport is None and "://" not in target:
+            transport = self.default_transport
+        try:
+            await self.client.add(name, target, transport)
+        except (MCPError, ValueError) as exc:
+            self.write(f"Failed to add server: {exc}")
+        else:
+            self.write("Add server succeeded")
+
+    async def _remove(self, rest: str) -> None:
+        words = rest.split()
+        if len(words) != 1:
+            raise ArgumentError("usage: remove <name>")
+        try:
+            await self.client.remove(words[0])
+        except MCPError as exc:
+            self.write(f"Failed to remove server: {exc}")
+        else:
+            self.write("Remove server succeeded")
+
+    async def _tools(self, rest: str) -> None:
+        words = rest.split()
+        if len(words) > 1:
+            raise ArgumentError("usage: tools [server]")
+        if not words and not self.client.names:
+            self.write("No servers connected")
+            return
+        listing = await self.client.list_tools(words[0] if words else None, refresh=True)
+        for server, tools in listing.items():
+            if isinstance(tools, MCPError):
+                self.write(f"[{server}]: Error: {tools}")
+                continue
+            self.write(f"[{server}]:")
+            for tool in tools:
+                description = _first_line(tool.get("description"))
+                self.write(f"  {tool['name']}: {description}" if description else
+                           f"  {tool['name']}")
+
+    async def _call(self, rest: str) -> None:
+        words = rest.split(None, 2)
+        if len(words) < 2:
+            raise ArgumentError("usage: call <server> <tool|method> [json_args]")
+        server, name = words[0], words[1]
+        arguments = parse_json_args(words[2] if len(words) == 3 else "")
+        if "/" in name:
+            result = await self.client.request(server, name, arguments)
+        else:
+            result = await self.client.call(server, name, arguments)
+        self.write(f"Result: {result!r}")
+
+    async def _broadcast(self, rest: str) -> None:
+        words = rest.split(None, 1)
+        if not words:
+            raise ArgumentError("usage: broadcast <tool> [json_args]")
+        name = words[0]
+        arguments = parse_json_args(words[1] if len(words) == 2 else "")
+        if not self.client.names:
+            self.write("Error: no servers connected")
+            return
+        if "/" in name:
+            broadcast = await self.client.broadcast_request(name, arguments)
+        else:
+            broadcast = await self.client.broadcast(name, arguments)
+        for outcome in broadcast.outcomes:
+            response = outcome.response(broadcast.id)
+            if response is not None:
+                self.write(f"[{outcome.server}] {response!r}")
+            else:
+                self.write(f"[{outcome.server}] Error: {outcome.error}")
+
+
+class ShellCompleter(Completer):
+    """Completes commands, server names, and the tool names each server last listed."""
+
+    def __init__(self, client: MultiServerMCPClient) -> None:
+        self.client = client
+
+    def _tool_names(self, server: str | None) -> list[str]:
+        connections = self.client.connections
+        chosen = [connections[server]] if server in connections else (
+            list(connections.values()) if server is None else [])
+        names: set[str] = set()
+        for connection in chosen:
+            for tool in connection.cached_tools or ():
+                names.add(str(tool["name"]))
+        return sorted(names)
+
+    def _candidates(self, words: list[str], index: int) -> Iterable[str]:
+        if index == 0:
+            return COMMANDS
+        command = words[0].lower()
+        if index == 1 and command in ("tools", "call", "remove"):
+            return self.client.names
+        if index == 1 and command == "broadcast":
+            return self._tool_names(None)
+        if index == 2 and command == "call":
+            return [*self._tool_names(words[1]), *RAW_METHODS]
+        if index == 3 and command == "add":
+            return ("websocket", "sse")
+        return ()
+
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterator[Completion]:
+        text = document.text_before_cursor
+        words = text.split()
+        if text and not text[-1].isspace():
+            current, index = words[-1], len(words) - 1
+        else:
+            current, index = "", len(words)
+        for candidate in self._candidates(words, index):
+            if candidate.startswith(current):
+                yield Completion(candidate, start_position=-len(current))
+
+
+def default_history_path() -> Path:
+    """``$MCP_CLIENT_HISTORY``, else ``$XDG_STATE_HOME/mcp-multi/client_history``."""
+    explicit = os.environ.get("MCP_CLIENT_HISTORY")
+    if explicit:
+        return Path(explicit)
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "mcp-multi" / "client_history"
+
+
+def _history(path: Path | None) -> History:
+    if path is None:
+        return InMemoryHistory()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+    except OSError:
+        return InMemoryHistory()
+    return FileHistory(str(path))
+
+
+async def run_shell(
+    shell: Shell,
+    *,
+    terminal: bool | None = None,
+    history_path: Path | None = None,
+    stdin: TextIO | None = None,
+) -> None:
+    """Read commands until ``quit`` or end of input and run each.
+
+    Args:
+        shell: the shell to drive.
+        terminal: use prompt_toolkit (prompt, history, completion); by default when stdin
+            and stdout are terminals.
+        history_path: where a terminal session keeps its history.
+        stdin: where piped commands come from (``sys.stdin`` by default).
+    """
+    source = stdin if stdin is not None else sys.stdin
+    if terminal is None:
+        terminal = source.isatty() and sys.stdout.isatty()
+    if not terminal:
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, source.readline)
+            if not line or not await shell.execute(line):
+                return
+    session: PromptSession[str] = PromptSession(
+        history=_history(history_path),
+        completer=ShellCompleter(shell.client),
+        complete_while_typing=False,
+    )
+    with patch_stdout(raw=True):
+        while True:
+            try:
+                line = await session.prompt_async("> ")
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                return
+            if not await shell.execute(line):
+                return

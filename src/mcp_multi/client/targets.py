@@ -1,0 +1,138 @@
+"""Where a server is: the seed's ``name=host:port`` arguments turned into transport and URL.
+
+Accepted forms of a target::
+
+    localhost:8080            host:port, the transport chosen by --transport (or `add`'s third word)
+    8080, :8080               port only, on localhost
+    [::1]:8080                IPv6 literal
+    ws://host:8080/ws         a WebSocket URL (ws or wss)
+    http://host:8080/sse      a legacy HTTP+SSE stream
+    http://host:8080          a server root: the chosen transport's usual path is added
+
+and any of them prefixed with ``name=``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from ..transport import TRANSPORTS
+
+__all__ = [
+    "DEFAULT_TRANSPORT",
+    "ServerSpec",
+    "auto_name",
+    "normalize_transport",
+    "parse_server_arg",
+    "resolve_target",
+    "valid_name",
+]
+
+DEFAULT_TRANSPORT = "websocket"
+_ALIASES = {"ws": "websocket", "websockets": "websocket", "http+sse": "sse"}
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+_HOST_PORT = re.compile(r"(?:(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]/\s]+)?:)?(?P<port>\d{1,5})\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """A named server: the transport to reach it by and its URL."""
+
+    name: str
+    transport: str
+    url: str
+
+
+def valid_name(name: str) -> bool:
+    """Server names are words: letters, digits, ``_``, ``-`` and ``.``."""
+    return bool(_NAME.match(name))
+
+
+def normalize_transport(kind: str) -> str:
+    """The canonical name of a transport (``ws`` -> ``websocket``).
+
+    Raises:
+        ValueError: no such transport.
+    """
+    kind = _ALIASES.get(kind.lower(), kind.lower())
+    if kind not in TRANSPORTS:
+        raise ValueError(f"unknown transport {kind!r} (choose from {', '.join(TRANSPORTS)})")
+    return kind
+
+
+def parse_server_arg(arg: str) -> tuple[str | None, str]:
+    """Split ``name=target`` into its parts; a bare target has no name."""
+    name, sep, target = arg.partition("=")
+    if sep and valid_name(name) and "://" not in name:
+        return name, target
+    return None, arg
+
+
+def auto_name(index: int, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """``server<index>``, or the next free ``server<n>`` after it."""
+    while f"server{index}" in taken:
+        index += 1
+    return f"server{index}"
+
+
+def _split_host_port(target: str) -> tuple[str, int]:
+    match = _HOST_PORT.match(target.strip())
+    if match is None:
+        raise ValueError(f"bad server address {target!r}: expected host:port or a URL")
+    port = int(match["port"])
+    if not 0 < port < 65536:
+        raise ValueError(f"bad port {port} in {target!r}")
+    return match["host"] or "localhost", port
+
+
+def resolve_target(
+    target: str, transport: str | None = None, *, default: str = DEFAULT_TRANSPORT
+) -> tuple[str, str]:
+    """The transport and URL to reach ``target`` by.
+
+    Args:
+        target: ``host:port`` or a URL (see the module docstring).
+        transport: the transport asked for; for a URL that names its transport (``ws://``,
+            ``.../sse``) it must agree. ``None`` means whatever the URL says, else ``default``.
+        default: the transport when neither ``transport`` nor the URL decide.
+
+    Raises:
+        ValueError: the target or the transport is not understood, or they disagree.
+    """
+    asked = normalize_transport(transport) if transport else None
+    if "://" not in target:
+        host, port = _split_host_port(target)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        kind = asked or normalize_transport(default)
+        return kind, TRANSPORTS[kind].url_for(host, port)
+
+    parts = urlsplit(target)
+    scheme = parts.scheme.lower()
+    if not parts.netloc:
+        raise ValueError(f"bad server URL {target!r}: no host")
+    path = parts.path.rstrip("/")
+    implied: str | None
+    if scheme in ("ws", "wss"):
+        implied = "websocket"
+    elif scheme in ("http", "https"):
+        implied = {"sse": "sse", "ws": "websocket", "mcp": "http"}.get(path.rsplit("/", 1)[-1])
+    else:
+        raise ValueError(f"bad server URL {target!r}: scheme must be ws, wss, http or https")
+    if implied is not None and asked is not None and implied != asked:
+        raise ValueError(f"{target!r} is a {implied} URL, not {asked}")
+    kind = implied or asked or normalize_transport(default)
+    if kind not in TRANSPORTS:
+        raise ValueError(f"the {kind!r} transport is not available in this client")
+    secure = scheme in ("https", "wss")
+    if kind == "websocket":
+        scheme = "wss" if secure else "ws"
+        path = parts.path or "/ws"
+    elif kind == "sse":
+        scheme = "https" if secure else "http"
+        path = parts.path or "/sse"
+    else:
+        path = parts.path
+    return kind, urlunsplit((scheme, parts.netloc, path, parts.query, ""))

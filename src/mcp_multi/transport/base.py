@@ -1,0 +1,126 @@
+"""The one small interface every client transport implements, and the error mapping at its edge.
+
+A transport moves whole JSON-RPC messages between us and one server; it knows nothing about
+ids, futures, timeouts of requests, tools or output. The session layer
+(:class:`mcp_multi.client.connection.MCPConnection`) drives it like this::
+
+    await transport.connect()          # raises TransportError when the server is unreachable
+    reader: frame = await transport.receive()   # repeatedly, from one task
+    writers: await transport.send(message)      # from any task, concurrently
+    transport.negotiated(version)      # after initialize, for transports that carry it
+    await transport.close()            # idempotent; a blocked receive() then raises
+
+``receive`` returns the text of one frame (one message, or a batch) and raises
+:class:`ConnectionClosed` once the server is gone. Errors of aiohttp and the OS are mapped
+to our tree here, at the edge, by :func:`map_transport_errors`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import aiohttp
+
+from ..protocol.errors import ConnectionClosed, MCPError, TransportError
+
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "ClientTransport", "map_transport_errors"]
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class ClientTransport(ABC):
+    """One connection to one server, moving whole JSON-RPC messages.
+
+    Attributes:
+        kind: the transport's name on the command line (``websocket``, ``sse``, ...).
+        url: where the server is.
+    """
+
+    kind: ClassVar[str]
+
+    @classmethod
+    def url_for(cls, host: str, port: int) -> str:
+        """The URL a server at ``host:port`` serves this transport at."""
+        raise NotImplementedError(f"{cls.kind} has no host:port form")
+
+    def __init__(self, url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open the connection.
+
+        Raises:
+            TransportError: the server cannot be reached or refused us.
+            ProtocolError: the server answered but broke the transport's rules.
+        """
+
+    @abstractmethod
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send one JSON-RPC message (a request, notification or response).
+
+        Raises:
+            ConnectionClosed: the connection is gone.
+            TransportError: the server did not accept the message.
+        """
+
+    @abstractmethod
+    async def receive(self) -> bytes | str:
+        """Wait for the next frame from the server and return its JSON text.
+
+        Raises:
+            ConnectionClosed: the connection ended (by either side).
+        """
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close the connection and free its resources; safe to call more than once."""
+
+    def negotiated(self, protocol_version: str) -> None:
+        """Learn the protocol version the handshake settled on (for transports that send it)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, socket.gaierror):
+            return f"cannot resolve host {exc.host!r}"
+        if os_error.errno:
+            return os.strerror(os_error.errno)
+        return os_error.strerror or str(os_error)
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"WebSocket handshake failed: HTTP {exc.status} {exc.message}".rstrip()
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP {exc.status} {exc.message}".rstrip()
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextmanager
+def map_transport_errors(what: str, *, closed: bool = False) -> Iterator[None]:
+    """Turn errors of aiohttp and the OS into :class:`TransportError` with a readable message.
+
+    Args:
+        what: what we were doing, e.g. ``"connect to ws://localhost:8080/ws"``.
+        closed: raise :class:`ConnectionClosed` (the connection is gone) rather than the
+            plain :class:`TransportError`.
+    """
+    try:
+        yield
+    except MCPError:
+        raise
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        klass = ConnectionClosed if closed else TransportError
+        raise klass(f"Cannot {what}: {_describe(exc)}") from exc

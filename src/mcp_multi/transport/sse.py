@@ -1,0 +1,145 @@
+"""Legacy HTTP+SSE client transport (MCP protocol 2024-11-05).
+
+``GET /sse`` opens an event stream whose first event, ``endpoint``, says where to POST our
+messages (``/message?sessionId=...``, resolved against the stream's URL and refused on any
+other origin). Every message we send is one POST, which the server answers ``202 Accepted``;
+its replies and requests travel back on the stream as ``message`` events. The stream is
+parsed by the pure :class:`mcp_multi.protocol.sse.SSEParser`.
+
+A legacy session cannot be resumed (the session id dies with the stream), so a stream that
+ends is reported as :class:`ConnectionClosed`, not reconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+import aiohttp
+
+from ..protocol.errors import ConnectionClosed, ProtocolError, TransportError
+from ..protocol.jsonrpc import encode
+from ..protocol.sse import SSEEvent, SSEParser, resolve_endpoint
+from .base import DEFAULT_CONNECT_TIMEOUT, ClientTransport, map_transport_errors
+
+__all__ = ["SSETransport"]
+
+logger = logging.getLogger(__name__)
+
+MAX_EVENT_SIZE = 16 * 1024 * 1024
+DEFAULT_POST_TIMEOUT = 30.0
+
+
+class SSETransport(ClientTransport):
+    """An SSE stream from ``http://host:port/sse`` plus POSTs to the endpoint it names."""
+
+    kind = "sse"
+
+    @classmethod
+    def url_for(cls, host: str, port: int) -> str:
+        return f"http://{host}:{port}/sse"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        post_timeout: float = DEFAULT_POST_TIMEOUT,
+        headers: dict[str, str] | None = None,
+        max_event_size: int = MAX_EVENT_SIZE,
+    ) -> None:
+        super().__init__(url, connect_timeout=connect_timeout)
+        self._headers = headers or {}
+        self._post_timeout = aiohttp.ClientTimeout(total=post_timeout)
+        self._max_event_size = max_event_size
+        self._session: aiohttp.ClientSession | None = None
+        self._stream: aiohttp.ClientResponse | None = None
+        self._parser = SSEParser()
+        self._events: deque[SSEEvent] = deque()
+        self.endpoint: str | None = None
+
+    async def connect(self) -> None:
+        # No overall timeout on the session: the stream lives as long as the connection.
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        try:
+            with map_transport_errors(f"connect to {self.url}"):
+                async with asyncio.timeout(self.connect_timeout):
+                    await self._open_stream(self._session)
+        except BaseException:
+            await self.close()
+            raise
+        logger.debug("SSE stream %s open, posting to %s", self.url, self.endpoint)
+
+    async def _open_stream(self, session: aiohttp.ClientSession) -> None:
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **self._headers}
+        self._stream = stream = await session.get(self.url, headers=headers)
+        if stream.status != 200:
+            raise TransportError(
+                f"Cannot connect to {self.url}: HTTP {stream.status} {stream.reason or ''}".rstrip()
+            )
+        if stream.content_type != "text/event-stream":
+            raise ProtocolError(
+                f"{self.url} answered {stream.content_type!r}, not an event stream"
+            )
+        while self.endpoint is None:
+            event = await self._next_event()
+            if event.event == "endpoint":
+                self.endpoint = resolve_endpoint(self.url, event.data)
+            else:
+                # Only the endpoint may come first; keep anything else for receive().
+                self._events.append(event)
+                if len(self._events) > 1000:
+                    raise ProtocolError(f"{self.url} sent no endpoint event")
+
+    async def _next_event(self) -> SSEEvent:
+        stream = self._stream
+        while not self._events:
+            if stream is None or stream.closed:
+                raise ConnectionClosed(f"SSE stream from {self.url} is closed")
+            with map_transport_errors(f"read from {self.url}", closed=True):
+                chunk = await stream.content.readany()
+            if not chunk:
+                raise ConnectionClosed(f"SSE stream from {self.url} ended")
+            self._events.extend(self._parser.feed(chunk))
+            if self._parser.buffered > self._max_event_size:
+                raise ConnectionClosed(
+                    f"SSE stream from {self.url}: event larger than {self._max_event_size} bytes"
+                )
+        return self._events.popleft()
+
+    async def receive(self) -> bytes | str:
+        while True:
+            event = await self._next_event()
+            if event.event == "message":
+                return event.data
+            logger.debug("ignoring SSE event %r from %s", event.event, self.url)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        session, endpoint = self._session, self.endpoint
+        if session is None or endpoint is None or self._stream is None or self._stream.closed:
+            raise ConnectionClosed(f"SSE connection to {self.url} is closed")
+        with map_transport_errors(f"send to {endpoint}"):
+            async with session.post(
+                endpoint,
+                data=encode(message),
+                headers={"Content-Type": "application/json", **self._headers},
+                timeout=self._post_timeout,
+            ) as response:
+                if 200 <= response.status < 300:
+                    await response.read()
+                    return
+                body = (await response.text(errors="replace")).strip()[:200]
+        detail = f"HTTP {response.status}" + (f": {body}" if body else "")
+        if response.status == 404:
+            raise ConnectionClosed(f"SSE session at {endpoint} is gone ({detail})")
+        raise TransportError(f"POST {endpoint} refused: {detail}")
+
+    async def close(self) -> None:
+        stream, session = self._stream, self._session
+        self._stream = self._session = None
+        if stream is not None:
+            stream.close()
+        if session is not None:
+            await session.close()

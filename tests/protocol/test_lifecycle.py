@@ -1,0 +1,85 @@
+"""The client side of the lifecycle, synchronously: what we send, what we accept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mcp_multi.protocol.errors import MethodNotFound, ProtocolError
+from mcp_multi.protocol.lifecycle import (
+    CLIENT_NAME,
+    cancelled_params,
+    initialize_params,
+    parse_initialize_result,
+    parse_tools_page,
+    reply_to_server_request,
+    tool_call_params,
+)
+from mcp_multi.protocol.versions import LATEST_HANDSHAKE_VERSION
+
+
+def result(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {"tools": {"listChanged": True}},
+        "serverInfo": {"name": "calculator", "version": "1.2"},
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def test_initialize_params_ask_for_our_newest_version() -> None:
+    params = initialize_params("9.9")
+    assert params == {
+        "protocolVersion": LATEST_HANDSHAKE_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": CLIENT_NAME, "version": "9.9"},
+    }
+
+
+def test_initialize_result_is_read() -> None:
+    info = parse_initialize_result(result(instructions="be nice"))
+    assert info.protocol_version == "2025-06-18"
+    assert (info.server_name, info.server_version) == ("calculator", "1.2")
+    assert info.has_capability("tools") and not info.has_capability("resources")
+    assert info.instructions == "be nice"
+
+
+@pytest.mark.parametrize("bad", [
+    result(protocolVersion=None),
+    result(protocolVersion="1999-01-01"),
+    result(protocolVersion="2026-07-28"),
+    result(protocolVersion=20250618),
+    result(serverInfo=None),
+    result(capabilities=[]),
+])
+def test_bad_initialize_result_is_a_protocol_error(bad: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError):
+        parse_initialize_result(bad)
+
+
+def test_tools_page_and_cursor() -> None:
+    tools = [{"name": "echo", "inputSchema": {"type": "object"}}]
+    assert parse_tools_page({"tools": tools, "nextCursor": "p2"}) == (tools, "p2")
+    assert parse_tools_page({"tools": tools}) == (tools, None)
+    assert parse_tools_page({"tools": [], "nextCursor": ""}) == ([], None)
+
+
+@pytest.mark.parametrize("bad", [{}, {"tools": {}}, {"tools": [{"title": "x"}]}, {"tools": [1]}])
+def test_malformed_tools_page(bad: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError):
+        parse_tools_page(bad)
+
+
+def test_small_builders() -> None:
+    assert tool_call_params("echo") == {"name": "echo", "arguments": {}}
+    assert tool_call_params("echo", {"message": "x"}) == {
+        "name": "echo", "arguments": {"message": "x"}}
+    assert cancelled_params(4, "timeout") == {"requestId": 4, "reason": "timeout"}
+
+
+def test_server_requests_ping_answered_others_refused() -> None:
+    assert reply_to_server_request("ping") == {}
+    with pytest.raises(MethodNotFound):
+        reply_to_server_request("sampling/createMessage")
