@@ -13,9 +13,9 @@ import pytest
 from mcp_multi.server.app import RunningServer
 
 from ..conftest import StartServer
-from .wire import RawPeer, connect
+from .wire import RawPeer, SSEPeer, StdioPeer, StreamableHTTPPeer, connect
 
-TRANSPORTS = ["websocket", "sse"]
+TRANSPORTS = ["websocket", "sse", "http", "stdio"]
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -25,7 +25,7 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def peer(transport: str, mcp_server: RunningServer) -> AsyncIterator[RawPeer]:
-    p = await connect(transport, mcp_server.base_url)
+    p = await connect(transport, mcp_server)
     await p.initialize()
     yield p
     await p.close()
@@ -39,7 +39,7 @@ async def test_initialize_negotiates_versions(transport: str, mcp_server: Runnin
     for asked, answered in [("2024-11-05", "2024-11-05"), ("2025-03-26", "2025-03-26"),
                             ("2025-06-18", "2025-06-18"), ("2025-11-25", "2025-11-25"),
                             ("1999-01-01", "2025-11-25")]:
-        p = await connect(transport, mcp_server.base_url)
+        p = await connect(transport, mcp_server)
         reply = await p.initialize(asked)
         result = reply["result"]
         assert result["protocolVersion"] == answered
@@ -51,11 +51,19 @@ async def test_initialize_negotiates_versions(transport: str, mcp_server: Runnin
 
 async def test_request_before_initialize_is_refused(transport: str,
                                                    mcp_server: RunningServer) -> None:
-    p = await connect(transport, mcp_server.base_url)
-    reply = await p.request("tools/list")
-    assert reply["error"]["code"] == -32600
-    assert "initialize" in reply["error"]["message"]
-    assert (await p.request("ping", id=2))["result"] == {}
+    p = await connect(transport, mcp_server)
+    if isinstance(p, StreamableHTTPPeer):
+        # Without a session id only initialize is accepted, and HTTP itself says no.
+        for method in ("tools/list", "ping"):
+            resp = await p.post(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method}))
+            assert resp.status == 400
+            error = (await resp.json())["error"]
+            assert error["code"] == -32600 and "initialize" in error["message"]
+    else:
+        reply = await p.request("tools/list")
+        assert reply["error"]["code"] == -32600
+        assert "initialize" in reply["error"]["message"]
+        assert (await p.request("ping", id=2))["result"] == {}
     await p.close()
 
 
@@ -112,7 +120,7 @@ async def test_unknown_tool(peer: RawPeer) -> None:
 
 async def test_tool_filter(transport: str, start_mcp_server: StartServer) -> None:
     server = await start_mcp_server(name="calculator", tools=("math_calc", "echo"))
-    p = await connect(transport, server.base_url)
+    p = await connect(transport, server)
     await p.initialize()
     names = [t["name"] for t in (await p.request("tools/list"))["result"]["tools"]]
     assert names == ["math_calc", "echo"]
@@ -124,13 +132,17 @@ async def test_tool_filter(transport: str, start_mcp_server: StartServer) -> Non
     await p.close()
 
 
-async def test_resources(peer: RawPeer) -> None:
+async def test_resources(peer: RawPeer, transport: str) -> None:
     listed = (await peer.request("resources/list"))["result"]["resources"]
     assert [r["uri"] for r in listed] == ["server://info", "server://stats"]
     info = (await peer.request("resources/read", {"uri": "server://info"}))["result"]
     body = orjson.loads(info["contents"][0]["text"])
     assert body["name"] == "test-server"
-    assert body["endpoints"]["websocket"] == "/ws" and body["uptime_seconds"] >= 0
+    if transport == "stdio":  # a stdio server serves its one client and listens nowhere
+        assert body["transports"] == ["stdio"]
+    else:
+        assert body["endpoints"]["websocket"] == "/ws" and body["endpoints"]["http"] == "/mcp"
+    assert body["uptime_seconds"] >= 0
     stats = (await peer.request("resources/read", {"uri": "server://stats"}))["result"]
     numbers = orjson.loads(stats["contents"][0]["text"])
     assert numbers["connections"] >= 1 and numbers["memory_rss_bytes"] > 0
@@ -179,12 +191,12 @@ async def test_unknown_method_and_bad_params(peer: RawPeer) -> None:
 
 async def test_oversized_message(transport: str, start_mcp_server: StartServer) -> None:
     server = await start_mcp_server(max_message_size=1024)
-    p = await connect(transport, server.base_url)
+    p = await connect(transport, server)
     await p.initialize()
     big = orjson.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                         "params": {"name": "echo", "arguments": {"message": "x" * 2000}}})
-    if transport == "sse":
-        resp = await p.post(big)  # type: ignore[attr-defined]
+    if isinstance(p, (SSEPeer, StreamableHTTPPeer)):
+        resp = await p.post(big)
         assert resp.status == 413
         assert "too large" in (await resp.json())["error"]["message"]
     else:
@@ -208,8 +220,13 @@ async def test_cancellation_stops_a_running_call(peer: RawPeer) -> None:
 
 async def test_disconnect_frees_session(transport: str, mcp_server: RunningServer) -> None:
     stats = mcp_server.state.stats
-    p = await connect(transport, mcp_server.base_url)
+    p = await connect(transport, mcp_server)
     await p.initialize()
+    if isinstance(p, StdioPeer):
+        # Closing stdin is how a client ends a stdio server: it exits, and cleanly.
+        await p.close()
+        assert p.proc.returncode == 0
+        return
     assert stats.connections == 1
     await p.close()
     for _ in range(200):
@@ -217,12 +234,12 @@ async def test_disconnect_frees_session(transport: str, mcp_server: RunningServe
             break
         await asyncio.sleep(0.01)
     assert stats.connections == 0
-    assert not mcp_server.state.sse_sessions
+    assert not mcp_server.state.sse_sessions and not mcp_server.state.http_sessions
 
 
 async def test_sessions_are_isolated(transport: str, mcp_server: RunningServer) -> None:
-    a = await connect(transport, mcp_server.base_url)
-    b = await connect(transport, mcp_server.base_url)
+    a = await connect(transport, mcp_server)
+    b = await connect(transport, mcp_server)
     await a.initialize()
     await b.initialize()
     await a.send(b"{garbage")

@@ -5,12 +5,54 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from typing import Any
 
 import aiohttp
 import orjson
 
+from mcp_multi.server.app import RunningServer
+
 TIMEOUT = 10.0
+MCP_ACCEPT = "application/json, text/event-stream"
+
+
+class Event:
+    """One SSE event as a raw reader sees it (``data`` may be empty: a priming event)."""
+
+    def __init__(self) -> None:
+        self.event, self.data_lines, self.id, self.retry = "message", list[str](), "", ""
+
+    @property
+    def data(self) -> str:
+        return "\n".join(self.data_lines)
+
+
+async def read_event(content: aiohttp.StreamReader) -> Event | None:
+    """The next event (including an id-only priming one); None when the stream ends."""
+    event, seen = Event(), False
+    while True:
+        raw = await asyncio.wait_for(content.readline(), TIMEOUT)
+        if not raw:
+            return None
+        line = raw.decode().rstrip("\r\n")
+        if not line:
+            if seen:
+                return event
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        seen = True
+        if field == "event":
+            event.event = value
+        elif field == "data":
+            event.data_lines.append(value)
+        elif field == "id":
+            event.id = value
+        elif field == "retry":
+            event.retry = value
 
 
 class RawPeer:
@@ -110,25 +152,10 @@ class SSEPeer(RawPeer):
         return self.endpoint.split("sessionId=", 1)[1]
 
     async def next_event(self) -> tuple[str, str]:
-        event, data = "message", []
-        while True:
-            raw = await asyncio.wait_for(self.stream.content.readline(), TIMEOUT)
-            if not raw:
-                raise ConnectionError("sse stream ended")
-            line = raw.decode().rstrip("\r\n")
-            if not line:
-                if data:
-                    return event, "\n".join(data)
-                event = "message"
-                continue
-            if line.startswith(":"):
-                continue
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
+        event = await read_event(self.stream.content)
+        if event is None:
+            raise ConnectionError("sse stream ended")
+        return event.event, event.data
 
     async def post(self, body: bytes, url: str | None = None) -> aiohttp.ClientResponse:
         resp = await self.http.post(url or self.base_url + self.endpoint, data=body,
@@ -152,9 +179,162 @@ class SSEPeer(RawPeer):
             await self.http.close()
 
 
-async def connect(transport: str, base_url: str) -> RawPeer:
+class StreamableHTTPPeer(RawPeer):
+    """Streamable HTTP (handshake era): every message is a POST to /mcp; whatever comes back
+    (a JSON body, the events of an SSE stream, an error body) lands in one inbox, in order."""
+
+    transport = "http"
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.url = http, url
+        self.session_id: str | None = None
+        self.version: str | None = None
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.pending: set[asyncio.Task[None]] = set()
+        self.statuses: list[int] = []
+        self.events: list[Event] = []
+
+    @classmethod
+    async def connect(cls, base_url: str) -> StreamableHTTPPeer:
+        return cls(aiohttp.ClientSession(), base_url + "/mcp")
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        headers = {"Accept": MCP_ACCEPT, "Content-Type": "application/json"}
+        if self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+        if self.version:
+            headers["MCP-Protocol-Version"] = self.version
+        headers.update(extra)
+        return headers
+
+    async def post(self, body: bytes, headers: dict[str, str] | None = None
+                   ) -> aiohttp.ClientResponse:
+        """One raw POST, read to the end."""
+        resp = await self.http.post(self.url, data=body, headers=headers or self.headers())
+        await resp.read()
+        return resp
+
+    async def _exchange(self, body: bytes) -> None:
+        async with self.http.post(self.url, data=body, headers=self.headers()) as resp:
+            self.statuses.append(resp.status)
+            if "Mcp-Session-Id" in resp.headers:
+                self.session_id = resp.headers["Mcp-Session-Id"]
+            if resp.content_type == "text/event-stream":
+                while (event := await read_event(resp.content)) is not None:
+                    self.events.append(event)
+                    if event.data:
+                        await self.inbox.put(orjson.loads(event.data))
+                return
+            raw = await resp.read()
+            if not raw:
+                assert resp.status == 202, resp.status
+                return
+            decoded = orjson.loads(raw)
+            for msg in decoded if isinstance(decoded, list) else [decoded]:
+                await self.inbox.put(msg)
+
+    async def send(self, message: dict[str, Any] | bytes | str) -> None:
+        body = _encode(message)
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict) and "method" in parsed and "id" in parsed:
+            # A request: its answer may take a while, so it arrives in the background.
+            task = asyncio.create_task(self._exchange(body))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+        else:
+            await self._exchange(body)
+
+    async def recv(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.inbox.get(), TIMEOUT)
+
+    async def initialize(self, version: str = "2025-11-25") -> dict[str, Any]:
+        reply = await self.request("initialize", {
+            "protocolVersion": version, "capabilities": {},
+            "clientInfo": {"name": "raw-test-peer", "version": "0"},
+        }, id=0)
+        self.version = reply["result"]["protocolVersion"]
+        await self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return reply
+
+    async def close(self) -> None:
+        for task in list(self.pending):
+            task.cancel()
+        if self.session_id:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with self.http.delete(self.url, headers=self.headers()) as resp:
+                    assert resp.status == 200, resp.status
+        await self.http.close()
+
+
+class StdioPeer(RawPeer):
+    """A server spawned as ``python -m mcp_multi.server --stdio``: one JSON message a line."""
+
+    transport = "stdio"
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def spawn(cls, *args: str) -> StdioPeer:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mcp_multi.server", "--stdio", *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            limit=16 * 1024 * 1024,
+        )
+        return cls(proc)
+
+    async def send(self, message: dict[str, Any] | bytes | str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(_encode(message) + b"\n")
+        await self.proc.stdin.drain()
+
+    async def recv(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), TIMEOUT)
+        if not line:
+            raise ConnectionError(f"stdio server exited ({self.proc.returncode})")
+        return orjson.loads(line)  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        """Close stdin, as a client shuts a stdio server down, and wait for it to exit."""
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), TIMEOUT)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise
+
+
+def stdio_args(server: RunningServer) -> list[str]:
+    """Command-line options giving a stdio server the settings of ``server``."""
+    s = server.state.settings
+    args = ["--name", s.name, "--root", str(s.root), "--max-message-size",
+            str(s.max_message_size), "--log-level", "WARNING"]
+    if s.tools is not None:
+        args += ["--tools", *s.tools]
+    return args
+
+
+async def connect(transport: str, server: RunningServer | str) -> RawPeer:
+    """A raw peer of ``transport`` talking to ``server`` (a running server or its base URL).
+
+    For stdio the peer spawns a twin process with the running server's settings, since a
+    stdio server belongs to the client that spawns it.
+    """
+    base_url = server if isinstance(server, str) else server.base_url
     if transport == "websocket":
         return await WebSocketPeer.connect(base_url)
     if transport == "sse":
         return await SSEPeer.connect(base_url)
+    if transport == "http":
+        return await StreamableHTTPPeer.connect(base_url)
+    if transport == "stdio":
+        if isinstance(server, str):
+            raise ValueError("a stdio peer needs the RunningServer whose settings it copies")
+        return await StdioPeer.spawn(*stdio_args(server))
     raise ValueError(transport)

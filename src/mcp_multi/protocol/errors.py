@@ -8,7 +8,10 @@
     │   ├── InvalidRequest        -32600 JSON, but not a JSON-RPC 2.0 request
     │   ├── MethodNotFound        -32601
     │   ├── InvalidParams         -32602
-    │   └── InternalError         -32603
+    │   ├── InternalError         -32603
+    │   ├── HeaderMismatch        -32020 HTTP headers disagree with the body (2026-07-28)
+    │   ├── MissingRequiredClientCapability  -32021 (2026-07-28)
+    │   └── UnsupportedProtocolVersion       -32022 ``data.supported`` lists ours (2026-07-28)
     ├── ProtocolError             the peer broke the MCP/JSON-RPC rules (bad frame, bad state)
     └── TransportError            moving bytes failed
         ├── ConnectionClosed      the connection went away; pending requests fail with it
@@ -23,22 +26,28 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "HEADER_MISMATCH",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
     "METHOD_NOT_FOUND",
+    "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",
+    "UNSUPPORTED_PROTOCOL_VERSION",
     "ConnectionClosed",
+    "HeaderMismatch",
     "InternalError",
     "InvalidParams",
     "InvalidRequest",
     "JSONRPCError",
     "MCPError",
     "MethodNotFound",
+    "MissingRequiredClientCapability",
     "ParseError",
     "ProtocolError",
     "RequestTimeout",
     "TransportError",
+    "UnsupportedProtocolVersion",
 ]
 
 PARSE_ERROR = -32700
@@ -46,6 +55,10 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+# Codes the 2026-07-28 revision defines in the range it reserves (-32020 … -32099).
+HEADER_MISMATCH = -32020
+MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
+UNSUPPORTED_PROTOCOL_VERSION = -32022
 
 
 class MCPError(Exception):
@@ -108,8 +121,33 @@ class InternalError(JSONRPCError):
     code = INTERNAL_ERROR
 
 
+class HeaderMismatch(JSONRPCError):
+    """A Streamable HTTP header (``MCP-Protocol-Version``, ``Mcp-Method``, ``Mcp-Name``) is
+    missing or disagrees with the JSON-RPC body."""
+
+    code = HEADER_MISMATCH
+
+
+class MissingRequiredClientCapability(JSONRPCError):
+    """The request needs a client capability its ``_meta`` did not declare."""
+
+    code = MISSING_REQUIRED_CLIENT_CAPABILITY
+
+
+class UnsupportedProtocolVersion(JSONRPCError):
+    """The request names a protocol version the server does not serve.
+
+    ``data`` is ``{"supported": [...], "requested": ...}`` so the client can retry.
+    """
+
+    code = UNSUPPORTED_PROTOCOL_VERSION
+
+
 _BY_CODE: dict[int, type[JSONRPCError]] = {
-    k.code: k for k in (ParseError, InvalidRequest, MethodNotFound, InvalidParams, InternalError)
+    k.code: k for k in (
+        ParseError, InvalidRequest, MethodNotFound, InvalidParams, InternalError,
+        HeaderMismatch, MissingRequiredClientCapability, UnsupportedProtocolVersion,
+    )
 }
 
 

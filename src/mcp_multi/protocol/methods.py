@@ -16,6 +16,9 @@ __all__ = [
     "RESOURCES_LIST",
     "RESOURCES_READ",
     "RESOURCES_TEMPLATES_LIST",
+    "SERVER_DISCOVER",
+    "SUBSCRIPTIONS_ACKNOWLEDGED",
+    "SUBSCRIPTIONS_LISTEN",
     "TOOLS_CALL",
     "TOOLS_LIST",
     "TOOLS_LIST_CHANGED",
@@ -36,6 +39,10 @@ CANCELLED = "notifications/cancelled"
 PROGRESS = "notifications/progress"
 LOGGING_MESSAGE = "notifications/message"
 TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
+# The modern era (2026-07-28).
+SERVER_DISCOVER = "server/discover"
+SUBSCRIPTIONS_LISTEN = "subscriptions/listen"
+SUBSCRIPTIONS_ACKNOWLEDGED = "notifications/subscriptions/acknowledged"
 
 # RFC 5424 severities, least severe first, as MCP's logging uses them.
 LOG_LEVELS: tuple[str, ...] = (

@@ -14,6 +14,12 @@ from aiohttp import web
 
 from .dispatcher import Dispatcher
 from .endpoints.sse import handle_message, handle_sse
+from .endpoints.streamable_http import (
+    close_http_sessions,
+    handle_mcp_delete,
+    handle_mcp_get,
+    handle_mcp_post,
+)
 from .endpoints.websocket import handle_websocket
 from .resources import Resources, ServerStats
 from .settings import ServerSettings
@@ -24,8 +30,8 @@ __all__ = ["RunningServer", "create_app", "start_server"]
 
 logger = logging.getLogger(__name__)
 
-ENDPOINTS = {"websocket": "/ws", "sse": "/sse", "sse_message": "/message"}
-_MCP_PATHS = frozenset(ENDPOINTS.values()) | {"/mcp"}
+ENDPOINTS = {"websocket": "/ws", "sse": "/sse", "sse_message": "/message", "http": "/mcp"}
+_MCP_PATHS = frozenset(ENDPOINTS.values())
 
 
 def _is_loopback_host(host: str) -> bool:
@@ -93,8 +99,12 @@ def create_app(settings: ServerSettings) -> web.Application:
         app.router.add_get("/ws", handle_websocket),
         app.router.add_get("/sse", handle_sse),
         app.router.add_post("/message", handle_message),
+        app.router.add_post("/mcp", handle_mcp_post),
+        app.router.add_get("/mcp", handle_mcp_get),
+        app.router.add_delete("/mcp", handle_mcp_delete),
         app.router.add_get("/healthz", handle_health),
     ]
+    app.on_shutdown.append(close_http_sessions)
     if settings.allowed_origins:
         cors = aiohttp_cors.setup(app, defaults={
             origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]

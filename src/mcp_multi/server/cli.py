@@ -13,6 +13,7 @@ from pathlib import Path
 from .. import __version__
 from .app import start_server
 from .settings import ServerSettings
+from .stdio import serve_stdio
 from .tools import ALL_TOOLS
 
 __all__ = ["build_parser", "main"]
@@ -21,13 +22,17 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mcp-server",
-        description="MCP server with WebSocket (/ws) and HTTP+SSE (/sse, /message) transports.",
+        description="MCP server with WebSocket (/ws), Streamable HTTP (/mcp) and legacy HTTP+SSE "
+                    "(/sse, /message) transports, or stdio (--stdio).",
         epilog=f"Tools: {', '.join(ALL_TOOLS)}. Health check: GET /healthz.",
     )
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1; use 0.0.0.0 for all interfaces)")
     p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 = any free)")
     p.add_argument("--name", default="mcp-server", help="server name (default mcp-server)")
+    p.add_argument("--stdio", action="store_true",
+                   help="serve one client on stdin/stdout (newline-delimited JSON-RPC; logs go to "
+                        "stderr) instead of listening on a port")
     p.add_argument("--tools", nargs="+", metavar="NAME",
                    help=f"enable only these tools (default all: {' '.join(ALL_TOOLS)})")
     p.add_argument("--root", type=Path, default=None,
@@ -42,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-message-size", type=int, default=4 * 1024 * 1024, metavar="BYTES",
                    help="largest accepted JSON-RPC message (default 4 MiB)")
     p.add_argument("--max-sessions", type=int, default=1000,
-                   help="concurrent SSE sessions allowed (default 1000)")
+                   help="concurrent sessions allowed per HTTP transport (default 1000)")
     p.add_argument("--command-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="run_command time limit (default 10)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -71,6 +76,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         log_level=args.log_level,
         max_message_size=args.max_message_size,
         max_sse_sessions=args.max_sessions,
+        max_http_sessions=args.max_sessions,
         allowed_origins=tuple(args.allowed_origin),
         command_timeout=args.command_timeout,
         auth_token=args.auth_token,
@@ -83,6 +89,7 @@ async def _serve(settings: ServerSettings) -> None:
     tools = ", ".join(server.state.dispatcher.registry.names)
     print(f"MCP server '{settings.name}' on {host}:{server.port} (tools: {tools})", flush=True)
     print(f"  WebSocket:    ws://{host}:{server.port}/ws", flush=True)
+    print(f"  HTTP (MCP):   http://{host}:{server.port}/mcp", flush=True)
     print(f"  SSE stream:   http://{host}:{server.port}/sse", flush=True)
     print(f"  SSE messages: http://{host}:{server.port}/message", flush=True)
     stop = asyncio.Event()
@@ -103,8 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    logging.basicConfig(level=args.log_level,
+    # Logs go to stderr: with --stdio, stdout carries nothing but MCP messages.
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.stdio:
+        try:
+            asyncio.run(serve_stdio(settings))
+        except KeyboardInterrupt:
+            pass
+        return 0
     if not settings.is_loopback and settings.auth_token is None:
         logging.getLogger("mcp_multi.server").warning(
             "listening on %s without --auth-token: run_command is refused", settings.host)

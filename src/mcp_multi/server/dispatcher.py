@@ -9,6 +9,13 @@ It knows nothing about HTTP or sockets. A transport hands it the bytes of one fr
 - :meth:`Dispatcher.receive` is for stream transports (WebSocket, legacy SSE, stdio): requests
   run as tasks so a long ``tools/call`` never blocks ``ping`` or ``notifications/cancelled``, and
   each response is written with ``session.send``.
+
+Both eras are served here (see :mod:`mcp_multi.protocol.versions`). A session's era is set by
+its transport (Streamable HTTP knows it from the request's headers) or by its first request
+(stream transports). Handshake-era requests are checked against the session's handshake
+state; modern requests against their own ``_meta`` envelope, and their results are stamped
+with ``resultType``, ``serverInfo`` and cache hints. Handlers see one :class:`Call` and do not
+care which era they serve, except where the revisions differ (resource-not-found codes).
 """
 
 from __future__ import annotations
@@ -16,9 +23,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..protocol import methods as m
+from ..protocol.envelope import (
+    SUBSCRIPTION_ID_META,
+    CacheHint,
+    Envelope,
+    complete_result,
+    has_envelope,
+    read_envelope,
+)
 from ..protocol.errors import (
     InvalidParams,
     InvalidRequest,
@@ -30,28 +46,81 @@ from ..protocol.jsonrpc import (
     Message,
     Notification,
     Request,
+    RequestId,
     Response,
     decode,
     error_response,
 )
-from ..protocol.versions import negotiate, supports
-from .resources import Resources, ServerStats
+from ..protocol.versions import (
+    HANDSHAKE,
+    MODERN,
+    MODERN_VERSIONS,
+    SUPPORTED_VERSIONS,
+    negotiate,
+    opening_era,
+    supports,
+    unsupported_version,
+)
+from .resources import ResourceNotFound, Resources, ServerStats
 from .session import SendFn, ServerSession
 from .settings import ServerSettings
 from .tools import DisabledToolError, ToolContext, ToolError, ToolRegistry, UnknownToolError
 
-__all__ = ["Dispatcher"]
+__all__ = ["Call", "Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
 Params = dict[str, Any]
-Handler = Callable[[ServerSession, Params, SendFn], Awaitable[dict[str, Any]]]
+
+
+@dataclass(slots=True)
+class Call:
+    """One request being served: what every handler receives.
+
+    Attributes:
+        session: the client's session (a throw-away one for a stateless HTTP request).
+        params: the request's params (``{}`` when absent).
+        notify: where request-scoped notifications (progress, log messages) go.
+        request_id: the JSON-RPC id.
+        envelope: the modern ``_meta`` envelope; ``None`` in the handshake era.
+    """
+
+    session: ServerSession
+    params: Params
+    notify: SendFn
+    request_id: RequestId
+    envelope: Envelope | None = None
+
+    @property
+    def modern(self) -> bool:
+        return self.envelope is not None
+
+    @property
+    def log_level(self) -> str | None:
+        """The least severe level the client wants log messages at; None for none."""
+        if self.envelope is not None:
+            return self.envelope.log_level
+        return self.session.log_level
+
+
+Handler = Callable[[Call], Awaitable[dict[str, Any]]]
 
 # Requests one stream session may have running at once.
 MAX_INFLIGHT = 128
 
 # Requests a client may send before the handshake is done.
 _PRE_INIT = frozenset({m.INITIALIZE, m.PING})
+
+# Freshness hints of the modern era's cacheable results. Tools and the resource list are
+# fixed for the life of a server process; the resources themselves (uptime, statistics) are
+# stale at once.
+_CACHE_HINTS: dict[str, CacheHint] = {
+    m.SERVER_DISCOVER: CacheHint(300_000),
+    m.TOOLS_LIST: CacheHint(300_000),
+    m.RESOURCES_LIST: CacheHint(300_000),
+    m.RESOURCES_TEMPLATES_LIST: CacheHint(300_000),
+    m.RESOURCES_READ: CacheHint(0, "private"),
+}
 
 
 class Dispatcher:
@@ -63,15 +132,24 @@ class Dispatcher:
         self.registry = registry
         self.resources = resources
         self.stats = stats
-        self._handlers: dict[str, Handler] = {
-            m.INITIALIZE: self._initialize,
-            m.PING: self._ping,
+        self.server_info = {"name": settings.name, "version": _version()}
+        common: dict[str, Handler] = {
             m.TOOLS_LIST: self._tools_list,
             m.TOOLS_CALL: self._tools_call,
             m.RESOURCES_LIST: self._resources_list,
             m.RESOURCES_READ: self._resources_read,
             m.RESOURCES_TEMPLATES_LIST: self._resources_templates_list,
+        }
+        self._handshake_handlers: dict[str, Handler] = {
+            m.INITIALIZE: self._initialize,
+            m.PING: self._ping,
             m.LOGGING_SET_LEVEL: self._logging_set_level,
+            **common,
+        }
+        self._modern_handlers: dict[str, Handler] = {
+            m.SERVER_DISCOVER: self._discover,
+            m.SUBSCRIPTIONS_LISTEN: self._subscriptions_listen,
+            **common,
         }
 
     # ----------------------------------------------------------------- entry points
@@ -92,8 +170,9 @@ class Dispatcher:
         if not isinstance(decoded, list):
             return [decoded], []
         version = session.protocol_version
-        if version is not None and not supports(version, "batch"):
-            err = InvalidRequest(f"Invalid Request: batches are not part of protocol {version}")
+        if session.era == MODERN or (version is not None and not supports(version, "batch")):
+            served = version or MODERN_VERSIONS[-1]
+            err = InvalidRequest(f"Invalid Request: batches are not part of protocol {served}")
             return [], [error_response(None, err)]
         messages: list[Message] = []
         errors: list[dict[str, Any]] = []
@@ -164,16 +243,13 @@ class Dispatcher:
     async def _request(self, session: ServerSession, req: Request,
                        notify: SendFn) -> dict[str, Any]:
         self.stats.requests += 1
-        handler = self._handlers.get(req.method)
+        params = req.params or {}
         try:
-            if handler is None:
-                raise MethodNotFound(f"Method not found: {req.method}")
-            if not session.initialized and req.method not in _PRE_INIT \
-                    and session.protocol_version is None:
-                raise InvalidRequest(
-                    f"Invalid Request: {req.method} before initialize; send initialize first"
-                )
-            result = await handler(session, req.params or {}, notify)
+            era = session.era or opening_era(req.method, params)
+            if era == MODERN:
+                result = await self._modern_request(session, req, params, notify)
+            else:
+                result = await self._handshake_request(session, req, params, notify)
         except JSONRPCError as exc:
             self.stats.errors += 1
             return error_response(req.id, exc)
@@ -184,6 +260,44 @@ class Dispatcher:
             self.stats.errors += 1
             return error_response(req.id, JSONRPCError(f"Internal error: {exc}"))
         return {"jsonrpc": "2.0", "id": req.id, "result": result}
+
+    async def _handshake_request(self, session: ServerSession, req: Request, params: Params,
+                                 notify: SendFn) -> dict[str, Any]:
+        session.era = HANDSHAKE
+        if req.method != m.INITIALIZE and has_envelope(params):
+            raise InvalidRequest(
+                "Invalid Request: this connection serves the handshake era (initialize); "
+                "requests carrying the 2026-07-28 _meta envelope are not accepted on it"
+            )
+        handler = self._handshake_handlers.get(req.method)
+        if handler is None:
+            raise MethodNotFound(f"Method not found: {req.method}")
+        if not session.initialized and req.method not in _PRE_INIT \
+                and session.protocol_version is None:
+            raise InvalidRequest(
+                f"Invalid Request: {req.method} before initialize; send initialize first"
+            )
+        return await handler(Call(session, params, notify, req.id))
+
+    async def _modern_request(self, session: ServerSession, req: Request, params: Params,
+                              notify: SendFn) -> dict[str, Any]:
+        # A stream locked to the modern era can no longer fall back to the handshake, so it
+        # only offers modern versions; anywhere else the client may still initialize.
+        locked = session.era == MODERN and not session.stateless
+        offered = MODERN_VERSIONS if locked else SUPPORTED_VERSIONS
+        if req.method == m.INITIALIZE:
+            raise unsupported_version(
+                params.get("protocolVersion"), offered,
+                "Unsupported protocol version: this connection serves 2026-07-28, "
+                "where initialize does not exist",
+            )
+        envelope = read_envelope(params, offered)
+        session.era = MODERN
+        handler = self._modern_handlers.get(req.method)
+        if handler is None:
+            raise MethodNotFound(f"Method not found: {req.method}")
+        result = await handler(Call(session, params, notify, req.id, envelope))
+        return complete_result(result, self.server_info, _CACHE_HINTS.get(req.method))
 
     def _notification(self, session: ServerSession, note: Notification) -> None:
         params = note.params or {}
@@ -198,8 +312,20 @@ class Dispatcher:
 
     # ----------------------------------------------------------------- handlers
 
-    async def _initialize(self, session: ServerSession, params: Params,
-                          notify: SendFn) -> dict[str, Any]:
+    def _capabilities(self, modern: bool) -> dict[str, Any]:
+        resources: dict[str, Any] = {"listChanged": False}
+        if not modern:
+            resources["subscribe"] = False
+        return {"tools": {"listChanged": False}, "resources": resources, "logging": {}}
+
+    def _instructions(self) -> str:
+        return (
+            f"{self.settings.name}: demo MCP server with tools "
+            f"{', '.join(self.registry.names)}; read server://info for its configuration."
+        )
+
+    async def _initialize(self, call: Call) -> dict[str, Any]:
+        session, params = call.session, call.params
         requested = params.get("protocolVersion")
         if not isinstance(requested, str):
             raise InvalidParams('Invalid params: "protocolVersion" must be a string')
@@ -210,29 +336,27 @@ class Dispatcher:
         session.protocol_version = negotiate(requested)
         return {
             "protocolVersion": session.protocol_version,
-            "capabilities": {
-                "tools": {"listChanged": False},
-                "resources": {"subscribe": False, "listChanged": False},
-                "logging": {},
-            },
-            "serverInfo": {"name": self.settings.name, "version": _version()},
-            "instructions": (
-                f"{self.settings.name}: demo MCP server with tools "
-                f"{', '.join(self.registry.names)}; read server://info for its configuration."
-            ),
+            "capabilities": self._capabilities(modern=False),
+            "serverInfo": dict(self.server_info),
+            "instructions": self._instructions(),
         }
 
-    async def _ping(self, session: ServerSession, params: Params, notify: SendFn
-                    ) -> dict[str, Any]:
+    async def _discover(self, call: Call) -> dict[str, Any]:
+        return {
+            "supportedVersions": list(MODERN_VERSIONS),
+            "capabilities": self._capabilities(modern=True),
+            "instructions": self._instructions(),
+        }
+
+    async def _ping(self, call: Call) -> dict[str, Any]:
         return {}
 
-    async def _tools_list(self, session: ServerSession, params: Params, notify: SendFn
-                          ) -> dict[str, Any]:
-        _check_cursor(params)
+    async def _tools_list(self, call: Call) -> dict[str, Any]:
+        _check_cursor(call.params)
         return {"tools": self.registry.list_tools()}
 
-    async def _tools_call(self, session: ServerSession, params: Params, notify: SendFn
-                          ) -> dict[str, Any]:
+    async def _tools_call(self, call: Call) -> dict[str, Any]:
+        params = call.params
         name = params.get("name")
         if not isinstance(name, str):
             raise InvalidParams('Invalid params: "name" must be a string')
@@ -251,11 +375,12 @@ class Dispatcher:
             return m.tool_result(
                 f"Invalid arguments for tool '{name}': " + "; ".join(problems), is_error=True
             )
-        ctx = ToolContext(
-            settings=self.settings,
-            progress=_progress_fn(params, notify),
-            log=_log_fn(session, notify, name),
-        )
+        progress = _progress_fn(params, call.notify)
+        # A client that asked for progress hears at once that the call has started (over
+        # Streamable HTTP this opens the response stream, so a long call stays visible).
+        await progress(0, None, f"Calling {name}")
+        ctx = ToolContext(settings=self.settings, progress=progress,
+                          log=_log_fn(call, name))
         try:
             return await tool.handler(arguments, ctx)
         except ToolError as exc:
@@ -267,32 +392,51 @@ class Dispatcher:
             return m.tool_result(f"Tool '{name}' failed: {type(exc).__name__}: {exc}",
                                  is_error=True)
 
-    async def _resources_list(self, session: ServerSession, params: Params, notify: SendFn
-                              ) -> dict[str, Any]:
-        _check_cursor(params)
+    async def _resources_list(self, call: Call) -> dict[str, Any]:
+        _check_cursor(call.params)
         return {"resources": self.resources.list_resources()}
 
-    async def _resources_read(self, session: ServerSession, params: Params, notify: SendFn
-                              ) -> dict[str, Any]:
-        uri = params.get("uri")
+    async def _resources_read(self, call: Call) -> dict[str, Any]:
+        uri = call.params.get("uri")
         if not isinstance(uri, str):
             raise InvalidParams('Invalid params: "uri" must be a string')
-        return self.resources.read(uri)
+        try:
+            return self.resources.read(uri)
+        except ResourceNotFound as exc:
+            if call.modern:  # 2026-07-28 replaced -32002 with -32602
+                raise InvalidParams(exc.message, exc.data) from None
+            raise
 
-    async def _resources_templates_list(self, session: ServerSession, params: Params,
-                                        notify: SendFn) -> dict[str, Any]:
-        _check_cursor(params)
+    async def _resources_templates_list(self, call: Call) -> dict[str, Any]:
+        _check_cursor(call.params)
         return {"resourceTemplates": []}
 
-    async def _logging_set_level(self, session: ServerSession, params: Params, notify: SendFn
-                                 ) -> dict[str, Any]:
-        level = params.get("level")
+    async def _logging_set_level(self, call: Call) -> dict[str, Any]:
+        level = call.params.get("level")
         if level not in m.LOG_LEVELS:
             raise InvalidParams(
                 f"Invalid params: level must be one of {', '.join(m.LOG_LEVELS)}"
             )
-        session.log_level = level
+        call.session.log_level = level
         return {}
+
+    async def _subscriptions_listen(self, call: Call) -> dict[str, Any]:
+        """Open a change-notification stream: acknowledge, then hold until cancelled.
+
+        Our tools and resources never change while the server runs, so no notification type
+        is honoured and the acknowledgement says so (an empty filter); the stream stays open
+        until the client closes it (HTTP) or cancels the request (stdio, WebSocket).
+        """
+        wanted = call.params.get("notifications", {})
+        if not isinstance(wanted, dict):
+            raise InvalidParams('Invalid params: "notifications" must be an object')
+        await call.notify({
+            "jsonrpc": "2.0",
+            "method": m.SUBSCRIPTIONS_ACKNOWLEDGED,
+            "params": {"_meta": {SUBSCRIPTION_ID_META: call.request_id}, "notifications": {}},
+        })
+        await asyncio.Event().wait()
+        return {"_meta": {SUBSCRIPTION_ID_META: call.request_id}}  # pragma: no cover
 
 
 def _version() -> str:
@@ -309,12 +453,19 @@ def _check_cursor(params: Params) -> None:
 
 def _progress_fn(params: Params, notify: SendFn) -> Callable[
         [float, float | None, str | None], Awaitable[None]]:
+    """Progress notifications for the request's ``progressToken`` (none without one).
+
+    The specification wants the value to increase with each notification: a report that
+    does not is dropped here, once for every tool.
+    """
     meta = params.get("_meta")
     token = meta.get("progressToken") if isinstance(meta, dict) else None
+    last: list[float] = []
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
-        if token is None:
+        if token is None or (last and done <= last[0]):
             return
+        last[:] = [done]
         p: dict[str, Any] = {"progressToken": token, "progress": done}
         if total is not None:
             p["total"] = total
@@ -325,15 +476,14 @@ def _progress_fn(params: Params, notify: SendFn) -> Callable[
     return progress
 
 
-def _log_fn(session: ServerSession, notify: SendFn, logger_name: str
-            ) -> Callable[[str, Any], Awaitable[None]]:
+def _log_fn(call: Call, logger_name: str) -> Callable[[str, Any], Awaitable[None]]:
     async def log(level: str, data: Any) -> None:
-        threshold = session.log_level
+        threshold = call.log_level
         if threshold is None or level not in m.LOG_LEVELS:
             return
         if m.LOG_LEVELS.index(level) < m.LOG_LEVELS.index(threshold):
             return
-        await notify({"jsonrpc": "2.0", "method": m.LOGGING_MESSAGE,
-                      "params": {"level": level, "logger": logger_name, "data": data}})
+        await call.notify({"jsonrpc": "2.0", "method": m.LOGGING_MESSAGE,
+                           "params": {"level": level, "logger": logger_name, "data": data}})
 
     return log

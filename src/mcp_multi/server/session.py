@@ -1,9 +1,12 @@
 """Server-side session state, shared by every transport.
 
 A session is one client's conversation: a WebSocket connection, a legacy SSE stream with its
-POST endpoint, a Streamable HTTP ``Mcp-Session-Id``, or a stdio pipe. It holds the negotiated
-version and the requests in flight (so ``notifications/cancelled`` can stop them). Its
-``send`` pushes a server-to-client message onto the session's stream.
+POST endpoint, a Streamable HTTP ``Mcp-Session-Id``, or a stdio pipe. It holds the era and the
+negotiated version and the requests in flight (so ``notifications/cancelled`` can stop them).
+Its ``send`` pushes a server-to-client message onto the session's stream.
+
+A modern (2026-07-28) request over Streamable HTTP has no session: the endpoint gives it a
+throw-away one whose era is already ``modern``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..protocol.jsonrpc import RequestId
+from ..protocol.versions import Era
 
 __all__ = ["SendFn", "ServerSession", "new_session_id"]
 
@@ -37,19 +41,26 @@ class ServerSession:
         "client_info",
         "closed",
         "created",
+        "era",
         "id",
         "inflight",
         "initialized",
         "log_level",
         "protocol_version",
         "send",
+        "stateless",
         "transport",
     )
 
-    def __init__(self, transport: str, send: SendFn = _discard, session_id: str | None = None):
+    def __init__(self, transport: str, send: SendFn = _discard, session_id: str | None = None,
+                 era: Era | None = None, stateless: bool = False):
         self.id = session_id or new_session_id()
         self.transport = transport
         self.send: SendFn = send
+        # None until the first request decides it (stream transports).
+        self.era: Era | None = era
+        # True for the throw-away session of one stateless (modern) HTTP request.
+        self.stateless = stateless
         self.protocol_version: str | None = None
         self.client_info: dict[str, Any] | None = None
         self.initialized = False

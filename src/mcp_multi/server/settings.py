@@ -20,7 +20,11 @@ class ServerSettings:
         root: the directory ``list_files`` is confined to.
         max_message_size: largest accepted JSON-RPC message in bytes.
         max_sse_sessions: concurrent legacy SSE sessions allowed.
-        session_queue_size: outbound messages buffered per stream session.
+        max_http_sessions: concurrent Streamable HTTP sessions allowed.
+        http_session_idle_timeout: seconds after which an idle Streamable HTTP session (no
+            request running, no stream open) may be ended to admit a new one.
+        session_queue_size: outbound messages buffered per stream session (and per
+            Streamable HTTP stream, for replay).
         allowed_origins: browser origins allowed (CORS and DNS-rebinding check); ``*`` allows all.
         command_timeout: seconds a ``run_command`` process may run.
         command_output_cap: bytes of ``run_command`` output kept.
@@ -35,6 +39,8 @@ class ServerSettings:
     log_level: str = "INFO"
     max_message_size: int = 4 * 1024 * 1024
     max_sse_sessions: int = 1000
+    max_http_sessions: int = 1000
+    http_session_idle_timeout: float = 600.0
     session_queue_size: int = 256
     allowed_origins: tuple[str, ...] = ()
     command_timeout: float = 10.0

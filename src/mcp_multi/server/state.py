@@ -10,6 +10,7 @@ from .dispatcher import Dispatcher
 from .resources import ServerStats
 from .session import ServerSession
 from .settings import ServerSettings
+from .streams import HTTPSession
 
 __all__ = ["STATE", "ServerState"]
 
@@ -21,7 +22,7 @@ class ServerState:
     stats: ServerStats
     # Live sessions by id, for transports whose later requests name their session.
     sse_sessions: dict[str, ServerSession] = field(default_factory=dict)
-    http_sessions: dict[str, ServerSession] = field(default_factory=dict)
+    http_sessions: dict[str, HTTPSession] = field(default_factory=dict)
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("mcp_state", ServerState)

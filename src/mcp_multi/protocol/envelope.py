@@ -1,0 +1,210 @@
+"""The per-request envelope of the modern era (2026-07-28), and its HTTP header mirror.
+
+Theory of operation: a modern request carries, in ``params._meta``, everything a handshake
+used to establish: ``io.modelcontextprotocol/protocolVersion`` and
+``io.modelcontextprotocol/clientCapabilities`` (both required; missing → -32602), optionally
+``io.modelcontextprotocol/clientInfo`` and ``io.modelcontextprotocol/logLevel``.
+:func:`read_envelope` checks it and says which version serves the request.
+
+On Streamable HTTP the client also mirrors the version, the method and the tool name or
+resource URI into ``MCP-Protocol-Version``, ``Mcp-Method`` and ``Mcp-Name`` so intermediaries
+can route without reading the body; :func:`check_headers` rejects a request whose headers
+are missing or disagree with its body (-32020, HTTP 400). The checks run in the order the
+official SDK runs them: envelope present, headers agree, version served.
+
+Every modern result says what it is (``resultType``), who answered
+(``_meta["io.modelcontextprotocol/serverInfo"]``) and, for the cacheable methods, how long it
+stays fresh (``ttlMs``, ``cacheScope``): :func:`complete_result` adds them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import HeaderMismatch, InvalidParams
+from .methods import LOG_LEVELS
+from .versions import (
+    MODERN_VERSIONS,
+    PROTOCOL_VERSION_META,
+    SUPPORTED_VERSIONS,
+    unsupported_version,
+)
+
+__all__ = [
+    "CLIENT_CAPABILITIES_META",
+    "CLIENT_INFO_META",
+    "LOG_LEVEL_META",
+    "NAME_BEARING_METHODS",
+    "PROTOCOL_VERSION_META",
+    "SERVER_INFO_META",
+    "SUBSCRIPTION_ID_META",
+    "CacheHint",
+    "Envelope",
+    "check_headers",
+    "complete_result",
+    "decode_header_value",
+    "has_envelope",
+    "read_envelope",
+]
+
+CLIENT_CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities"
+CLIENT_INFO_META = "io.modelcontextprotocol/clientInfo"
+LOG_LEVEL_META = "io.modelcontextprotocol/logLevel"
+SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
+SUBSCRIPTION_ID_META = "io.modelcontextprotocol/subscriptionId"
+
+# Method -> the params field its ``Mcp-Name`` header mirrors.
+NAME_BEARING_METHODS: dict[str, str] = {
+    "tools/call": "name",
+    "resources/read": "uri",
+    "prompts/get": "name",
+}
+
+_B64_SENTINEL = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What a modern request says about itself."""
+
+    protocol_version: str
+    client_capabilities: dict[str, Any]
+    client_info: dict[str, Any] | None = None
+    log_level: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHint:
+    """``ttlMs`` and ``cacheScope`` of a cacheable result."""
+
+    ttl_ms: int
+    scope: str = "public"
+
+
+def has_envelope(params: Mapping[str, Any] | None) -> bool:
+    """Whether ``params._meta`` carries the modern version key."""
+    meta = params.get("_meta") if params else None
+    return isinstance(meta, Mapping) and PROTOCOL_VERSION_META in meta
+
+
+def read_envelope(params: Mapping[str, Any] | None,
+                  supported: tuple[str, ...] = SUPPORTED_VERSIONS) -> Envelope:
+    """Check a modern request's envelope.
+
+    Args:
+        params: the request's params.
+        supported: what to list in ``data.supported`` when the version is refused.
+
+    Raises:
+        InvalidParams: a required key is missing, or a value has the wrong type.
+        UnsupportedProtocolVersion: the version is not a modern one we serve.
+    """
+    meta = params.get("_meta") if params else None
+    if not isinstance(meta, Mapping):
+        raise InvalidParams(
+            f"Invalid params: params._meta must be an object carrying "
+            f"{PROTOCOL_VERSION_META!r} and {CLIENT_CAPABILITIES_META!r}"
+        )
+    missing = [k for k in (PROTOCOL_VERSION_META, CLIENT_CAPABILITIES_META) if k not in meta]
+    if missing:
+        raise InvalidParams(f"Invalid params: params._meta lacks {', '.join(missing)}")
+    version = meta[PROTOCOL_VERSION_META]
+    if not isinstance(version, str):
+        raise InvalidParams(f"Invalid params: {PROTOCOL_VERSION_META} must be a string")
+    if version not in MODERN_VERSIONS:
+        raise unsupported_version(version, supported)
+    capabilities = meta[CLIENT_CAPABILITIES_META]
+    if not isinstance(capabilities, dict):
+        raise InvalidParams(f"Invalid params: {CLIENT_CAPABILITIES_META} must be an object")
+    info = meta.get(CLIENT_INFO_META)
+    level = meta.get(LOG_LEVEL_META)
+    if level is not None and level not in LOG_LEVELS:
+        raise InvalidParams(
+            f"Invalid params: {LOG_LEVEL_META} must be one of {', '.join(LOG_LEVELS)}"
+        )
+    return Envelope(version, capabilities, info if isinstance(info, dict) else None, level)
+
+
+def decode_header_value(value: str | None) -> str | None:
+    """A header value as sent, or the UTF-8 text inside ``=?base64?…?=``; None if malformed."""
+    if value is None:
+        return None
+    match = _B64_SENTINEL.fullmatch(value)
+    if match is None:
+        return value
+    payload = match.group("payload")
+    try:
+        raw = base64.b64decode(payload, validate=True)
+        if base64.b64encode(raw).decode("ascii") != payload:
+            return None
+        return raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def check_headers(headers: Iterable[tuple[str, str]], method: str,
+                  params: Mapping[str, Any] | None) -> None:
+    """Check the mirrored headers of a modern Streamable HTTP request against its body.
+
+    Only runs on an envelope that :func:`has_envelope` found; a request without one fails
+    :func:`read_envelope` first.
+
+    Raises:
+        HeaderMismatch: a header is repeated, missing, malformed, or disagrees with the body.
+    """
+    routing = ("mcp-protocol-version", "mcp-method", "mcp-name")
+    seen: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        if key in routing:
+            if key in seen:
+                raise HeaderMismatch(f"Header mismatch: {name} appears more than once")
+            seen[key] = value
+    meta = params.get("_meta") if params else None
+    version = meta.get(PROTOCOL_VERSION_META) if isinstance(meta, Mapping) else None
+    header_version = seen.get("mcp-protocol-version")
+    if header_version is None or header_version != version:
+        raise HeaderMismatch(
+            f"Header mismatch: MCP-Protocol-Version {header_version!r} does not match "
+            f"the body's {PROTOCOL_VERSION_META} {version!r}"
+        )
+    header_method = seen.get("mcp-method")
+    if header_method != method:
+        raise HeaderMismatch(
+            f"Header mismatch: Mcp-Method {header_method!r} does not match the body's "
+            f"method {method!r}"
+        )
+    field = NAME_BEARING_METHODS.get(method)
+    if field is None or params is None:
+        return
+    body_value = params.get(field)
+    if body_value is None:
+        return
+    raw_name = seen.get("mcp-name")
+    if raw_name is None:
+        raise HeaderMismatch(f"Header mismatch: Mcp-Name is required for {method}")
+    if decode_header_value(raw_name) != body_value:
+        raise HeaderMismatch(
+            f"Header mismatch: Mcp-Name {raw_name!r} does not match the body's "
+            f"{field} {body_value!r}"
+        )
+
+
+def complete_result(result: dict[str, Any], server_info: Mapping[str, Any],
+                    cache: CacheHint | None = None) -> dict[str, Any]:
+    """Stamp a handler's result for the modern era, in place, and return it."""
+    result["resultType"] = "complete"
+    if cache is not None:
+        result.setdefault("ttlMs", cache.ttl_ms)
+        result.setdefault("cacheScope", cache.scope)
+    meta = result.get("_meta")
+    if meta is None:
+        result["_meta"] = {SERVER_INFO_META: dict(server_info)}
+    elif isinstance(meta, dict) and SERVER_INFO_META not in meta:
+        result["_meta"] = {**meta, SERVER_INFO_META: dict(server_info)}
+    return result

@@ -1,0 +1,401 @@
+"""Streamable HTTP at ``/mcp``: both protocol eras on one endpoint.
+
+Each request's ``MCP-Protocol-Version`` header picks its era (see
+:func:`~mcp_multi.protocol.versions.http_era`): none or a handshake version is the handshake
+era, ``2026-07-28`` the modern one, anything else is refused (400, -32022 listing ours).
+
+Handshake era (2025-03-26 … 2025-11-25):
+
+- ``POST`` carries one message (a batch too, at 2025-03-26). ``initialize`` without a session
+  opens one and its response carries ``Mcp-Session-Id``; every later request must name it
+  (400 without, 404 for an unknown or ended one). Notifications and responses get ``202``.
+  A request is answered ``application/json`` unless it sends a notification (progress, log)
+  before its response, or stays silent for ``KEEPALIVE_SECONDS``: then the answer is a
+  ``text/event-stream`` whose events carry ids, opened by a priming event with ``retry``.
+- ``GET`` opens the session's stream of server-initiated messages (one at a time, 409 for a
+  second); with ``Last-Event-ID`` it resumes the stream that id belongs to, replaying what the
+  client missed. A client that drops a POST's stream does not cancel its request.
+- ``DELETE`` ends the session.
+
+Modern era (2026-07-28): every POST stands alone — no session, no GET or DELETE (405). The
+body must carry the ``_meta`` envelope and agree with the ``Mcp-Method``/``Mcp-Name`` headers
+(-32020); errors map to HTTP statuses (404 for an unknown method, 400 for the rest). A
+request's SSE stream has no ids, and closing it cancels the request.
+
+Everywhere: 406 without the right ``Accept``, 415 for a body that is not JSON, 413 for an
+oversized one; ``Origin``, ``Host`` and the bearer token are checked by the app's guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from ...protocol import methods as m
+from ...protocol.envelope import check_headers, has_envelope
+from ...protocol.errors import (
+    HEADER_MISMATCH,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
+    PARSE_ERROR,
+    UNSUPPORTED_PROTOCOL_VERSION,
+    InvalidRequest,
+    JSONRPCError,
+)
+from ...protocol.jsonrpc import Notification, Request, dumps, error_response, loads, parse_message
+from ...protocol.versions import (
+    HANDSHAKE,
+    MODERN,
+    http_era,
+    is_supported,
+    supports,
+    unsupported_version,
+)
+from ..dispatcher import MAX_INFLIGHT, Dispatcher
+from ..session import ServerSession
+from ..state import STATE, ServerState
+from ..streams import EventStream, HTTPSession, parse_event_id
+from .sse import read_body
+
+__all__ = ["close_http_sessions", "handle_mcp_delete", "handle_mcp_get", "handle_mcp_post"]
+
+logger = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 15.0
+SESSION_HEADER = "Mcp-Session-Id"
+VERSION_HEADER = "MCP-Protocol-Version"
+# What the handshake era answers a request that notifications/cancelled stopped (the
+# stream must still end with a response); LSP's RequestCancelled, as the official SDK does.
+REQUEST_CANCELLED = -32800
+
+_SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+# Modern era: the HTTP status of a JSON-RPC error; anything else is 200.
+_MODERN_STATUS = {
+    PARSE_ERROR: 400,
+    INVALID_REQUEST: 400,
+    INVALID_PARAMS: 400,
+    HEADER_MISMATCH: 400,
+    MISSING_REQUIRED_CLIENT_CAPABILITY: 400,
+    UNSUPPORTED_PROTOCOL_VERSION: 400,
+    METHOD_NOT_FOUND: 404,
+}
+# Parses batch frames before a session exists; it never serves a request.
+_NO_SESSION = ServerSession("http")
+
+
+# ------------------------------------------------------------------ shared helpers
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=body if isinstance(body, bytes) else dumps(body),
+                        content_type="application/json", headers=headers)
+
+
+def _error(status: int, exc: JSONRPCError, request_id: Any = None,
+           headers: dict[str, str] | None = None) -> web.Response:
+    return _json(status, error_response(request_id, exc), headers)
+
+
+def _accepts(request: web.Request) -> tuple[bool, bool]:
+    """Whether ``Accept`` admits (JSON, SSE), wildcards included."""
+    types = {part.split(";", 1)[0].strip().lower()
+             for part in request.headers.get("Accept", "").split(",")}
+    anything = "*/*" in types
+    return (anything or bool(types & {"application/json", "application/*"}),
+            anything or bool(types & {"text/event-stream", "text/*"}))
+
+
+def _message_id(obj: Any) -> Any:
+    value = obj.get("id") if isinstance(obj, dict) else None
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+async def _run(dispatcher: Dispatcher, session: ServerSession, req: Request,
+               stream: EventStream) -> None:
+    """Serve one request, its notifications and its response going to ``stream``."""
+    try:
+        response = await dispatcher.handle(session, req, stream.send)
+    except asyncio.CancelledError:
+        if session.stateless:  # the client closed the stream: nobody is listening
+            stream.finish()
+        else:
+            stream.finish(error_response(req.id, JSONRPCError(
+                "Request cancelled", code=REQUEST_CANCELLED)))
+        return
+    stream.finish(response)
+
+
+async def _respond(request: web.Request, stream: EventStream, *, priming: bool,
+                   status_of: Callable[[dict[str, Any] | None], int],
+                   headers: dict[str, str]) -> web.StreamResponse:
+    """Answer with the request's response as JSON, or as an SSE stream when it speaks first.
+
+    Waits for the first event, the end, or ``KEEPALIVE_SECONDS`` of silence. A stream that
+    ended with nothing before its response is answered ``application/json``; anything else
+    commits to ``text/event-stream`` and delivers the stream until it finishes.
+    """
+    if not stream.finished and not stream.last:
+        await stream.wait(KEEPALIVE_SECONDS)
+    only = stream.only_message()
+    if only is not None:
+        return _json(status_of(stream.final), only, headers)
+    response = web.StreamResponse(headers={**_SSE_HEADERS, **headers})
+    await response.prepare(request)
+    stream.attached = True
+    try:
+        if priming:
+            await response.write(stream.priming(0))
+        await stream.pump(response, 0, KEEPALIVE_SECONDS)
+        await response.write_eof()
+    except ConnectionResetError:
+        logger.debug("stream %s: client went away", stream.key)
+    finally:
+        stream.attached = False
+    return response
+
+
+def _sse_refusal(request: web.Request, *, json_too: bool) -> web.Response | None:
+    """406 when ``Accept`` lacks SSE (and JSON, for POST); 415 for a POST body not JSON."""
+    has_json, has_sse = _accepts(request)
+    if not has_sse or (json_too and not has_json):
+        wanted = "application/json and text/event-stream" if json_too else "text/event-stream"
+        return _error(406, InvalidRequest(f"Not Acceptable: Accept must list {wanted}"))
+    if json_too and request.content_type != "application/json":
+        return _error(415, InvalidRequest(
+            "Unsupported Media Type: Content-Type must be application/json"))
+    return None
+
+
+# ------------------------------------------------------------------ POST
+
+async def handle_mcp_post(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    refusal = _sse_refusal(request, json_too=True)
+    if refusal is not None:
+        return refusal
+    body = await read_body(request, state.settings.max_message_size)
+    if isinstance(body, web.Response):
+        return body
+    header = request.headers.get(VERSION_HEADER)
+    if http_era(header) == HANDSHAKE:
+        return await _handshake_post(request, state, body)
+    return await _modern_post(request, state, body, header)
+
+
+async def _modern_post(request: web.Request, state: ServerState, body: bytes,
+                       header: str | None) -> web.StreamResponse:
+    try:
+        obj = loads(body)
+    except JSONRPCError as exc:
+        return _error(400, exc)
+    if not isinstance(obj, dict) or "method" not in obj:
+        return _error(400, InvalidRequest(
+            "Invalid Request: the body must be one JSON-RPC request or notification"))
+    try:
+        msg = parse_message(obj)
+    except InvalidRequest as exc:
+        return _error(400, type(exc)(exc.message), _message_id(obj))
+    if isinstance(msg, Notification):
+        # No client notification means anything here (closing a stream is how a modern
+        # client cancels), so it is accepted and dropped.
+        if header is None or not is_supported(header):
+            return _error(400, unsupported_version(header))
+        return web.Response(status=202)
+    assert isinstance(msg, Request)
+    params = msg.params or {}
+    try:
+        if http_era(header) != MODERN and not has_envelope(params):
+            raise unsupported_version(header)
+        if has_envelope(params):
+            check_headers(request.headers.items(), msg.method, params)
+    except JSONRPCError as exc:
+        state.stats.errors += 1
+        return _error(_MODERN_STATUS.get(exc.code, 400), exc, msg.id)
+    session = ServerSession("http", era=MODERN, stateless=True)
+    stream = EventStream("", resumable=False, limit=state.settings.session_queue_size)
+    task = asyncio.create_task(_run(state.dispatcher, session, msg, stream))
+    try:
+        return await _respond(request, stream, priming=False, headers={},
+                              status_of=_modern_status)
+    finally:
+        # A closed response stream is the modern era's cancellation.
+        if not task.done():
+            task.cancel()
+
+
+def _modern_status(final: dict[str, Any] | None) -> int:
+    error = final.get("error") if final else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return _MODERN_STATUS.get(code, 200) if isinstance(code, int) else 200
+
+
+async def _handshake_post(request: web.Request, state: ServerState,
+                          body: bytes) -> web.StreamResponse:
+    dispatcher = state.dispatcher
+    session: HTTPSession | None = None
+    if SESSION_HEADER in request.headers:
+        found = _find_session(request, state)
+        if isinstance(found, web.Response):
+            return found
+        session = found
+    messages, errors = dispatcher.parse(session or _NO_SESSION, body)
+    is_batch = body.lstrip()[:1] == b"["
+    if not messages:
+        return _json(400, errors if is_batch else errors[0])
+    if session is None:
+        first = messages[0]
+        if is_batch or not isinstance(first, Request) or first.method != m.INITIALIZE:
+            return _error(400, InvalidRequest(
+                f"Bad Request: missing {SESSION_HEADER} header; initialize first"))
+        return await _open_session(state, first)
+    requests: list[Request] = []
+    for msg in messages:
+        if isinstance(msg, Request):
+            requests.append(msg)
+        else:
+            await dispatcher.handle(session, msg)
+    headers = {SESSION_HEADER: session.id}
+    if not requests:
+        return _json(400, errors, headers) if errors else web.Response(status=202,
+                                                                        headers=headers)
+    if is_batch:
+        replies = await asyncio.gather(*(dispatcher.handle(session, r) for r in requests))
+        return _json(200, [*errors, *replies], headers)
+    return await _exchange(request, state, session, requests[0], headers)
+
+
+async def _exchange(request: web.Request, state: ServerState, session: HTTPSession,
+                    req: Request, headers: dict[str, str]) -> web.StreamResponse:
+    if req.id in session.inflight or len(session.inflight) >= MAX_INFLIGHT:
+        why = "is already in use" if req.id in session.inflight else "exceeds the in-flight limit"
+        return _json(200, error_response(req.id, InvalidRequest(
+            f"Invalid Request: request id {req.id!r} {why}")), headers)
+    stream = session.new_stream()
+    task = asyncio.create_task(_run(state.dispatcher, session, req, stream))
+    session.inflight[req.id] = task
+    task.add_done_callback(lambda _t: session.inflight.pop(req.id, None))
+    version = session.protocol_version or ""
+    response = await _respond(request, stream, priming=supports(version, "sse_priming"),
+                              status_of=lambda _final: 200, headers=headers)
+    if isinstance(response, web.Response):
+        session.forget(stream)
+    session.touch()
+    return response
+
+
+async def _open_session(state: ServerState, req: Request) -> web.Response:
+    settings = state.settings
+    if len(state.http_sessions) >= settings.max_http_sessions:
+        now = time.monotonic()
+        for old in list(state.http_sessions.values()):
+            if old.idle(now, settings.http_session_idle_timeout):
+                _end_session(state, old, "idle")
+    if len(state.http_sessions) >= settings.max_http_sessions:
+        return _error(503, InvalidRequest("Too many Streamable HTTP sessions"))
+    session = HTTPSession(limit=settings.session_queue_size)
+    reply = await state.dispatcher.handle(session, req)
+    if reply is None or "error" in reply:
+        return _json(200, reply)
+    state.http_sessions[session.id] = session
+    state.stats.opened("http")
+    logger.info("http session %s opened (protocol %s)", session.id, session.protocol_version)
+    return _json(200, reply, {SESSION_HEADER: session.id})
+
+
+# ------------------------------------------------------------------ GET and DELETE
+
+def _find_session(request: web.Request, state: ServerState) -> HTTPSession | web.Response:
+    session_id = request.headers.get(SESSION_HEADER)
+    if not session_id:
+        return _error(400, InvalidRequest(f"Bad Request: missing {SESSION_HEADER} header"))
+    session = state.http_sessions.get(session_id)
+    if session is None:
+        return _error(404, InvalidRequest(f"Not Found: unknown or ended session {session_id}"))
+    session.touch()
+    return session
+
+
+def _era_refusal(request: web.Request) -> web.Response | None:
+    """GET and DELETE exist only in the handshake era."""
+    header = request.headers.get(VERSION_HEADER)
+    era = http_era(header)
+    if era == MODERN:
+        return _error(405, InvalidRequest(f"Method Not Allowed: {request.method} is not part "
+                                          f"of protocol {header}"), headers={"Allow": "POST"})
+    if era is None:
+        return _error(400, unsupported_version(header))
+    return None
+
+
+async def handle_mcp_get(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    refusal = _era_refusal(request) or _sse_refusal(request, json_too=False)
+    if refusal is not None:
+        return refusal
+    session = _find_session(request, state)
+    if isinstance(session, web.Response):
+        return session
+    last_event_id = request.headers.get("Last-Event-ID")
+    if last_event_id is not None:
+        found = parse_event_id(last_event_id)
+        stream = session.find_stream(found[0]) if found else None
+        if found is None or stream is None:
+            return _error(400, InvalidRequest(
+                f"Bad Request: unknown or expired Last-Event-ID {last_event_id!r}"))
+        cursor = found[1]
+    else:
+        stream, cursor = session.get_stream, session.get_stream.delivered
+    if stream.attached:
+        return _error(409, InvalidRequest("Conflict: this stream is already open"))
+    response = web.StreamResponse(headers={**_SSE_HEADERS, SESSION_HEADER: session.id})
+    await response.prepare(request)
+    stream.attached = True
+    try:
+        if supports(session.protocol_version or "", "sse_priming"):
+            await response.write(stream.priming(cursor))
+        await stream.pump(response, cursor, KEEPALIVE_SECONDS)
+        await response.write_eof()
+    except ConnectionResetError:
+        logger.debug("http session %s: stream %s dropped", session.id, stream.key)
+    finally:
+        stream.attached = False
+    return response
+
+
+async def handle_mcp_delete(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    refusal = _era_refusal(request)
+    if refusal is not None:
+        return refusal
+    session = _find_session(request, state)
+    if isinstance(session, web.Response):
+        return session
+    _end_session(state, session, "deleted by the client")
+    return web.Response(status=200)
+
+
+def _end_session(state: ServerState, session: HTTPSession, why: str) -> None:
+    if state.http_sessions.pop(session.id, None) is None:
+        return
+    session.close()
+    state.stats.closed("http")
+    logger.info("http session %s ended: %s", session.id, why)
+
+
+async def close_http_sessions(app: web.Application) -> None:
+    """``on_shutdown``: end every session so open streams finish at once."""
+    state = app[STATE]
+    for session in list(state.http_sessions.values()):
+        with contextlib.suppress(Exception):
+            _end_session(state, session, "server shutting down")
