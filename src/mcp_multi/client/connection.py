@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -105,6 +106,7 @@ class MCPConnection:
         self.transport = transport
         self.timeout = timeout
         self.server: InitializeResult | None = None
+        self.handshake_seconds: float | None = None
         self._on_frame = on_frame
         self._on_notification = on_notification
         self._ids = itertools.count(1)
@@ -162,6 +164,7 @@ class MCPConnection:
         """
         if self._reader is not None:
             raise ProtocolError(f"connection {self.name} was already started")
+        start = time.perf_counter()
         try:
             await self.transport.connect()
             self._reader = asyncio.create_task(self._read_loop(), name=f"mcp-read-{self.name}")
@@ -173,6 +176,7 @@ class MCPConnection:
             await self.close()
             raise
         self.server = server
+        self.handshake_seconds = time.perf_counter() - start
         logger.info(
             "%s: connected to %s (%s %s, protocol %s)",
             self.name, self.url, server.server_name, server.server_version,

@@ -242,8 +242,11 @@ async def _timed(server: str, check: str, run: Callable[[], Awaitable[str]]) -> 
 async def _check_server(connection: MCPConnection) -> list[CheckResult]:
     checks = _ServerChecks(connection)
     name = connection.name
-    results = [await _timed(name, "handshake", checks.handshake)]
-    if results[0].status != PASS:
+    handshake = await _timed(name, "handshake", checks.handshake)
+    # The handshake ran when the client connected: report how long that took.
+    results = [CheckResult(name, handshake.check, handshake.status,
+                           connection.handshake_seconds or 0.0, handshake.detail)]
+    if handshake.status != PASS:
         return results
     results.append(await _timed(name, "ping", checks.ping))
     results.append(await _timed(name, "tools/list", checks.tools_list))

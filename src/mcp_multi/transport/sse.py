@@ -96,7 +96,8 @@ class SSETransport(ClientTransport):
     async def _next_event(self) -> SSEEvent:
         stream = self._stream
         while not self._events:
-            if stream is None or stream.closed:
+            # Not stream.closed: aiohttp sets it at end of body while data may be unread.
+            if stream is None:
                 raise ConnectionClosed(f"SSE stream from {self.url} is closed")
             with map_transport_errors(f"read from {self.url}", closed=True):
                 chunk = await stream.content.readany()

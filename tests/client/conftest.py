@@ -1,0 +1,5 @@
+"""Fixtures of the client tests: the scripted server and the transport parameter."""
+
+from .scripted import start_scripted, transport_kind
+
+__all__ = ["start_scripted", "transport_kind"]

@@ -1,0 +1,252 @@
+"""The shell, driven through pipes against real servers: the seed's sessions, word for word.
+
+The seed's example sessions run as a real ``python mcp_client.py`` process whose stdin is a
+pipe; the servers are ours, in this test's event loop, on free loopback ports. Finer error
+cases drive :class:`Shell` in-process with a string buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcp_multi.client.multi import MultiServerMCPClient
+from mcp_multi.client.repl import Shell, run_shell
+
+from ..conftest import StartServer
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 30.0
+
+
+async def run_client(args: list[str], commands: str,
+                     cwd: Path = ROOT) -> tuple[int, str, str]:
+    """Run ``python mcp_client.py ARGS`` with ``commands`` on its stdin."""
+    env = {**os.environ, "MCP_CLIENT_HISTORY": os.devnull, "PYTHONUNBUFFERED": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "mcp_client.py"), *args, cwd=cwd, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            out, err = await proc.communicate(commands.encode())
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def seed_root(tmp_path: Path) -> Path:
+    """A directory holding what the seed's ``list_files`` example shows."""
+    for name in ("mcp_client.py", "mcp_server.py", "README.md"):
+        (tmp_path / name).write_text("")
+    return tmp_path
+
+
+async def test_seed_example_session_with_named_servers(
+        start_mcp_server: StartServer, seed_root: Path) -> None:
+    calc = await start_mcp_server(name="calculator", tools=("math_calc", "echo"), root=seed_root)
+    files = await start_mcp_server(name="filesystem", tools=("list_files", "echo"),
+                                   root=seed_root)
+    admin = await start_mcp_server(name="admin", tools=("run_command", "get_time", "echo"))
+    commands = f"""\
+servers
+tools calc
+tools files
+call calc math_calc {{"expression": "2 + 2 * 3"}}
+call files list_files {{"path": "."}}
+add admin localhost:{admin.port} sse
+servers
+broadcast echo {{"message": "Hello from all servers!"}}
+quit
+"""
+    code, out, err = await run_client(
+        [f"calc=localhost:{calc.port}", f"files=localhost:{files.port}",
+         "--transport", "websocket"], commands)
+    assert code == 0, err
+    echo = "{'content': [{'type': 'text', 'text': 'Echo: Hello from all servers!'}]}"
+    assert out.splitlines() == [
+        "Connected servers: ['calc', 'files']",
+        "[calc]:",
+        "  math_calc: Perform basic math calculations",
+        "  echo: Echo back the provided message",
+        "[files]:",
+        "  list_files: List files in a directory",
+        "  echo: Echo back the provided message",
+        "Result: {'content': [{'type': 'text', 'text': '2 + 2 * 3 = 8'}]}",
+        "Result: {'content': [{'type': 'text', 'text': "
+        "'Files in .:\\nmcp_client.py\\nmcp_server.py\\nREADME.md'}]}",
+        "Add server succeeded",
+        "Connected servers: ['calc', 'files', 'admin']",
+        f"[calc] {{'jsonrpc': '2.0', 'id': 1, 'result': {echo}}}",
+        f"[files] {{'jsonrpc': '2.0', 'id': 1, 'result': {echo}}}",
+        f"[admin] {{'jsonrpc': '2.0', 'id': 1, 'result': {echo}}}",
+    ]
+    assert "Connected to calc at ws://localhost:" in err
+
+
+async def test_seed_tool_filtering_and_error_handling(start_mcp_server: StartServer) -> None:
+    math = await start_mcp_server(name="math-only", tools=("math_calc",))
+    time_ = await start_mcp_server(name="time-only", tools=("get_time",))
+    full = await start_mcp_server(name="full-server")
+    commands = """\
+tools math    # Should only show math_calc
+tools time    # Should only show get_time
+call math math_calc {"expression": "10 * 5"}
+call math get_time {} # Should fail - tool not enabled
+call math nonexistent_tool {}
+call math math_calc {"expression": "invalid"}
+call nonexistent_server echo {"message": "test"}
+call full resources/read {"uri": "server://info"}
+call full echo {"message": "unterminated"
+remove time
+servers
+"""
+    code, out, err = await run_client(
+        [f"math=localhost:{math.port}", f"time=localhost:{time_.port}",
+         f"full=localhost:{full.port}"], commands)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[:4] == ["[math]:", "  math_calc: Perform basic math calculations",
+                         "[time]:", "  get_time: Get the current server time"]
+    rest = lines[4:]
+    assert rest[0] == "Result: {'content': [{'type': 'text', 'text': '10 * 5 = 50'}]}"
+    assert rest[1] == "Error: Tool 'get_time' is not enabled on this server (-32602)"
+    assert rest[2].startswith("Error: Unknown tool: nonexistent_tool")
+    assert rest[3].startswith("Result: {") and "'isError': True" in rest[3]
+    assert rest[4] == "Error: Unknown server: nonexistent_server (connected: math, time, full)"
+    assert rest[5].startswith("Result: {'contents': [{'uri': 'server://info'")
+    assert '"full-server"' in rest[5]
+    assert rest[6].startswith("Error: invalid JSON arguments at column")
+    assert rest[7:] == ["Remove server succeeded", "Connected servers: ['math', 'full']"]
+
+
+async def test_auto_names_and_sse_transport_from_the_command_line(
+        start_mcp_server: StartServer) -> None:
+    one = await start_mcp_server(name="one")
+    two = await start_mcp_server(name="two")
+    code, out, err = await run_client(
+        [f"localhost:{one.port}", f"localhost:{two.port}", "--transport", "sse"],
+        'servers\nbroadcast get_time {}\ncall server2 echo {"message": "SSE Server 2"}\n')
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "Connected servers: ['server1', 'server2']"
+    assert lines[1].startswith("[server1] {'jsonrpc': '2.0', 'id': 1, 'result': {'content'")
+    assert lines[2].startswith("[server2] {'jsonrpc': '2.0', 'id': 1, 'result': {'content'")
+    assert lines[3] == "Result: {'content': [{'type': 'text', 'text': 'Echo: SSE Server 2'}]}"
+    assert "(sse, server 'one'" in err
+
+
+async def test_failed_add_and_startup_failure(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server()
+    await server.close()  # its port is now closed
+    code, out, err = await run_client(
+        [f"ghost=localhost:{server.port}"],
+        f"add sse1 localhost:{server.port} sse\nservers\n")
+    assert code == 0
+    assert out.splitlines() == [
+        f"Failed to add server: Cannot connect to http://localhost:{server.port}/sse: "
+        "Connection refused",
+        "Connected servers: []",
+    ]
+    assert f"Failed to connect to ghost (ws://localhost:{server.port}/ws)" in err
+
+
+async def test_demo_opens_the_seed_servers() -> None:
+    code, out, err = await run_client(
+        ["--demo"], 'servers\ntools admin\ncall calc math_calc {"expression": "2 + 2 * 3"}\n'
+                    'call files list_files {"path": "."}\nquit\n')
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[:5] == [
+        "Connected servers: ['calc', 'files', 'admin']",
+        "[admin]:",
+        "  run_command: Execute a shell command",
+        "  get_time: Get the current server time",
+        "  echo: Echo back the provided message",
+    ]
+    assert "Result: {'content': [{'type': 'text', 'text': '2 + 2 * 3 = 8'}]}" in lines
+    assert any(line.startswith("Result: {'content': [{'type': 'text', 'text': 'Files in .:")
+               for line in lines)
+    assert "(sse, server 'filesystem'" in err
+
+
+async def test_trace_prints_every_frame_to_stderr(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server()
+    code, out, err = await run_client(
+        [f"s1=localhost:{server.port}", "--trace"], "call s1 echo {\"message\": \"hi\"}\n")
+    assert code == 0
+    assert out == "Result: {'content': [{'type': 'text', 'text': 'Echo: hi'}]}\n"
+    assert '[s1] -> {"jsonrpc":"2.0","id":1,"method":"initialize"' in err
+    assert '[s1] <- {"jsonrpc":"2.0","id":1,"result":' in err
+    assert '[s1] -> {"jsonrpc":"2.0","method":"notifications/initialized"}' in err
+    assert ('[s1] -> {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo",'
+            '"arguments":{"message":"hi"}}}') in err
+
+
+async def test_help_and_bad_command_lines() -> None:
+    code, out, _ = await run_client(["--help"], "")
+    assert code == 0 and "--transport" in out and "--mode" in out and "--demo" in out
+    code, _, err = await run_client(["calc=localhost:99999"], "")
+    assert code == 2 and "bad port 99999" in err
+    code, _, err = await run_client(["localhost:1", "--transport", "pigeon"], "")
+    assert code == 2 and "unknown transport" in err
+
+
+async def shell_lines(client: MultiServerMCPClient, commands: str) -> list[str]:
+    out = io.StringIO()
+    await run_shell(Shell(client, out=out), terminal=False, stdin=io.StringIO(commands))
+    return out.getvalue().splitlines()
+
+
+async def test_shell_in_process_usage_errors(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server(name="s", tools=("echo",))
+    async with MultiServerMCPClient(timeout=10) as client:
+        await client.add("s1", f"localhost:{server.port}")
+        lines = await shell_lines(client, """\
+frobnicate
+call s1
+add onlyname
+remove
+tools a b
+broadcast
+broadcast echo [1]
+call s1 echo {"message": "ok"}
+exit
+servers
+""")
+    assert lines == [
+        "Error: unknown command 'frobnicate' (type 'help' for the commands)",
+        "Error: usage: call <server> <tool|method> [json_args]",
+        "Error: usage: add <name> <host:port|url> [transport]",
+        "Error: usage: remove <name>",
+        "Error: usage: tools [server]",
+        "Error: usage: broadcast <tool> [json_args]",
+        "Error: JSON arguments must be an object, not list",
+        "Result: {'content': [{'type': 'text', 'text': 'Echo: ok'}]}",
+    ]
+
+
+async def test_shell_with_no_servers_and_a_server_gone(start_mcp_server: StartServer) -> None:
+    async with MultiServerMCPClient(timeout=10) as client:
+        assert await shell_lines(client, "servers\ntools\nbroadcast echo {}\n") == [
+            "Connected servers: []", "No servers connected", "Error: no servers connected"]
+        server = await start_mcp_server()
+        connection = await client.add("gone", f"localhost:{server.port}")
+        await server.close()
+        with pytest.raises(Exception):  # noqa: B017 - until the reader has seen the close
+            async with asyncio.timeout(10):
+                while True:
+                    await connection.ping()
+        lines = await shell_lines(client, "tools\ncall gone echo {}\nbroadcast echo {}\n")
+    assert lines[0].startswith("[gone]: Error: gone: ")
+    assert lines[1].startswith("Error: gone: ")
+    assert lines[2].startswith("[gone] Error: gone: ")
