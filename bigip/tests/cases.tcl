@@ -645,6 +645,16 @@ case::define sse_collect_mode_without_sse_profile {
         equal "[lindex $first 0][lindex $second 0]" $event "CRLF event cut after character $cut"
         equal [lindex $second 1] "" "nothing held back after the event, cut $cut"
     }
+    # CR alone may end lines too: cut anywhere, two such events come out whole. (A CR at the
+    # very end of a segment is held back, as it may be the first half of a CRLF.)
+    set cr [string map [list "\n" "\r"] "$event$event: end\n\n"]
+    for {set cut 0} {$cut < [string length $cr] - 1} {incr cut} {
+        set first [lib [list call mcp_proxy::sse_chunk sse s scope [string range $cr 0 $cut]]]
+        set second [lib [list call mcp_proxy::sse_chunk sse s scope \
+            "[lindex $first 1][string range $cr [expr {$cut + 1}] end]"]]
+        equal [string range "[lindex $first 0][lindex $second 0]" 0 [expr {2 * [string length $event] - 1}]] \
+            "$event$event" "CR-only events cut after character $cut"
+    }
     # A comment line and an event without data pass through untouched.
     set r [lib {call mcp_proxy::sse_chunk sse s s ": keepalive\n\nevent: other\ndata: x\n\nretry: 5\n\n"}]
     equal [lindex $r 0] ": keepalive\n\nevent: other\ndata: x\n\nretry: 5\n\n" "comments and other events pass"

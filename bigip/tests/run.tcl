@@ -4,13 +4,15 @@
 #   tclsh bigip/tests/run.tcl                 run every case
 #   tclsh bigip/tests/run.tcl --list          print the case names, one per line
 #   tclsh bigip/tests/run.tcl --case NAME     run one case
+#   tclsh bigip/tests/run.tcl --replay NAME   replay traffic/NAME.json through the rules and
+#                                             print the log the BIG-IP would write
 #   --traffic DIR                             traffic files to replay (default: tests/traffic,
 #                                             the committed recording; pytest passes a fresh one)
 #
 # Exit status 0 when every case run passed, 1 otherwise. A failing case prints why, then the
 # rule log of its last replay, as the BIG-IP would have written it.
 
-package require Tcl 8.6
+package require Tcl 8.6-
 
 set here [file dirname [file normalize [info script]]]
 set bigip [file dirname $here]
@@ -32,8 +34,12 @@ while {[llength $argv_rest]} {
             set argv_rest [lassign $argv_rest only]
         }
         --traffic { set argv_rest [lassign $argv_rest traffic_dir] }
+        --replay {
+            set mode replay
+            set argv_rest [lassign $argv_rest only]
+        }
         default {
-            puts stderr "usage: tclsh run.tcl ?--traffic DIR? ?--list | --case NAME?"
+            puts stderr "usage: tclsh run.tcl ?--traffic DIR? ?--list | --case NAME | --replay NAME?"
             exit 2
         }
     }
@@ -45,6 +51,13 @@ if {$mode eq "list"} {
 }
 
 case::setup $bigip $traffic_dir
+if {$mode eq "replay"} {
+    h::reset
+    h::replay [case::traffic $only]
+    puts [h::log_text]
+    foreach entry $h::tcl_errors { puts stderr "TCL error: [lindex $entry 3]" }
+    exit [expr {[llength $h::tcl_errors] ? 1 : 0}]
+}
 if {$mode eq "one"} {
     if {$only ni [case::names]} {
         puts stderr "no case named '$only'"
