@@ -28,12 +28,7 @@ from typing import Any
 
 from .errors import HeaderMismatch, InvalidParams
 from .methods import LOG_LEVELS
-from .versions import (
-    MODERN_VERSIONS,
-    PROTOCOL_VERSION_META,
-    SUPPORTED_VERSIONS,
-    unsupported_version,
-)
+from .versions import MODERN_VERSIONS, PROTOCOL_VERSION_META, unsupported_version
 
 __all__ = [
     "CLIENT_CAPABILITIES_META",
@@ -92,13 +87,8 @@ def has_envelope(params: Mapping[str, Any] | None) -> bool:
     return isinstance(meta, Mapping) and PROTOCOL_VERSION_META in meta
 
 
-def read_envelope(params: Mapping[str, Any] | None,
-                  supported: tuple[str, ...] = SUPPORTED_VERSIONS) -> Envelope:
-    """Check a modern request's envelope.
-
-    Args:
-        params: the request's params.
-        supported: what to list in ``data.supported`` when the version is refused.
+def read_envelope(params: Mapping[str, Any] | None) -> Envelope:
+    """Check a modern request's envelope (``params`` is the request's params).
 
     Raises:
         InvalidParams: a required key is missing, or a value has the wrong type.
@@ -117,7 +107,7 @@ def read_envelope(params: Mapping[str, Any] | None,
     if not isinstance(version, str):
         raise InvalidParams(f"Invalid params: {PROTOCOL_VERSION_META} must be a string")
     if version not in MODERN_VERSIONS:
-        raise unsupported_version(version, supported)
+        raise unsupported_version(version)
     capabilities = meta[CLIENT_CAPABILITIES_META]
     if not isinstance(capabilities, dict):
         raise InvalidParams(f"Invalid params: {CLIENT_CAPABILITIES_META} must be an object")

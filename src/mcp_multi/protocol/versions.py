@@ -145,12 +145,15 @@ def http_era(header: str | None) -> Era | None:
 
 
 def unsupported_version(
-    requested: object,
-    supported: tuple[str, ...] = SUPPORTED_VERSIONS,
-    message: str = "Unsupported protocol version",
+    requested: object, message: str = "Unsupported protocol version"
 ) -> UnsupportedProtocolVersion:
-    """The -32022 error for ``requested``; ``data.supported`` lists what we serve, newest first."""
-    data: dict[str, Any] = {"supported": list(reversed(supported))}
+    """The -32022 error for ``requested``.
+
+    ``data.supported`` lists the modern versions only, as ``server/discover`` does: they are
+    the ones a client can put in ``_meta`` (the handshake versions are reached through
+    ``initialize`` instead, as the official SDK also reasons).
+    """
+    data: dict[str, Any] = {"supported": list(reversed(MODERN_VERSIONS))}
     if isinstance(requested, str):
         data["requested"] = requested
     return UnsupportedProtocolVersion(message, data)

@@ -55,7 +55,6 @@ from ..protocol.versions import (
     HANDSHAKE,
     MODERN,
     MODERN_VERSIONS,
-    SUPPORTED_VERSIONS,
     negotiate,
     opening_era,
     supports,
@@ -281,17 +280,15 @@ class Dispatcher:
 
     async def _modern_request(self, session: ServerSession, req: Request, params: Params,
                               notify: SendFn) -> dict[str, Any]:
-        # A stream locked to the modern era can no longer fall back to the handshake, so it
-        # only offers modern versions; anywhere else the client may still initialize.
-        locked = session.era == MODERN and not session.stateless
-        offered = MODERN_VERSIONS if locked else SUPPORTED_VERSIONS
-        if req.method == m.INITIALIZE:
+        if req.method == m.INITIALIZE and not session.stateless:
+            # A stream connection already serving 2026-07-28 names what it serves (a
+            # stateless HTTP request just finds no such method, as 2026-07-28 has none).
             raise unsupported_version(
-                params.get("protocolVersion"), offered,
+                params.get("protocolVersion"),
                 "Unsupported protocol version: this connection serves 2026-07-28, "
                 "where initialize does not exist",
             )
-        envelope = read_envelope(params, offered)
+        envelope = read_envelope(params)
         session.era = MODERN
         handler = self._modern_handlers.get(req.method)
         if handler is None:
