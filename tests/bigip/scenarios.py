@@ -11,8 +11,9 @@ really put on the wire:
                        ``session_id=`` and carry the same bad bodies;
 - ``sse_sdk``          the official ``mcp`` SDK's SSE client;
 - ``streamable_http``  Streamable HTTP at ``/mcp`` (our client's ``http`` transport when it
-                       exists, raw POSTs otherwise) plus the bad bodies, when the server
-                       serves ``/mcp``;
+                       exists, raw POSTs otherwise) plus the bad bodies;
+- ``streamable_http_sdk``  the SDK's Streamable HTTP client (several connections, a GET
+                       stream);
 - ``healthz``          the monitor's ``GET /healthz``.
 
 Each session also calls the tool the BIG-IP data group denies (``run_command``), so the
@@ -173,6 +174,19 @@ async def sse_sdk(proxy: RecordingProxy) -> None:
         await session.read_resource("server://info")
 
 
+async def streamable_http_sdk(proxy: RecordingProxy) -> None:
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with streamable_http_client(proxy.base_url + "/mcp") as streams, \
+            ClientSession(streams[0], streams[1]) as session:
+        await session.initialize()
+        await session.list_tools()
+        await session.call_tool("echo", {"message": "from the SDK"})
+        await session.call_tool(DENIED_TOOL, {"command": "echo from the SDK"})
+        await session.read_resource("server://info")
+
+
 async def _raw_streamable_http(base_url: str) -> None:
     url = base_url + "/mcp"
     accept = {"Accept": "application/json, text/event-stream",
@@ -231,6 +245,8 @@ SCENARIOS: dict[str, tuple[str, str, Scenario]] = {
     "sse_sdk": ("sse", "official mcp SDK sse_client", sse_sdk),
     "streamable_http": ("streamable-http", "raw aiohttp POSTs (+ mcp_multi http transport)",
                         streamable_http),
+    "streamable_http_sdk": ("streamable-http", "official mcp SDK streamable_http_client",
+                            streamable_http_sdk),
     "healthz": ("http", "aiohttp GET", healthz),
 }
 
@@ -247,7 +263,7 @@ async def record_all(out_dir: Path, root: Path) -> dict[str, Path]:
     written: dict[str, Path] = {}
     try:
         for name, (transport, client, scenario) in SCENARIOS.items():
-            if name == "streamable_http" and not serves(server, "/mcp"):
+            if name.startswith("streamable_http") and not serves(server, "/mcp"):
                 continue
             async with RecordingProxy("127.0.0.1", server.port) as proxy:
                 await scenario(proxy)

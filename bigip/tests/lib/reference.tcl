@@ -84,7 +84,8 @@ proc ref::sse_events {text} {
             if {$name eq "event"} { set event $value }
             if {$name eq "data"} { lappend data $value }
         }
-        if {[llength $data]} { lappend out [list $event [join $data "\n"]] }
+        # No data, or empty data (keep-alives, stream priming): no message.
+        if {[join $data "\n"] ne ""} { lappend out [list $event [join $data "\n"]] }
     }
     return $out
 }
