@@ -10,15 +10,22 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import select
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 
 from mcp_multi.client.multi import MultiServerMCPClient
-from mcp_multi.client.repl import Shell, run_shell
+from mcp_multi.client.repl import Shell, ShellCompleter, run_shell
 
 from ..conftest import StartServer
+from .test_shell_parsing import complete
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
@@ -250,3 +257,68 @@ async def test_shell_with_no_servers_and_a_server_gone(start_mcp_server: StartSe
     assert lines[0].startswith("[gone]: Error: gone: ")
     assert lines[1].startswith("Error: gone: ")
     assert lines[2].startswith("[gone] Error: gone: ")
+
+
+async def test_terminal_mode_keeps_history_and_completes_names(
+        start_mcp_server: StartServer, tmp_path: Path) -> None:
+    server = await start_mcp_server(tools=("echo", "get_time"))
+    history = tmp_path / "state" / "history"
+    out = io.StringIO()
+    async with MultiServerMCPClient(timeout=10) as client:
+        await client.add("calc", f"localhost:{server.port}")
+        await client.list_tools()
+        completer = ShellCompleter(client)
+        assert complete(completer, "call c") == ["calc"]
+        assert complete(completer, "call calc ge") == ["get_time"]
+        assert complete(completer, "broadcast e") == ["echo"]
+        assert complete(completer, "tools ") == ["calc"]
+        with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+            pipe.send_text('servers\rcall calc echo {"message": "tty"}\rquit\r')
+            async with asyncio.timeout(TIMEOUT):
+                await run_shell(Shell(client, out=out), terminal=True, history_path=history)
+    assert out.getvalue().splitlines() == [
+        "Connected servers: ['calc']",
+        "Result: {'content': [{'type': 'text', 'text': 'Echo: tty'}]}",
+    ]
+    assert "+servers" in history.read_text() and "+quit" in history.read_text()
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_real_terminal_prompt_and_tab_completion(tmp_path: Path) -> None:
+    """``mcp-client --demo`` on a pseudo-terminal: prompt_toolkit, completion, history."""
+    master, slave = os.openpty()
+    history = tmp_path / "history"
+    env = {**os.environ, "MCP_CLIENT_HISTORY": str(history), "TERM": "xterm"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "mcp_client.py"), "--demo"],
+                            stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env,
+                            cwd=ROOT)
+    os.close(slave)
+    seen = b""
+
+    def read_until(token: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + TIMEOUT
+        while token not in seen:
+            assert time.monotonic() < deadline, (token, seen[-500:])
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                seen += os.read(master, 65536)
+
+    try:
+        read_until(b"\x1b[?2004h")  # the prompt is up (bracketed paste switched on)
+        os.write(master, b"servers\r")
+        read_until(b"Connected servers: ['calc', 'files', 'admin']")
+        os.write(master, b"call calc ma\t")
+        read_until(b"math_calc")
+        os.write(master, b' {"expression": "6 * 7"}\r')
+        read_until(b"6 * 7 = 42")
+        os.write(master, b"quit\r")
+        assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        assert proc.stderr is not None
+        proc.stderr.close()
+    assert "+call calc math_calc" in history.read_text()

@@ -355,7 +355,7 @@ class MCPConnection:
                     self._on_frame(self.name, "recv", frame)
                 self._handle_frame(frame)
         except ConnectionClosed as exc:
-            reason = str(exc)
+            reason = f"connection lost: {exc}"
         except asyncio.CancelledError:
             reason = self._closed_reason or "connection closed by the client"
             raise

@@ -344,8 +344,14 @@ async def run_shell(
     if terminal is None:
         terminal = source.isatty() and sys.stdout.isatty()
     if not terminal:
+        # A person typing while output goes to a pipe (`mcp-client ... | tee log`) still
+        # gets a prompt, on stderr; a script feeding stdin gets none.
+        prompt = source.isatty()
         loop = asyncio.get_running_loop()
         while True:
+            if prompt:
+                sys.stderr.write("> ")
+                sys.stderr.flush()
             line = await loop.run_in_executor(None, source.readline)
             if not line or not await shell.execute(line):
                 return

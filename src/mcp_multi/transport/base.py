@@ -98,6 +98,10 @@ def _describe(exc: BaseException) -> str:
         if os_error.errno:
             return os.strerror(os_error.errno)
         return os_error.strerror or str(os_error)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the server cut the stream off"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server disconnected"
     if isinstance(exc, aiohttp.WSServerHandshakeError):
         return f"WebSocket handshake failed: HTTP {exc.status} {exc.message}".rstrip()
     if isinstance(exc, aiohttp.ClientResponseError):

@@ -23,6 +23,14 @@ logger = logging.getLogger(__name__)
 
 SUBPROTOCOL = "mcp"
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+_CLOSE_CODES = {
+    1000: "normal closure",
+    1001: "going away",
+    1006: "abnormal closure",
+    1008: "policy violation",
+    1009: "message too big",
+    1011: "server error",
+}
 
 
 class WebSocketTransport(ClientTransport):
@@ -87,9 +95,9 @@ class WebSocketTransport(ClientTransport):
         if msg.type is aiohttp.WSMsgType.ERROR:
             raise ConnectionClosed(f"WebSocket to {self.url} failed: {ws.exception()}")
         code = ws.close_code
-        raise ConnectionClosed(
-            f"WebSocket to {self.url} closed" + (f" (code {code})" if code is not None else "")
-        )
+        meaning = _CLOSE_CODES.get(code, "") if code is not None else ""
+        detail = f" (code {code}{', ' + meaning if meaning else ''})" if code is not None else ""
+        raise ConnectionClosed(f"WebSocket to {self.url} closed{detail}")
 
     async def close(self) -> None:
         ws, session = self._ws, self._session
