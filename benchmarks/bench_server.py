@@ -174,8 +174,9 @@ def row(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
     line = (f"{name:<28} p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  "
             f"{r['throughput']:9.0f} calls/s  rss {r['rss_mb']:6.1f} MB")
     if base:
-        line += (f"   | latency x{r['p50_ms'] / base['p50_ms']:.2f}  throughput "
-                 f"x{r['throughput'] / base['throughput']:.2f}  rss x{r['rss_mb'] / base['rss_mb']:.2f}")
+        line += (f"   | latency x{r['p50_ms'] / base['p50_ms']:.2f}"
+                 f"  throughput x{r['throughput'] / base['throughput']:.2f}"
+                 f"  rss x{r['rss_mb'] / base['rss_mb']:.2f}")
     return line
 
 
