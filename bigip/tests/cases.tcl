@@ -80,7 +80,7 @@ proc case::message_lines {{transport *}} {
     set out {}
     foreach line [h::log_lines "MCP ?2? *"] {
         set f [h::fields $line]
-        if {[dict get $f kind] in {request notification result error not_jsonrpc invalid_json}
+        if {[dict get $f kind] in {request notification result error not_jsonrpc invalid_json uninspected}
                 && [string match $transport [dict get $f transport]]} {
             lappend out $f
         }
@@ -103,19 +103,27 @@ proc case::denied_tools {} {
 
 # What the rule must log for TRAFFIC: the reference entries, where the answer to a denied call
 # is the rule's denial error instead of what the server (which ran it, unprotected, while we
-# recorded) answered.
+# recorded) answered, and where the BIG-IP refused a body it could not read on /mcp, the
+# server's recorded answer to it never passes (on legacy SSE it is on the stream regardless).
 proc case::expected_entries {traffic} {
     set entries [ref::entries $traffic]
     set denied {}
+    set refused {}
     foreach e $entries {
         if {[dict get $e dir] eq "c2s" && [dict get $e method] eq "tools/call"
                 && [dict get $e tool] in [denied_tools]} {
             lappend denied [list [dict get $e transport] [dict get $e id]]
         }
+        if {[dict get $e kind] eq "uninspected" && [dict get $e transport] eq "streamable-http"
+                && [dict get $::h::statics mcp_uninspected] eq "reject"} {
+            foreach id [dict get $e ids] { lappend refused [list streamable-http $id] }
+        }
     }
     set out {}
     foreach e $entries {
-        if {[dict get $e dir] eq "s2c" && [list [dict get $e transport] [dict get $e id]] in $denied} {
+        set k [list [dict get $e transport] [dict get $e id]]
+        if {[dict get $e dir] eq "s2c" && $k in $refused} { continue }
+        if {[dict get $e dir] eq "s2c" && $k in $denied} {
             dict set e kind error
         }
         lappend out $e
@@ -495,7 +503,8 @@ proc case::check_local_denial {} {
     set local 0
     foreach cid $::h::conns {
         foreach item [h::client_view $cid] {
-            if {[dict get $item kind] eq "response" && [dict get $item local]} {
+            if {[dict get $item kind] eq "response" && [dict get $item local]
+                    && [string match *denied* [dict get $item body]]} {
                 incr local
                 equal [dict get $item status] 200 "the BIG-IP answers a denied call with HTTP 200"
                 equal [h::cmd::HeaderValue [dict get $item headers] Content-Type] application/json "denial content type"
@@ -533,6 +542,40 @@ proc case::check_bad_bodies {transport} {
     set codes [lmap f [message_lines $transport] {
         expr {[dict get $f kind] eq "error" && [dict get $f dir] eq "s2c" ? [dict get $f code] : [continue]}}]
     check {-32700 in $codes && -32600 in $codes} "$transport: the server's parse and invalid-request errors are logged ($codes)"
+}
+
+case::define uninspectable_bodies_refused_or_passed {
+    # A chunked POST (no Content-Length) could carry a denied call unseen: refused by default,
+    # let through with static::mcp_uninspected pass.
+    foreach {name mode} {streamable_http reject sse reject streamable_http pass sse pass} {
+        h::reset
+        h::static mcp_uninspected $mode
+        replay $name
+        check_one_line_per_message $name
+        set lines [lines_of_kind uninspected]
+        equal [llength $lines] 1 "$name $mode: one uninspected body"
+        equal [dict get [lindex $lines 0] reason] unsized "$name $mode: why"
+        equal [dict get [lindex $lines 0] action] [expr {$mode eq "reject" ? "rejected" : "passed"}] "$name $mode: action"
+        set refused 0
+        foreach cid $::h::conns {
+            foreach item [h::client_view $cid] {
+                if {[dict get $item kind] eq "response" && [dict get $item local]
+                        && [dict get $item status] == 411} {
+                    incr refused
+                    set reply [::hjson::decode [dict get $item body]]
+                    equal [dict get $reply error code] -32600 "$name: the refusal is a JSON-RPC error"
+                }
+            }
+        }
+        set forwarded [lsearch -all -glob [forwarded_messages] {*"chunked"*}]
+        if {$mode eq "reject"} {
+            equal $refused 1 "$name: the chunked POST is answered 411 by the BIG-IP"
+            equal $forwarded {} "$name: the chunked POST does not reach the server"
+        } else {
+            equal $refused 0 "$name: pass lets the chunked POST through"
+            equal [llength $forwarded] 1 "$name: the chunked POST reaches the server"
+        }
+    }
 }
 
 # --- legacy HTTP+SSE ------------------------------------------------------------------------

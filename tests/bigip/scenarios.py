@@ -28,7 +28,7 @@ import contextlib
 import json
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ BATCH = json.dumps([
      "params": {"name": DENIED_TOOL, "arguments": {"command": "echo from a batch"}}},
 ])
 BAD_BODIES = (MALFORMED, NOT_JSONRPC, SCALAR, BATCH)
+# Sent with chunked transfer encoding (no Content-Length): a body the iRule does not collect.
+CHUNKED_PING = {"jsonrpc": "2.0", "id": "chunked", "method": "ping"}
 # Protocol 2025-03-26 is the last revision with JSON-RPC batches, which the raw clients send.
 RAW_VERSION = "2025-03-26"
 INITIALIZE = {"jsonrpc": "2.0", "id": "raw-init", "method": "initialize", "params": {
@@ -67,6 +69,12 @@ INITIALIZE = {"jsonrpc": "2.0", "id": "raw-init", "method": "initialize", "param
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 FINAL_PING = {"jsonrpc": "2.0", "id": "raw-end", "method": "ping"}
 LAST_ANSWERS = ('"batch-1"', '"batch-2"', '"raw-end"')
+
+
+async def _chunked(message: dict[str, Any]) -> AsyncIterator[bytes]:
+    body = json.dumps(message).encode()
+    yield body[:10]
+    yield body[10:]
 
 
 async def _session_with_our_client(kind: str, url: str) -> None:
@@ -152,8 +160,11 @@ async def _raw_sse(base_url: str) -> None:
         await post(json.dumps(INITIALIZED))
         for body in BAD_BODIES:
             await post(body)
+        async with http.post(post_url, data=_chunked(CHUNKED_PING),
+                             headers={"Content-Type": "application/json"}) as reply:
+            await reply.read()
         await post(json.dumps(FINAL_PING))
-        await stream.until(*LAST_ANSWERS)
+        await stream.until(*LAST_ANSWERS, '"chunked"')
 
 
 async def sse(proxy: RecordingProxy) -> None:
@@ -206,6 +217,8 @@ async def _raw_streamable_http(base_url: str) -> None:
         for body in bodies:
             async with http.post(url, data=body, headers=headers) as reply:
                 await reply.read()
+        async with http.post(url, data=_chunked(CHUNKED_PING), headers=headers) as reply:
+            await reply.read()
         if session:
             async with http.delete(url, headers=headers) as reply:
                 await reply.read()

@@ -99,13 +99,14 @@ proc ref::transport_of {path} {
     return ""
 }
 
-# messages TRAFFIC -> list of dicts {dir transport conn text}.
+# messages TRAFFIC -> list of dicts {dir transport conn text sized}.
 proc ref::messages {traffic} {
     set out {}
     array set queue {}
     array set body {}
     array set path {}
     array set ctype {}
+    array set sized {}
     foreach ev [dict get $traffic events] {
         set cid [dict get $ev conn]
         switch -- [dict get $ev type] {
@@ -114,12 +115,14 @@ proc ref::messages {traffic} {
                 lappend queue($cid) $p
                 set t [transport_of $p]
                 if {[dict get $ev method] eq "POST" && $t ne "" && [dict get $ev body] ne ""} {
-                    lappend out [dict create dir c2s transport $t conn $cid text [dict get $ev body]]
+                    lappend out [dict create dir c2s transport $t conn $cid text [dict get $ev body] \
+                        sized [Sized [dict get $ev headers]]]
                 }
             }
             response {
                 set queue($cid) [lassign $queue($cid) path($cid)]
                 set ctype($cid) [::h::cmd::HeaderValue [dict get $ev headers] Content-Type]
+                set sized($cid) [Sized [dict get $ev headers]]
                 set body($cid) ""
             }
             response_data { append body($cid) [dict get $ev data] }
@@ -127,12 +130,12 @@ proc ref::messages {traffic} {
                 if {![info exists path($cid)] || $path($cid) eq ""} { continue }
                 set t [transport_of $path($cid)]
                 if {$t ne "" && [string match application/json* $ctype($cid)] && $body($cid) ne ""} {
-                    lappend out [dict create dir s2c transport $t conn $cid text $body($cid)]
+                    lappend out [dict create dir s2c transport $t conn $cid text $body($cid) sized $sized($cid)]
                 }
                 if {$t ne "" && [string match text/event-stream* $ctype($cid)]} {
                     foreach event [sse_events $body($cid)] {
                         if {[lindex $event 0] eq "message"} {
-                            lappend out [dict create dir s2c transport $t conn $cid text [lindex $event 1]]
+                            lappend out [dict create dir s2c transport $t conn $cid text [lindex $event 1] sized 1]
                         }
                     }
                 }
@@ -141,7 +144,7 @@ proc ref::messages {traffic} {
             ws_frame {
                 if {[dict get $ev opcode] == 1} {
                     set dir [expr {[dict get $ev from] eq "client" ? "c2s" : "s2c"}]
-                    lappend out [dict create dir $dir transport websocket conn $cid text [dict get $ev payload]]
+                    lappend out [dict create dir $dir transport websocket conn $cid text [dict get $ev payload] sized 1]
                 }
             }
         }
@@ -149,10 +152,22 @@ proc ref::messages {traffic} {
     return $out
 }
 
-# entries TRAFFIC -> one dict per JSON-RPC message: {dir transport kind id method tool}.
+# Sized HEADERS -> 1 when a body has a Content-Length (a rule can collect it), else 0.
+proc ref::Sized {headers} {
+    return [expr {[::h::cmd::HeaderValue $headers Content-Length] ne ""}]
+}
+
+# entries TRAFFIC -> one dict per JSON-RPC message: {dir transport kind id method tool}; a
+# body without Content-Length gives one "uninspected" entry.
 proc ref::entries {traffic} {
     set out {}
     foreach m [messages $traffic] {
+        if {![dict get $m sized]} {
+            set ids [lmap c [classify [dict get $m text]] {dict get $c id}]
+            lappend out [dict create kind uninspected id "" method "" tool "" ids $ids \
+                dir [dict get $m dir] transport [dict get $m transport]]
+            continue
+        }
         foreach c [classify [dict get $m text]] {
             lappend out [dict merge $c [dict create dir [dict get $m dir] transport [dict get $m transport]]]
         }
