@@ -1,4 +1,5 @@
-"""One behaviour suite, run over every server transport against a real server."""
+"""One behaviour suite, run over every server transport against a real server (handshake era;
+the 2026-07-28 era has its own suite in test_modern.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ import pytest
 from mcp_multi.server.app import RunningServer
 
 from ..conftest import StartServer
-from .wire import RawPeer, SSEPeer, StdioPeer, StreamableHTTPPeer, connect
-
-TRANSPORTS = ["websocket", "sse", "http", "stdio"]
+from .wire import TRANSPORTS, RawPeer, SSEPeer, StdioPeer, StreamableHTTPPeer, connect
 
 
 @pytest.fixture(params=TRANSPORTS)

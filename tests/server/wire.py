@@ -14,7 +14,25 @@ import orjson
 from mcp_multi.server.app import RunningServer
 
 TIMEOUT = 10.0
+# Every server transport; the behaviour suites run over each.
+TRANSPORTS = ["websocket", "sse", "http", "stdio"]
 MCP_ACCEPT = "application/json, text/event-stream"
+MODERN = "2026-07-28"
+VERSION_META = "io.modelcontextprotocol/protocolVersion"
+
+
+def enveloped(params: dict[str, Any] | None = None, version: str = MODERN,
+              **meta: Any) -> dict[str, Any]:
+    """``params`` with the 2026-07-28 ``_meta`` envelope (``meta`` adds or overrides keys)."""
+    out = dict(params or {})
+    out["_meta"] = {
+        VERSION_META: version,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-test-peer", "version": "0"},
+        **out.get("_meta", {}),
+        **meta,
+    }
+    return out
 
 
 class Event:
@@ -76,6 +94,11 @@ class RawPeer:
             msg["params"] = params
         await self.send(msg)
         return await self.recv_id(id)
+
+    async def modern_request(self, method: str, params: dict[str, Any] | None = None,
+                             id: int | str = 1, **meta: Any) -> dict[str, Any]:
+        """A 2026-07-28 request: ``params`` carry the ``_meta`` envelope."""
+        return await self.request(method, enveloped(params, **meta), id)
 
     async def recv_id(self, id: int | str | None) -> dict[str, Any]:
         """The next response with ``id``; notifications before it are skipped."""
@@ -180,13 +203,17 @@ class SSEPeer(RawPeer):
 
 
 class StreamableHTTPPeer(RawPeer):
-    """Streamable HTTP (handshake era): every message is a POST to /mcp; whatever comes back
-    (a JSON body, the events of an SSE stream, an error body) lands in one inbox, in order."""
+    """Streamable HTTP: every message is a POST to /mcp; whatever comes back (a JSON body, the
+    events of an SSE stream, an error body) lands in one inbox, in order.
+
+    In the handshake era it keeps the session id and version ``initialize`` gave it; with
+    ``modern`` it sends no session and mirrors each body's version, method and name into the
+    2026-07-28 headers."""
 
     transport = "http"
 
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url = http, url
+    def __init__(self, http: aiohttp.ClientSession, url: str, modern: bool = False) -> None:
+        self.http, self.url, self.modern = http, url, modern
         self.session_id: str | None = None
         self.version: str | None = None
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -198,8 +225,10 @@ class StreamableHTTPPeer(RawPeer):
     async def connect(cls, base_url: str) -> StreamableHTTPPeer:
         return cls(aiohttp.ClientSession(), base_url + "/mcp")
 
-    def headers(self, **extra: str) -> dict[str, str]:
+    def headers(self, body: Any = None, **extra: str) -> dict[str, str]:
         headers = {"Accept": MCP_ACCEPT, "Content-Type": "application/json"}
+        if self.modern:
+            headers.update(mirrored_headers(body))
         if self.session_id:
             headers["Mcp-Session-Id"] = self.session_id
         if self.version:
@@ -214,8 +243,8 @@ class StreamableHTTPPeer(RawPeer):
         await resp.read()
         return resp
 
-    async def _exchange(self, body: bytes) -> None:
-        async with self.http.post(self.url, data=body, headers=self.headers()) as resp:
+    async def _exchange(self, body: bytes, parsed: Any) -> None:
+        async with self.http.post(self.url, data=body, headers=self.headers(parsed)) as resp:
             self.statuses.append(resp.status)
             if "Mcp-Session-Id" in resp.headers:
                 self.session_id = resp.headers["Mcp-Session-Id"]
@@ -241,11 +270,11 @@ class StreamableHTTPPeer(RawPeer):
             parsed = None
         if isinstance(parsed, dict) and "method" in parsed and "id" in parsed:
             # A request: its answer may take a while, so it arrives in the background.
-            task = asyncio.create_task(self._exchange(body))
+            task = asyncio.create_task(self._exchange(body, parsed))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
         else:
-            await self._exchange(body)
+            await self._exchange(body, parsed)
 
     async def recv(self) -> dict[str, Any]:
         return await asyncio.wait_for(self.inbox.get(), TIMEOUT)
@@ -267,6 +296,23 @@ class StreamableHTTPPeer(RawPeer):
                 async with self.http.delete(self.url, headers=self.headers()) as resp:
                     assert resp.status == 200, resp.status
         await self.http.close()
+
+
+def mirrored_headers(body: Any) -> dict[str, str]:
+    """The 2026-07-28 request headers a conforming client derives from ``body``."""
+    if not isinstance(body, dict):
+        return {}
+    params = body.get("params") if isinstance(body.get("params"), dict) else {}
+    meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+    headers = {}
+    if isinstance(meta.get(VERSION_META), str):
+        headers["MCP-Protocol-Version"] = meta[VERSION_META]
+    if isinstance(body.get("method"), str):
+        headers["Mcp-Method"] = body["method"]
+    name = params.get("uri" if body.get("method") == "resources/read" else "name")
+    if isinstance(name, str):
+        headers["Mcp-Name"] = name
+    return headers
 
 
 class StdioPeer(RawPeer):
@@ -320,11 +366,13 @@ def stdio_args(server: RunningServer) -> list[str]:
     return args
 
 
-async def connect(transport: str, server: RunningServer | str) -> RawPeer:
+async def connect(transport: str, server: RunningServer | str, *,
+                  modern: bool = False) -> RawPeer:
     """A raw peer of ``transport`` talking to ``server`` (a running server or its base URL).
 
     For stdio the peer spawns a twin process with the running server's settings, since a
-    stdio server belongs to the client that spawns it.
+    stdio server belongs to the client that spawns it. ``modern`` makes an HTTP peer speak
+    2026-07-28 (stream peers speak whatever their first request says).
     """
     base_url = server if isinstance(server, str) else server.base_url
     if transport == "websocket":
@@ -332,7 +380,9 @@ async def connect(transport: str, server: RunningServer | str) -> RawPeer:
     if transport == "sse":
         return await SSEPeer.connect(base_url)
     if transport == "http":
-        return await StreamableHTTPPeer.connect(base_url)
+        peer = await StreamableHTTPPeer.connect(base_url)
+        peer.modern = modern
+        return peer
     if transport == "stdio":
         if isinstance(server, str):
             raise ValueError("a stdio peer needs the RunningServer whose settings it copies")

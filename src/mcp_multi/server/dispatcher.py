@@ -168,9 +168,8 @@ class Dispatcher:
             return [], [self._error(exc)]
         if not isinstance(decoded, list):
             return [decoded], []
-        version = session.protocol_version
-        if session.era == MODERN or (version is not None and not supports(version, "batch")):
-            served = version or MODERN_VERSIONS[-1]
+        if not self.accepts_batch(session):
+            served = session.protocol_version or MODERN_VERSIONS[-1]
             err = InvalidRequest(f"Invalid Request: batches are not part of protocol {served}")
             return [], [error_response(None, err)]
         messages: list[Message] = []
@@ -181,6 +180,13 @@ class Dispatcher:
             else:
                 messages.append(item)
         return messages, errors
+
+    def accepts_batch(self, session: ServerSession) -> bool:
+        """Whether ``session`` may send JSON-RPC batches (2025-03-26, or not yet decided)."""
+        version = session.protocol_version
+        if session.era == MODERN:
+            return False
+        return version is None or supports(version, "batch")
 
     async def handle(self, session: ServerSession, message: Message,
                      notify: SendFn | None = None) -> dict[str, Any] | None:

@@ -252,7 +252,8 @@ async def _handshake_post(request: web.Request, state: ServerState,
     messages, errors = dispatcher.parse(session or _NO_SESSION, body)
     is_batch = body.lstrip()[:1] == b"["
     if not messages:
-        return _json(400, errors if is_batch else errors[0])
+        whole = is_batch and dispatcher.accepts_batch(session or _NO_SESSION)
+        return _json(400, errors if whole else errors[0])
     if session is None:
         first = messages[0]
         if is_batch or not isinstance(first, Request) or first.method != m.INITIALIZE:
