@@ -323,3 +323,23 @@ async def test_modern_closed_stream_cancels_the_call(http: aiohttp.ClientSession
     resp.close()
     done, _ = await asyncio.wait(running, timeout=TIMEOUT)
     assert done == running  # cancelled, not left to run for 30 s
+
+
+# ------------------------------------------------------------------ browsers
+
+async def test_origin_and_cors(start_mcp_server: Any, http: aiohttp.ClientSession) -> None:
+    server = await start_mcp_server(allowed_origins=("https://inspector.example",))
+    url = server.base_url + "/mcp"
+    resp, _ = await post(http, url, INIT, Origin="http://evil.example")
+    assert resp.status == 403
+    async with http.options(url, headers={
+        "Origin": "https://inspector.example",
+        "Access-Control-Request-Method": "DELETE",
+        "Access-Control-Request-Headers": "mcp-session-id, mcp-protocol-version",
+    }) as preflight:
+        assert preflight.status == 200
+        assert preflight.headers["Access-Control-Allow-Origin"] == "https://inspector.example"
+    resp, _ = await post(http, url, INIT, Origin="https://inspector.example")
+    assert resp.status == 200
+    exposed = resp.headers["Access-Control-Expose-Headers"].lower()
+    assert "mcp-session-id" in exposed

@@ -1,0 +1,118 @@
+"""The 2026-07-28 envelope, its HTTP header mirror, and how eras are told apart: no event loop."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from mcp_multi.protocol import envelope as env
+from mcp_multi.protocol import versions as v
+from mcp_multi.protocol.errors import HeaderMismatch, InvalidParams, UnsupportedProtocolVersion
+
+META = {env.PROTOCOL_VERSION_META: "2026-07-28", env.CLIENT_CAPABILITIES_META: {}}
+
+
+def params(**meta: Any) -> dict[str, Any]:
+    return {"name": "echo", "_meta": {**META, **meta}}
+
+
+def test_eras_by_http_header() -> None:
+    assert v.http_era(None) == v.HANDSHAKE
+    assert all(v.http_era(h) == v.HANDSHAKE for h in v.HANDSHAKE_VERSIONS)
+    assert v.http_era("2026-07-28") == v.MODERN
+    assert v.http_era("2099-01-01") is None
+
+
+def test_the_opening_request_decides_a_stream() -> None:
+    assert v.opening_era("initialize", params()) == v.HANDSHAKE
+    assert v.opening_era("tools/list", None) == v.HANDSHAKE
+    assert v.opening_era("tools/call", {"_meta": {"progressToken": 1}}) == v.HANDSHAKE
+    assert v.opening_era("tools/list", params()) == v.MODERN
+    # Only the version key counts: a half-built envelope still opens modern (and fails there).
+    assert v.opening_era("tools/list", {"_meta": {env.PROTOCOL_VERSION_META: 5}}) == v.MODERN
+
+
+def test_features_by_era() -> None:
+    assert v.supports("2025-11-25", "sse_priming") and not v.supports("2025-06-18", "sse_priming")
+    assert v.supports("2025-03-26", "resumable_streams")
+    assert not v.supports("2026-07-28", "resumable_streams")
+    assert not v.supports("2026-07-28", "batch") and v.supports("2026-07-28", "result_type")
+    assert not v.supports("2099-01-01", "tool_title")
+
+
+def test_unsupported_version_lists_what_discover_lists() -> None:
+    err = v.unsupported_version("1900-01-01")
+    assert err.code == -32022
+    assert err.data == {"supported": ["2026-07-28"], "requested": "1900-01-01"}
+    assert "requested" not in v.unsupported_version(None).data
+
+
+def test_read_envelope() -> None:
+    got = env.read_envelope(params(**{env.CLIENT_INFO_META: {"name": "c"},
+                                      env.LOG_LEVEL_META: "info"}))
+    assert got == env.Envelope("2026-07-28", {}, {"name": "c"}, "info")
+    assert env.read_envelope(params()).client_info is None
+
+
+@pytest.mark.parametrize("bad, error", [
+    (None, InvalidParams),
+    ({"name": "echo"}, InvalidParams),
+    ({"_meta": []}, InvalidParams),
+    ({"_meta": {env.PROTOCOL_VERSION_META: "2026-07-28"}}, InvalidParams),
+    ({"_meta": {env.CLIENT_CAPABILITIES_META: {}}}, InvalidParams),
+    (params(**{env.PROTOCOL_VERSION_META: 20260728}), InvalidParams),
+    (params(**{env.CLIENT_CAPABILITIES_META: "all"}), InvalidParams),
+    (params(**{env.LOG_LEVEL_META: "loud"}), InvalidParams),
+    (params(**{env.PROTOCOL_VERSION_META: "2025-11-25"}), UnsupportedProtocolVersion),
+    (params(**{env.PROTOCOL_VERSION_META: "2099-01-01"}), UnsupportedProtocolVersion),
+])
+def test_bad_envelopes(bad: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        env.read_envelope(bad)
+
+
+def headers(**h: str) -> list[tuple[str, str]]:
+    base = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
+    return list({**base, **h}.items())
+
+
+def test_matching_headers_pass() -> None:
+    env.check_headers(headers(), "tools/call", params())
+    env.check_headers([("mcp-protocol-version", "2026-07-28"), ("MCP-METHOD", "tools/list")],
+                      "tools/list", params())  # names are case-insensitive; no Mcp-Name needed
+    encoded = "=?base64?" + base64.b64encode("écho".encode()).decode() + "?="
+    env.check_headers(headers(**{"Mcp-Name": encoded}), "tools/call",
+                      {**params(), "name": "écho"})
+
+
+@pytest.mark.parametrize("given", [
+    headers(**{"MCP-Protocol-Version": "2025-11-25"}),
+    headers(**{"Mcp-Method": "tools/list"}),
+    headers(**{"Mcp-Name": "math_calc"}),
+    headers(**{"Mcp-Name": "=?base64?!!!?="}),
+    [h for h in headers() if h[0] != "Mcp-Name"],
+    [h for h in headers() if h[0] != "MCP-Protocol-Version"],
+    [*headers(), ("mcp-method", "tools/call")],
+])
+def test_mismatched_headers(given: list[tuple[str, str]]) -> None:
+    with pytest.raises(HeaderMismatch) as exc:
+        env.check_headers(given, "tools/call", params())
+    assert exc.value.code == -32020
+
+
+def test_decode_header_value() -> None:
+    assert env.decode_header_value("plain") == "plain"
+    assert env.decode_header_value(None) is None
+    assert env.decode_header_value("=?base64?SGVsbG8sIOS4lueVjA==?=") == "Hello, 世界"
+    assert env.decode_header_value("=?base64?SGVsbG8sIOS4lueVjA=?=") is None  # not canonical
+
+
+def test_complete_result() -> None:
+    info = {"name": "s", "version": "1"}
+    result = env.complete_result({"tools": []}, info, env.CacheHint(1000))
+    assert result == {"tools": [], "resultType": "complete", "ttlMs": 1000,
+                      "cacheScope": "public", "_meta": {env.SERVER_INFO_META: info}}
+    own = env.complete_result({"_meta": {"k": 1}}, info)
+    assert own["_meta"] == {"k": 1, env.SERVER_INFO_META: info} and "ttlMs" not in own
