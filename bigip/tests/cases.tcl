@@ -110,8 +110,8 @@ proc case::expected_entries {traffic} {
     set denied {}
     set refused {}
     foreach e $entries {
-        if {[dict get $e dir] eq "c2s" && [dict get $e method] eq "tools/call"
-                && [dict get $e tool] in [denied_tools]} {
+        if {[dict get $e dir] eq "c2s" && [dict get $e kind] eq "request"
+                && ([dict get $e tool] in [denied_tools] || [dict get $e ambiguous])} {
             lappend denied [list [dict get $e transport] [dict get $e id]]
         }
         if {[dict get $e kind] eq "uninspected" && [dict get $e transport] eq "streamable-http"
@@ -248,7 +248,8 @@ proc case::check_denial {name} {
     }
     equal [lsort $answered] [lsort $denied_ids] "$name: every denied call answered once with the denial"
     set denials [lmap f [message_lines] {
-        expr {[dict exists $f status] && [dict get $f status] eq "denied" ? [dict get $f id] : [continue]}
+        expr {[dict exists $f status] && [dict get $f status] eq "denied"
+            && [dict get $f tool] in [denied_tools] ? [dict get $f id] : [continue]}
     }]
     equal [lsort $denials] [lsort $denied_ids] "$name: one s2c denial line per denied call"
 }
@@ -575,6 +576,31 @@ case::define uninspectable_bodies_refused_or_passed {
             equal $refused 0 "$name: pass lets the chunked POST through"
             equal [llength $forwarded] 1 "$name: the chunked POST reaches the server"
         }
+    }
+}
+
+case::define ambiguous_requests_refused {
+    # A request with two "method" keys (ping first, tools/call of the denied tool last) is
+    # refused on every transport: the server never gets it, the client gets -32600 for its id.
+    foreach name {websocket sse streamable_http} {
+        h::reset
+        replay $name
+        set refused [lmap f [message_lines] {
+            expr {[dict exists $f reason] && [dict get $f reason] eq "duplicate-keys" ? $f : [continue]}}]
+        equal [llength $refused] 1 "$name: one request refused for duplicate keys"
+        equal [dict get [lindex $refused 0] id] dup "$name: the refused request"
+        foreach text [forwarded_messages] {
+            check {![string match {*"id": "dup"*} $text]} "$name: the ambiguous request reached the server: $text"
+        }
+        set answers {}
+        foreach text [delivered_messages] {
+            foreach m [decoded $text] {
+                if {[dict exists $m id] && [dict get $m id] eq "dup"} { lappend answers $m }
+            }
+        }
+        equal [llength $answers] 1 "$name: one answer to the ambiguous request"
+        equal [dict get [lindex $answers 0] error code] -32600 "$name: refused as an invalid request"
+        check {[string match "*duplicate keys*" [dict get [lindex $answers 0] error message]]} "$name: says why"
     }
 }
 

@@ -6,7 +6,7 @@ really put on the wire:
 
 - ``websocket``        our :class:`MCPConnection` over WebSocket, then a raw WebSocket that
                        sends what our client never would (a malformed frame, a body that is
-                       not JSON-RPC, a scalar, a batch with a denied call);
+                       not JSON-RPC, a scalar, a batch with a denied call, duplicate keys);
 - ``sse``              our client over legacy HTTP+SSE, then a raw stream whose POSTs use
                        ``session_id=`` and carry the same bad bodies;
 - ``sse_sdk``          the official ``mcp`` SDK's SSE client;
@@ -58,7 +58,12 @@ BATCH = json.dumps([
     {"jsonrpc": "2.0", "id": "batch-2", "method": "tools/call",
      "params": {"name": DENIED_TOOL, "arguments": {"command": "echo from a batch"}}},
 ])
-BAD_BODIES = (MALFORMED, NOT_JSONRPC, SCALAR, BATCH)
+# Two "method" keys: a parser that takes the first sees a ping, one that takes the last (as
+# ours does) runs the denied tool. The BIG-IP must refuse it.
+DUPLICATE_KEYS = ('{"jsonrpc": "2.0", "id": "dup", "method": "ping", "method": "tools/call", '
+                  '"params": {"name": "' + DENIED_TOOL + '", '
+                  '"arguments": {"command": "echo dup"}}}')
+BAD_BODIES = (MALFORMED, NOT_JSONRPC, SCALAR, BATCH, DUPLICATE_KEYS)
 # Sent with chunked transfer encoding (no Content-Length): a body the iRule does not collect.
 CHUNKED_PING = {"jsonrpc": "2.0", "id": "chunked", "method": "ping"}
 # Protocol 2025-03-26 is the last revision with JSON-RPC batches, which the raw clients send.
@@ -68,7 +73,7 @@ INITIALIZE = {"jsonrpc": "2.0", "id": "raw-init", "method": "initialize", "param
     "clientInfo": {"name": "bigip-raw", "version": "1"}}}
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 FINAL_PING = {"jsonrpc": "2.0", "id": "raw-end", "method": "ping"}
-LAST_ANSWERS = ('"batch-1"', '"batch-2"', '"raw-end"')
+LAST_ANSWERS = ('"batch-1"', '"batch-2"', '"dup"', '"raw-end"')
 
 
 async def _chunked(message: dict[str, Any]) -> AsyncIterator[bytes]:

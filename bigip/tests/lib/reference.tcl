@@ -11,7 +11,7 @@ namespace eval ::ref {}
 # unparseable text gives one invalid_json, a scalar or empty array one not_jsonrpc).
 proc ref::classify {text} {
     if {[catch {::hjson::parse $text} root]} {
-        return [list [dict create kind invalid_json id "" method "" tool ""]]
+        return [list [dict create kind invalid_json id "" method "" tool "" ambiguous 0]]
     }
     lassign [::hjson::node $root] type value
     if {$type eq "object"} {
@@ -19,7 +19,7 @@ proc ref::classify {text} {
     } elseif {$type eq "array" && [llength $value]} {
         set elements $value
     } else {
-        return [list [dict create kind not_jsonrpc id "" method "" tool ""]]
+        return [list [dict create kind not_jsonrpc id "" method "" tool "" ambiguous 0]]
     }
     set out {}
     foreach element $elements { lappend out [classify_element $element] }
@@ -46,9 +46,26 @@ proc ref::type {node} {
     return [lindex [::hjson::node $node] 0]
 }
 
+# count NODE KEY -> how many times KEY appears in the object NODE.
+proc ref::count {node key} {
+    lassign [::hjson::node $node] type value
+    set n 0
+    if {$type eq "object"} {
+        foreach {k v} $value { if {$k eq $key} { incr n } }
+    }
+    return $n
+}
+
 proc ref::classify_element {node} {
-    set d [dict create kind not_jsonrpc id "" method "" tool ""]
+    set d [dict create kind not_jsonrpc id "" method "" tool "" ambiguous 0]
     if {[type $node] ne "object"} { return $d }
+    foreach key {jsonrpc id method params} {
+        if {[count $node $key] > 1} { dict set d ambiguous 1 }
+    }
+    set params [member $node params]
+    if {[type $params] eq "object" && ([count $params name] > 1 || [count $params arguments] > 1)} {
+        dict set d ambiguous 1
+    }
     set version [member $node jsonrpc]
     set id [member $node id]
     set method [member $node method]
