@@ -11,6 +11,7 @@ import asyncio
 import io
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -322,3 +323,24 @@ def test_real_terminal_prompt_and_tab_completion(tmp_path: Path) -> None:
         assert proc.stderr is not None
         proc.stderr.close()
     assert "+call calc math_calc" in history.read_text()
+
+
+async def test_ctrl_c_while_waiting_for_piped_input_exits(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server()
+    env = {**os.environ, "MCP_CLIENT_HISTORY": os.devnull}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "mcp_client.py"), f"s=localhost:{server.port}", env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            assert (await proc.stderr.readline()).startswith(b"Connected to s at ")
+            proc.stdin.write(b"servers\n")
+            assert await proc.stdout.readline() == b"Connected servers: ['s']\n"
+            proc.send_signal(signal.SIGINT)  # stdin stays open: the reader thread is blocked
+            assert await proc.wait() == 130
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -195,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run(args, specs))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # stdout went away (`mcp-client ... | head`): stop quietly, and keep Python's final
+        # flush of stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except MCPError as exc:
         _status(f"Error: {exc}")
         return 1

@@ -198,8 +198,10 @@ class MCPConnection:
                 if current is not None and current.cancelling():
                     raise
         self._fail_pending(self._closed_reason)
-        for task in list(self._background):
+        background = list(self._background)
+        for task in background:
             task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await self.transport.close()
 
     async def __aenter__(self) -> MCPConnection:

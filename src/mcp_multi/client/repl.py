@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -152,9 +153,9 @@ class Shell:
         line = strip_comment(line)
         if not line:
             return True
-        command, _, rest = line.partition(" ")
+        command, *tail = line.split(None, 1)
         command = command.lower()
-        rest = rest.strip()
+        rest = tail[0].strip() if tail else ""
         if command in ("quit", "exit"):
             return False
         handler = {
@@ -171,9 +172,7 @@ class Shell:
             return True
         try:
             await handler(rest)
-        except ArgumentError as exc:
-            self.write(f"Error: {exc}")
-        except MCPError as exc:
+        except (ArgumentError, MCPError) as exc:
             self.write(f"Error: {exc}")
         return True
 
@@ -304,6 +303,39 @@ class ShellCompleter(Completer):
                 yield Completion(candidate, start_position=-len(current))
 
 
+class _LineReader:
+    """Lines of a blocking text stream, read one at a time by a daemon thread.
+
+    Not the loop's default executor: a thread blocked in ``readline`` there would keep the
+    process from exiting on Ctrl-C; a daemon thread does not.
+    """
+
+    def __init__(self, source: TextIO) -> None:
+        self._source = source
+        self._loop = asyncio.get_running_loop()
+        self._lines: asyncio.Queue[str] = asyncio.Queue()
+        self._wanted = threading.Semaphore(0)
+        threading.Thread(target=self._run, name="mcp-client-stdin", daemon=True).start()
+
+    def _run(self) -> None:
+        line = "-"
+        while line:
+            self._wanted.acquire()
+            try:
+                line = self._source.readline()
+            except (OSError, ValueError):
+                line = ""
+            try:
+                self._loop.call_soon_threadsafe(self._lines.put_nowait, line)
+            except RuntimeError:  # the loop is gone: nobody wants the line
+                return
+
+    async def readline(self) -> str:
+        """The next line, ``""`` at end of input."""
+        self._wanted.release()
+        return await self._lines.get()
+
+
 def default_history_path() -> Path:
     """``$MCP_CLIENT_HISTORY``, else ``$XDG_STATE_HOME/mcp-multi/client_history``."""
     explicit = os.environ.get("MCP_CLIENT_HISTORY")
@@ -347,12 +379,12 @@ async def run_shell(
         # A person typing while output goes to a pipe (`mcp-client ... | tee log`) still
         # gets a prompt, on stderr; a script feeding stdin gets none.
         prompt = source.isatty()
-        loop = asyncio.get_running_loop()
+        lines = _LineReader(source)
         while True:
             if prompt:
                 sys.stderr.write("> ")
                 sys.stderr.flush()
-            line = await loop.run_in_executor(None, source.readline)
+            line = await lines.readline()
             if not line or not await shell.execute(line):
                 return
     session: PromptSession[str] = PromptSession(
