@@ -150,16 +150,22 @@ async def _respond(request: web.Request, stream: EventStream, *, priming: bool,
     only = stream.only_message()
     if only is not None:
         return _json(status_of(stream.final), only, headers)
+    return await _deliver(request, stream, 0, priming=priming, headers=headers)
+
+
+async def _deliver(request: web.Request, stream: EventStream, cursor: int, *, priming: bool,
+                   headers: dict[str, str]) -> web.StreamResponse:
+    """Answer with ``text/event-stream`` and write ``stream`` after ``cursor`` until it ends."""
     response = web.StreamResponse(headers={**_SSE_HEADERS, **headers})
     await response.prepare(request)
     stream.attached = True
     try:
         if priming:
-            await response.write(stream.priming(0))
-        await stream.pump(response, 0, KEEPALIVE_SECONDS)
+            await response.write(stream.priming(cursor))
+        await stream.pump(response, cursor, KEEPALIVE_SECONDS)
         await response.write_eof()
     except ConnectionResetError:
-        logger.debug("stream %s: client went away", stream.key)
+        logger.debug("stream %s: client went away", stream.key or "(stateless)")
     finally:
         stream.attached = False
     return response
@@ -359,19 +365,9 @@ async def handle_mcp_get(request: web.Request) -> web.StreamResponse:
         stream, cursor = session.get_stream, session.get_stream.delivered
     if stream.attached:
         return _error(409, InvalidRequest("Conflict: this stream is already open"))
-    response = web.StreamResponse(headers={**_SSE_HEADERS, SESSION_HEADER: session.id})
-    await response.prepare(request)
-    stream.attached = True
-    try:
-        if supports(session.protocol_version or "", "sse_priming"):
-            await response.write(stream.priming(cursor))
-        await stream.pump(response, cursor, KEEPALIVE_SECONDS)
-        await response.write_eof()
-    except ConnectionResetError:
-        logger.debug("http session %s: stream %s dropped", session.id, stream.key)
-    finally:
-        stream.attached = False
-    return response
+    return await _deliver(request, stream, cursor,
+                          priming=supports(session.protocol_version or "", "sse_priming"),
+                          headers={SESSION_HEADER: session.id})
 
 
 async def handle_mcp_delete(request: web.Request) -> web.StreamResponse:
