@@ -22,7 +22,7 @@ def _ctx(root: Path) -> ToolContext:
     return ToolContext(settings=ServerSettings(root=root))
 
 
-async def _list(root: Path, **arguments: str) -> str:
+async def _list(root: Path, **arguments: str | bool) -> str:
     result = await TOOL.handler(dict(arguments), _ctx(root))
     assert "isError" not in result
     text: str = result["content"][0]["text"]
@@ -57,8 +57,8 @@ async def test_subdirectory_and_hidden_entries(root: Path) -> None:
     for name in ("b", "A", ".hidden", "c"):
         (sub / name).write_text("")
     (sub / "dir").mkdir()
-    assert await _list(root, path="sub") == "Files in sub:\n.hidden\nA\nb\nc\ndir"
-    assert await _list(root, path="sub/") == "Files in sub/:\n.hidden\nA\nb\nc\ndir"
+    assert await _list(root, path="sub") == "Files in sub:\nA\nb\nc\ndir"
+    assert await _list(root, path="sub/", all=True) == "Files in sub/:\n.hidden\nA\nb\nc\ndir"
 
 
 async def test_absolute_path_inside_root(root: Path) -> None:

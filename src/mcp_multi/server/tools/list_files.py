@@ -35,11 +35,11 @@ def _resolve_inside(root: Path, path: str) -> Path:
     return target
 
 
-def _list(root: Path, path: str) -> str:
+def _list(root: Path, path: str, show_hidden: bool) -> str:
     directory = _resolve_inside(root, path)
     try:
         with os.scandir(directory) as entries:
-            names = [entry.name for entry in entries]
+            names = [e.name for e in entries if show_hidden or not e.name.startswith(".")]
     except FileNotFoundError:
         raise ToolError(f"Directory not found: {path}") from None
     except NotADirectoryError:
@@ -61,13 +61,15 @@ def _list(root: Path, path: str) -> str:
 async def list_files(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """``Files in <path>:`` then one name per line, sorted without regard to case.
 
+    Names starting with a dot are left out, as ``ls`` does, unless ``all`` is true.
+
     Raises:
         ToolError: the path is outside the root, missing, not a directory or unreadable.
     """
     path = arguments.get("path") or "."
     # Resolving and scanning are blocking system calls; a thread keeps the loop free even
     # on a slow or network file system.
-    text = await asyncio.to_thread(_list, ctx.settings.root, path)
+    text = await asyncio.to_thread(_list, ctx.settings.root, path, bool(arguments.get("all")))
     return tool_result(text)
 
 
@@ -82,6 +84,11 @@ TOOL = Tool(
                 "type": "string",
                 "default": ".",
                 "description": "Directory to list, relative to the server root",
+            },
+            "all": {
+                "type": "boolean",
+                "default": False,
+                "description": "Include names that start with a dot",
             },
         },
     },
