@@ -31,6 +31,9 @@ __all__ = ["TOOL"]
 
 logger = logging.getLogger(__name__)
 
+# While a command runs, the caller hears about it this often (when it asked for progress).
+PROGRESS_INTERVAL = 1.0
+
 # How long to wait for a SIGKILLed command to be reaped; only a process stuck in the kernel
 # (uninterruptible I/O) takes longer, and then we report it without an exit code.
 _REAP_TIMEOUT = 5.0
@@ -83,6 +86,10 @@ def _kill_group(pid: int) -> None:
 async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     """Run ``command``; the result text is its output then ``Exit code: N``.
 
+    While it runs, progress (seconds elapsed of the time limit) is reported every
+    :data:`PROGRESS_INTERVAL` to a caller that asked for it, and start and end are logged to a
+    client that set a log level.
+
     A non-zero exit or a timeout gives ``isError: true``. ``structuredContent`` carries
     ``exitCode``, ``output``, ``truncated`` and ``timedOut``.
 
@@ -120,10 +127,17 @@ async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, 
     except OSError as exc:
         raise ToolError(f"Cannot start command: {exc}") from None
 
+    await ctx.log("info", f"run_command: started {command!r} (timeout {limit:g}s)")
     timed_out = False
+    started = loop.time()
     try:
         async with asyncio.timeout(limit):
-            await collector.finished
+            while not collector.finished.done():
+                await asyncio.wait([collector.finished], timeout=PROGRESS_INTERVAL)
+                if not collector.finished.done():
+                    elapsed = loop.time() - started
+                    await ctx.progress(round(elapsed, 3), limit,
+                                       f"running {elapsed:.0f}s, {collector.total} bytes of output")
     except TimeoutError:
         timed_out = True
     finally:
@@ -137,6 +151,10 @@ async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, 
             transport.close()
 
     returncode = transport.get_returncode()
+    if timed_out:
+        await ctx.log("warning", f"run_command: {command!r} killed after {limit:g}s")
+    else:
+        await ctx.log("info", f"run_command: {command!r} exited with {returncode}")
     output = collector.kept.decode("utf-8", errors="replace")
     truncated = collector.total > cap
     lines = []
