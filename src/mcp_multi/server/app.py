@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -87,6 +88,15 @@ async def handle_health(request: web.Request) -> web.Response:
     })
 
 
+async def close_streams(app: web.Application) -> None:
+    """``on_shutdown``: end WebSocket (close code 1001) and SSE streams cleanly, at once."""
+    handlers = list(app[STATE].stream_handlers)
+    for task in handlers:
+        task.cancel()
+    if handlers:
+        await asyncio.wait(handlers, timeout=1.0)
+
+
 def create_app(settings: ServerSettings) -> web.Application:
     """Build the server application; raises ``ValueError`` for an unknown tool name."""
     registry = ToolRegistry(settings.tools)
@@ -105,6 +115,7 @@ def create_app(settings: ServerSettings) -> web.Application:
         app.router.add_get("/healthz", handle_health),
     ]
     app.on_shutdown.append(close_http_sessions)
+    app.on_shutdown.append(close_streams)
     if settings.allowed_origins:
         cors = aiohttp_cors.setup(app, defaults={
             origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]

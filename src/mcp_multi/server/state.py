@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -23,6 +24,8 @@ class ServerState:
     # Live sessions by id, for transports whose later requests name their session.
     sse_sessions: dict[str, ServerSession] = field(default_factory=dict)
     http_sessions: dict[str, HTTPSession] = field(default_factory=dict)
+    # Handlers of open streams (WebSocket, SSE), cancelled at shutdown so each ends cleanly.
+    stream_handlers: set[asyncio.Task[object]] = field(default_factory=set)
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("mcp_state", ServerState)

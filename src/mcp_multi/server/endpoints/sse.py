@@ -41,6 +41,9 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     })
     await response.prepare(request)
     state.sse_sessions[session.id] = session
+    handler = asyncio.current_task()
+    if handler is not None:
+        state.stream_handlers.add(handler)
     state.stats.opened("sse")
     logger.info("sse session %s opened from %s", session.id, request.remote)
     try:
@@ -56,6 +59,7 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
         pass
     finally:
         state.sse_sessions.pop(session.id, None)
+        state.stream_handlers.discard(handler)
         session.close()
         state.stats.closed("sse")
         logger.info("sse session %s closed", session.id)

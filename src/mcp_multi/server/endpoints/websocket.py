@@ -6,10 +6,12 @@ none gets none. Requests run concurrently (see :meth:`Dispatcher.receive`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from ...protocol.jsonrpc import dumps
 from ..session import ServerSession
@@ -40,6 +42,9 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
             await ws.send_frame(dumps(message), WSMsgType.TEXT)
 
     session = ServerSession("websocket", send)
+    handler = asyncio.current_task()
+    if handler is not None:
+        state.stream_handlers.add(handler)
     state.stats.opened("websocket")
     logger.info("websocket session %s opened from %s", session.id, request.remote)
     try:
@@ -49,7 +54,12 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
             elif msg.type == WSMsgType.ERROR:
                 logger.info("websocket session %s: %s", session.id, ws.exception())
                 break
+    except asyncio.CancelledError:
+        # Server shutdown (or the peer vanished): say goodbye with 1001 when we still can.
+        with contextlib.suppress(Exception):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
     finally:
+        state.stream_handlers.discard(handler)
         session.close()
         state.stats.closed("websocket")
         logger.info("websocket session %s closed", session.id)
