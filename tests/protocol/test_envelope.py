@@ -116,3 +116,50 @@ def test_complete_result() -> None:
                       "cacheScope": "public", "_meta": {env.SERVER_INFO_META: info}}
     own = env.complete_result({"_meta": {"k": 1}}, info)
     assert own["_meta"] == {"k": 1, env.SERVER_INFO_META: info} and "ttlMs" not in own
+
+
+# ------------------------------------------------------------------ the client side
+
+def test_client_envelope_keeps_other_meta_keys() -> None:
+    meta = env.request_meta("mcp-multi-client", "1.0", "2026-07-28")
+    assert meta == {env.PROTOCOL_VERSION_META: "2026-07-28", env.CLIENT_CAPABILITIES_META: {},
+                    env.CLIENT_INFO_META: {"name": "mcp-multi-client", "version": "1.0"}}
+    original = {"name": "echo", "_meta": {"progressToken": 7}}
+    wrapped = env.with_envelope(original, meta)
+    assert wrapped["_meta"] == {"progressToken": 7, **meta}
+    assert original == {"name": "echo", "_meta": {"progressToken": 7}}  # not modified
+    assert env.with_envelope(None, meta) == {"_meta": meta}
+    env.read_envelope(wrapped)  # what the client sends, the server accepts
+
+
+@pytest.mark.parametrize(("value", "sent"), [
+    ("get_weather", "get_weather"),
+    ("file:///a b/c.txt", "file:///a b/c.txt"),
+    ("Hello, 世界", "=?base64?SGVsbG8sIOS4lueVjA==?="),
+    (" padded ", "=?base64?IHBhZGRlZCA=?="),
+    ("line1\nline2", "=?base64?bGluZTEKbGluZTI=?="),
+    ("=?base64?literal?=", "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="),
+    ("", "=?base64??="),
+])
+def test_header_values_are_encoded_as_the_spec_shows(value: str, sent: str) -> None:
+    assert env.encode_header_value(value) == sent
+    assert env.decode_header_value(sent) == value
+
+
+def test_mirror_headers_come_from_the_body_and_pass_the_server_check() -> None:
+    meta = env.request_meta("c", "1", "2026-07-28")
+    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": env.with_envelope({"name": "wëather", "arguments": {}}, meta)}
+    headers = env.mirror_headers(call)
+    assert headers == {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call",
+                       "Mcp-Name": env.encode_header_value("wëather")}
+    env.check_headers(headers.items(), "tools/call", call["params"])
+    listing = {"jsonrpc": "2.0", "id": 4, "method": "tools/list",
+               "params": env.with_envelope(None, meta)}
+    assert env.mirror_headers(listing) == {"MCP-Protocol-Version": "2026-07-28",
+                                           "Mcp-Method": "tools/list"}
+    # handshake-era messages, notifications and responses carry no mirror
+    assert env.mirror_headers({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}) == {}
+    assert env.mirror_headers({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                               "params": env.with_envelope(None, meta)}) == {}
+    assert env.mirror_headers({"jsonrpc": "2.0", "id": 1, "result": {}}) == {}

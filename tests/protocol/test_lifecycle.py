@@ -6,11 +6,21 @@ from typing import Any
 
 import pytest
 
-from mcp_multi.protocol.errors import MethodNotFound, ProtocolError
+from mcp_multi.protocol.errors import (
+    InvalidParams,
+    JSONRPCError,
+    MethodNotFound,
+    ProtocolError,
+    UnsupportedProtocolVersion,
+)
 from mcp_multi.protocol.lifecycle import (
     CLIENT_NAME,
+    ProbeVerdict,
     cancelled_params,
     initialize_params,
+    judge_discover_error,
+    judge_discover_result,
+    parse_discover_result,
     parse_initialize_result,
     parse_tools_page,
     reply_to_server_request,
@@ -83,3 +93,59 @@ def test_server_requests_ping_answered_others_refused() -> None:
     assert reply_to_server_request("ping") == {}
     with pytest.raises(MethodNotFound):
         reply_to_server_request("sampling/createMessage")
+
+
+def discover(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "resultType": "complete",
+        "supportedVersions": ["2026-07-28"],
+        "capabilities": {"tools": {}},
+        "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "modern", "version": "2"}},
+        "instructions": "hello",
+        "ttlMs": 0,
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def test_discover_result_is_read_like_an_initialize_result() -> None:
+    info = parse_discover_result(discover(), "2026-07-28")
+    assert info.protocol_version == "2026-07-28"
+    assert (info.server_name, info.server_version) == ("modern", "2")
+    assert info.has_capability("tools") and info.instructions == "hello"
+    anonymous = parse_discover_result(discover(_meta=None, instructions=None), "2026-07-28")
+    assert (anonymous.server_name, anonymous.instructions) == ("", None)
+
+
+@pytest.mark.parametrize(("result", "verdict"), [
+    (discover(), ProbeVerdict("adopt", "2026-07-28")),
+    (discover(supportedVersions=["2026-07-28", "2025-11-25"]), ProbeVerdict("adopt", "2026-07-28")),
+    # an empty result (some handshake-era servers answer unknown methods so) is no evidence
+    ({}, ProbeVerdict("initialize")),
+    (discover(supportedVersions=None), ProbeVerdict("initialize")),
+    (discover(capabilities=[]), ProbeVerdict("initialize")),
+    # a server answering discover but advertising only handshake versions is legacy
+    (discover(supportedVersions=["2025-11-25"]), ProbeVerdict("initialize")),
+])
+def test_verdict_on_a_discover_result(result: dict[str, Any], verdict: ProbeVerdict) -> None:
+    assert judge_discover_result(result, "2026-07-28") == verdict
+
+
+def unsupported(supported: Any) -> UnsupportedProtocolVersion:
+    return UnsupportedProtocolVersion("Unsupported protocol version", {"supported": supported})
+
+
+@pytest.mark.parametrize(("error", "retried", "verdict"), [
+    # the fallback is not keyed to one code: every non-modern error means initialize
+    (MethodNotFound("Method not found: server/discover"), False, ProbeVerdict("initialize")),
+    (InvalidParams("Invalid request parameters"), False, ProbeVerdict("initialize")),
+    (JSONRPCError("HTTP 400 Bad Request", code=-32600), False, ProbeVerdict("initialize")),
+    (unsupported(["2026-07-28"]), False, ProbeVerdict("retry", "2026-07-28")),
+    (unsupported(["2026-07-28"]), True, ProbeVerdict("fail")),
+    (unsupported(["2099-01-01"]), False, ProbeVerdict("fail")),
+    (unsupported(["2099-01-01", "2025-11-25"]), False, ProbeVerdict("initialize")),
+    (UnsupportedProtocolVersion("no data"), False, ProbeVerdict("initialize")),
+])
+def test_verdict_on_a_discover_error(error: JSONRPCError, retried: bool,
+                                     verdict: ProbeVerdict) -> None:
+    assert judge_discover_error(error, retried=retried) == verdict

@@ -15,6 +15,10 @@ official SDK runs them: envelope present, headers agree, version served.
 Every modern result says what it is (``resultType``), who answered
 (``_meta["io.modelcontextprotocol/serverInfo"]``) and, for the cacheable methods, how long it
 stays fresh (``ttlMs``, ``cacheScope``): :func:`complete_result` adds them.
+
+The client side is the mirror image: :func:`request_meta` is what a client puts in every
+request's ``_meta``, :func:`with_envelope` puts it there, and :func:`mirror_headers` derives
+the HTTP headers from the finished request body, so they cannot disagree with it.
 """
 
 from __future__ import annotations
@@ -43,8 +47,12 @@ __all__ = [
     "check_headers",
     "complete_result",
     "decode_header_value",
+    "encode_header_value",
     "has_envelope",
+    "mirror_headers",
     "read_envelope",
+    "request_meta",
+    "with_envelope",
 ]
 
 CLIENT_CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities"
@@ -61,6 +69,8 @@ NAME_BEARING_METHODS: dict[str, str] = {
 }
 
 _B64_SENTINEL = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
+# What a header value may hold verbatim: visible ASCII and inner spaces (RFC 9110 field-vchar).
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,3 +208,51 @@ def complete_result(result: dict[str, Any], server_info: Mapping[str, Any],
     elif isinstance(meta, dict) and SERVER_INFO_META not in meta:
         result["_meta"] = {**meta, SERVER_INFO_META: dict(server_info)}
     return result
+
+
+# ------------------------------------------------------------------ the client side
+
+def request_meta(client_name: str, client_version: str, protocol_version: str,
+                 capabilities: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``_meta`` keys a modern client sends on every request."""
+    return {
+        PROTOCOL_VERSION_META: protocol_version,
+        CLIENT_CAPABILITIES_META: dict(capabilities or {}),
+        CLIENT_INFO_META: {"name": client_name, "version": client_version},
+    }
+
+
+def with_envelope(params: Mapping[str, Any] | None, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` whose ``_meta`` carries ``meta`` (other ``_meta`` keys kept)."""
+    result = dict(params or {})
+    existing = result.get("_meta")
+    result["_meta"] = {**existing, **meta} if isinstance(existing, Mapping) else dict(meta)
+    return result
+
+
+def encode_header_value(value: str) -> str:
+    """``value`` as an HTTP header value: verbatim when it survives the trip, else
+    ``=?base64?…?=`` (non-ASCII, control characters, edge spaces, or the sentinel itself)."""
+    if _HEADER_SAFE.fullmatch(value) and not _B64_SENTINEL.fullmatch(value):
+        return value
+    return f"=?base64?{base64.b64encode(value.encode('utf-8')).decode('ascii')}?="
+
+
+def mirror_headers(message: Mapping[str, Any]) -> dict[str, str]:
+    """The ``MCP-Protocol-Version``, ``Mcp-Method`` and ``Mcp-Name`` headers of a modern
+    request, taken from its body; empty for anything else (a handshake-era message, a
+    notification, a response)."""
+    method = message.get("method")
+    params = message.get("params")
+    if not isinstance(method, str) or "id" not in message or not isinstance(params, Mapping):
+        return {}
+    meta = params.get("_meta")
+    version = meta.get(PROTOCOL_VERSION_META) if isinstance(meta, Mapping) else None
+    if not isinstance(version, str):
+        return {}
+    headers = {"MCP-Protocol-Version": version, "Mcp-Method": method}
+    field = NAME_BEARING_METHODS.get(method)
+    name = params.get(field) if field is not None else None
+    if isinstance(name, str):
+        headers["Mcp-Name"] = encode_header_value(name)
+    return headers

@@ -15,6 +15,7 @@
     ├── ProtocolError             the peer broke the MCP/JSON-RPC rules (bad frame, bad state)
     └── TransportError            moving bytes failed
         ├── ConnectionClosed      the connection went away; pending requests fail with it
+        │   └── SessionExpired    the server forgot our session (HTTP 404): initialize again
         └── RequestTimeout        no answer within the request's timeout
 
 A :class:`JSONRPCError` received from a peer is raised again on our side with the same code,
@@ -46,6 +47,7 @@ __all__ = [
     "ParseError",
     "ProtocolError",
     "RequestTimeout",
+    "SessionExpired",
     "TransportError",
     "UnsupportedProtocolVersion",
 ]
@@ -161,6 +163,13 @@ class TransportError(MCPError):
 
 class ConnectionClosed(TransportError):
     """The connection is gone; every pending request fails with this."""
+
+
+class SessionExpired(ConnectionClosed):
+    """The server no longer knows our session (Streamable HTTP answered 404 to its id).
+
+    The transport has dropped the session id; a new handshake opens a fresh session.
+    """
 
 
 class RequestTimeout(TransportError):

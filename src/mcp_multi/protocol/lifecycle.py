@@ -10,23 +10,45 @@ The handshake (protocol 2024-11-05 to 2025-11-25): the client sends ``initialize
 newest version it speaks; the server answers that version if it supports it, else its own
 newest; the client goes on only if it speaks the answer, then sends
 ``notifications/initialized``.
+
+Discovery (protocol 2026-07-28) has no handshake: every request carries the version in its
+``_meta``. A client that also speaks the handshake era finds out which era a server is in the
+way the official SDK does (``mode="auto"``): it sends ``server/discover`` at its newest
+version and reads the outcome with :func:`judge_discover_result` or
+:func:`judge_discover_error`:
+
+- a ``DiscoverResult`` naming a version we speak: adopt it (the server is modern);
+- ``-32022`` (unsupported version) whose ``data.supported`` names a modern version we speak:
+  probe once more at that version;
+- ``-32022`` listing only modern versions we lack: the server is modern and we cannot talk
+  to it, fail;
+- anything else (an unknown method, a malformed result, an HTTP 4xx, no answer in time):
+  the server is of the handshake era, ``initialize``.
+
+A transport outage is never an era verdict: it fails the connection.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from . import methods
-from .errors import MethodNotFound, ProtocolError
+from .envelope import SERVER_INFO_META
+from .errors import UNSUPPORTED_PROTOCOL_VERSION, JSONRPCError, MethodNotFound, ProtocolError
 from .jsonrpc import RequestId
-from .versions import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION
+from .versions import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_VERSIONS
 
 __all__ = [
     "CLIENT_NAME",
     "InitializeResult",
+    "ProbeVerdict",
     "cancelled_params",
     "initialize_params",
+    "judge_discover_error",
+    "judge_discover_result",
+    "parse_discover_result",
     "parse_initialize_result",
     "parse_tools_page",
     "reply_to_server_request",
@@ -99,6 +121,85 @@ def parse_initialize_result(result: dict[str, Any]) -> InitializeResult:
         capabilities=capabilities,
         instructions=instructions if isinstance(instructions, str) else None,
     )
+
+
+def parse_discover_result(result: Mapping[str, Any], protocol_version: str) -> InitializeResult:
+    """Read a ``server/discover`` result as what we know of the server, at ``protocol_version``.
+
+    Raises:
+        ProtocolError: ``supportedVersions`` or ``capabilities`` is missing or malformed.
+    """
+    versions = result.get("supportedVersions")
+    if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+        raise ProtocolError("server/discover result has no supportedVersions list")
+    capabilities = result.get("capabilities")
+    if not isinstance(capabilities, dict):
+        raise ProtocolError("server/discover result has no capabilities object")
+    meta = result.get("_meta")
+    info = meta.get(SERVER_INFO_META) if isinstance(meta, Mapping) else None
+    info = info if isinstance(info, Mapping) else {}
+    instructions = result.get("instructions")
+    return InitializeResult(
+        protocol_version=protocol_version,
+        server_name=str(info.get("name", "")),
+        server_version=str(info.get("version", "")),
+        capabilities=capabilities,
+        instructions=instructions if isinstance(instructions, str) else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeVerdict:
+    """What a ``server/discover`` probe's outcome tells a dual-era client to do next.
+
+    ``adopt``: speak ``version`` (modern) from now on; ``retry``: probe again at ``version``;
+    ``initialize``: the server is of the handshake era; ``fail``: no version in common.
+    """
+
+    action: Literal["adopt", "retry", "initialize", "fail"]
+    version: str | None = None
+
+
+def _mutual_modern(versions: object) -> list[str]:
+    offered = versions if isinstance(versions, list) else []
+    return [v for v in MODERN_VERSIONS if v in offered]
+
+
+def judge_discover_result(result: Mapping[str, Any], probed: str) -> ProbeVerdict:
+    """The verdict on a ``server/discover`` result to a probe at version ``probed``.
+
+    A result that is not a well-formed ``DiscoverResult`` (some handshake-era servers answer
+    unknown methods with an empty result) or that advertises no modern version we speak is
+    no evidence of the modern era.
+    """
+    try:
+        parse_discover_result(result, probed)
+    except ProtocolError:
+        return ProbeVerdict("initialize")
+    offered = result["supportedVersions"]
+    if probed in offered:
+        return ProbeVerdict("adopt", probed)
+    mutual = _mutual_modern(offered)
+    return ProbeVerdict("adopt", mutual[-1]) if mutual else ProbeVerdict("initialize")
+
+
+def judge_discover_error(error: JSONRPCError, *, retried: bool) -> ProbeVerdict:
+    """The verdict on an error answering a ``server/discover`` probe.
+
+    Args:
+        error: the error the server answered (or that the transport made of an HTTP 4xx).
+        retried: this was already the second probe.
+    """
+    if error.code != UNSUPPORTED_PROTOCOL_VERSION:
+        return ProbeVerdict("initialize")
+    data = error.data if isinstance(error.data, Mapping) else {}
+    supported = data.get("supported")
+    mutual = _mutual_modern(supported)
+    if mutual and not retried:
+        return ProbeVerdict("retry", mutual[-1])
+    if isinstance(supported, list) and not any(v in HANDSHAKE_VERSIONS for v in supported):
+        return ProbeVerdict("fail")
+    return ProbeVerdict("initialize")
 
 
 def parse_tools_page(result: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
