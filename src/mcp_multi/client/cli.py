@@ -1,10 +1,13 @@
 """``mcp-client`` (and ``python mcp_client.py``): the command line of the multi-server client.
 
-Exactly the seed's forms, plus URLs, ``--timeout``, ``--trace``, ``--demo`` and ``--report``::
+Exactly the seed's forms, plus URLs, commands, config files, ``--timeout``, ``--trace``,
+``--demo`` and ``--report``::
 
     mcp-client localhost:8080 localhost:8081                 # auto-named server1, server2
     mcp-client calc=localhost:8080 files=localhost:8081 --transport sse
     mcp-client ws1=ws://localhost:8080/ws sse1=http://localhost:8081/sse --mode test
+    mcp-client api=http://localhost:8082/mcp "local=stdio:mcp-server --stdio"
+    mcp-client --config claude_desktop_config.json --header "Authorization: Bearer T"
     mcp-client --demo
 
 This module and the shell are the only places that print; status and traces go to stderr,
@@ -23,7 +26,10 @@ from pathlib import Path
 
 from .. import __version__
 from ..protocol.errors import MCPError
+from ..protocol.versions import SUPPORTED_VERSIONS
 from ..transport import transport_names
+from .config import load_config, parse_header
+from .conformance import run_conformance
 from .connection import DEFAULT_TIMEOUT
 from .demo import demo_servers
 from .multi import MultiServerMCPClient
@@ -47,7 +53,10 @@ examples:
   mcp-client calc=localhost:8080 files=localhost:8081 --transport websocket
   mcp-client sse1=localhost:8080 --transport sse
   mcp-client ws1=ws://localhost:8080/ws sse1=http://localhost:8081/sse
+  mcp-client api=http://localhost:8082/mcp "local=stdio:mcp-server --stdio --name local"
+  mcp-client --config ~/.cursor/mcp.json --header "Authorization: Bearer TOKEN"
   mcp-client localhost:8080 --mode test --report report.xml
+  mcp-client --mode conformance http://localhost:3000/mcp    one-shot, for the MCP suite
 
 interactive commands: servers, add, remove, tools [server], call, broadcast, help, quit
 """
@@ -56,14 +65,16 @@ interactive commands: servers, add, remove, tools [server], call, broadcast, hel
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcp-client",
-        description="Multi-server MCP client: connect to many MCP servers over WebSocket "
-                    "and SSE at once, call their tools, broadcast, and test them.",
+        description="Multi-server MCP client: connect to many MCP servers at once over "
+                    "WebSocket, SSE, Streamable HTTP and stdio, call their tools, broadcast, "
+                    "and test them.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "servers", nargs="*", metavar="[NAME=]HOST:PORT|URL",
-        help="servers to connect to; unnamed ones are called server1, server2, ...",
+        "servers", nargs="*", metavar="[NAME=]HOST:PORT|URL|stdio:CMD",
+        help="servers to connect to; unnamed ones are called server1, server2, ...; "
+             "stdio:CMD runs CMD (quote it) and talks to it over its stdin and stdout",
     )
     parser.add_argument(
         "--transport", default=DEFAULT_TRANSPORT, type=str.lower,
@@ -71,8 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
              f"(default: {DEFAULT_TRANSPORT})",
     )
     parser.add_argument(
-        "--mode", choices=("interactive", "test"), default="interactive",
-        help="interactive shell (default) or the automated test checklist",
+        "--mode", choices=("interactive", "test", "conformance"), default="interactive",
+        help="interactive shell (default), the automated test checklist, or the one-shot "
+             "client the MCP conformance suite runs (one server: list tools, call each)",
+    )
+    parser.add_argument(
+        "--config", type=Path, action="append", default=[], metavar="FILE",
+        help="servers from an mcpServers JSON file (Claude Desktop, Cursor, VS Code); "
+             "repeatable, mixed with the servers given as arguments",
+    )
+    parser.add_argument(
+        "--header", action="append", default=[], metavar="'NAME: VALUE'",
+        help="HTTP header sent to every remote server (repeatable; a server's own headers "
+             "from --config win)",
+    )
+    parser.add_argument(
+        "--protocol-version", default="auto", metavar="VERSION",
+        choices=("auto", *SUPPORTED_VERSIONS),
+        help="speak only this MCP version: "
+             f"{', '.join(SUPPORTED_VERSIONS)}; default auto: server/discover "
+             "(2026-07-28) first over http and stdio, falling back to initialize",
     )
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
@@ -100,8 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_servers(args: list[str], transport: str) -> list[ServerSpec]:
+def parse_servers(args: list[str], transport: str,
+                  taken: set[str] | frozenset[str] = frozenset()) -> list[ServerSpec]:
     """The servers named on the command line, auto-naming the unnamed ``server<n>``.
+
+    Args:
+        args: the positional arguments.
+        transport: ``--transport``.
+        taken: names already used (by ``--config`` servers).
 
     Raises:
         ValueError: a bad target, transport, or a name given twice.
@@ -109,7 +144,7 @@ def parse_servers(args: list[str], transport: str) -> list[ServerSpec]:
     parsed = [parse_server_arg(arg) for arg in args]
     explicit = {name for name, _ in parsed if name is not None}
     specs: list[ServerSpec] = []
-    taken: set[str] = set()
+    taken = set(taken)
     for index, (name, target) in enumerate(parsed, start=1):
         if name is None:
             name = auto_name(index, explicit | taken)
@@ -135,7 +170,30 @@ def _status(text: str) -> None:
     sys.stderr.flush()
 
 
+def _command_line_servers(args: argparse.Namespace) -> list[ServerSpec]:
+    """``--config`` servers, then the positional ones (conformance: the URL, as HTTP)."""
+    if args.mode == "conformance":
+        if len(args.servers) != 1 or args.config:
+            raise ValueError("conformance mode takes exactly one server URL")
+        name, target = parse_server_arg(args.servers[0])
+        kind, url = resolve_target(target, None, default="http")
+        return [ServerSpec(name or "conformance", kind, url)]
+    specs = [spec for path in args.config for spec in load_config(path)]
+    names = [spec.name for spec in specs]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"server name {twice[0]!r} is given twice")
+    specs += parse_servers(args.servers, args.transport, taken=set(names))
+    return specs
+
+
 async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
+    protocol_version = None if args.protocol_version == "auto" else args.protocol_version
+    if args.mode == "conformance":
+        return await run_conformance(
+            specs[0], timeout=args.timeout, protocol_version=protocol_version,
+            headers=args.headers, on_frame=_trace if args.trace else None,
+            write=lambda line: print(line, flush=True))
     async with AsyncExitStack() as stack:
         if args.demo:
             specs = [*await stack.enter_async_context(demo_servers()), *specs]
@@ -146,6 +204,8 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
             timeout=args.timeout,
             on_frame=_trace if args.trace else None,
             transport_options={"connect_timeout": min(args.timeout, 10.0)},
+            headers=args.headers,
+            protocol_version=protocol_version,
         )
         stack.push_async_callback(client.close)
         errors = await client.add_all(specs)
@@ -184,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.transport = normalize_transport(args.transport)
-        specs = parse_servers(args.servers, args.transport)
+        args.headers = dict(parse_header(text) for text in args.header)
+        specs = _command_line_servers(args)
     except ValueError as exc:
         parser.error(str(exc))
     if args.timeout <= 0:

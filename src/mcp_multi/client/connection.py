@@ -1,18 +1,29 @@
 """The session layer: one MCP server over one transport, with request futures and timeouts.
 
 Theory of operation: :meth:`MCPConnection.connect` opens the transport, starts one reader
-task and runs the handshake. Every request gets a fresh integer id and a future in
+task and opens the session. Every request gets a fresh integer id and a future in
 ``_pending``; the reader decodes each frame with the protocol core and resolves the future
 its id names. Requests the server sends us (``ping``) are answered from
 :mod:`mcp_multi.protocol.lifecycle`; notifications update state (``tools/list_changed``
 drops the cached tool list) and are logged and handed to an optional hook.
+
+Opening the session picks the protocol era (the rules are in
+:mod:`mcp_multi.protocol.lifecycle`): asked for no version, the connection probes
+``server/discover`` at 2026-07-28 on the transports where both eras live (Streamable HTTP,
+stdio) and falls back to the ``initialize`` handshake; on WebSocket and legacy SSE it runs the
+handshake. A version given (``--protocol-version``) is used as it is, without fallback. In
+the 2026-07-28 era every request carries the ``_meta`` envelope and ``ping`` (which that
+revision removed) becomes a ``server/discover`` round trip. When a Streamable HTTP server
+forgets our session (:class:`SessionExpired`) the connection initializes again and resends.
 
 Failure rules, which make hangs impossible:
 
 - every request is bounded by a timeout (the connection's, or the call's own); on expiry
   the server is told ``notifications/cancelled`` and the caller gets :class:`RequestTimeout`;
 - when the reader ends (the server closed, the network failed, or we closed) every pending
-  future fails at once with :class:`ConnectionClosed`, and so does every later request.
+  future fails at once with :class:`ConnectionClosed`, and so does every later request;
+- a request whose answer can no longer come (its HTTP stream broke) fails alone with
+  :class:`RequestFailed`.
 """
 
 from __future__ import annotations
@@ -26,12 +37,17 @@ from typing import Any
 
 from .. import __version__
 from ..protocol import methods
+from ..protocol.envelope import request_meta, with_envelope
 from ..protocol.errors import (
     ConnectionClosed,
+    HTTPStatusError,
     JSONRPCError,
     MCPError,
     ProtocolError,
+    RequestFailed,
     RequestTimeout,
+    SessionExpired,
+    UnsupportedProtocolVersion,
 )
 from ..protocol.jsonrpc import (
     ErrorResponse,
@@ -45,13 +61,25 @@ from ..protocol.jsonrpc import (
     error_response,
 )
 from ..protocol.lifecycle import (
+    CLIENT_NAME,
     InitializeResult,
+    ProbeVerdict,
     cancelled_params,
     initialize_params,
+    judge_discover_error,
+    judge_discover_result,
+    parse_discover_result,
     parse_initialize_result,
     parse_tools_page,
     reply_to_server_request,
     tool_call_params,
+)
+from ..protocol.versions import (
+    LATEST_HANDSHAKE_VERSION,
+    LATEST_MODERN_VERSION,
+    MODERN_VERSIONS,
+    is_modern,
+    is_supported,
 )
 from ..transport import ClientTransport
 
@@ -61,6 +89,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 MAX_TOOL_PAGES = 1000
+# The longest a server/discover probe waits before taking silence for a handshake-era server.
+PROBE_TIMEOUT = 10.0
+# Requests that negotiate: never cancelled (the specification forbids it for initialize).
+_NEGOTIATION = (methods.INITIALIZE, methods.SERVER_DISCOVER)
 
 FrameHook = Callable[[str, str, "bytes | str"], None]
 """Called as ``hook(server_name, direction, frame)``; direction is ``"send"`` or ``"recv"``."""
@@ -89,6 +121,11 @@ class MCPConnection:
         timeout: seconds any request may take unless the call says otherwise.
         on_frame: optional hook shown every JSON-RPC frame sent and received (``--trace``).
         on_notification: optional hook shown every notification from the server.
+        protocol_version: speak exactly this version (``--protocol-version``); ``None``
+            picks the era as the module docstring says.
+
+    Raises:
+        ValueError: ``protocol_version`` is not one we speak.
 
     Use it as an async context manager, or call :meth:`connect` and :meth:`close`.
     """
@@ -101,7 +138,10 @@ class MCPConnection:
         timeout: float = DEFAULT_TIMEOUT,
         on_frame: FrameHook | None = None,
         on_notification: NotificationHook | None = None,
+        protocol_version: str | None = None,
     ) -> None:
+        if protocol_version is not None and not is_supported(protocol_version):
+            raise ValueError(f"unknown protocol version {protocol_version!r}")
         self.name = name
         self.transport = transport
         self.timeout = timeout
@@ -115,6 +155,10 @@ class MCPConnection:
         self._background: set[asyncio.Task[None]] = set()
         self._closed_reason: str | None = None
         self._tools: list[dict[str, Any]] | None = None
+        self.requested_version = protocol_version
+        self._meta: dict[str, Any] | None = None  # the 2026-07-28 envelope, once adopted
+        self._epoch = 0  # sessions opened so far (a Streamable HTTP session can expire)
+        self._renewing = asyncio.Lock()
 
     # -- state -------------------------------------------------------------------------
 
@@ -141,6 +185,13 @@ class MCPConnection:
         return self.server.protocol_version if self.server else None
 
     @property
+    def era(self) -> str | None:
+        """``modern`` (2026-07-28, stateless) or ``handshake``; ``None`` before connecting."""
+        if self.server is None:
+            return None
+        return "modern" if self._meta is not None else "handshake"
+
+    @property
     def cached_tools(self) -> list[dict[str, Any]] | None:
         """The tools from the last :meth:`list_tools`, or ``None`` (never listed or changed)."""
         return self._tools
@@ -152,7 +203,7 @@ class MCPConnection:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def connect(self) -> InitializeResult:
-        """Open the transport and run the ``initialize`` handshake.
+        """Open the transport and the session (``server/discover`` or ``initialize``).
 
         Returns:
             What the server said about itself.
@@ -160,7 +211,7 @@ class MCPConnection:
         Raises:
             TransportError: the server cannot be reached (or did not answer in time).
             ProtocolError: the server broke the handshake (e.g. chose a version we lack).
-            JSONRPCError: the server refused ``initialize``.
+            JSONRPCError: the server refused ``initialize`` (or the forced version).
         """
         if self._reader is not None:
             raise ProtocolError(f"connection {self.name} was already started")
@@ -168,10 +219,7 @@ class MCPConnection:
         try:
             await self.transport.connect()
             self._reader = asyncio.create_task(self._read_loop(), name=f"mcp-read-{self.name}")
-            result = await self.request(methods.INITIALIZE, initialize_params(__version__))
-            server = parse_initialize_result(result)
-            self.transport.negotiated(server.protocol_version)
-            await self.notify(methods.INITIALIZED)
+            server = await self._open_session()
         except BaseException:
             await self.close()
             raise
@@ -183,6 +231,80 @@ class MCPConnection:
             server.protocol_version,
         )
         return server
+
+    async def _open_session(self) -> InitializeResult:
+        wanted = self.requested_version
+        if wanted is None:
+            if self.transport.era_probe:
+                return await self._probe()
+            return await self._handshake(LATEST_HANDSHAKE_VERSION)
+        if is_modern(wanted):
+            return self._adopt(parse_discover_result(await self._discover(wanted), wanted))
+        return await self._handshake(wanted, forced=True)
+
+    async def _handshake(self, version: str, *, forced: bool = False) -> InitializeResult:
+        """``initialize`` asking for ``version``, then ``notifications/initialized``."""
+        self._meta = None
+        result = await self.request(methods.INITIALIZE,
+                                    initialize_params(__version__, protocol_version=version))
+        server = parse_initialize_result(result)
+        if forced and server.protocol_version != version:
+            raise ProtocolError(f"{self.name}: the server chose protocol "
+                                f"{server.protocol_version}, not the {version} asked for")
+        self.transport.negotiated(server.protocol_version)
+        await self.notify(methods.INITIALIZED)
+        return server
+
+    async def _discover(self, version: str, timeout: float | None = None) -> dict[str, Any]:
+        meta = request_meta(CLIENT_NAME, __version__, version)
+        return await self.request(methods.SERVER_DISCOVER, with_envelope(None, meta),
+                                  timeout=timeout)
+
+    def _adopt(self, server: InitializeResult) -> InitializeResult:
+        self._meta = request_meta(CLIENT_NAME, __version__, server.protocol_version)
+        self.transport.negotiated(server.protocol_version)
+        return server
+
+    async def _probe(self) -> InitializeResult:
+        """``server/discover`` first; the handshake when the server is not modern."""
+        version = LATEST_MODERN_VERSION
+        for attempt in range(2):
+            result: dict[str, Any] = {}
+            try:
+                result = await self._discover(version, min(self.timeout, PROBE_TIMEOUT))
+                verdict = judge_discover_result(result, version)
+            except JSONRPCError as exc:
+                verdict = judge_discover_error(exc, retried=attempt > 0)
+                if verdict.action == "fail":
+                    raise ProtocolError(f"{self.name}: the server speaks none of our protocol "
+                                        f"versions ({exc}: {exc.data})") from exc
+            except RequestTimeout:
+                verdict = ProbeVerdict("initialize")  # silence: a handshake-era server
+            except HTTPStatusError as exc:
+                if not 400 <= exc.status < 500:
+                    raise
+                verdict = ProbeVerdict("initialize")
+            if verdict.action == "adopt":
+                assert verdict.version is not None
+                logger.debug("%s: server/discover answered; speaking %s", self.name,
+                             verdict.version)
+                return self._adopt(parse_discover_result(result, verdict.version))
+            if verdict.action == "retry":
+                assert verdict.version is not None
+                version = verdict.version
+                continue
+            logger.debug("%s: no 2026-07-28 server; initialize", self.name)
+            try:
+                return await self._handshake(LATEST_HANDSHAKE_VERSION)
+            except UnsupportedProtocolVersion as exc:
+                # A probe we gave up on may still have made the server modern: -32022
+                # naming a version we speak says so; probe once more at it.
+                data = exc.data if isinstance(exc.data, dict) else {}
+                mutual = [v for v in MODERN_VERSIONS if v in (data.get("supported") or ())]
+                if attempt > 0 or not mutual:
+                    raise
+                version = mutual[-1]
+        raise ProtocolError(f"{self.name}: no protocol version in common with the server")
 
     async def close(self) -> None:
         """End the session: fail what is pending, stop the reader, close the transport."""
@@ -229,6 +351,8 @@ class MCPConnection:
             ConnectionClosed: the connection is gone, or went away while we waited.
         """
         self._check_open()
+        if self._meta is not None and method != methods.INITIALIZE:
+            params = with_envelope(params, self._meta)
         request_id = next(self._ids)
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
@@ -238,7 +362,7 @@ class MCPConnection:
         limit = self.timeout if timeout is None else timeout
         try:
             async with asyncio.timeout(limit):
-                await self._send(message)
+                await self._send_request(message)
                 return await future
         except TimeoutError:
             self._cancel_remotely(method, request_id, f"no response within {limit:g}s")
@@ -269,8 +393,9 @@ class MCPConnection:
         await self._send(message)
 
     async def ping(self, *, timeout: float | None = None) -> None:
-        """Check the server answers ``ping``."""
-        await self.request(methods.PING, timeout=timeout)
+        """Check the server answers ``ping`` (2026-07-28 has none: ``server/discover``)."""
+        await self.request(methods.SERVER_DISCOVER if self._meta is not None else methods.PING,
+                           timeout=timeout)
 
     async def list_tools(self, *, refresh: bool = False) -> list[dict[str, Any]]:
         """The server's tools, following ``nextCursor`` pages; cached until they change.
@@ -315,6 +440,26 @@ class MCPConnection:
         if self._reader is None:
             raise ConnectionClosed(f"{self.name}: not connected")
 
+    async def _send_request(self, message: dict[str, Any]) -> None:
+        epoch = self._epoch
+        try:
+            await self._send(message)
+        except SessionExpired:
+            if message["method"] == methods.INITIALIZE:
+                raise
+            await self._renew_session(epoch)
+            await self._send(message)
+
+    async def _renew_session(self, epoch: int) -> None:
+        """The server forgot the session ``epoch``: open a new one (once, for every caller)."""
+        async with self._renewing:
+            if self._epoch != epoch:
+                return  # another request has renewed it already
+            logger.info("%s: the server ended our session; initializing a new one", self.name)
+            version = self.server.protocol_version if self.server else LATEST_HANDSHAKE_VERSION
+            self.server = await self._handshake(version)
+            self._epoch += 1
+
     async def _send(self, message: dict[str, Any]) -> None:
         if self._on_frame is not None:
             self._on_frame(self.name, "send", encode(message))
@@ -329,7 +474,7 @@ class MCPConnection:
 
     def _cancel_remotely(self, method: str, request_id: RequestId, reason: str) -> None:
         # The spec forbids cancelling initialize; a closed connection has nobody to tell.
-        if method == methods.INITIALIZE or self._closed_reason is not None:
+        if method in _NEGOTIATION or self._closed_reason is not None:
             return
         self._spawn(self._send_quietly(
             {"jsonrpc": "2.0", "method": methods.CANCELLED,
@@ -342,6 +487,11 @@ class MCPConnection:
         except MCPError as exc:
             logger.debug("%s: could not send %s: %s", self.name, message.get("method"), exc)
 
+    def _fail_request(self, error: RequestFailed) -> None:
+        future = self._pending.pop(error.request_id, None)
+        if future is not None and not future.done():
+            future.set_exception(error)
+
     def _fail_pending(self, reason: str) -> None:
         pending, self._pending = self._pending, {}
         for future in pending.values():
@@ -352,7 +502,11 @@ class MCPConnection:
         reason = "connection closed"
         try:
             while True:
-                frame = await self.transport.receive()
+                try:
+                    frame = await self.transport.receive()
+                except RequestFailed as exc:
+                    self._fail_request(exc)
+                    continue
                 if self._on_frame is not None:
                     self._on_frame(self.name, "recv", frame)
                 self._handle_frame(frame)

@@ -1,9 +1,9 @@
 """Many named MCP servers at once: add and remove at run time, route calls, broadcast.
 
-Each server is one :class:`MCPConnection` over its own transport, so WebSocket and SSE
-servers mix freely. :meth:`MultiServerMCPClient.broadcast` runs on every server
-concurrently, each call under its own timeout, and collects a result or an error per
-server: a dead or slow server never holds back or breaks the others.
+Each server is one :class:`MCPConnection` over its own transport, so WebSocket, SSE,
+Streamable HTTP and stdio servers mix freely. :meth:`MultiServerMCPClient.broadcast` runs
+on every server concurrently, each call under its own timeout, and collects a result or an
+error per server: a dead or slow server never holds back or breaks the others.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +98,9 @@ class MultiServerMCPClient:
         on_frame: hook shown every JSON-RPC frame of every server (``--trace``).
         on_notification: hook shown every notification of every server.
         transport_options: extra keyword arguments for every transport's constructor.
+        headers: HTTP headers for every remote server (a server's own headers win).
+        protocol_version: the protocol version every connection speaks (``None``: each
+            picks its era, see :class:`MCPConnection`).
     """
 
     def __init__(
@@ -107,8 +110,12 @@ class MultiServerMCPClient:
         on_frame: FrameHook | None = None,
         on_notification: NotificationHook | None = None,
         transport_options: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        protocol_version: str | None = None,
     ) -> None:
         self.timeout = timeout
+        self.headers = dict(headers or {})
+        self.protocol_version = protocol_version
         self._on_frame = on_frame
         self._on_notification = on_notification
         self._transport_options = transport_options or {}
@@ -148,8 +155,10 @@ class MultiServerMCPClient:
 
         Args:
             name: the server's name in this client.
-            target: ``host:port`` or a URL (see :mod:`mcp_multi.client.targets`).
-            transport: ``websocket`` (default for ``host:port``) or ``sse``.
+            target: ``host:port``, a URL or ``stdio:COMMAND ARGS`` (see
+                :mod:`mcp_multi.client.targets`).
+            transport: ``websocket`` (default for ``host:port``), ``sse``, ``http`` or
+                ``stdio``.
 
         Raises:
             ValueError: bad name, target or transport.
@@ -181,12 +190,18 @@ class MultiServerMCPClient:
             raise ServerExists(name)
 
     def _new_connection(self, spec: ServerSpec) -> MCPConnection:
+        options = dict(self._transport_options)
+        if spec.transport == "stdio":
+            options.update(env=dict(spec.env), cwd=spec.cwd, server_name=spec.name)
+        else:
+            options["headers"] = {**self.headers, **spec.headers}
         return MCPConnection(
             spec.name,
-            create_transport(spec.transport, spec.url, **self._transport_options),
+            create_transport(spec.transport, spec.url, **options),
             timeout=self.timeout,
             on_frame=self._on_frame,
             on_notification=self._on_notification,
+            protocol_version=self.protocol_version,
         )
 
     async def _register(self, connection: MCPConnection) -> None:

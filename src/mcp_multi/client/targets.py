@@ -7,7 +7,9 @@ Accepted forms of a target::
     [::1]:8080                IPv6 literal
     ws://host:8080/ws         a WebSocket URL (ws or wss)
     http://host:8080/sse      a legacy HTTP+SSE stream
+    http://host:8080/mcp      a Streamable HTTP endpoint (also any other path on http/https)
     http://host:8080          a server root: the chosen transport's usual path is added
+    stdio:python server.py    a command to run, spoken to over its stdin and stdout
 
 and any of them prefixed with ``name=``.
 """
@@ -15,10 +17,11 @@ and any of them prefixed with ``name=``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from ..transport import TRANSPORTS
+from ..transport import TRANSPORTS, parse_stdio_url, stdio_url
 
 __all__ = [
     "DEFAULT_TRANSPORT",
@@ -31,18 +34,31 @@ __all__ = [
 ]
 
 DEFAULT_TRANSPORT = "websocket"
-_ALIASES = {"ws": "websocket", "websockets": "websocket", "http+sse": "sse"}
+_ALIASES = {
+    "ws": "websocket", "websockets": "websocket", "http+sse": "sse",
+    "streamable-http": "http", "streamable_http": "http", "streamablehttp": "http",
+    "https": "http",
+}
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 _HOST_PORT = re.compile(r"(?:(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]/\s]+)?:)?(?P<port>\d{1,5})\Z")
 
 
 @dataclass(frozen=True, slots=True)
 class ServerSpec:
-    """A named server: the transport to reach it by and its URL."""
+    """A named server: the transport to reach it by, its URL, and how to reach it.
+
+    Attributes:
+        headers: HTTP headers for this server (remote transports).
+        env: environment variables for the child process (stdio).
+        cwd: the child process's working directory (stdio).
+    """
 
     name: str
     transport: str
     url: str
+    headers: Mapping[str, str] = field(default_factory=dict, hash=False)
+    env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    cwd: str | None = None
 
 
 def valid_name(name: str) -> bool:
@@ -102,6 +118,14 @@ def resolve_target(
         ValueError: the target or the transport is not understood, or they disagree.
     """
     asked = normalize_transport(transport) if transport else None
+    if target.startswith("stdio:"):
+        if asked not in (None, "stdio"):
+            raise ValueError(f"{target!r} is a command to run (stdio), not {asked}")
+        return "stdio", stdio_url(parse_stdio_url(target))
+    if asked == "stdio" or (asked is None and "://" not in target
+                            and normalize_transport(default) == "stdio"):
+        raise ValueError(f"the stdio transport runs a command: stdio:COMMAND ARGS, "
+                         f"not {target!r}")
     if "://" not in target:
         host, port = _split_host_port(target)
         if ":" in host and not host.startswith("["):
@@ -119,6 +143,10 @@ def resolve_target(
         implied = "websocket"
     elif scheme in ("http", "https"):
         implied = {"sse": "sse", "ws": "websocket", "mcp": "http"}.get(path.rsplit("/", 1)[-1])
+        if implied is None and path:
+            # A path that is none of ours: some other server's endpoint, and servers speak
+            # Streamable HTTP unless told otherwise.
+            implied = asked or "http"
     else:
         raise ValueError(f"bad server URL {target!r}: scheme must be ws, wss, http or https")
     if implied is not None and asked is not None and implied != asked:
@@ -134,5 +162,6 @@ def resolve_target(
         scheme = "https" if secure else "http"
         path = parts.path or "/sse"
     else:
-        path = parts.path
+        scheme = "https" if secure else "http"
+        path = parts.path or "/mcp"
     return kind, urlunsplit((scheme, parts.netloc, path, parts.query, ""))

@@ -16,6 +16,8 @@
     └── TransportError            moving bytes failed
         ├── ConnectionClosed      the connection went away; pending requests fail with it
         │   └── SessionExpired    the server forgot our session (HTTP 404): initialize again
+        ├── HTTPStatusError       an HTTP error status without a JSON-RPC answer in its body
+        ├── RequestFailed         one request's answer can no longer come (its stream broke)
         └── RequestTimeout        no answer within the request's timeout
 
 A :class:`JSONRPCError` received from a peer is raised again on our side with the same code,
@@ -24,7 +26,7 @@ so callers can catch ``MethodNotFound`` whether we or the server detected it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 __all__ = [
     "HEADER_MISMATCH",
@@ -36,6 +38,7 @@ __all__ = [
     "PARSE_ERROR",
     "UNSUPPORTED_PROTOCOL_VERSION",
     "ConnectionClosed",
+    "HTTPStatusError",
     "HeaderMismatch",
     "InternalError",
     "InvalidParams",
@@ -46,11 +49,14 @@ __all__ = [
     "MissingRequiredClientCapability",
     "ParseError",
     "ProtocolError",
+    "RequestFailed",
     "RequestTimeout",
     "SessionExpired",
     "TransportError",
     "UnsupportedProtocolVersion",
 ]
+
+_RequestId: TypeAlias = str | int  # as in jsonrpc, which imports this module
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -170,6 +176,31 @@ class SessionExpired(ConnectionClosed):
 
     The transport has dropped the session id; a new handshake opens a fresh session.
     """
+
+
+class HTTPStatusError(TransportError):
+    """The server answered an HTTP error status whose body is no JSON-RPC message.
+
+    Attributes:
+        status: the HTTP status code.
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RequestFailed(TransportError):
+    """The answer to one request can no longer arrive (e.g. its response stream broke and
+    cannot be resumed); only that request fails, the connection lives on.
+
+    Attributes:
+        request_id: the id of the request that failed.
+    """
+
+    def __init__(self, message: str, request_id: _RequestId) -> None:
+        super().__init__(message)
+        self.request_id = request_id
 
 
 class RequestTimeout(TransportError):

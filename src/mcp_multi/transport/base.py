@@ -11,8 +11,10 @@ ids, futures, timeouts of requests, tools or output. The session layer
     await transport.close()            # idempotent; a blocked receive() then raises
 
 ``receive`` returns the text of one frame (one message, or a batch) and raises
-:class:`ConnectionClosed` once the server is gone. Errors of aiohttp and the OS are mapped
-to our tree here, at the edge, by :func:`map_transport_errors`.
+:class:`ConnectionClosed` once the server is gone; a transport whose requests travel apart
+(Streamable HTTP) raises :class:`RequestFailed` when one request's answer can no longer come,
+and the session fails that request alone. Errors of aiohttp and the OS are mapped to our
+tree here, at the edge, by :func:`map_transport_errors`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import aiohttp
 
 from ..protocol.errors import ConnectionClosed, MCPError, TransportError
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "ClientTransport", "map_transport_errors"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "ClientTransport", "describe_error", "map_transport_errors"]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
@@ -39,9 +41,13 @@ class ClientTransport(ABC):
     Attributes:
         kind: the transport's name on the command line (``websocket``, ``sse``, ...).
         url: where the server is.
+        era_probe: whether a client that was not told a protocol version asks
+            ``server/discover`` first (2026-07-28) before falling back to ``initialize``; the
+            transports that carry both eras in the wild (Streamable HTTP, stdio) do.
     """
 
     kind: ClassVar[str]
+    era_probe: ClassVar[bool] = False
 
     @classmethod
     def url_for(cls, host: str, port: int) -> str:
@@ -90,7 +96,8 @@ class ClientTransport(ABC):
         return f"<{type(self).__name__} {self.url}>"
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """A short, readable reason for an error of aiohttp or the OS (``Connection refused``)."""
     if isinstance(exc, aiohttp.ClientConnectorError):
         os_error = exc.os_error
         if isinstance(os_error, socket.gaierror):
@@ -127,4 +134,4 @@ def map_transport_errors(what: str, *, closed: bool = False) -> Iterator[None]:
         raise
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         klass = ConnectionClosed if closed else TransportError
-        raise klass(f"Cannot {what}: {_describe(exc)}") from exc
+        raise klass(f"Cannot {what}: {describe_error(exc)}") from exc
