@@ -234,7 +234,7 @@ servers
     assert lines == [
         "Error: unknown command 'frobnicate' (type 'help' for the commands)",
         "Error: usage: call <server> <tool|method> [json_args]",
-        "Error: usage: add <name> <host:port|url> [transport]",
+        "Error: usage: add <name> <host:port|url> [transport] | add <name> stdio <command...>",
         "Error: usage: remove <name>",
         "Error: usage: tools [server]",
         "Error: usage: broadcast <tool> [json_args]",

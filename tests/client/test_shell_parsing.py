@@ -51,6 +51,7 @@ def test_completion_of_commands_and_transports() -> None:
     assert complete(completer, "") == [
         "servers", "add", "remove", "tools", "call", "broadcast", "help", "quit", "exit"]
     assert complete(completer, "b") == ["broadcast"]
-    assert complete(completer, "add x localhost:1 ") == ["websocket", "sse"]
+    assert complete(completer, "add x localhost:1 ") == ["websocket", "sse", "http"]
+    assert complete(completer, "add x st") == ["stdio"]
     assert complete(completer, "call nobody res") == [
         "resources/list", "resources/read", "resources/templates/list"]

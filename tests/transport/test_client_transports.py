@@ -1,13 +1,20 @@
 """One behaviour suite over every client transport, against real servers on loopback ports.
 
 The transports move whole JSON-RPC messages; these tests drive them directly (no session
-layer) so a failure points at the adapter.
+layer) so a failure points at the adapter. The server is ours: on a free port for WebSocket,
+SSE and Streamable HTTP, and for stdio ``mcp-server --stdio`` as the transport's own child.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,25 +22,30 @@ import pytest
 from aiohttp import web
 
 from mcp_multi.protocol.errors import ConnectionClosed, ProtocolError, TransportError
-from mcp_multi.transport import ClientTransport, SSETransport, create_transport
+from mcp_multi.transport import (
+    ClientTransport,
+    SSETransport,
+    StdioTransport,
+    create_transport,
+    stdio_url,
+)
 
 from ..client.scripted import StartScripted
 from ..conftest import StartServer
 
 TIMEOUT = 10.0
+KINDS = ["websocket", "sse", "http", "stdio"]
+PATHS = {"websocket": "ws://127.0.0.1:{port}/ws", "sse": "http://127.0.0.1:{port}/sse",
+         "http": "http://127.0.0.1:{port}/mcp"}
 
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-11-25", "capabilities": {},
     "clientInfo": {"name": "transport-test", "version": "0"}}}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
 
 def url_of(kind: str, port: int) -> str:
-    return f"ws://127.0.0.1:{port}/ws" if kind == "websocket" else f"http://127.0.0.1:{port}/sse"
-
-
-async def receive_json(transport: ClientTransport) -> Any:
-    async with asyncio.timeout(TIMEOUT):
-        return orjson.loads(await transport.receive())
+    return PATHS[kind].format(port=port)
 
 
 def free_port() -> int:
@@ -42,16 +54,70 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_round_trip_with_our_server(transport_kind: str,
-                                          start_mcp_server: StartServer) -> None:
-    server = await start_mcp_server(name="round-trip")
-    transport = create_transport(transport_kind, url_of(transport_kind, server.port))
+@dataclass
+class Target:
+    """Where a transport of ``kind`` finds one of our servers, and how to make it vanish."""
+
+    kind: str
+    url: str
+    stop: Callable[[ClientTransport], Awaitable[None]]
+
+    def transport(self) -> ClientTransport:
+        return create_transport(self.kind, self.url)
+
+
+StartTarget = Callable[..., Awaitable[Target]]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def start_target(kind: str, start_mcp_server: StartServer,
+                       tmp_path: Path) -> AsyncIterator[StartTarget]:
+    async def start(name: str = "test-server") -> Target:
+        if kind == "stdio":
+            command = [sys.executable, "-m", "mcp_multi.server", "--stdio", "--name", name,
+                       "--root", str(tmp_path), "--log-level", "WARNING"]
+
+            async def kill(transport: ClientTransport) -> None:
+                assert isinstance(transport, StdioTransport) and transport.pid is not None
+                os.kill(transport.pid, signal.SIGKILL)
+
+            return Target(kind, stdio_url(command), kill)
+        server = await start_mcp_server(name=name)
+
+        async def close(transport: ClientTransport) -> None:
+            await server.close()
+
+        return Target(kind, url_of(kind, server.port), close)
+
+    yield start
+
+
+async def receive_json(transport: ClientTransport) -> Any:
+    async with asyncio.timeout(TIMEOUT):
+        return orjson.loads(await transport.receive())
+
+
+async def handshake(transport: ClientTransport) -> dict[str, Any]:
+    """``initialize`` and ``notifications/initialized``; the initialize response."""
+    await transport.send(INITIALIZE)
+    reply: dict[str, Any] = await receive_json(transport)
+    transport.negotiated(reply["result"]["protocolVersion"])
+    await transport.send(INITIALIZED)
+    return reply
+
+
+async def test_round_trip_with_our_server(start_target: StartTarget) -> None:
+    target = await start_target("round-trip")
+    transport = target.transport()
     await transport.connect()
     try:
-        await transport.send(INITIALIZE)
-        reply = await receive_json(transport)
+        reply = await handshake(transport)
         assert reply["id"] == 1 and reply["result"]["serverInfo"]["name"] == "round-trip"
-        await transport.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         await transport.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
             "name": "echo", "arguments": {"message": "héllo ✓"}}})
         reply = await receive_json(transport)
@@ -61,14 +127,11 @@ async def test_round_trip_with_our_server(transport_kind: str,
         await transport.close()
 
 
-async def test_concurrent_sends_all_answered(transport_kind: str,
-                                             start_mcp_server: StartServer) -> None:
-    server = await start_mcp_server()
-    transport = create_transport(transport_kind, url_of(transport_kind, server.port))
+async def test_concurrent_sends_all_answered(start_target: StartTarget) -> None:
+    transport = (await start_target()).transport()
     await transport.connect()
     try:
-        await transport.send(INITIALIZE)
-        await receive_json(transport)
+        await handshake(transport)
         await asyncio.gather(*(transport.send({"jsonrpc": "2.0", "id": i, "method": "ping"})
                                for i in range(10, 30)))
         ids = {(await receive_json(transport))["id"] for _ in range(20)}
@@ -77,25 +140,25 @@ async def test_concurrent_sends_all_answered(transport_kind: str,
         await transport.close()
 
 
-async def test_server_going_away_ends_receive(transport_kind: str,
-                                              start_mcp_server: StartServer) -> None:
-    server = await start_mcp_server()
-    transport = create_transport(transport_kind, url_of(transport_kind, server.port))
+async def test_server_going_away_ends_receive(start_target: StartTarget) -> None:
+    target = await start_target()
+    transport = target.transport()
     await transport.connect()
     try:
+        await handshake(transport)
         pending = asyncio.create_task(transport.receive())
-        await server.close()
+        await target.stop(transport)
         with pytest.raises(ConnectionClosed):
             async with asyncio.timeout(TIMEOUT):
                 await pending
+        with pytest.raises(ConnectionClosed):
+            await transport.send({"jsonrpc": "2.0", "method": "ping", "id": 9})
     finally:
         await transport.close()
 
 
-async def test_close_wakes_a_blocked_receive(transport_kind: str,
-                                             start_mcp_server: StartServer) -> None:
-    server = await start_mcp_server()
-    transport = create_transport(transport_kind, url_of(transport_kind, server.port))
+async def test_close_wakes_a_blocked_receive(start_target: StartTarget) -> None:
+    transport = (await start_target()).transport()
     await transport.connect()
     pending = asyncio.create_task(transport.receive())
     await asyncio.sleep(0)  # let receive() start waiting (one loop turn, not a time wait)
@@ -108,19 +171,35 @@ async def test_close_wakes_a_blocked_receive(transport_kind: str,
         await transport.send({"jsonrpc": "2.0", "method": "ping", "id": 1})
 
 
-async def test_refused_connection_is_a_transport_error(transport_kind: str) -> None:
-    transport = create_transport(transport_kind, url_of(transport_kind, free_port()))
-    with pytest.raises(TransportError, match=r"Cannot connect to .*: Connection refused"):
-        await transport.connect()
+async def test_unreachable_server_is_a_transport_error(kind: str) -> None:
+    if kind == "stdio":
+        url, expected = "stdio:no-such-mcp-server-command --x", (
+            r"Cannot start 'no-such-mcp-server-command': No such file or directory")
+    else:
+        url = url_of(kind, free_port())
+        expected = rf"Cannot connect to {url}: Connection refused"
+    transport = create_transport(kind, url)
+    try:
+        with pytest.raises(TransportError, match=expected):
+            # HTTP has no connection to open: the first POST meets the server.
+            await transport.connect()
+            await transport.send(INITIALIZE)
+    finally:
+        await transport.close()
 
 
-async def test_wrong_path_is_a_transport_error(transport_kind: str,
+@pytest.mark.parametrize("network_kind", ["websocket", "sse", "http"])
+async def test_wrong_path_is_a_transport_error(network_kind: str,
                                                start_mcp_server: StartServer) -> None:
     server = await start_mcp_server()
-    url = url_of(transport_kind, server.port).rsplit("/", 1)[0] + "/nothing-here"
-    transport = create_transport(transport_kind, url)
-    with pytest.raises(TransportError, match="404"):
-        await transport.connect()
+    url = url_of(network_kind, server.port).rsplit("/", 1)[0] + "/nothing-here"
+    transport = create_transport(network_kind, url)
+    try:
+        with pytest.raises(TransportError, match="404"):
+            await transport.connect()
+            await transport.send(INITIALIZE)
+    finally:
+        await transport.close()
 
 
 async def test_websocket_asks_for_the_mcp_subprotocol(start_scripted: StartScripted) -> None:

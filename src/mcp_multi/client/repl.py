@@ -34,6 +34,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from ..protocol import methods
 from ..protocol.errors import MCPError
+from ..transport import transport_names
 from .multi import MultiServerMCPClient
 
 __all__ = [
@@ -62,7 +63,8 @@ RAW_METHODS = (
 HELP = """\
 Commands:
   servers                                  list connected servers
-  add <name> <host:port|url> [transport]   connect another server (websocket or sse)
+  add <name> <host:port|url> [transport]   connect another server (websocket, sse, http)
+  add <name> stdio <command...>            run a server as a child process, over stdio
   remove <name>                            disconnect a server
   tools [server]                           list tools of all servers, or of one
   call <server> <tool> [json_args]         call a tool, e.g. call calc echo {"message": "hi"}
@@ -183,13 +185,27 @@ class Shell:
         self.write(f"Connected servers: {self.client.names!r}")
 
     async def _add(self, rest: str) -> None:
-        words = rest.split()
-        if len(words) not in (2, 3):
-            raise ArgumentError("usage: add <name> <host:port|url> [transport]")
-        name, target = words[0], words[1]
-        transport = words[2] if len(words) == 3 else None
-        if transport is None and "://" not in target:
-            transport = self.default_transport
+        words = rest.split(None, 2)
+        transport: str | None
+        if len(words) >= 2 and (words[1].lower() == "stdio" or words[1].startswith("stdio:")):
+            # The rest of the line is the command: `add fs stdio npx -y server-filesystem /tmp`
+            # (or `add fs stdio:npx -y ...`).
+            if words[1].lower() == "stdio":
+                command = words[2] if len(words) == 3 else ""
+            else:
+                command = rest.split(None, 1)[1][len("stdio:"):]
+            if not command.strip():
+                raise ArgumentError("usage: add <name> stdio <command...>")
+            name, target, transport = words[0], f"stdio:{command.strip()}", "stdio"
+        else:
+            words = rest.split()
+            if len(words) not in (2, 3):
+                raise ArgumentError("usage: add <name> <host:port|url> [transport] "
+                                    "| add <name> stdio <command...>")
+            name, target = words[0], words[1]
+            transport = words[2] if len(words) == 3 else None
+            if transport is None and "://" not in target:
+                transport = self.default_transport
         try:
             await self.client.add(name, target, transport)
         except (MCPError, ValueError) as exc:
@@ -285,8 +301,10 @@ class ShellCompleter(Completer):
             return self._tool_names(None)
         if index == 2 and command == "call":
             return [*self._tool_names(words[1]), *RAW_METHODS]
+        if index == 2 and command == "add":
+            return ("stdio",)
         if index == 3 and command == "add":
-            return ("websocket", "sse")
+            return tuple(kind for kind in transport_names() if kind != "stdio")
         return ()
 
     def get_completions(

@@ -220,10 +220,16 @@ class StdioTransport(ClientTransport):
         else:
             reason = f"the server process {_status(proc.returncode)}"
         # Let the stderr reader log the child's last words first.
-        await asyncio.wait(self._tasks[1:2], timeout=DRAIN_SECONDS)
+        await self._stderr_drained()
         if self._stderr_tail and self._closed is None:
             reason += f"; its last output: {' | '.join(self._stderr_tail)}"
         self._end(reason)
+
+    async def _stderr_drained(self) -> None:
+        """Wait (a moment at most) for the stderr reader to reach the end of the pipe."""
+        reader = self._tasks[1:2]
+        if reader:
+            await asyncio.wait(reader, timeout=DRAIN_SECONDS)
 
     def _end(self, reason: str) -> None:
         if self._closed is None:
@@ -260,6 +266,8 @@ class StdioTransport(ClientTransport):
             self._closed = "closed by the client"
         if proc.returncode is None:
             await self._shut_down(proc)
+        # The child is gone: its stderr ends too; log its last lines before we stop reading.
+        await self._stderr_drained()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -72,6 +72,23 @@ _ACCEPT = "application/json, text/event-stream"
 Inbox = asyncio.Queue["bytes | str | MCPError | None"]
 
 
+class _RequestStream:
+    """The event stream answering one request: the task reading it and the HTTP response it
+    reads now (a resumed stream is a new response). Abandoning it closes that response even
+    when the task never got to run."""
+
+    __slots__ = ("response", "task")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.task: asyncio.Task[None] | None = None
+
+    def abandon(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        self.response.close()
+
+
 class StreamableHTTPTransport(ClientTransport):
     """POSTs to one MCP endpoint, ``http://host:port/mcp`` by default.
 
@@ -104,7 +121,7 @@ class StreamableHTTPTransport(ClientTransport):
         self._http: aiohttp.ClientSession | None = None
         self._inbox: Inbox = asyncio.Queue()
         self._closed: str | None = None
-        self._streams: dict[RequestId, asyncio.Task[None]] = {}
+        self._streams: dict[RequestId, _RequestStream] = {}
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self.session_id: str | None = None
@@ -129,11 +146,15 @@ class StreamableHTTPTransport(ClientTransport):
         if self._closed is not None and self._http is None:
             return
         self._closed = self._closed or "closed by the client"
-        tasks = [*self._streams.values(), *([self._listener] if self._listener else [])]
+        streams = list(self._streams.values())
         self._streams.clear()
+        for stream in streams:
+            stream.abandon()
+        tasks = [s.task for s in streams if s.task is not None]
+        if self._listener is not None:
+            self._listener.cancel()
+            tasks.append(self._listener)
         self._listener = None
-        for task in tasks:
-            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         http, self._http = self._http, None
         if http is not None:
@@ -213,6 +234,7 @@ class StreamableHTTPTransport(ClientTransport):
             response = await http.post(self.url, data=encode(message),
                                        headers=self._headers_for(message),
                                        allow_redirects=False)
+        keep = False  # whether a stream reader took the response over
         try:
             keep = await self._answer(message, method, request_id, response)
         finally:
@@ -246,9 +268,10 @@ class StreamableHTTPTransport(ClientTransport):
         if content_type == "text/event-stream":
             old = self._streams.pop(request_id, None)
             if old is not None:
-                old.cancel()
-            self._streams[request_id] = asyncio.create_task(
-                self._follow(request_id, response), name=f"mcp-http-stream-{request_id}")
+                old.abandon()
+            stream = self._streams[request_id] = _RequestStream(response)
+            stream.task = asyncio.create_task(self._follow(request_id, stream),
+                                              name=f"mcp-http-stream-{request_id}")
             return True
         raise ProtocolError(f"{self.url} answered {method} with {content_type!r}, "
                             "neither JSON nor an event stream")
@@ -296,9 +319,9 @@ class StreamableHTTPTransport(ClientTransport):
         and say whether the notification must stay unsent (2026-07-28 cancels by closing)."""
         params = note.get("params")
         request_id = params.get("requestId") if isinstance(params, dict) else None
-        task = self._streams.pop(request_id, None) if request_id is not None else None
-        if task is not None:
-            task.cancel()
+        stream = self._streams.pop(request_id, None) if request_id is not None else None
+        if stream is not None:
+            stream.abandon()
         return self.modern
 
     # -- event streams ---------------------------------------------------------------
@@ -338,8 +361,9 @@ class StreamableHTTPTransport(ClientTransport):
         response.release()
         return None
 
-    async def _follow(self, request_id: RequestId, response: aiohttp.ClientResponse) -> None:
+    async def _follow(self, request_id: RequestId, stream: _RequestStream) -> None:
         """Read one request's event stream to its response, resuming it if it breaks."""
+        response = stream.response
         last_event_id, retry_ms, fruitless = "", None, 0
         why = "its event stream ended before the response"
         try:
@@ -364,13 +388,13 @@ class StreamableHTTPTransport(ClientTransport):
                 if resumed is None:
                     why = "its event stream ended and the server cannot resume it"
                     break
-                response = resumed
+                response = stream.response = resumed
         except MCPError as exc:
             why = str(exc)
         except asyncio.CancelledError:
             return
         finally:
-            if self._streams.get(request_id) is asyncio.current_task():
+            if self._streams.get(request_id) is stream:
                 del self._streams[request_id]
         self._inbox.put_nowait(RequestFailed(f"{self.url}: request {request_id!r} failed: {why}",
                                              request_id))
