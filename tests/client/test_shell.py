@@ -168,6 +168,73 @@ async def test_failed_add_and_startup_failure(start_mcp_server: StartServer) -> 
     assert f"Failed to connect to ghost (ws://localhost:{server.port}/ws)" in err
 
 
+def stdio_server_command(name: str, *tools: str) -> str:
+    """The command line of our server on stdio, as a shell would take it."""
+    words = [sys.executable, "-m", "mcp_multi.server", "--stdio", "--name", name,
+             "--log-level", "WARNING"]
+    if tools:
+        words += ["--tools", *tools]
+    return " ".join(words)
+
+
+async def test_one_session_with_a_stdio_server_and_a_streamable_http_server(
+        start_mcp_server: StartServer) -> None:
+    http = await start_mcp_server(name="http-server", tools=("echo", "math_calc"))
+    stdio = stdio_server_command("stdio-server", "echo", "get_time")
+    commands = f"""\
+add local stdio {stdio}
+add api2 localhost:{http.port} http
+servers
+tools local
+call api math_calc {{"expression": "2 + 2 * 3"}}
+call local echo {{"message": "over stdio"}}
+call api2 echo {{"message": "over http"}}
+call local math_calc {{"expression": "1"}}
+broadcast echo {{"message": "both"}}
+remove local
+servers
+quit
+"""
+    code, out, err = await run_client([f"api=http://127.0.0.1:{http.port}/mcp"], commands)
+    assert code == 0, err
+    echo = "{'content': [{'type': 'text', 'text': 'Echo: both'}]}"
+    assert out.splitlines() == [
+        "Add server succeeded",
+        "Add server succeeded",
+        "Connected servers: ['api', 'local', 'api2']",
+        "[local]:",
+        "  echo: Echo back the provided message",
+        "  get_time: Get the current server time",
+        "Result: {'content': [{'type': 'text', 'text': '2 + 2 * 3 = 8'}]}",
+        "Result: {'content': [{'type': 'text', 'text': 'Echo: over stdio'}]}",
+        "Result: {'content': [{'type': 'text', 'text': 'Echo: over http'}]}",
+        "Error: Tool 'math_calc' is not enabled on this server (-32602)",
+        f"[api] {{'jsonrpc': '2.0', 'id': 1, 'result': {echo}}}",
+        f"[local] {{'jsonrpc': '2.0', 'id': 1, 'result': {echo}}}",
+        f"[api2] {{'jsonrpc': '2.0', 'id': 1, 'result': {echo}}}",
+        "Remove server succeeded",
+        "Connected servers: ['api', 'api2']",
+    ]
+    assert "(http, server 'http-server', protocol 2026-07-28)" in err
+
+
+async def test_command_line_stdio_and_http_servers_with_a_forced_version(
+        start_mcp_server: StartServer) -> None:
+    http = await start_mcp_server(name="h")
+    code, out, err = await run_client(
+        [f"api=http://127.0.0.1:{http.port}/mcp",
+         f"local=stdio:{stdio_server_command('s')}", "--protocol-version", "2025-06-18",
+         "--trace"], 'call local echo {"message": "x"}\nservers\n')
+    assert code == 0, err
+    assert out.splitlines() == ["Result: {'content': [{'type': 'text', 'text': 'Echo: x'}]}",
+                                "Connected servers: ['api', 'local']"]
+    assert "(http, server 'h', protocol 2025-06-18)" in err
+    assert "(stdio, server 's', protocol 2025-06-18)" in err
+    assert "server/discover" not in err  # a forced handshake version: no probe
+    code, _, err = await run_client(["--protocol-version", "1999-01-01"], "")
+    assert code == 2 and "invalid choice: '1999-01-01'" in err
+
+
 async def test_demo_opens_the_seed_servers() -> None:
     code, out, err = await run_client(
         ["--demo"], 'servers\ntools admin\ncall calc math_calc {"expression": "2 + 2 * 3"}\n'

@@ -42,6 +42,18 @@ def test_parse_server_arg(arg: str, expected: tuple[str | None, str]) -> None:
     ("http://h:1", "sse", ("sse", "http://h:1/sse")),
     ("http://h:1", None, ("websocket", "ws://h:1/ws")),
     ("http://h:1/ws", None, ("websocket", "ws://h:1/ws")),
+    ("http://h:1/mcp", None, ("http", "http://h:1/mcp")),
+    ("https://h/v1/mcp", None, ("http", "https://h/v1/mcp")),
+    ("https://api.example.com/custom/endpoint?k=v", None,
+     ("http", "https://api.example.com/custom/endpoint?k=v")),
+    ("http://h:1", "http", ("http", "http://h:1/mcp")),
+    ("http://h:1/other", "sse", ("sse", "http://h:1/other")),
+    ("localhost:8082", "http", ("http", "http://localhost:8082/mcp")),
+    ("localhost:8082", "streamableHttp", ("http", "http://localhost:8082/mcp")),
+    ("localhost:8082", "streamable-http", ("http", "http://localhost:8082/mcp")),
+    ("stdio:python server.py --name 'a b'", None,
+     ("stdio", "stdio:python server.py --name 'a b'")),
+    ("stdio:python   server.py", "stdio", ("stdio", "stdio:python server.py")),
 ])
 def test_resolve_target(target: str, transport: str | None,
                         expected: tuple[str, str]) -> None:
@@ -58,6 +70,11 @@ def test_resolve_target(target: str, transport: str | None,
     ("http://h:1/sse", "websocket"),
     ("ftp://h:1/", None),
     ("http:///sse", None),
+    ("http://h:1/mcp", "websocket"),
+    ("localhost:8080", "stdio"),
+    ("stdio:python server.py", "http"),
+    ("stdio:", None),
+    ("stdio:'unclosed", None),
 ])
 def test_bad_targets(target: str, transport: str | None) -> None:
     with pytest.raises(ValueError):
@@ -93,6 +110,20 @@ def test_command_line_servers_as_the_seed_writes_them() -> None:
         ServerSpec("a", "sse", "http://h:1/sse"),
         ServerSpec("b", "websocket", "ws://h:2/ws"),
     ]
+
+
+def test_command_line_mixes_every_transport() -> None:
+    assert parse_servers(["api=http://h:1/mcp", "local=stdio:mcp-server --stdio",
+                          "h:2"], "websocket") == [
+        ServerSpec("api", "http", "http://h:1/mcp"),
+        ServerSpec("local", "stdio", "stdio:mcp-server --stdio"),
+        ServerSpec("server3", "websocket", "ws://h:2/ws"),
+    ]
+    # an unnamed command stays unnamed even with '=' in its arguments
+    assert parse_servers(["stdio:server --opt=1"], "websocket") == [
+        ServerSpec("server1", "stdio", "stdio:server --opt=1")]
+    assert [s.name for s in parse_servers(["h:1"], "websocket", taken={"server1"})] == [
+        "server2"]
 
 
 def test_command_line_names_must_be_unique() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,34 @@ async def test_passing_servers_exit_zero_with_a_junit_report(
     assert names == ["handshake", "ping", "tools/list", "call math_calc", "call echo",
                      "disabled tool", "unknown tool", "bad arguments", "resources/list",
                      "resources/read", "broadcast", "removal"]
+
+
+async def test_test_mode_over_all_four_transports(start_mcp_server: StartServer,
+                                                 tmp_path: Path) -> None:
+    servers = {kind: await start_mcp_server(name=f"over-{kind}", tools=("echo", "math_calc"))
+               for kind in ("websocket", "sse", "http")}
+    stdio = (f"stdio:{sys.executable} -m mcp_multi.server --stdio --name over-stdio "
+             f"--tools echo math_calc --log-level WARNING --root {tmp_path}")
+    report = tmp_path / "report.json"
+    code, out, err = await run_client(
+        [f"ws=localhost:{servers['websocket'].port}",
+         f"sse=http://localhost:{servers['sse'].port}/sse",
+         f"http=http://localhost:{servers['http'].port}/mcp", f"stdio={stdio}",
+         "--mode", "test", "--report", str(report)], "")
+    assert code == 0, out + err
+    document = json.loads(report.read_text())
+    assert document["ok"] and document["failed"] == 0 and document["skipped"] == 0
+    by_server: dict[str, list[str]] = {}
+    for result in document["results"]:
+        by_server.setdefault(result["server"], []).append(result["check"])
+    assert list(by_server) == ["ws", "sse", "http", "stdio"]
+    assert all(checks == by_server["ws"] for checks in by_server.values())
+    protocols = {r["server"]: r["detail"] for r in document["results"]
+                 if r["check"] == "handshake"}
+    assert "protocol 2025-11-25, websocket" in protocols["ws"]
+    assert "protocol 2025-11-25, sse" in protocols["sse"]
+    assert "protocol 2026-07-28, http" in protocols["http"]
+    assert "protocol 2026-07-28, stdio" in protocols["stdio"]
 
 
 async def test_a_dead_server_fails_the_run_with_a_json_report(

@@ -25,6 +25,7 @@ from mcp_multi.protocol.lifecycle import (
     parse_tools_page,
     reply_to_server_request,
     tool_call_params,
+    unwrap_result,
 )
 from mcp_multi.protocol.versions import LATEST_HANDSHAKE_VERSION
 
@@ -149,3 +150,17 @@ def unsupported(supported: Any) -> UnsupportedProtocolVersion:
 def test_verdict_on_a_discover_error(error: JSONRPCError, retried: bool,
                                      verdict: ProbeVerdict) -> None:
     assert judge_discover_error(error, retried=retried) == verdict
+
+
+def test_modern_results_lose_only_their_stamps() -> None:
+    info = {"io.modelcontextprotocol/serverInfo": {"name": "s", "version": "1"}}
+    content = [{"type": "text", "text": "hi"}]
+    assert unwrap_result({"content": content, "resultType": "complete", "_meta": info}) == {
+        "content": content}
+    kept = {"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private",
+            "_meta": {**info, "trace": 7}}
+    assert unwrap_result(kept) == {"tools": [], "ttlMs": 0, "cacheScope": "private",
+                                   "_meta": {"trace": 7}}
+    pending = {"resultType": "input_required", "inputRequests": {}, "_meta": info}
+    assert unwrap_result(pending) is pending
+    assert unwrap_result({"content": content}) == {"content": content}

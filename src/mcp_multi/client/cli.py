@@ -151,9 +151,9 @@ def parse_servers(args: list[str], transport: str,
         if name in taken:
             raise ValueError(f"server name {name!r} is given twice")
         taken.add(name)
-        # A URL that names its transport (ws://, .../sse) wins over --transport.
-        kind, url = resolve_target(target, None if "://" in target else transport,
-                                   default=transport)
+        # A URL that names its transport (ws://, .../sse) and a command win over --transport.
+        named = "://" in target or target.startswith("stdio:")
+        kind, url = resolve_target(target, None if named else transport, default=transport)
         specs.append(ServerSpec(name, kind, url))
     return specs
 

@@ -73,6 +73,7 @@ from ..protocol.lifecycle import (
     parse_tools_page,
     reply_to_server_request,
     tool_call_params,
+    unwrap_result,
 )
 from ..protocol.versions import (
     LATEST_HANDSHAKE_VERSION,
@@ -338,7 +339,8 @@ class MCPConnection:
     async def request(
         self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> dict[str, Any]:
-        """Send a request and wait for its result.
+        """Send a request and wait for its result (in the 2026-07-28 era without the stamps
+        every result carries, see :func:`~mcp_multi.protocol.lifecycle.unwrap_result`).
 
         Args:
             method: any MCP method, e.g. ``resources/read``.
@@ -363,7 +365,8 @@ class MCPConnection:
         try:
             async with asyncio.timeout(limit):
                 await self._send_request(message)
-                return await future
+                result = await future
+            return unwrap_result(result) if self._meta is not None else result
         except TimeoutError:
             self._cancel_remotely(method, request_id, f"no response within {limit:g}s")
             raise RequestTimeout(

@@ -53,6 +53,7 @@ __all__ = [
     "parse_tools_page",
     "reply_to_server_request",
     "tool_call_params",
+    "unwrap_result",
 ]
 
 CLIENT_NAME = "mcp-multi-client"
@@ -200,6 +201,24 @@ def judge_discover_error(error: JSONRPCError, *, retried: bool) -> ProbeVerdict:
     if isinstance(supported, list) and not any(v in HANDSHAKE_VERSIONS for v in supported):
         return ProbeVerdict("fail")
     return ProbeVerdict("initialize")
+
+
+def unwrap_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A 2026-07-28 result without the stamps every result of that era carries
+    (``resultType: complete``, ``_meta["io.modelcontextprotocol/serverInfo"]``), so a caller
+    sees the same result in either era. Anything else (``input_required``, other ``_meta``
+    keys, cache hints) stays."""
+    if result.get("resultType") != "complete":
+        return result
+    unwrapped = {k: v for k, v in result.items() if k != "resultType"}
+    meta = unwrapped.get("_meta")
+    if isinstance(meta, Mapping) and SERVER_INFO_META in meta:
+        rest = {k: v for k, v in meta.items() if k != SERVER_INFO_META}
+        if rest:
+            unwrapped["_meta"] = rest
+        else:
+            del unwrapped["_meta"]
+    return unwrapped
 
 
 def parse_tools_page(result: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
