@@ -1,0 +1,58 @@
+"""The official conformance suite's runner, shared by the server and the client tests.
+
+The runner (``../shared/tools/conformance``, or ``$MCP_CONFORMANCE_TOOL``, or ``conformance``
+on ``PATH``) installs Node and the npm suite into a cache on first use; :func:`installed`
+skips the calling test only when that install fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INSTALL_TIMEOUT = 600.0
+
+
+def conformance_tool() -> Path:
+    """Where the runner is; fails the test when there is none."""
+    configured = os.environ.get("MCP_CONFORMANCE_TOOL")
+    tool = Path(configured) if configured else REPO.parent / "shared" / "tools" / "conformance"
+    if not tool.is_file():
+        found = shutil.which("conformance")
+        if found is None:
+            pytest.fail(f"conformance runner not found at {tool}; set MCP_CONFORMANCE_TOOL")
+        tool = Path(found)
+    return tool
+
+
+async def run_tool(*args: str, cwd: Path, timeout: float) -> tuple[int, str]:
+    """Run a command; its exit code and its stdout and stderr together."""
+    proc = await asyncio.create_subprocess_exec(
+        *args, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace")
+
+
+async def installed(tool: Path, cwd: Path) -> None:
+    """Make sure the suite is installed (``conformance list``); skip the test if it cannot be."""
+    code, out = await run_tool(str(tool), "list", cwd=cwd, timeout=INSTALL_TIMEOUT)
+    if code != 0:
+        pytest.skip(f"the conformance suite (Node, npm) could not be installed:\n{out[-2000:]}")
+
+
+def passed_scenarios(output: str) -> set[str]:
+    """Scenario names the summary of a ``server`` run marks as passed."""
+    return set(re.findall(r"^\S*✓\S* ([\w-]+):", output, re.MULTILINE))
