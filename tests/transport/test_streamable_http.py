@@ -197,6 +197,11 @@ async def test_404_to_our_session_is_session_expired(script: HTTPScript,
     with pytest.raises(SessionExpired, match="no longer knows our session"):
         await transport.send(call(2))
     assert transport.session_id is None
+    posts = len(script.of("POST"))
+    with pytest.raises(SessionExpired):  # nothing but initialize goes out until then
+        await transport.send({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                              "params": {"requestId": 2}})
+    assert len(script.of("POST")) == posts
     await transport.send(INITIALIZE)
     await receive(transport)
     assert transport.session_id == "new"

@@ -5,6 +5,8 @@
     async with MultiServerMCPClient(timeout=10) as client:
         await client.add("calc", "localhost:8080")             # WebSocket
         await client.add("files", "localhost:8081", "sse")     # legacy HTTP+SSE
+        await client.add("api", "http://localhost:8082/mcp")   # Streamable HTTP
+        await client.add("local", "stdio:mcp-server --stdio")  # a child process
         result = await client.call("calc", "math_calc", {"expression": "2 + 2"})
         everyone = await client.broadcast("echo", {"message": "hi"})
 
@@ -12,6 +14,7 @@ The shell (:mod:`.repl`), test mode (:mod:`.testmode`) and the command line (:mo
 are built on this API and are the only parts that print.
 """
 
+from .config import ConfigError, load_config, parse_config
 from .connection import DEFAULT_TIMEOUT, MCPConnection
 from .multi import (
     BroadcastOutcome,
@@ -26,11 +29,14 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "BroadcastOutcome",
     "BroadcastResult",
+    "ConfigError",
     "MCPConnection",
     "MultiServerMCPClient",
     "ServerExists",
     "ServerNotFound",
     "ServerSpec",
+    "load_config",
+    "parse_config",
     "parse_server_arg",
     "resolve_target",
 ]

@@ -31,7 +31,7 @@ async def run_conformance(
     protocol_version: str | None = None,
     headers: dict[str, str] | None = None,
     on_frame: FrameHook | None = None,
-    write: Callable[[str], None] = print,
+    write: Callable[[str], None],
 ) -> int:
     """Run the conformance client against one server; return the exit code (0: all answered).
 
@@ -41,7 +41,7 @@ async def run_conformance(
         protocol_version: speak only this version (``None``: probe, as always).
         headers: extra HTTP headers.
         on_frame: hook shown every JSON-RPC frame (``--trace``).
-        write: where the step lines go.
+        write: where the step lines go (the command line prints them).
     """
     scenario = os.environ.get("MCP_CONFORMANCE_SCENARIO", "(none)")
     write(f"conformance scenario {scenario} against {spec.url}")

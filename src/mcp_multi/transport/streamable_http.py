@@ -65,6 +65,7 @@ MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 DEFAULT_RETRY_MS = 1000  # when the server names no ``retry``
 MAX_RESUME_ATTEMPTS = 3  # reconnections in a row that bring nothing
 DELETE_TIMEOUT = 5.0
+GET_STREAM_WAIT = 2.0  # at most, for the server's yes or no to the GET stream
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
 _ACCEPT = "application/json, text/event-stream"
@@ -126,6 +127,7 @@ class StreamableHTTPTransport(ClientTransport):
         self._listening = asyncio.Event()
         self.session_id: str | None = None
         self.protocol_version: str | None = None
+        self._expired = False  # the server forgot our session; only initialize may go out
 
     @property
     def modern(self) -> bool:
@@ -230,6 +232,8 @@ class StreamableHTTPTransport(ClientTransport):
         request_id: RequestId | None = message.get("id") if method is not None else None
         if method == methods.CANCELLED and self._abandon(message):
             return
+        if self._expired and method != methods.INITIALIZE:
+            raise SessionExpired(f"{self.url} no longer knows our session; initialize again")
         with self._mapped(f"send to {self.url}"):
             response = await http.post(self.url, data=encode(message),
                                        headers=self._headers_for(message),
@@ -249,6 +253,7 @@ class StreamableHTTPTransport(ClientTransport):
         status = response.status
         if method == methods.INITIALIZE and 200 <= status < 300:
             self.session_id = response.headers.get(SESSION_HEADER) or None
+            self._expired = False
         if status >= 300:
             await self._refused(message, request_id, response)
             return False
@@ -284,6 +289,7 @@ class StreamableHTTPTransport(ClientTransport):
             body = await self._read_body(response)
         if status == 404 and SESSION_HEADER in response.request_info.headers:
             self.session_id = None
+            self._expired = True
             self._stop_listening()
             raise SessionExpired(f"{self.url} no longer knows our session (HTTP 404)")
         if request_id is not None and response.content_type == "application/json":
@@ -405,7 +411,7 @@ class StreamableHTTPTransport(ClientTransport):
         self._listening.clear()
         self._listener = asyncio.create_task(self._listen(), name="mcp-http-get-stream")
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.connect_timeout):
+            async with asyncio.timeout(min(self.connect_timeout, GET_STREAM_WAIT)):
                 await self._listening.wait()
 
     def _stop_listening(self) -> None:
