@@ -82,9 +82,11 @@ async def _chunked(message: dict[str, Any]) -> AsyncIterator[bytes]:
     yield body[10:]
 
 
-async def _session_with_our_client(kind: str, url: str) -> None:
+async def _session_with_our_client(kind: str, url: str,
+                                   protocol_version: str | None = None) -> None:
     """The seed's session: list, call every tool, read a resource, call a denied tool."""
-    async with MCPConnection("bigip", create_transport(kind, url), timeout=TIMEOUT) as conn:
+    async with MCPConnection("bigip", create_transport(kind, url), timeout=TIMEOUT,
+                             protocol_version=protocol_version) as conn:
         await conn.list_tools()
         await conn.call_tool("echo", {"message": "héllo through BIG-IP ✓"})
         await conn.call_tool("math_calc", {"expression": "2 + 2 * 3"})
@@ -247,7 +249,9 @@ async def _our_http_transport_exists() -> bool:
 
 async def streamable_http(proxy: RecordingProxy) -> None:
     if await _our_http_transport_exists():
-        await _session_with_our_client("http", proxy.base_url + "/mcp")
+        # The handshake era, like the raw and SDK sessions here: left to itself our client
+        # speaks 2026-07-28 over HTTP, which has no session for the iRule to persist.
+        await _session_with_our_client("http", proxy.base_url + "/mcp", "2025-11-25")
     await _raw_streamable_http(proxy.base_url)
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
+import textwrap
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +22,7 @@ from mcp_multi.protocol.errors import (
     RequestTimeout,
     TransportError,
 )
-from mcp_multi.transport import create_transport
+from mcp_multi.transport import create_transport, stdio_url
 
 from ..conftest import StartServer
 from .scripted import NO_REPLY, ScriptedError, ScriptedSession, StartScripted
@@ -232,3 +235,32 @@ async def test_unreachable_server_fails_fast(transport_kind: str) -> None:
         await conn.connect()
     assert not conn.is_open
 
+
+
+async def test_a_stdio_server_that_dies_fails_every_pending_request_at_once(
+        tmp_path: Path) -> None:
+    child = tmp_path / "dies.py"
+    child.write_text(textwrap.dedent("""
+        import json, sys
+        for count, line in enumerate(sys.stdin, 1):
+            message = json.loads(line)
+            if message.get("method") == "initialize":
+                print(json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": {
+                    "protocolVersion": "2025-11-25", "capabilities": {},
+                    "serverInfo": {"name": "mortal", "version": "0"}}}), flush=True)
+            elif message.get("method") == "tools/call" and message["params"]["name"] == "die":
+                print("out of memory", file=sys.stderr, flush=True)
+                sys.exit(137)
+    """))
+    transport = create_transport("stdio", stdio_url([sys.executable, str(child)]))
+    async with MCPConnection("mortal", transport, timeout=60,
+                             protocol_version="2025-11-25") as conn:
+        waiting = [asyncio.create_task(conn.call_tool("slow", {})) for _ in range(3)]
+        start = time.monotonic()
+        with pytest.raises(ConnectionClosed, match=r"exited with code 137.*out of memory"):
+            await conn.call_tool("die", {})
+        async with asyncio.timeout(TIMEOUT):
+            outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        assert time.monotonic() - start < 5
+        assert all(isinstance(o, ConnectionClosed) for o in outcomes), outcomes
+        assert not conn.is_open
