@@ -51,6 +51,7 @@ __all__ = [
 COMMANDS = ("servers", "add", "remove", "tools", "call", "broadcast", "help", "quit", "exit")
 RAW_METHODS = (
     methods.PING,
+    methods.SERVER_DISCOVER,
     methods.TOOLS_LIST,
     methods.RESOURCES_LIST,
     methods.RESOURCES_READ,

@@ -455,11 +455,13 @@ class StreamableHTTPTransport(ClientTransport):
         except ConnectionClosed:
             return
         except TransportError as exc:
-            # The stream was up and the server cannot be reached any more: it is gone.
-            if self._listening.is_set():
+            if not self._listening.is_set():
+                logger.debug("%s: no GET stream: %s", self.url, exc)
+            elif isinstance(exc.__cause__, aiohttp.ClientConnectorError):
+                # The stream was up and now nothing listens at the address: the server is gone.
                 self._shut(f"server gone ({exc})")
             else:
-                logger.debug("%s: no GET stream: %s", self.url, exc)
+                logger.warning("%s: lost the GET stream: %s", self.url, exc)
         except MCPError as exc:
             logger.warning("%s: GET stream failed: %s", self.url, exc)
         finally:
