@@ -95,8 +95,9 @@ class StreamableHTTPTransport(ClientTransport):
 
     Args:
         url: the MCP endpoint.
-        connect_timeout: seconds to open a TCP connection, and to wait for the ``GET``
-            stream's answer after the handshake.
+        connect_timeout: seconds to open a TCP connection (and, up to
+            :data:`GET_STREAM_WAIT`, to wait for the ``GET`` stream's answer after the
+            handshake, so the server's stream is open before the first call).
         headers: extra headers on every HTTP request (``Authorization``, ...).
         max_message_size: the largest JSON body or SSE event accepted, in bytes.
     """
