@@ -141,6 +141,7 @@ async def test_resources(peer: RawPeer, transport: str) -> None:
         assert body["transports"] == ["stdio"]
     else:
         assert body["endpoints"]["websocket"] == "/ws" and body["endpoints"]["http"] == "/mcp"
+        assert body["transports"] == ["websocket", "sse", "http"]
     assert body["uptime_seconds"] >= 0
     stats = (await peer.request("resources/read", {"uri": "server://stats"}))["result"]
     numbers = orjson.loads(stats["contents"][0]["text"])

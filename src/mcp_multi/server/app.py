@@ -31,6 +31,7 @@ __all__ = ["RunningServer", "create_app", "start_server"]
 
 logger = logging.getLogger(__name__)
 
+TRANSPORTS = ("websocket", "sse", "http")
 ENDPOINTS = {"websocket": "/ws", "sse": "/sse", "sse_message": "/message", "http": "/mcp"}
 _MCP_PATHS = frozenset(ENDPOINTS.values())
 
@@ -101,7 +102,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     """Build the server application; raises ``ValueError`` for an unknown tool name."""
     registry = ToolRegistry(settings.tools)
     stats = ServerStats()
-    resources = Resources(settings, registry, stats, dict(ENDPOINTS))
+    resources = Resources(settings, registry, stats, TRANSPORTS, dict(ENDPOINTS))
     dispatcher = Dispatcher(settings, registry, resources, stats)
     app = web.Application(middlewares=[guard], client_max_size=settings.max_message_size * 4)
     app[STATE] = ServerState(settings, dispatcher, stats)

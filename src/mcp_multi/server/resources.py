@@ -72,10 +72,11 @@ class Resources:
     """Lists and reads the server's resources."""
 
     def __init__(self, settings: ServerSettings, registry: ToolRegistry, stats: ServerStats,
-                 endpoints: dict[str, str]) -> None:
+                 transports: tuple[str, ...], endpoints: dict[str, str]) -> None:
         self._settings = settings
         self._registry = registry
         self._stats = stats
+        self._transports = list(transports)
         self._endpoints = endpoints
         self._process = psutil.Process(os.getpid())
         self._process.cpu_percent(None)  # prime: the first reading is always 0.0
@@ -100,7 +101,7 @@ class Resources:
             "name": s.name,
             "version": __version__,
             "tools": self._registry.names,
-            "transports": list(self._endpoints),
+            "transports": self._transports,
             "endpoints": self._endpoints,
             "uptime_seconds": round(time.time() - self._stats.started, 3),
         }

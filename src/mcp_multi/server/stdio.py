@@ -41,7 +41,7 @@ def build_dispatcher(settings: ServerSettings) -> Dispatcher:
     """The dispatcher of a stdio server (its ``server://info`` names the stdio transport)."""
     registry = ToolRegistry(settings.tools)
     stats = ServerStats()
-    resources = Resources(settings, registry, stats, {"stdio": "stdin/stdout"})
+    resources = Resources(settings, registry, stats, ("stdio",), {"stdio": "stdin/stdout"})
     return Dispatcher(settings, registry, resources, stats)
 
 
