@@ -2,12 +2,14 @@
 
 ``python benchmarks/_peers.py sdk-sse PORT`` serves the official SDK's MCPServer with an
 ``echo`` tool over legacy SSE; ``floor-ws PORT`` is the floor: raw aiohttp answering every
-WebSocket JSON-RPC request with a fixed echo result, with no MCP logic at all.
+WebSocket JSON-RPC request with a fixed echo result, with no MCP logic at all; ``sdk-http``
+serves the SDK's MCPServer over Streamable HTTP at ``/mcp``, answering JSON.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -33,8 +35,7 @@ def floor_ws(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=lambda *_: print("ready", flush=True))
 
 
-def sdk_sse(port: int) -> None:
-    import uvicorn
+def _sdk_server() -> Any:
     from mcp.server.mcpserver import MCPServer
 
     server = MCPServer("sdk-bench")
@@ -44,9 +45,23 @@ def sdk_sse(port: int) -> None:
         """Echo back the provided message"""
         return f"Echo: {message}"
 
-    print("ready", flush=True)
-    uvicorn.run(server.sse_app(), host="127.0.0.1", port=port, log_level="warning")
+    return server
+
+
+def sdk_sse(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(_sdk_server().sse_app(), host="127.0.0.1", port=port, log_level="warning")
+
+
+def sdk_http(port: int) -> None:
+    """The SDK's Streamable HTTP app answering JSON (the cheapest mode it has)."""
+    import uvicorn
+
+    app = _sdk_server().streamable_http_app(json_response=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":
-    {"floor-ws": floor_ws, "sdk-sse": sdk_sse}[sys.argv[1]](int(sys.argv[2]))
+    peers = {"floor-ws": floor_ws, "sdk-sse": sdk_sse, "sdk-http": sdk_http}
+    peers[sys.argv[1]](int(sys.argv[2]))

@@ -9,7 +9,8 @@ same for every server) measures sequential latency and concurrent throughput. Fi
 ratios against baselines measured in the same run:
 
 - WebSocket: ours vs. the floor (raw aiohttp answering JSON-RPC with no MCP logic);
-- legacy HTTP+SSE: ours vs. the official Python SDK's MCPServer over SSE.
+- legacy HTTP+SSE: ours vs. the official Python SDK's MCPServer over SSE;
+- Streamable HTTP (handshake era, a session, JSON answers): ours vs. the SDK's MCPServer.
 
 Resident memory of each server process after the run is reported the same way.
 """
@@ -59,7 +60,7 @@ async def wait_listening(port: int) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-INIT = {"protocolVersion": "2024-11-05", "capabilities": {},
+INIT = {"protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "bench", "version": "0"}}
 
 
@@ -113,6 +114,33 @@ class SSEClient:
         return await fut
 
 
+class HTTPClient:
+    """Streamable HTTP, handshake era: one POST per request, JSON or SSE answers."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.url = http, url
+        self.headers = {"Accept": "application/json, text/event-stream",
+                        "Content-Type": "application/json"}
+
+    async def request(self, msg: dict[str, Any]) -> dict[str, Any]:
+        async with self.http.post(self.url, data=orjson.dumps(msg),
+                                  headers=self.headers) as resp:
+            assert resp.status == 200, resp.status
+            if "Mcp-Session-Id" in resp.headers:
+                self.headers["Mcp-Session-Id"] = resp.headers["Mcp-Session-Id"]
+                self.headers["MCP-Protocol-Version"] = INIT["protocolVersion"]
+            body = await resp.read()
+        if resp.content_type == "text/event-stream":
+            datas = [line[5:] for line in body.splitlines() if line.startswith(b"data:")]
+            body = next(d for d in reversed(datas) if d.strip())
+        reply: dict[str, Any] = orjson.loads(body)
+        if msg["method"] == "initialize":
+            await self.http.post(self.url, data=orjson.dumps(
+                {"jsonrpc": "2.0", "method": "notifications/initialized"}),
+                headers=self.headers)
+        return reply
+
+
 async def open_sse(http: aiohttp.ClientSession, base: str) -> SSEClient:
     stream = await http.get(base + "/sse")
     async for raw in stream.content:
@@ -159,6 +187,8 @@ async def run_target(kind: str, args: list[str], calls: int, conc: int) -> dict[
             if kind == "ws":
                 async with http.ws_connect(base + "/ws", protocols=("mcp",)) as ws:
                     result = await measure(WSClient(ws).request, calls, conc)
+            elif kind == "http":
+                result = await measure(HTTPClient(http, base + "/mcp").request, calls, conc)
             else:
                 client = await open_sse(http, base)
                 result = await measure(client.request, calls, conc)
@@ -171,7 +201,7 @@ async def run_target(kind: str, args: list[str], calls: int, conc: int) -> dict[
 
 
 def row(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
-    line = (f"{name:<28} p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  "
+    line = (f"{name:<30} p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  "
             f"{r['throughput']:9.0f} calls/s  rss {r['rss_mb']:6.1f} MB")
     if base:
         line += (f"   | latency x{r['p50_ms'] / base['p50_ms']:.2f}"
@@ -191,11 +221,16 @@ async def main() -> None:
     sdk_sse = await run_target("sse", [str(HERE / "_peers.py"), "sdk-sse"], a.calls,
                                a.concurrency)
     ours_sse = await run_target("sse", ours, a.calls, a.concurrency)
+    sdk_http = await run_target("http", [str(HERE / "_peers.py"), "sdk-http"], a.calls,
+                                a.concurrency)
+    ours_http = await run_target("http", ours, a.calls, a.concurrency)
     print(f"tools/call echo, {a.calls} sequential + {a.calls} at concurrency {a.concurrency}")
     print(row("floor (raw aiohttp) ws", floor, None))
     print(row("ours ws", ours_ws, floor))
     print(row("official SDK sse", sdk_sse, None))
     print(row("ours sse", ours_sse, sdk_sse))
+    print(row("official SDK streamable http", sdk_http, None))
+    print(row("ours streamable http", ours_http, sdk_http))
 
 
 if __name__ == "__main__":
