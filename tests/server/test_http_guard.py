@@ -77,3 +77,17 @@ async def test_healthz(start_mcp_server: StartServer) -> None:
     async with aiohttp.ClientSession() as http, http.get(server.base_url + "/healthz") as r:
         body = await r.json()
     assert body["status"] == "ok" and body["name"] == "h" and body["tools"] == ["echo"]
+
+
+async def test_malformed_host_is_refused_not_a_crash(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server()
+    sse = server.base_url + "/sse"
+    # A Host header yarl cannot parse used to raise inside the guard (500); one that hides
+    # a foreign name behind a fragment or userinfo passed as loopback.
+    assert await _status(sse, Host="127.0.0.1:80 evil") == 403
+    assert await _status(sse, Host="evil.example#@localhost") == 403
+    assert await _status(sse, Host="localhost:1@evil.example") == 403
+    assert await _status(sse, Host="[::1") == 403
+    async with aiohttp.ClientSession() as http, \
+            http.get(sse, headers={"Host": f"[::1]:{server.port}"}) as resp:
+        assert resp.status == 200

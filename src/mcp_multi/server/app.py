@@ -46,6 +46,19 @@ def _is_loopback_host(host: str) -> bool:
         return False
 
 
+def _host_header_name(value: str) -> str | None:
+    """The host name a ``Host`` header names (``name``, ``name:port``, ``[v6]:port``); None
+    when it is anything else (userinfo, a path or fragment, a bad port)."""
+    try:
+        parts = urlsplit(f"//{value}")
+        _ = parts.port  # raises ValueError for a port that is no number in range
+    except ValueError:
+        return None
+    if not value or parts.netloc != value or "@" in value:
+        return None
+    return parts.hostname
+
+
 def _origin_allowed(settings: ServerSettings, origin: str) -> bool:
     if "*" in settings.allowed_origins or origin in settings.allowed_origins:
         return True
@@ -69,7 +82,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     origin = request.headers.get("Origin")
     if origin is not None and not _origin_allowed(settings, origin):
         return web.Response(status=403, text=f"Forbidden: origin {origin} is not allowed\n")
-    if settings.is_loopback and not _is_loopback_host(request.url.host or ""):
+    if settings.is_loopback and not _is_loopback_host(_host_header_name(request.host) or ""):
         return web.Response(status=403, text=f"Forbidden: host {request.host} is not allowed\n")
     token = settings.auth_token
     if token is not None and request.headers.get("Authorization") != f"Bearer {token}":
