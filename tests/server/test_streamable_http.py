@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from mcp_multi.server.app import RunningServer
+from mcp_multi.server.dispatcher import MAX_INFLIGHT
 
 from .wire import MCP_ACCEPT, MODERN, TIMEOUT, Event, enveloped, mirrored_headers, read_event
 
@@ -220,6 +221,21 @@ async def test_batches_belong_to_2025_03_26(http: aiohttp.ClientSession, url: st
     new = await open_session(http, url)
     resp, body = await post(http, url, batch, **new)
     assert resp.status == 400 and body["error"]["code"] == -32600
+
+
+async def test_batch_requests_count_as_in_flight(http: aiohttp.ClientSession, url: str) -> None:
+    """A batch may not start more requests than a session may have running, nor reuse an
+    id (it used to run every member at once: thousands of run_command processes)."""
+    headers = await open_session(http, url, "2025-03-26")
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "ping"} for i in range(MAX_INFLIGHT + 1)]
+    batch.append({"jsonrpc": "2.0", "id": 0, "method": "ping"})
+    resp, body = await post(http, url, batch, **headers)
+    assert resp.status == 200 and len(body) == MAX_INFLIGHT + 2
+    answered = [r["id"] for r in body if "result" in r]
+    refused = [r for r in body if "error" in r]
+    assert sorted(answered) == list(range(MAX_INFLIGHT))
+    assert [(r["id"], r["error"]["code"]) for r in refused] == [(MAX_INFLIGHT, -32600),
+                                                                (0, -32600)]
 
 
 async def test_session_limit(start_mcp_server: Any, http: aiohttp.ClientSession) -> None:

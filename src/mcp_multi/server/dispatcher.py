@@ -213,17 +213,23 @@ class Dispatcher:
 
     # ----------------------------------------------------------------- plumbing
 
-    async def _spawn(self, session: ServerSession, req: Request) -> None:
+    @staticmethod
+    def refusal(session: ServerSession, req: Request) -> InvalidRequest | None:
+        """Why ``req`` may not start on ``session`` now (its id is in use, or too many
+        requests run); ``None`` when it may. Every transport that runs requests concurrently
+        asks this before it starts one, and then counts it with ``session.track``."""
         if req.id in session.inflight:
-            err = InvalidRequest(f"Invalid Request: id {req.id!r} is already in use")
-        elif len(session.inflight) >= MAX_INFLIGHT:
-            err = InvalidRequest(f"Too many requests in flight (limit {MAX_INFLIGHT})")
-        else:
-            task = asyncio.create_task(self._run(session, req))
-            session.inflight[req.id] = task
-            task.add_done_callback(lambda _t: session.inflight.pop(req.id, None))
+            return InvalidRequest(f"Invalid Request: id {req.id!r} is already in use")
+        if len(session.inflight) >= MAX_INFLIGHT:
+            return InvalidRequest(f"Too many requests in flight (limit {MAX_INFLIGHT})")
+        return None
+
+    async def _spawn(self, session: ServerSession, req: Request) -> None:
+        err = self.refusal(session, req)
+        if err is not None:
+            await session.send(error_response(req.id, err))
             return
-        await session.send(error_response(req.id, err))
+        session.track(req.id, asyncio.create_task(self._run(session, req)))
 
     async def _run(self, session: ServerSession, req: Request) -> None:
         try:

@@ -69,6 +69,11 @@ class ServerSession:
         self.created = time.monotonic()
         self.closed = False
 
+    def track(self, request_id: RequestId, task: asyncio.Task[Any]) -> None:
+        """Count ``task`` in flight under ``request_id`` until it ends."""
+        self.inflight[request_id] = task
+        task.add_done_callback(lambda _t: self.inflight.pop(request_id, None))
+
     def cancel(self, request_id: RequestId) -> bool:
         """Cancel the in-flight request ``request_id``; False when it is not running."""
         task = self.inflight.get(request_id)

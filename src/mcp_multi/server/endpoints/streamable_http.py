@@ -59,7 +59,7 @@ from ...protocol.versions import (
     supports,
     unsupported_version,
 )
-from ..dispatcher import MAX_INFLIGHT, Dispatcher
+from ..dispatcher import Dispatcher
 from ..session import ServerSession
 from ..state import STATE, ServerState
 from ..streams import EventStream, HTTPSession, parse_event_id
@@ -277,21 +277,45 @@ async def _handshake_post(request: web.Request, state: ServerState,
         return _json(400, errors, headers) if errors else web.Response(status=202,
                                                                         headers=headers)
     if is_batch:
-        replies = await asyncio.gather(*(dispatcher.handle(session, r) for r in requests))
-        return _json(200, [*errors, *replies], headers)
+        return _json(200, [*errors, *await _run_batch(dispatcher, session, requests)], headers)
     return await _exchange(request, state, session, requests[0], headers)
+
+
+async def _run_batch(dispatcher: Dispatcher, session: HTTPSession,
+                     requests: list[Request]) -> list[dict[str, Any]]:
+    """Serve a batch's requests concurrently, each counted in flight like any other (so the
+    limit holds and ``notifications/cancelled`` reaches it); the replies in batch order."""
+    running: list[tuple[Request, asyncio.Task[dict[str, Any] | None] | dict[str, Any]]] = []
+    for req in requests:
+        refusal = dispatcher.refusal(session, req)
+        if refusal is not None:
+            running.append((req, error_response(req.id, refusal)))
+            continue
+        task = asyncio.create_task(dispatcher.handle(session, req))
+        session.track(req.id, task)
+        running.append((req, task))
+    tasks = [task for _req, task in running if isinstance(task, asyncio.Task)]
+    if tasks:
+        await asyncio.wait(tasks)
+    replies: list[dict[str, Any]] = []
+    for req, outcome in running:
+        if not isinstance(outcome, asyncio.Task):
+            replies.append(outcome)
+        elif outcome.cancelled():
+            replies.append(error_response(req.id, JSONRPCError(
+                "Request cancelled", code=REQUEST_CANCELLED)))
+        elif (reply := outcome.result()) is not None:
+            replies.append(reply)
+    return replies
 
 
 async def _exchange(request: web.Request, state: ServerState, session: HTTPSession,
                     req: Request, headers: dict[str, str]) -> web.StreamResponse:
-    if req.id in session.inflight or len(session.inflight) >= MAX_INFLIGHT:
-        why = "is already in use" if req.id in session.inflight else "exceeds the in-flight limit"
-        return _json(200, error_response(req.id, InvalidRequest(
-            f"Invalid Request: request id {req.id!r} {why}")), headers)
+    refusal = state.dispatcher.refusal(session, req)
+    if refusal is not None:
+        return _json(200, error_response(req.id, refusal), headers)
     stream = session.new_stream()
-    task = asyncio.create_task(_run(state.dispatcher, session, req, stream))
-    session.inflight[req.id] = task
-    task.add_done_callback(lambda _t: session.inflight.pop(req.id, None))
+    session.track(req.id, asyncio.create_task(_run(state.dispatcher, session, req, stream)))
     version = session.protocol_version or ""
     response = await _respond(request, stream, priming=supports(version, "sse_priming"),
                               status_of=lambda _final: 200, headers=headers)
