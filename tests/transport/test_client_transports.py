@@ -308,3 +308,47 @@ async def test_sse_without_endpoint_times_out_at_connect() -> None:
             await SSETransport(f"http://127.0.0.1:{port}/sse", connect_timeout=0.3).connect()
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.timeout(10)
+async def test_sse_events_before_the_endpoint_are_kept_in_order() -> None:
+    """A message event ahead of ``endpoint`` is delivered first, not spun on forever."""
+    early = b'{"jsonrpc":"2.0","method":"notifications/message","params":{}}'
+    late = b'{"jsonrpc":"2.0","id":1,"result":{}}'
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"event: message\ndata: " + early + b"\n\n")
+        await response.write(b"event: endpoint\ndata: /message?s=1\n\n"
+                             b"event: message\ndata: " + late + b"\n\n")
+        await asyncio.Event().wait()
+        return response
+
+    runner, port = await _serve(handler)
+    transport = SSETransport(f"http://127.0.0.1:{port}/sse", connect_timeout=2.0)
+    try:
+        await transport.connect()
+        async with asyncio.timeout(TIMEOUT):
+            assert await transport.receive() == early.decode()
+            assert await transport.receive() == late.decode()
+    finally:
+        await transport.close()
+        await runner.cleanup()
+
+
+@pytest.mark.timeout(10)
+async def test_sse_message_without_endpoint_times_out_at_connect() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'event: message\ndata: {"jsonrpc":"2.0","method":"x"}\n\n')
+        await asyncio.Event().wait()  # the client gives up first
+        return response
+
+    runner, port = await _serve(handler)
+    try:
+        with pytest.raises(TransportError, match="timed out"):
+            await SSETransport(f"http://127.0.0.1:{port}/sse", connect_timeout=0.3).connect()
+    finally:
+        await runner.cleanup()

@@ -83,15 +83,18 @@ class SSETransport(ClientTransport):
             raise ProtocolError(
                 f"{self.url} answered {stream.content_type!r}, not an event stream"
             )
+        early: list[SSEEvent] = []
         while self.endpoint is None:
             event = await self._next_event()
             if event.event == "endpoint":
                 self.endpoint = resolve_endpoint(self.url, event.data)
             else:
-                # Only the endpoint may come first; keep anything else for receive().
-                self._events.append(event)
-                if len(self._events) > 1000:
+                # Only the endpoint may come first; keep anything else for receive(), ahead
+                # of what followed the endpoint in the same chunk.
+                early.append(event)
+                if len(early) > 1000:
                     raise ProtocolError(f"{self.url} sent no endpoint event")
+        self._events.extendleft(reversed(early))
 
     async def _next_event(self) -> SSEEvent:
         stream = self._stream
