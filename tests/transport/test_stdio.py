@@ -109,6 +109,28 @@ async def test_a_child_that_exits_ends_receive_at_once_saying_why(tmp_path: Path
         await transport.close()
 
 
+async def test_a_send_to_a_child_that_is_exiting_says_how_it_ended(tmp_path: Path) -> None:
+    """Writing to a child that closed its stdin on its way out names its exit and last words,
+    not the broken pipe."""
+    target = script(tmp_path, """
+        os.close(0)
+        print("usage: child [--good-flag]", file=sys.stderr, flush=True)
+        print("stdin closed", flush=True)
+        time.sleep(0.3)
+        sys.exit(2)
+    """)
+    transport = StdioTransport(target)
+    await transport.connect()
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            assert await transport.receive() == b"stdin closed\n"
+            with pytest.raises(ConnectionClosed, match=r"exited with code 2; its last output: "
+                                                       r"usage: child"):
+                await transport.send(PING)
+    finally:
+        await transport.close()
+
+
 async def test_close_escalates_to_kill_and_takes_grandchildren(tmp_path: Path) -> None:
     target = script(tmp_path, """
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -255,8 +255,11 @@ class StdioTransport(ClientTransport):
             proc.stdin.write(encode(message) + b"\n")
             await proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
-            raise ConnectionClosed(f"stdio {self.label}: the server process stopped reading "
-                                   f"({exc.strerror or exc})") from exc
+            # Most often the child has just exited (a bad flag, a missing file): give the
+            # watcher a moment to say how, with its last stderr lines, rather than "EPIPE".
+            await asyncio.wait(self._tasks[2:3], timeout=self._close_timeout)
+            reason = self._closed or f"the server process stopped reading ({exc.strerror or exc})"
+            raise ConnectionClosed(f"stdio {self.label}: {reason}") from exc
 
     async def close(self) -> None:
         proc = self._proc
