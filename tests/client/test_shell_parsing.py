@@ -35,6 +35,9 @@ def test_json_args() -> None:
     ("{'a': 1}", "at column 2"),
     ("[1, 2]", "must be an object, not list"),
     ('"x"', "must be an object, not str"),
+    ('{"n": 99999999999999999999999}', "cannot be sent: Integer exceeds 64-bit range"),
+    ('{"a": ' + "[" * 300 + "]" * 300 + "}", "cannot be sent: Recursion limit reached"),
+    ('{"a": ' + "[" * 100_000, "nested too deeply"),
 ])
 def test_bad_json_args_say_where(text: str, message: str) -> None:
     with pytest.raises(ArgumentError, match=message):

@@ -34,6 +34,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from ..protocol import methods
 from ..protocol.errors import MCPError
+from ..protocol.jsonrpc import dumps
 from ..transport import transport_names
 from .multi import MultiServerMCPClient
 
@@ -104,7 +105,8 @@ def parse_json_args(text: str) -> dict[str, Any]:
     """The JSON object of a ``call``/``broadcast`` line (``{}`` when empty).
 
     Raises:
-        ArgumentError: not JSON (the message says where it broke) or not an object.
+        ArgumentError: not JSON (the message says where it broke), not an object, or
+            holding what JSON-RPC cannot carry.
     """
     text = text.strip()
     if not text:
@@ -116,8 +118,14 @@ def parse_json_args(text: str) -> dict[str, Any]:
         if exc.lineno != 1:
             where = f"line {exc.lineno} {where}"
         raise ArgumentError(f"invalid JSON arguments at {where}: {exc.msg}") from None
+    except RecursionError:
+        raise ArgumentError("invalid JSON arguments: nested too deeply") from None
     if not isinstance(value, dict):
         raise ArgumentError(f"JSON arguments must be an object, not {type(value).__name__}")
+    try:
+        dumps(value)  # what the wire cannot carry (integers over 64 bits, deep nesting)
+    except TypeError as exc:
+        raise ArgumentError(f"JSON arguments cannot be sent: {exc}") from None
     return value
 
 
