@@ -214,8 +214,9 @@ async def test_cancellation_stops_a_running_call(peer: RawPeer) -> None:
     assert (await peer.request("ping", id=51))["result"] == {}
     await peer.send({"jsonrpc": "2.0", "method": "notifications/cancelled",
                      "params": {"requestId": 50, "reason": "test"}})
-    # No response for 50 may arrive; the next response is the ping's.
-    assert (await peer.request("ping", id=52))["id"] == 52
+    # The call has ended (its id is free again) and sent no result: the reply under id 50
+    # is the new ping's, not the command's.
+    assert (await peer.reuse_id(50))["result"] == {}
 
 
 async def test_disconnect_frees_session(transport: str, mcp_server: RunningServer) -> None:

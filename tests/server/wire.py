@@ -19,6 +19,8 @@ TRANSPORTS = ["websocket", "sse", "http", "stdio"]
 MCP_ACCEPT = "application/json, text/event-stream"
 MODERN = "2026-07-28"
 VERSION_META = "io.modelcontextprotocol/protocolVersion"
+# What Streamable HTTP (handshake era) answers a request notifications/cancelled stopped.
+REQUEST_CANCELLED = -32800
 
 
 def enveloped(params: dict[str, Any] | None = None, version: str = MODERN,
@@ -106,6 +108,24 @@ class RawPeer:
             msg = await self.recv()
             if "id" in msg and msg["id"] == id and "method" not in msg:
                 return msg
+
+    async def reuse_id(self, id: int | str, method: str = "ping",
+                       params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send ``method`` under ``id`` until the server takes it, and return its reply.
+
+        The server refuses an id while a request holding it runs, so an accepted reply
+        proves that request has ended (a cancelled one may take a moment). Only the
+        ``Request cancelled`` error Streamable HTTP ends a cancelled call's stream with is
+        skipped: any other response to the earlier request is what this returns.
+        """
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while True:
+            reply = await self.request(method, params, id)
+            while reply.get("error", {}).get("code") == REQUEST_CANCELLED:
+                reply = await self.recv_id(id)
+            if "already in use" not in reply.get("error", {}).get("message", ""):
+                return reply
+            assert asyncio.get_running_loop().time() < deadline, f"id {id!r} stays in use"
 
     async def initialize(self, version: str = "2025-11-25") -> dict[str, Any]:
         reply = await self.request("initialize", {
