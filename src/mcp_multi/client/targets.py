@@ -155,13 +155,14 @@ def resolve_target(
     if kind not in TRANSPORTS:
         raise ValueError(f"the {kind!r} transport is not available in this client")
     secure = scheme in ("https", "wss")
+    # A server root, with or without its trailing slash, gets the transport's usual path.
     if kind == "websocket":
         scheme = "wss" if secure else "ws"
-        path = parts.path or "/ws"
+        path = parts.path if path else "/ws"
     elif kind == "sse":
         scheme = "https" if secure else "http"
-        path = parts.path or "/sse"
+        path = parts.path if path else "/sse"
     else:
         scheme = "https" if secure else "http"
-        path = parts.path or "/mcp"
+        path = parts.path if path else "/mcp"
     return kind, urlunsplit((scheme, parts.netloc, path, parts.query, ""))
