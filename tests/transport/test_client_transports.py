@@ -352,3 +352,28 @@ async def test_sse_message_without_endpoint_times_out_at_connect() -> None:
             await SSETransport(f"http://127.0.0.1:{port}/sse", connect_timeout=0.3).connect()
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("network_kind", ["websocket", "sse", "http"])
+async def test_a_server_speaking_no_http_is_a_one_line_error(network_kind: str) -> None:
+    """aiohttp's parser errors span lines (the bad bytes, a caret); ours are one line."""
+
+    async def babble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"this is not http at all\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(babble, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = create_transport(network_kind, url_of(network_kind, port))
+    try:
+        with pytest.raises(TransportError) as exc:
+            async with asyncio.timeout(TIMEOUT):
+                await transport.connect()
+                await transport.send(INITIALIZE)
+        assert "\n" not in str(exc.value) and "this is not http at all" in str(exc.value)
+    finally:
+        await transport.close()
+        server.close()
+        await server.wait_closed()

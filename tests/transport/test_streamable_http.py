@@ -270,3 +270,15 @@ async def test_error_statuses(script: HTTPScript, transport: StreamableHTTPTrans
         await transport.send(call(4))
     with pytest.raises(ProtocolError, match="neither JSON nor an event stream"):
         await transport.send(call(5))
+
+
+async def test_error_messages_are_one_line(script: HTTPScript,
+                                           transport: StreamableHTTPTransport) -> None:
+    async def post(request: web.Request, recorded: Recorded) -> web.StreamResponse:
+        return web.Response(status=400, text="Invalid header token:\n\n  b'Bad Name: v'\n")
+
+    script.post = post
+    with pytest.raises(HTTPStatusError) as exc:
+        await transport.send(call(1))
+    assert str(exc.value) == (f"POST {script.url} refused: HTTP 400 Bad Request: "
+                              "Invalid header token: b'Bad Name: v'")

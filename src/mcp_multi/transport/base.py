@@ -30,7 +30,13 @@ import aiohttp
 
 from ..protocol.errors import ConnectionClosed, MCPError, TransportError
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "ClientTransport", "describe_error", "map_transport_errors"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "ClientTransport",
+    "describe_error",
+    "map_transport_errors",
+    "one_line",
+]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
@@ -96,8 +102,19 @@ class ClientTransport(ABC):
         return f"<{type(self).__name__} {self.url}>"
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and runs of blanks folded: our error messages are one line
+    (aiohttp's parser errors and servers' error pages span several)."""
+    return " ".join(text.split())
+
+
 def describe_error(exc: BaseException) -> str:
-    """A short, readable reason for an error of aiohttp or the OS (``Connection refused``)."""
+    """A short, readable, one-line reason for an error of aiohttp or the OS
+    (``Connection refused``)."""
+    return one_line(_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         os_error = exc.os_error
         if isinstance(os_error, socket.gaierror):

@@ -22,7 +22,7 @@ import aiohttp
 from ..protocol.errors import ConnectionClosed, ProtocolError, TransportError
 from ..protocol.jsonrpc import encode
 from ..protocol.sse import SSEEvent, SSEParser, resolve_endpoint
-from .base import DEFAULT_CONNECT_TIMEOUT, ClientTransport, map_transport_errors
+from .base import DEFAULT_CONNECT_TIMEOUT, ClientTransport, map_transport_errors, one_line
 
 __all__ = ["SSETransport"]
 
@@ -134,7 +134,7 @@ class SSETransport(ClientTransport):
                 if 200 <= response.status < 300:
                     await response.read()
                     return
-                body = (await response.text(errors="replace")).strip()[:200]
+                body = one_line(await response.text(errors="replace"))[:200]
         detail = f"HTTP {response.status}" + (f": {body}" if body else "")
         if response.status == 404:
             raise ConnectionClosed(f"SSE session at {endpoint} is gone ({detail})")

@@ -55,7 +55,13 @@ from ..protocol.errors import (
 from ..protocol.jsonrpc import RequestId, dumps, encode, loads
 from ..protocol.sse import SSEParser
 from ..protocol.versions import is_modern
-from .base import DEFAULT_CONNECT_TIMEOUT, ClientTransport, describe_error, map_transport_errors
+from .base import (
+    DEFAULT_CONNECT_TIMEOUT,
+    ClientTransport,
+    describe_error,
+    map_transport_errors,
+    one_line,
+)
 
 __all__ = ["StreamableHTTPTransport"]
 
@@ -306,7 +312,7 @@ class StreamableHTTPTransport(ClientTransport):
             location = response.headers.get("Location", "")
             raise HTTPStatusError(f"{self.url} redirects (HTTP {status}) to {location!r}; "
                                   "use that URL if it is the server", status)
-        text = body.decode("utf-8", "replace").strip()[:200]
+        text = one_line(body.decode("utf-8", "replace"))[:200]
         reason = f"HTTP {status} {response.reason or ''}".rstrip()
         raise HTTPStatusError(f"POST {self.url} refused: {reason}"
                               + (f": {text}" if text else ""), status)
