@@ -185,7 +185,8 @@ def test_round_digits_are_bounded(expression: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "expression", ["2.0 ** 10000", "exp(1000)", "floor(1e308 * 10)", "10 ** 400 / 10 ** -1"]
+    "expression", ["2.0 ** 10000", "exp(1000)", "floor(1e308 * 10)", "10 ** 400 / 10 ** -1",
+                   "1e308 * 10", "1e999", "-1e308 - 1e308", "1e308 * 10 - 1e308 * 10"]
 )
 def test_float_overflow(expression: str) -> None:
     assert _refusal(expression) == "Result too large"

@@ -40,9 +40,13 @@ _T = TypeVar("_T")
 
 
 def _checked(value: _T) -> _T:
-    """``value``, or :class:`ToolError` if it is an integer too large or not a real number."""
+    """``value``, or :class:`ToolError` if it is too large (an integer of too many digits, an
+    infinite float) or not a real number."""
     if isinstance(value, int) and value.bit_length() > _MAX_BITS:
         raise ToolError(f"Result too large (more than {MAX_INT_DIGITS} digits)")
+    if isinstance(value, float) and math.isinf(value):
+        # Float arithmetic overflows to inf silently (only ** and math functions raise).
+        raise ToolError("Result too large")
     if isinstance(value, complex):
         raise ToolError("Result is not a real number")
     return value
