@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from mcp_multi.client.connection import MCPConnection
-from mcp_multi.protocol.errors import ProtocolError, RequestFailed
+from mcp_multi.protocol.errors import ProtocolError, RequestFailed, RequestTimeout
 from mcp_multi.protocol.versions import HANDSHAKE_VERSIONS
 from mcp_multi.server.app import RunningServer
 from mcp_multi.transport import StreamableHTTPTransport, create_transport, stdio_url
@@ -301,3 +301,23 @@ async def test_stdio_probe_answered_by_silence_falls_back(tmp_path: Path) -> Non
     # no notifications/cancelled for the probe: negotiation is never cancelled
     assert listing["seen"] == ["server/discover", "initialize", "notifications/initialized",
                                "tools/list"]
+
+
+async def test_a_server_that_never_answers_a_notification_post_cannot_hold_up_connect(
+        start_http_script: StartHTTPScript) -> None:
+    """The POST of notifications/initialized is bounded like a request: no hang."""
+    script = await start_http_script()
+    legacy_server(script, lambda recorded: error(recorded, -32601, "Method not found"))
+    answer = script.post
+
+    async def post(request: web.Request, recorded: Recorded) -> web.StreamResponse:
+        if recorded.rpc_method == "notifications/initialized":
+            await asyncio.Event().wait()  # never answered
+        return await answer(request, recorded)
+
+    script.post = post
+    connection = http_connection(script.url, timeout=0.5)
+    with pytest.raises(RequestTimeout, match="notifications/initialized"):
+        async with asyncio.timeout(TIMEOUT):
+            await connection.connect()
+    assert not connection.is_open

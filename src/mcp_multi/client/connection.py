@@ -383,17 +383,29 @@ class MCPConnection:
                 future.cancel()
 
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
-        """Send a notification (no answer expected).
+        """Send a notification (no answer expected), within the connection's timeout.
 
         Raises:
             ConnectionClosed: the connection is gone.
+            RequestTimeout: the server did not take it in time (an HTTP POST unanswered).
         """
         if self._closed_reason is not None:
             raise ConnectionClosed(f"{self.name}: {self._closed_reason}")
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             message["params"] = params
-        await self._send(message)
+        await self._send_bounded(message)
+
+    async def _send_bounded(self, message: dict[str, Any]) -> None:
+        """Send a message no answer will come for, bounded like a request: over Streamable
+        HTTP or SSE it is a POST the server may never answer."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._send(message)
+        except TimeoutError:
+            what = message.get("method") or "a response"
+            raise RequestTimeout(
+                f"{self.name}: sending {what} took longer than {self.timeout:g}s") from None
 
     async def ping(self, *, timeout: float | None = None) -> None:
         """Check the server answers ``ping`` (2026-07-28 has none: ``server/discover``)."""
@@ -486,7 +498,7 @@ class MCPConnection:
 
     async def _send_quietly(self, message: dict[str, Any]) -> None:
         try:
-            await self._send(message)
+            await self._send_bounded(message)
         except MCPError as exc:
             logger.debug("%s: could not send %s: %s", self.name, message.get("method"), exc)
 
