@@ -36,10 +36,10 @@ def test_the_opening_request_decides_a_stream() -> None:
 
 def test_features_by_era() -> None:
     assert v.supports("2025-11-25", "sse_priming") and not v.supports("2025-06-18", "sse_priming")
-    assert v.supports("2025-03-26", "resumable_streams")
-    assert not v.supports("2026-07-28", "resumable_streams")
-    assert not v.supports("2026-07-28", "batch") and v.supports("2026-07-28", "result_type")
-    assert not v.supports("2099-01-01", "tool_title")
+    assert not v.supports("2026-07-28", "sse_priming")
+    assert v.supports("2025-03-26", "batch") and not v.supports("2026-07-28", "batch")
+    assert v.supports("2026-07-28", "input_validation_as_tool_error")
+    assert not v.supports("2099-01-01", "input_validation_as_tool_error")
 
 
 def test_unsupported_version_lists_what_discover_lists() -> None:

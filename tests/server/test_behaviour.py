@@ -111,6 +111,20 @@ async def test_tool_failures_are_results(peer: RawPeer) -> None:
     assert schema["result"]["isError"] is True and "message" in text_of(schema)
 
 
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18"])
+async def test_schema_violation_before_2025_11_25_is_invalid_params(
+        transport: str, mcp_server: RunningServer, version: str) -> None:
+    p = await connect(transport, mcp_server)
+    try:
+        await p.initialize(version)
+        reply = await p.request("tools/call", {"name": "echo", "arguments": {"message": 5}})
+        assert reply["error"]["code"] == -32602
+        assert reply["error"]["message"].startswith("Invalid arguments for tool 'echo': message:")
+        assert reply["error"]["data"]["tool"] == "echo"
+    finally:
+        await p.close()
+
+
 async def test_unknown_tool(peer: RawPeer) -> None:
     reply = await peer.request("tools/call", {"name": "nonexistent_tool", "arguments": {}})
     assert reply["error"]["code"] == -32602

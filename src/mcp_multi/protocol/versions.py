@@ -70,18 +70,13 @@ _ORDER = {v: i for i, v in enumerate(SUPPORTED_VERSIONS)}
 # SUPPORTED_VERSIONS, never as strings).
 _FEATURES: dict[str, str] = {
     "batch": "2025-03-26",  # JSON-RPC batches (removed again in 2025-06-18)
-    "tool_annotations": "2025-03-26",
-    "resumable_streams": "2025-03-26",  # SSE event ids and Last-Event-ID on Streamable HTTP
-    "structured_content": "2025-06-18",
-    "tool_title": "2025-06-18",
+    # Arguments that fail a tool's inputSchema: a tool result with isError (before: -32602).
     "input_validation_as_tool_error": "2025-11-25",
     "sse_priming": "2025-11-25",  # an empty event with an id (and retry) opens each SSE stream
-    "result_type": "2026-07-28",
 }
 # Features a later revision removed again, by the first revision without them.
 _REMOVED: dict[str, str] = {
     "batch": "2025-06-18",
-    "resumable_streams": "2026-07-28",
     "sse_priming": "2026-07-28",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 import logging
 import time
@@ -85,7 +86,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if settings.is_loopback and not _is_loopback_host(_host_header_name(request.host) or ""):
         return web.Response(status=403, text=f"Forbidden: host {request.host} is not allowed\n")
     token = settings.auth_token
-    if token is not None and request.headers.get("Authorization") != f"Bearer {token}":
+    given = request.headers.get("Authorization", "").encode()
+    if token is not None and not hmac.compare_digest(given, f"Bearer {token}".encode()):
         return web.Response(status=401, text="Unauthorized\n",
                                 headers={"WWW-Authenticate": "Bearer"})
     return await handler(request)

@@ -53,6 +53,7 @@ from ..protocol.jsonrpc import (
 )
 from ..protocol.versions import (
     HANDSHAKE,
+    LATEST_HANDSHAKE_VERSION,
     MODERN,
     MODERN_VERSIONS,
     negotiate,
@@ -381,9 +382,13 @@ class Dispatcher:
         self.stats.calls_served += 1
         problems = self.registry.validation_errors(name, arguments)
         if problems:
-            return m.tool_result(
-                f"Invalid arguments for tool '{name}': " + "; ".join(problems), is_error=True
-            )
+            message = f"Invalid arguments for tool '{name}': " + "; ".join(problems)
+            # From 2025-11-25 (and in 2026-07-28) the model sees the violation as a tool error
+            # it can correct; earlier revisions answer it as invalid params.
+            version = call.session.protocol_version or LATEST_HANDSHAKE_VERSION
+            if call.modern or supports(version, "input_validation_as_tool_error"):
+                return m.tool_result(message, is_error=True)
+            raise InvalidParams(message, {"tool": name, "problems": problems})
         progress = _progress_fn(params, call.notify)
         # A client that asked for progress hears at once that the call has started (over
         # Streamable HTTP this opens the response stream, so a long call stays visible).

@@ -43,8 +43,8 @@ class Writer(Protocol):
 class EventStream:
     """The SSE events of one response stream, numbered from 1 and kept for replay."""
 
-    __slots__ = ("_events", "_limit", "_next", "_wake", "attached", "delivered", "final",
-                 "finished", "key", "resumable")
+    __slots__ = ("_dropping", "_events", "_limit", "_next", "_wake", "attached", "delivered",
+                 "final", "finished", "key", "resumable")
 
     def __init__(self, key: str, *, resumable: bool, limit: int) -> None:
         self.key = key
@@ -57,6 +57,7 @@ class EventStream:
         self.final: dict[str, Any] | None = None  # the response that ended the stream
         self.attached = False  # an HTTP response is delivering this stream now
         self.delivered = 0  # the last event number written to a client
+        self._dropping = False  # warned once that undelivered events are being dropped
 
     @property
     def last(self) -> int:
@@ -71,8 +72,11 @@ class EventStream:
         if self.resumable:
             head += f"id: {self.key}-{n}\n".encode()
         if len(self._events) == self._limit and self._events[0][0] > self.delivered:
-            logger.warning("stream %s: event %d dropped undelivered (buffer of %d full)",
-                           self.key, self._events[0][0], self._limit)
+            if not self._dropping:  # once per stream: a client must not flood our log
+                logger.warning("stream %s: dropping undelivered events from %d on "
+                               "(buffer of %d full)", self.key, self._events[0][0],
+                               self._limit)
+            self._dropping = True
         self._events.append((n, head + b"data: " + dumps(message) + b"\n\n"))
         self._wake.set()
 
