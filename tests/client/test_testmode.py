@@ -126,3 +126,21 @@ def test_sample_arguments_from_schemas() -> None:
                        "d": {"type": "number", "default": 2.5}, "opt": {"type": "string"}},
         "required": ["n", "flag", "mode", "s", "d"]}}
     assert sample_arguments(tool) == {"n": 1, "flag": True, "mode": "a", "s": "test", "d": 2.5}
+
+
+async def test_a_report_that_cannot_be_written_is_one_line(start_mcp_server: StartServer,
+                                                           tmp_path: Path) -> None:
+    server = await start_mcp_server(name="calculator", tools=("echo",))
+    report = tmp_path / "no-such-dir" / "report.xml"
+    code, out, err = await run_client(
+        [f"localhost:{server.port}", "--mode", "test", "--report", str(report)], "")
+    assert code == 1 and "Traceback" not in err
+    assert out.splitlines()[-1].startswith("Summary: ")
+    assert err.splitlines()[-1] == (f"Error: cannot write the report {report}: "
+                                    "No such file or directory")
+
+
+async def test_timeout_must_be_a_finite_positive_number() -> None:
+    for bad in ("0", "-1", "nan", "inf"):
+        code, _, err = await run_client(["localhost:1", "--timeout", bad], "")
+        assert code == 2 and "--timeout must be a positive number of seconds" in err, bad

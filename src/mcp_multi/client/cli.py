@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from contextlib import AsyncExitStack
@@ -224,7 +225,12 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
             for line in format_report(report):
                 print(line, flush=True)
             if args.report is not None:
-                write_report(report, args.report)
+                try:
+                    write_report(report, args.report)
+                except OSError as exc:
+                    _status(f"Error: cannot write the report {args.report}: "
+                            f"{exc.strerror or exc}")
+                    return 1
                 _status(f"Report written to {args.report}")
             return 0 if report.ok else 1
 
@@ -248,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         specs = _command_line_servers(args)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.timeout <= 0:
-        parser.error("--timeout must be positive")
+    if not 0 < args.timeout < math.inf:  # also refuses nan: every request is bounded
+        parser.error("--timeout must be a positive number of seconds")
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
