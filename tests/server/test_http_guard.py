@@ -91,3 +91,29 @@ async def test_malformed_host_is_refused_not_a_crash(start_mcp_server: StartServ
     async with aiohttp.ClientSession() as http, \
             http.get(sse, headers={"Host": f"[::1]:{server.port}"}) as resp:
         assert resp.status == 200
+
+
+async def test_sse_client_that_stops_reading_loses_its_stream(
+        start_mcp_server: StartServer) -> None:
+    """POSTs never hang on a stalled reader; the stalled stream ends, memory stays bounded."""
+    server = await start_mcp_server(max_message_size=16 * 1024, session_buffer_bytes=64 * 1024)
+    payload = "x" * 10_000
+    async with aiohttp.ClientSession() as http:
+        stream = await http.get(server.base_url + "/sse")
+        endpoint = (await stream.content.readline(), await stream.content.readline())[1]
+        url = server.base_url + endpoint.decode().removeprefix("data: ").strip()
+        stats = server.state.stats
+        statuses = []
+        init = {"protocolVersion": "2024-11-05", "capabilities": {},
+                "clientInfo": {"name": "stalled", "version": "0"}}
+        for i in range(2000):  # ~20 MB of answers the client never reads
+            body = {"jsonrpc": "2.0", "id": i, "method": "initialize", "params": init} \
+                if i == 0 else {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                                "params": {"name": "echo", "arguments": {"message": payload}}}
+            async with http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=5)) as r:
+                statuses.append(r.status)
+            if r.status == 404:
+                break
+        assert statuses[0] == 202 and statuses[-1] == 404  # the session was ended
+        assert not server.state.sse_sessions and stats.connections == 0
+        stream.close()

@@ -25,6 +25,9 @@ class ServerSettings:
             request running, no stream open) may be ended to admit a new one.
         session_queue_size: outbound messages buffered per stream session (and per
             Streamable HTTP stream, for replay).
+        session_buffer_bytes: bytes of events a legacy SSE stream may have waiting for a
+            client that does not read (at least 4 messages of ``max_message_size``); past it
+            the stream is ended.
         allowed_origins: browser origins allowed (CORS and DNS-rebinding check); ``*`` allows all.
         command_timeout: seconds a ``run_command`` process may run.
         command_output_cap: bytes of ``run_command`` output kept.
@@ -42,6 +45,7 @@ class ServerSettings:
     max_http_sessions: int = 1000
     http_session_idle_timeout: float = 600.0
     session_queue_size: int = 256
+    session_buffer_bytes: int = 16 * 1024 * 1024
     allowed_origins: tuple[str, ...] = ()
     command_timeout: float = 10.0
     command_output_cap: int = 64 * 1024

@@ -3,8 +3,9 @@
 ``GET /sse`` opens the stream; its first event is ``endpoint`` whose data is the relative URL
 ``/message?sessionId=<id>``. The client POSTs each JSON-RPC message there (``sessionId`` or
 ``session_id``); the POST is answered ``202 Accepted`` and the reply travels on the stream as an
-``event: message``. Each session has a bounded outbound queue; the number of sessions is bounded
-too; a client that drops the stream frees its session at once.
+``event: message``. Each session's outbound events are bounded in number and bytes (a client
+that stops reading loses its stream, never the server its memory); the number of sessions is
+bounded too; a client that drops the stream frees its session at once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -21,19 +24,68 @@ from ...protocol.jsonrpc import dumps, error_response
 from ..session import ServerSession
 from ..state import STATE
 
-__all__ = ["handle_message", "handle_sse", "read_body"]
+__all__ = ["Outbox", "handle_message", "handle_sse", "read_body"]
 
 logger = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 15.0
 
 
+class Outbox:
+    """Events waiting for one SSE stream, bounded in number and in bytes.
+
+    ``send`` never blocks: a POST must not hang because its session's reader stalled. A client
+    that lets more than the bounds pile up is not reading; its stream is ended (``overflowed``)
+    rather than let it pin the server's memory.
+    """
+
+    def __init__(self, max_events: int, max_bytes: int,
+                 on_overflow: Callable[[], object]) -> None:
+        self._on_overflow = on_overflow
+        self._events: deque[bytes] = deque()
+        self._bytes = 0
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._wake = asyncio.Event()
+        self.overflowed = False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.overflowed:
+            return
+        event = b"event: message\ndata: " + dumps(message) + b"\n\n"
+        if len(self._events) >= self._max_events or self._bytes + len(event) > self._max_bytes:
+            self.overflowed = True
+            self._events.clear()
+            self._on_overflow()  # the writer may be stuck on a full socket: stop it
+        else:
+            self._events.append(event)
+            self._bytes += len(event)
+        self._wake.set()
+
+    async def take(self, timeout: float) -> list[bytes] | None:
+        """Every waiting event (empty after ``timeout`` with none); None once overflowed."""
+        if not self._events and not self.overflowed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+        if self.overflowed:
+            return None
+        events = list(self._events)
+        self._events.clear()
+        self._bytes = 0
+        return events
+
+
 async def handle_sse(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if len(state.sse_sessions) >= state.settings.max_sse_sessions:
         raise web.HTTPServiceUnavailable(text="Too many SSE sessions\n")
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(state.settings.session_queue_size)
-    session = ServerSession("sse", queue.put)
+    settings = state.settings
+    budget = max(settings.session_buffer_bytes, 4 * settings.max_message_size)
+    handler = asyncio.current_task()
+    assert handler is not None
+    outbox = Outbox(settings.session_queue_size, budget, handler.cancel)
+    session = ServerSession("sse", outbox.send)
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream",
         "Cache-Control": "no-cache, no-transform",
@@ -41,23 +93,20 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     })
     await response.prepare(request)
     state.sse_sessions[session.id] = session
-    handler = asyncio.current_task()
-    if handler is not None:
-        state.stream_handlers.add(handler)
+    state.stream_handlers.add(handler)
     state.stats.opened("sse")
     logger.info("sse session %s opened from %s", session.id, request.remote)
     try:
         await response.write(f"event: endpoint\ndata: /message?sessionId={session.id}\n\n".encode())
-        while True:
-            try:
-                message = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-            except TimeoutError:
-                await response.write(b": keepalive\n\n")
-                continue
-            await response.write(b"event: message\ndata: " + dumps(message) + b"\n\n")
+        while (events := await outbox.take(KEEPALIVE_SECONDS)) is not None:
+            await response.write(b"".join(events) if events else b": keepalive\n\n")
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
+        if outbox.overflowed:
+            logger.warning("sse session %s: the client is not reading (over %d events or %d "
+                           "bytes waiting); stream ended", session.id,
+                           settings.session_queue_size, budget)
         state.sse_sessions.pop(session.id, None)
         state.stream_handlers.discard(handler)
         session.close()
