@@ -264,3 +264,24 @@ async def test_a_stdio_server_that_dies_fails_every_pending_request_at_once(
         assert time.monotonic() - start < 5
         assert all(isinstance(o, ConnectionClosed) for o in outcomes), outcomes
         assert not conn.is_open
+
+
+async def test_junk_on_stdout_is_dropped_without_flooding_the_log(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    child = tmp_path / "noisy.py"
+    child.write_text(textwrap.dedent("""
+        import runpy, sys
+        for n in range(2500):
+            print(f"junk line {n}", flush=True)
+        sys.argv = ["mcp-server", "--stdio", "--tools", "echo"]
+        runpy.run_module("mcp_multi.server", run_name="__main__")
+    """))
+    transport = create_transport("stdio", stdio_url([sys.executable, str(child)]))
+    with caplog.at_level("WARNING", logger="mcp_multi.client.connection"):
+        async with MCPConnection("noisy", transport, timeout=30,
+                                 protocol_version="2025-11-25") as conn:
+            result = await conn.call_tool("echo", {"message": "still fine"})
+    assert result["content"][0]["text"] == "Echo: still fine"
+    drops = [r for r in caplog.records if "dropping a bad frame" in r.getMessage()]
+    assert 5 <= len(drops) <= 7  # the first five, then one at the 1000th and 2000th
+    assert "(2000 so far)" in drops[-1].getMessage()

@@ -79,6 +79,8 @@ def test_resolve_target(target: str, transport: str | None,
     ("stdio:python server.py", "http"),
     ("stdio:", None),
     ("stdio:'unclosed", None),
+    ("http://localhost:abc/mcp", None),
+    ("ws://h:99999/ws", None),
 ])
 def test_bad_targets(target: str, transport: str | None) -> None:
     with pytest.raises(ValueError):

@@ -156,6 +156,7 @@ class MCPConnection:
         self._background: set[asyncio.Task[None]] = set()
         self._closed_reason: str | None = None
         self._tools: list[dict[str, Any]] | None = None
+        self._dropped = 0
         self.requested_version = protocol_version
         self._meta: dict[str, Any] | None = None  # the 2026-07-28 envelope, once adopted
         self._epoch = 0  # sessions opened so far (a Streamable HTTP session can expire)
@@ -543,13 +544,21 @@ class MCPConnection:
         try:
             decoded = decode(frame)
         except JSONRPCError as exc:
-            logger.warning("%s: dropping a bad frame: %s", self.name, exc)
+            self._drop("a bad frame", exc)
             return
         for item in decoded if isinstance(decoded, list) else (decoded,):
             if isinstance(item, JSONRPCError):
-                logger.warning("%s: dropping a bad message in a batch: %s", self.name, item)
+                self._drop("a bad message in a batch", item)
             else:
                 self._handle_message(item)
+
+    def _drop(self, what: str, exc: JSONRPCError) -> None:
+        # A server spewing junk (a stdio child printing to stdout) must not flood the log:
+        # the first few are warnings, then one in every thousand.
+        self._dropped += 1
+        n = self._dropped
+        if n <= 5 or n % 1000 == 0:
+            logger.warning("%s: dropping %s (%d so far): %s", self.name, what, n, exc)
 
     def _handle_message(self, message: Message) -> None:
         if logger.isEnabledFor(logging.DEBUG):

@@ -137,6 +137,10 @@ def resolve_target(
     scheme = parts.scheme.lower()
     if not parts.netloc:
         raise ValueError(f"bad server URL {target!r}: no host")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked for it
+    except ValueError:
+        raise ValueError(f"bad port in {target!r}") from None
     path = parts.path.rstrip("/")
     implied: str | None
     if scheme in ("ws", "wss"):
