@@ -271,3 +271,27 @@ async def test_root_confines_list_files(peer: RawPeer, mcp_server: RunningServer
     reply = await peer.request("tools/call", {"name": "list_files",
                                               "arguments": {"path": os.fspath(outside)}})
     assert reply["result"]["isError"] is True
+
+
+@pytest.mark.parametrize("stream_transport", ["websocket", "sse", "stdio"])
+async def test_batch_is_answered_as_one_array(stream_transport: str,
+                                              mcp_server: RunningServer) -> None:
+    p = await connect(stream_transport, mcp_server)
+    try:
+        await p.initialize("2025-03-26")
+        await p.send(orjson.dumps([
+            {"jsonrpc": "2.0", "id": "a", "method": "ping"},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": "b", "method": "tools/call",
+             "params": {"name": "echo", "arguments": {"message": "in a batch"}}},
+            42,
+        ]))
+        reply: object = await p.recv()  # a batch answer is an array
+        assert isinstance(reply, list) and len(reply) == 3
+        by_id = {r["id"]: r for r in reply}
+        assert by_id["a"]["result"] == {}
+        assert by_id["b"]["result"]["content"][0]["text"] == "Echo: in a batch"
+        assert by_id[None]["error"]["code"] == -32600
+        assert (await p.request("ping", id="after"))["result"] == {}
+    finally:
+        await p.close()

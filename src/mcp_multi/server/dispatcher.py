@@ -21,6 +21,7 @@ care which era they serve, except where the revisions differ (resource-not-found
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ from .session import SendFn, ServerSession
 from .settings import ServerSettings
 from .tools import DisabledToolError, ToolContext, ToolError, ToolRegistry, UnknownToolError
 
-__all__ = ["Call", "Dispatcher"]
+__all__ = ["Call", "Dispatcher", "Frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,16 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]
+
+
+@dataclass(slots=True)
+class Frame:
+    """One decoded frame: its messages, error responses for what could not be read, and
+    whether it was a batch the session accepts (answered by one array)."""
+
+    messages: list[Message]
+    errors: list[dict[str, Any]]
+    batch: bool = False
 
 # Requests one stream session may have running at once.
 MAX_INFLIGHT = 128
@@ -151,36 +162,35 @@ class Dispatcher:
             m.SUBSCRIPTIONS_LISTEN: self._subscriptions_listen,
             **common,
         }
+        self._batches: set[asyncio.Task[None]] = set()  # batch answers being gathered
 
     # ----------------------------------------------------------------- entry points
 
-    def parse(self, session: ServerSession, data: bytes | str
-              ) -> tuple[list[Message], list[dict[str, Any]]]:
+    def parse(self, session: ServerSession, data: bytes | str) -> Frame:
         """Decode one frame into messages, and error responses for what cannot be read."""
         if len(data) > self.settings.max_message_size:
             err = InvalidRequest(
                 f"Message too large: {len(data)} bytes exceeds the limit of "
                 f"{self.settings.max_message_size} bytes"
             )
-            return [], [error_response(None, err)]
+            return Frame([], [error_response(None, err)])
         try:
             decoded = decode(data)
         except JSONRPCError as exc:
-            return [], [self._error(exc)]
+            return Frame([], [self._error(exc)])
         if not isinstance(decoded, list):
-            return [decoded], []
+            return Frame([decoded], [])
         if not self.accepts_batch(session):
             served = session.protocol_version or MODERN_VERSIONS[-1]
             err = InvalidRequest(f"Invalid Request: batches are not part of protocol {served}")
-            return [], [error_response(None, err)]
-        messages: list[Message] = []
-        errors: list[dict[str, Any]] = []
+            return Frame([], [error_response(None, err)])
+        frame = Frame([], [], batch=True)
         for item in decoded:
             if isinstance(item, InvalidRequest):
-                errors.append(self._error(item))
+                frame.errors.append(self._error(item))
             else:
-                messages.append(item)
-        return messages, errors
+                frame.messages.append(item)
+        return frame
 
     def accepts_batch(self, session: ServerSession) -> bool:
         """Whether ``session`` may send JSON-RPC batches (2025-03-26, or not yet decided)."""
@@ -200,17 +210,73 @@ class Dispatcher:
         return None
 
     async def receive(self, session: ServerSession, data: bytes | str) -> None:
-        """Stream transports: process a frame, replying through ``session.send``."""
-        messages, errors = self.parse(session, data)
-        for err in errors:
+        """Stream transports: process a frame, replying through ``session.send``.
+
+        A batch (2025-03-26) is answered as JSON-RPC wants it: one array holding the
+        responses of all its requests, sent when the last of them is done.
+        """
+        frame = self.parse(session, data)
+        if frame.batch:
+            await self._receive_batch(session, frame)
+            return
+        for err in frame.errors:
             await session.send(err)
-        for msg in messages:
+        for msg in frame.messages:
             if isinstance(msg, Request):
                 await self._spawn(session, msg)
             elif isinstance(msg, Notification):
                 self._notification(session, msg)
             elif isinstance(msg, (Response, ErrorResponse)):
                 logger.debug("session %s: response %s ignored", session.id, msg.id)
+
+    async def _receive_batch(self, session: ServerSession, frame: Frame) -> None:
+        requests = []
+        for msg in frame.messages:
+            if isinstance(msg, Request):
+                requests.append(msg)
+            elif isinstance(msg, Notification):
+                self._notification(session, msg)
+
+        async def answer() -> None:
+            # A member cancelled by notifications/cancelled has no answer.
+            done = [reply for _req, reply in await self.run_batch(session, requests)]
+            replies = frame.errors + [reply for reply in done if reply is not None]
+            if replies and not session.closed:
+                with contextlib.suppress(Exception):
+                    await session.send(replies)
+
+        gathering = asyncio.create_task(answer())
+        self._batches.add(gathering)
+        gathering.add_done_callback(self._batches.discard)
+
+    async def run_batch(self, session: ServerSession, requests: list[Request]
+                        ) -> list[tuple[Request, dict[str, Any] | None]]:
+        """Serve a batch's requests concurrently, each counted in flight like any other (so
+        the limit holds and ``notifications/cancelled`` reaches it).
+
+        Returns each request with its reply, in batch order; ``None`` for one cancelled.
+        """
+        running: list[tuple[Request, asyncio.Task[dict[str, Any] | None] | dict[str, Any]]] = []
+        for req in requests:
+            refusal = self.refusal(session, req)
+            if refusal is not None:
+                running.append((req, error_response(req.id, refusal)))
+                continue
+            task = asyncio.create_task(self.handle(session, req))
+            session.track(req.id, task)
+            running.append((req, task))
+        tasks = [task for _req, task in running if isinstance(task, asyncio.Task)]
+        if tasks:
+            await asyncio.wait(tasks)
+        replies: list[tuple[Request, dict[str, Any] | None]] = []
+        for req, outcome in running:
+            if not isinstance(outcome, asyncio.Task):
+                replies.append((req, outcome))
+            elif outcome.cancelled():
+                replies.append((req, None))
+            else:
+                replies.append((req, outcome.result()))
+        return replies
 
     # ----------------------------------------------------------------- plumbing
 

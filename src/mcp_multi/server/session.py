@@ -20,9 +20,11 @@ from typing import Any
 from ..protocol.jsonrpc import RequestId
 from ..protocol.versions import Era
 
-__all__ = ["SendFn", "ServerSession", "new_session_id"]
+__all__ = ["Outgoing", "SendFn", "ServerSession", "new_session_id"]
 
-SendFn = Callable[[dict[str, Any]], Awaitable[None]]
+# What a session writes to its client: one message, or the array answering a batch.
+Outgoing = dict[str, Any] | list[dict[str, Any]]
+SendFn = Callable[[Outgoing], Awaitable[None]]
 
 
 def new_session_id() -> str:
@@ -30,7 +32,7 @@ def new_session_id() -> str:
     return secrets.token_hex(16)
 
 
-async def _discard(message: dict[str, Any]) -> None:
+async def _discard(message: Outgoing) -> None:
     return None
 
 

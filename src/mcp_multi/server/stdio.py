@@ -18,13 +18,13 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from ..protocol.errors import InvalidRequest
 from ..protocol.jsonrpc import dumps, error_response
 from .dispatcher import Dispatcher
 from .resources import Resources, ServerStats
-from .session import ServerSession
+from .session import Outgoing, ServerSession
 from .settings import ServerSettings
 from .tools import ToolRegistry
 
@@ -52,7 +52,7 @@ async def serve_lines(dispatcher: Dispatcher, reader: asyncio.StreamReader,
     ``reader`` must have been made with a ``limit`` above the message size limit; ``write``
     writes one whole line (and waits for room).
     """
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Outgoing) -> None:
         await write(dumps(message) + b"\n")
 
     session = ServerSession("stdio", send)

@@ -23,7 +23,7 @@ from collections import OrderedDict, deque
 from typing import Any, Protocol
 
 from ..protocol.jsonrpc import dumps
-from .session import ServerSession
+from .session import Outgoing, ServerSession
 
 __all__ = ["RETRY_MS", "EventStream", "HTTPSession", "parse_event_id"]
 
@@ -64,7 +64,7 @@ class EventStream:
         """Number of the newest event (0 before any)."""
         return self._next - 1
 
-    def push(self, message: dict[str, Any]) -> None:
+    def push(self, message: Outgoing) -> None:
         """Add one JSON-RPC message as the stream's next event."""
         n = self._next
         self._next += 1
@@ -80,7 +80,7 @@ class EventStream:
         self._events.append((n, head + b"data: " + dumps(message) + b"\n\n"))
         self._wake.set()
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: Outgoing) -> None:
         """:meth:`push` as a :data:`~mcp_multi.server.session.SendFn`."""
         self.push(message)
 

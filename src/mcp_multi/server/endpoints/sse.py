@@ -15,13 +15,12 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
 from ...protocol.errors import InvalidRequest
 from ...protocol.jsonrpc import dumps, error_response
-from ..session import ServerSession
+from ..session import Outgoing, ServerSession
 from ..state import STATE
 
 __all__ = ["Outbox", "handle_message", "handle_sse", "read_body"]
@@ -49,7 +48,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self.overflowed = False
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: Outgoing) -> None:
         if self.overflowed:
             return
         event = b"event: message\ndata: " + dumps(message) + b"\n\n"

@@ -255,14 +255,13 @@ async def _handshake_post(request: web.Request, state: ServerState,
         if isinstance(found, web.Response):
             return found
         session = found
-    messages, errors = dispatcher.parse(session or _NO_SESSION, body)
-    is_batch = body.lstrip()[:1] == b"["
+    frame = dispatcher.parse(session or _NO_SESSION, body)
+    messages, errors = frame.messages, frame.errors
     if not messages:
-        whole = is_batch and dispatcher.accepts_batch(session or _NO_SESSION)
-        return _json(400, errors if whole else errors[0])
+        return _json(400, errors if frame.batch else errors[0])
     if session is None:
         first = messages[0]
-        if is_batch or not isinstance(first, Request) or first.method != m.INITIALIZE:
+        if frame.batch or not isinstance(first, Request) or first.method != m.INITIALIZE:
             return _error(400, InvalidRequest(
                 f"Bad Request: missing {SESSION_HEADER} header; initialize first"))
         return await _open_session(state, first)
@@ -276,37 +275,12 @@ async def _handshake_post(request: web.Request, state: ServerState,
     if not requests:
         return _json(400, errors, headers) if errors else web.Response(status=202,
                                                                         headers=headers)
-    if is_batch:
-        return _json(200, [*errors, *await _run_batch(dispatcher, session, requests)], headers)
+    if frame.batch:
+        replies = [reply if reply is not None else error_response(req.id, JSONRPCError(
+                       "Request cancelled", code=REQUEST_CANCELLED))
+                   for req, reply in await dispatcher.run_batch(session, requests)]
+        return _json(200, [*errors, *replies], headers)
     return await _exchange(request, state, session, requests[0], headers)
-
-
-async def _run_batch(dispatcher: Dispatcher, session: HTTPSession,
-                     requests: list[Request]) -> list[dict[str, Any]]:
-    """Serve a batch's requests concurrently, each counted in flight like any other (so the
-    limit holds and ``notifications/cancelled`` reaches it); the replies in batch order."""
-    running: list[tuple[Request, asyncio.Task[dict[str, Any] | None] | dict[str, Any]]] = []
-    for req in requests:
-        refusal = dispatcher.refusal(session, req)
-        if refusal is not None:
-            running.append((req, error_response(req.id, refusal)))
-            continue
-        task = asyncio.create_task(dispatcher.handle(session, req))
-        session.track(req.id, task)
-        running.append((req, task))
-    tasks = [task for _req, task in running if isinstance(task, asyncio.Task)]
-    if tasks:
-        await asyncio.wait(tasks)
-    replies: list[dict[str, Any]] = []
-    for req, outcome in running:
-        if not isinstance(outcome, asyncio.Task):
-            replies.append(outcome)
-        elif outcome.cancelled():
-            replies.append(error_response(req.id, JSONRPCError(
-                "Request cancelled", code=REQUEST_CANCELLED)))
-        elif (reply := outcome.result()) is not None:
-            replies.append(reply)
-    return replies
 
 
 async def _exchange(request: web.Request, state: ServerState, session: HTTPSession,

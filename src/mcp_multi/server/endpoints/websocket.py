@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ...protocol.jsonrpc import dumps
-from ..session import ServerSession
+from ..session import Outgoing, ServerSession
 from ..state import STATE
 
 __all__ = ["handle_websocket"]
@@ -37,7 +36,7 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text="WebSocket upgrade expected\n")
     await ws.prepare(request)
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Outgoing) -> None:
         if not ws.closed:
             await ws.send_frame(dumps(message), WSMsgType.TEXT)
 
