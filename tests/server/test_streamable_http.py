@@ -15,6 +15,7 @@ import pytest
 from mcp_multi.server.app import RunningServer
 from mcp_multi.server.dispatcher import MAX_INFLIGHT
 
+from ..conftest import StartServer
 from .wire import MCP_ACCEPT, MODERN, TIMEOUT, Event, enveloped, mirrored_headers, read_event
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -359,3 +360,37 @@ async def test_origin_and_cors(start_mcp_server: Any, http: aiohttp.ClientSessio
     assert resp.status == 200
     exposed = resp.headers["Access-Control-Expose-Headers"].lower()
     assert "mcp-session-id" in exposed
+
+
+async def test_stateless_requests_are_bounded(start_mcp_server: StartServer) -> None:
+    """2026-07-28 requests have no session to count them: a server-wide limit does (503)."""
+    server = await start_mcp_server(max_stateless_requests=2)
+    url = server.base_url + "/mcp"
+
+    def listen(i: int) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": i, "method": "subscriptions/listen",
+                "params": enveloped({"notifications": {}})}
+
+    async with aiohttp.ClientSession() as http:
+        held = []
+        for i in (1, 2):
+            resp = await http.post(url, json=listen(i), headers={
+                **mirrored_headers(listen(i)), "Accept": "application/json, text/event-stream"})
+            assert resp.status == 200
+            assert b"acknowledged" in await resp.content.readuntil(b"\n\n")
+            held.append(resp)
+        third = listen(3)
+        async with http.post(url, json=third, headers={
+                **mirrored_headers(third), "Accept": "application/json, text/event-stream"}) as r:
+            assert r.status == 503
+            assert "busy" in (await r.json())["error"]["message"]
+        held[0].close()  # a closed stream cancels its request and frees its place
+        ping = {"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": enveloped()}
+        for _ in range(100):
+            async with http.post(url, json=ping, headers={
+                    **mirrored_headers(ping), "Accept": MCP_ACCEPT}) as r:
+                if r.status == 200:
+                    break
+            await asyncio.sleep(0.02)
+        assert r.status == 200
+        held[1].close()

@@ -25,6 +25,8 @@ class ServerSettings:
             request running, no stream open) may be ended to admit a new one.
         session_queue_size: outbound messages buffered per stream session (and per
             Streamable HTTP stream, for replay).
+        max_stateless_requests: 2026-07-28 requests over HTTP served at once (each stands
+            alone, so no session limit counts them); past it they get HTTP 503.
         session_buffer_bytes: bytes of events a legacy SSE stream may have waiting for a
             client that does not read (at least 4 messages of ``max_message_size``); past it
             the stream is ended.
@@ -46,6 +48,7 @@ class ServerSettings:
     http_session_idle_timeout: float = 600.0
     session_queue_size: int = 256
     session_buffer_bytes: int = 16 * 1024 * 1024
+    max_stateless_requests: int = 1000
     allowed_origins: tuple[str, ...] = ()
     command_timeout: float = 10.0
     command_output_cap: int = 64 * 1024

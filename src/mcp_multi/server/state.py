@@ -24,6 +24,8 @@ class ServerState:
     # Live sessions by id, for transports whose later requests name their session.
     sse_sessions: dict[str, ServerSession] = field(default_factory=dict)
     http_sessions: dict[str, HTTPSession] = field(default_factory=dict)
+    # 2026-07-28 requests over HTTP being served now (they have no session to count them).
+    stateless_running: int = 0
     # Handlers of open streams (WebSocket, SSE), cancelled at shutdown so each ends cleanly.
     stream_handlers: set[asyncio.Task[object]] = field(default_factory=set)
 

@@ -228,13 +228,19 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
     except JSONRPCError as exc:
         state.stats.errors += 1
         return _error(_MODERN_STATUS.get(exc.code, 400), exc, msg.id)
+    limit = state.settings.max_stateless_requests
+    if state.stateless_running >= limit:
+        return _error(503, InvalidRequest(
+            f"Server busy: {limit} stateless requests are running; retry later"), msg.id)
     session = ServerSession("http", era=MODERN, stateless=True)
     stream = EventStream("", resumable=False, limit=state.settings.session_queue_size)
     task = asyncio.create_task(_run(state.dispatcher, session, msg, stream))
+    state.stateless_running += 1
     try:
         return await _respond(request, stream, priming=False, headers={},
                               status_of=_modern_status)
     finally:
+        state.stateless_running -= 1
         # A closed response stream is the modern era's cancellation.
         if not task.done():
             task.cancel()
