@@ -247,6 +247,18 @@ async def test_session_limit(start_mcp_server: Any, http: aiohttp.ClientSession)
     assert resp.status == 503
 
 
+async def test_half_open_sessions_give_way(start_mcp_server: Any,
+                                           http: aiohttp.ClientSession) -> None:
+    """Bare initialize calls (no notifications/initialized) cannot fill the server."""
+    server = await start_mcp_server(max_http_sessions=2, http_handshake_grace=0.0)
+    url = server.base_url + "/mcp"
+    full = (await open_session(http, url))["Mcp-Session-Id"]  # initialize + initialized
+    for _ in range(5):
+        resp, _ = await post(http, url, INIT)  # half-open, each displacing the last
+        assert resp.status == 200
+    assert len(server.state.http_sessions) == 2 and full in server.state.http_sessions
+
+
 # ------------------------------------------------------------------ 2026-07-28
 
 def modern_headers(body: dict, **override: str) -> dict[str, str]:

@@ -23,6 +23,8 @@ class ServerSettings:
         max_http_sessions: concurrent Streamable HTTP sessions allowed.
         http_session_idle_timeout: seconds after which an idle Streamable HTTP session (no
             request running, no stream open) may be ended to admit a new one.
+        http_handshake_grace: seconds a Streamable HTTP session may wait for its client's
+            ``notifications/initialized``; past it, it gives way to a new session first.
         session_queue_size: outbound messages buffered per stream session (and per
             Streamable HTTP stream, for replay).
         max_stateless_requests: 2026-07-28 requests over HTTP served at once (each stands
@@ -46,6 +48,7 @@ class ServerSettings:
     max_sse_sessions: int = 1000
     max_http_sessions: int = 1000
     http_session_idle_timeout: float = 600.0
+    http_handshake_grace: float = 10.0
     session_queue_size: int = 256
     session_buffer_bytes: int = 16 * 1024 * 1024
     max_stateless_requests: int = 1000

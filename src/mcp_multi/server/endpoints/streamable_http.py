@@ -310,7 +310,11 @@ async def _open_session(state: ServerState, req: Request) -> web.Response:
     if len(state.http_sessions) >= settings.max_http_sessions:
         now = time.monotonic()
         for old in list(state.http_sessions.values()):
-            if old.idle(now, settings.http_session_idle_timeout):
+            # A session whose client never finished the handshake (no initialized
+            # notification) gives way first: bare initialize calls cannot fill the server.
+            if not old.initialized and old.idle(now, settings.http_handshake_grace):
+                _end_session(state, old, "handshake never finished")
+            elif old.idle(now, settings.http_session_idle_timeout):
                 _end_session(state, old, "idle")
     if len(state.http_sessions) >= settings.max_http_sessions:
         return _error(503, InvalidRequest("Too many Streamable HTTP sessions"))
