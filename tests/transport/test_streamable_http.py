@@ -256,6 +256,8 @@ async def test_error_statuses(script: HTTPScript, transport: StreamableHTTPTrans
             return web.Response(status=202)
         if request_id == 4:
             raise web.HTTPTemporaryRedirect("http://127.0.0.1:1/elsewhere")
+        if request_id == 6:
+            return web.Response(status=200, text="{not json", content_type="application/json")
         return web.Response(status=200, text="<html>", content_type="text/html")
 
     script.post = post
@@ -270,6 +272,9 @@ async def test_error_statuses(script: HTTPScript, transport: StreamableHTTPTrans
         await transport.send(call(4))
     with pytest.raises(ProtocolError, match="neither JSON nor an event stream"):
         await transport.send(call(5))
+    # A JSON answer that is not JSON fails its request at once (not at its timeout).
+    with pytest.raises(ProtocolError, match="a body that is not JSON"):
+        await transport.send(call(6))
 
 
 async def test_error_messages_are_one_line(script: HTTPScript,

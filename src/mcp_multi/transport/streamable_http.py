@@ -46,6 +46,7 @@ from ..protocol.envelope import mirror_headers
 from ..protocol.errors import (
     ConnectionClosed,
     HTTPStatusError,
+    JSONRPCError,
     MCPError,
     ProtocolError,
     RequestFailed,
@@ -275,6 +276,14 @@ class StreamableHTTPTransport(ClientTransport):
                 body = await self._read_body(response)
             if not body.strip():
                 raise ProtocolError(f"{self.url} answered {method} with an empty body")
+            try:
+                # This body answers exactly this request: one that is not JSON fails it now
+                # (a frame the session cannot read is otherwise dropped, and it would wait
+                # for its timeout).
+                loads(body)
+            except JSONRPCError as exc:
+                raise ProtocolError(f"{self.url} answered {method} with a body that is not "
+                                    f"JSON ({exc.message})") from None
             self._inbox.put_nowait(body)
             return False
         if content_type == "text/event-stream":
