@@ -25,6 +25,7 @@ from mcp_multi.protocol.errors import (
 from mcp_multi.transport import create_transport, stdio_url
 
 from ..conftest import StartServer
+from ..transport.test_stdio import gone
 from .scripted import NO_REPLY, ScriptedError, ScriptedSession, StartScripted
 
 TIMEOUT = 10.0
@@ -285,3 +286,19 @@ async def test_junk_on_stdout_is_dropped_without_flooding_the_log(
     drops = [r for r in caplog.records if "dropping a bad frame" in r.getMessage()]
     assert 5 <= len(drops) <= 7  # the first five, then one at the 1000th and 2000th
     assert "(2000 so far)" in drops[-1].getMessage()
+
+
+async def test_close_cancelled_midway_still_ends_the_child() -> None:
+    """Ctrl-C landing while a connection closes must not leave its stdio child behind."""
+    transport = create_transport("stdio", stdio_url(
+        [sys.executable, "-m", "mcp_multi.server", "--stdio", "--tools", "echo"]))
+    conn = MCPConnection("child", transport, timeout=30, protocol_version="2025-11-25")
+    await conn.connect()
+    pid = transport.pid  # type: ignore[attr-defined]
+    closing = asyncio.create_task(conn.close())
+    await asyncio.sleep(0)  # close() is under way: it has cancelled the reader
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert await gone(pid)
+    await conn.close()  # a second close is harmless

@@ -157,6 +157,7 @@ class MCPConnection:
         self._closed_reason: str | None = None
         self._tools: list[dict[str, Any]] | None = None
         self._dropped = 0
+        self._closing: asyncio.Future[None] | None = None
         self.requested_version = protocol_version
         self._meta: dict[str, Any] | None = None  # the 2026-07-28 envelope, once adopted
         self._epoch = 0  # sessions opened so far (a Streamable HTTP session can expire)
@@ -309,22 +310,33 @@ class MCPConnection:
         raise ProtocolError(f"{self.name}: no protocol version in common with the server")
 
     async def close(self) -> None:
-        """End the session: fail what is pending, stop the reader, close the transport."""
+        """End the session: fail what is pending, stop the reader, close the transport.
+
+        The transport is closed even when this call is cancelled (Ctrl-C while closing): the
+        closing then finishes in the background, so no socket or child process is left.
+        """
         if self._closed_reason is None:
             self._closed_reason = "connection closed by the client"
         reader, self._reader = self._reader, None
-        if reader is not None and not reader.done():
-            reader.cancel()
-            try:
-                await reader
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
-        self._fail_pending(self._closed_reason)
-        background = list(self._background)
-        for task in background:
-            task.cancel()
+        try:
+            if reader is not None and not reader.done():
+                reader.cancel()
+                try:
+                    await reader
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
+        finally:
+            self._fail_pending(self._closed_reason)
+            background = list(self._background)
+            for task in background:
+                task.cancel()
+            if self._closing is None:
+                self._closing = asyncio.ensure_future(self._finish_close(background))
+            await asyncio.shield(self._closing)
+
+    async def _finish_close(self, background: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*background, return_exceptions=True)
         await self.transport.close()
 
