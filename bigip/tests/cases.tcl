@@ -706,6 +706,61 @@ case::define sse_stream_split_across_chunks {
     }
 }
 
+# TRAFFIC with the answer to the request of id ID turned into a text/event-stream response
+# (one message event), as a Streamable HTTP server may answer any POST; the other answers on
+# the same connection stay application/json.
+proc case::answer_as_sse {traffic id} {
+    set events {}
+    set pending 0
+    foreach ev [dict get $traffic events] {
+        if {[dict get $ev type] eq "response_data" && [string match "*\"id\":$id,*" [dict get $ev data]]} {
+            dict set ev data "event: message\ndata: [dict get $ev data]\n\n"
+            set pending 1
+        }
+        lappend events $ev
+    }
+    check {$pending} "a response with id $id in the recording"
+    # Rewrite the header of the response that carries it: the last response before it.
+    set out {}
+    set n [llength $events]
+    for {set i 0} {$i < $n} {incr i} {
+        set ev [lindex $events $i]
+        set next [lindex $events [expr {$i + 1}]]
+        if {[dict get $ev type] eq "response" && [dict exists $next data]
+                && [string match "event: message\ndata: *\"id\":$id,*" [dict get $next data]]} {
+            set headers {}
+            foreach h [dict get $ev headers] {
+                switch -- [string tolower [lindex $h 0]] {
+                    content-type { lappend headers [list Content-Type text/event-stream] }
+                    content-length {}
+                    default { lappend headers $h }
+                }
+            }
+            dict set ev headers $headers
+        }
+        lappend out $ev
+    }
+    dict set traffic events $out
+    return $traffic
+}
+
+case::define sse_collect_mode_then_json_on_same_connection {
+    # A keep-alive connection whose first answer is an SSE stream and whose later answers are
+    # JSON: in collect mode the later JSON bodies must not be taken for stream data.
+    set traffic [answer_as_sse [traffic streamable_http] 2]
+    h::reset
+    h::replay $traffic
+    no_tcl_errors
+    set reference [observed]
+    check {[llength [lindex $reference 1]] >= 8} "the JSON answers are delivered in native mode"
+    h::reset
+    h::static mcp_sse_mode collect
+    h::option sse_profile 0
+    h::replay $traffic
+    no_tcl_errors
+    equal [observed] $reference "collect mode: same log and delivery as the sse profile"
+}
+
 case::define sse_collect_mode_without_sse_profile {
     # Without the sse profile the rule parses the stream itself; same log, same delivery,
     # whatever the segments, including a CR LF cut in two.
