@@ -862,7 +862,12 @@ case::define conf_matches_rules_and_traffic {
     check {"run_command" in [denied_tools]} "run_command is denied by default"
     # The monitor asks what our server answers: its request and recv string, on the recording.
     set monitor [dict get $stanzas {ltm monitor http} /Common/mcp_healthz]
-    check {[string match "GET /healthz HTTP/1.1\r\n*\r\n\r\n" [dict get $monitor send]]} "monitor send string"
+    # tmsh saves the send string with the monitor's escape sequences as text ("\\r\\n" in
+    # bigip.conf, \r\n once read); the monitor turns them into CR LF when it sends (K4186).
+    set stored [dict get $monitor send]
+    check {![regexp {[\r\n]} $stored]} "monitor send string holds escape sequences, not raw CR LF: $stored"
+    set sent [subst -nocommands -novariables $stored]
+    check {[string match "GET /healthz HTTP/1.1\r\nHost: *\r\n\r\n" $sent]} "monitor send string: $sent"
     set answered 0
     foreach ev [dict get [traffic healthz] events] {
         if {[dict get $ev type] eq "response"} {
