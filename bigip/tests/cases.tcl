@@ -826,6 +826,82 @@ case::define ws_bad_frames_logged_and_forwarded {
     check_bad_bodies websocket
 }
 
+# TRAFFIC with every text frame whose payload matches PATTERN split into two frames (a text
+# frame without FIN, then a continuation frame), as RFC 6455 lets any client send a message.
+proc case::fragmented {traffic pattern} {
+    set out {}
+    set n 0
+    foreach ev [dict get $traffic events] {
+        if {[dict get $ev type] eq "ws_frame" && [dict get $ev opcode] == 1
+                && [string match $pattern [dict get $ev payload]]} {
+            set payload [dict get $ev payload]
+            set cut [expr {[string length $payload] / 2}]
+            lappend out [dict replace $ev fin 0 payload [string range $payload 0 [expr {$cut - 1}]]]
+            lappend out [dict replace $ev opcode 0 fin 1 payload [string range $payload $cut end]]
+            incr n
+        } else {
+            lappend out $ev
+        }
+    }
+    check {$n > 0} "frames matching $pattern in the recording"
+    dict set traffic events $out
+    return $traffic
+}
+
+case::define ws_fragmented_message_refused_or_passed {
+    # WS::collect frame sees one frame: a denied call split over two frames must not reach the
+    # server unseen. By default the first fragment is dropped and the WebSocket closed (1008).
+    set traffic [fragmented [traffic websocket] {*"tools/call"*"run_command"*}]
+    h::replay $traffic
+    no_tcl_errors
+    set lines [lines_of_kind uninspected]
+    check {[llength $lines] >= 1} "the fragmented message is logged: $lines"
+    foreach f $lines {
+        equal [list [dict get $f dir] [dict get $f transport] [dict get $f reason] [dict get $f action]] \
+            {c2s websocket fragmented rejected} "a refused fragment: $f"
+    }
+    set closed 0
+    foreach cid $::h::conns {
+        foreach item [h::server_view $cid] {
+            if {[dict get $item kind] ne "ws_frame"} { continue }
+            check {![string match {*run_command*} [dict get $item payload]]} \
+                "no fragment of the denied call reaches the server: $item"
+            if {[dict get $item opcode] == 8 && [dict exists $item code]} {
+                equal [dict get $item code] 1008 "close code"
+                incr closed
+            }
+        }
+    }
+    equal $closed [llength $lines] "one close per refused message"
+    # With "pass", the fragments are logged and reach the server as they were sent.
+    h::reset
+    h::static mcp_uninspected pass
+    h::replay $traffic
+    no_tcl_errors
+    foreach f [lines_of_kind uninspected] {
+        equal [dict get $f action] passed "a passed fragment: $f"
+    }
+    set sent {}
+    foreach cid $::h::conns {
+        foreach item [h::server_view $cid] {
+            if {[dict get $item kind] eq "ws_frame" && [dict get $item opcode] in {0 1}} {
+                lappend sent [list [dict get $item opcode] [dict get $item fin] [dict get $item payload]]
+            }
+        }
+    }
+    set recorded {}
+    foreach ev [dict get $traffic events] {
+        if {[dict get $ev type] eq "ws_frame" && [dict get $ev from] eq "client" && [dict get $ev opcode] in {0 1}} {
+            lappend recorded [list [dict get $ev opcode] [dict get $ev fin] [dict get $ev payload]]
+        }
+    }
+    set fragments [lsearch -all -inline -index 1 $recorded 0]
+    check {[llength $fragments] > 0} "fragments in the altered recording"
+    foreach frag $fragments {
+        check {$frag in $sent} "pass: the fragment reaches the server unchanged: $frag"
+    }
+}
+
 # --- across transports ----------------------------------------------------------------------
 
 case::define debug_logs_json_trees {

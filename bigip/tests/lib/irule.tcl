@@ -79,6 +79,7 @@ namespace eval ::h {
         WS::collect     {WS_CLIENT_FRAME WS_SERVER_FRAME WS_CLIENT_DATA WS_SERVER_DATA}
         WS::payload     {WS_CLIENT_DATA WS_SERVER_DATA}
         WS::release     {WS_CLIENT_DATA WS_SERVER_DATA}
+        WS::disconnect  {WS_CLIENT_FRAME WS_SERVER_FRAME WS_CLIENT_DATA WS_SERVER_DATA}
         persist/uie     {HTTP_REQUEST HTTP_REQUEST_DATA}
         persist/add     {HTTP_RESPONSE HTTP_RESPONSE_DATA SSE_RESPONSE WS_SERVER_DATA}
         persist/delete  {*}
@@ -267,7 +268,7 @@ proc h::emulated {} {
         log HTTP::uri HTTP::path HTTP::method HTTP::header HTTP::payload HTTP::collect
         HTTP::release HTTP::respond HTTP::status URI::query IP::client_addr TCP::client_port
         persist table class JSON::parse JSON::root JSON::type JSON::get JSON::object
-        JSON::array SSE::field WS::frame WS::collect WS::payload WS::release
+        JSON::array SSE::field WS::frame WS::collect WS::payload WS::release WS::disconnect
     }
 }
 
@@ -625,8 +626,25 @@ proc h::cmd::SSE_field {cid sub name args} {
 
 proc h::cmd::WS_frame {cid sub} {
     ::h::require $cid WS::frame
-    if {$sub ne "type"} { error "WS::frame $sub: not emulated" }
-    return [dict get $::h::c($cid,frame) opcode]
+    switch -- $sub {
+        type { return [dict get $::h::c($cid,frame) opcode] }
+        eom { return [dict get $::h::c($cid,frame) fin] }
+        drop {
+            set ::h::c($cid,ws_drop) 1
+            return ""
+        }
+    }
+    error "WS::frame $sub: not emulated"
+}
+
+# WS::disconnect CODE ?REASON?: a close frame to both ends once the current frame is done; the
+# connection carries nothing more.
+proc h::cmd::WS_disconnect {cid code {reason ""}} {
+    ::h::require $cid WS::disconnect
+    if {![string is integer -strict $code]} { error "WS::disconnect: bad code '$code'" }
+    if {[string length $reason] > 123} { error "WS::disconnect: reason over 123 bytes" }
+    set ::h::c($cid,ws_disconnect) [list $code $reason]
+    return ""
 }
 
 proc h::cmd::WS_collect {cid args} {
@@ -900,12 +918,33 @@ proc h::sse_event {cid block} {
 
 proc h::on_ws_frame {cid ev} {
     variable c
+    if {[info exists c($cid,ws_disconnect)]} {
+        # WS::disconnect closed both ends: later frames of the recording never arrive.
+        return
+    }
     set from [dict get $ev from]
-    set c($cid,frame) [dict create opcode [dict get $ev opcode] payload [dict get $ev payload]]
+    set fin [expr {![dict exists $ev fin] || [dict get $ev fin] ? 1 : 0}]
+    set c($cid,frame) [dict create opcode [dict get $ev opcode] fin $fin payload [dict get $ev payload]]
     set c($cid,ws_collect) 0
     set c($cid,released) 0
+    set c($cid,ws_drop) 0
     set prefix [expr {$from eq "client" ? "WS_CLIENT" : "WS_SERVER"}]
     fire $cid ${prefix}_FRAME
+    if {$c($cid,ws_drop) || [info exists c($cid,ws_disconnect)]} {
+        if {$c($cid,ws_collect)} { error "connection $cid: WS::collect on a dropped frame" }
+        if {!$c($cid,ws_drop)} {
+            set frame [dict create kind ws_frame opcode [dict get $ev opcode] fin $fin payload [dict get $ev payload]]
+            if {$from eq "client"} { lappend c($cid,server) $frame } else { lappend c($cid,client) $frame }
+        }
+        if {[info exists c($cid,ws_disconnect)]} {
+            lassign $c($cid,ws_disconnect) code reason
+            set close [dict create kind ws_frame opcode 8 fin 1 \
+                payload "[binary format S $code]$reason" code $code reason $reason]
+            lappend c($cid,client) $close
+            lappend c($cid,server) $close
+        }
+        return
+    }
     set payload [dict get $ev payload]
     if {$c($cid,ws_collect)} {
         set c($cid,payload) $payload
@@ -915,7 +954,7 @@ proc h::on_ws_frame {cid ev} {
         }
         set payload $c($cid,payload)
     }
-    set frame [dict create kind ws_frame opcode [dict get $ev opcode] payload $payload]
+    set frame [dict create kind ws_frame opcode [dict get $ev opcode] fin $fin payload $payload]
     if {$from eq "client"} {
         lappend c($cid,server) $frame
     } else {
