@@ -117,3 +117,38 @@ async def test_sse_client_that_stops_reading_loses_its_stream(
         assert statuses[0] == 202 and statuses[-1] == 404  # the session was ended
         assert not server.state.sse_sessions and stats.connections == 0
         stream.close()
+
+
+async def test_metrics_in_prometheus_text_format(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server(name='odd "name"\\')
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.base_url + "/ws")
+        await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "m", "version": "0"}}})
+        await ws.receive_json(timeout=5)
+        await ws.send_json({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                            "params": {"name": "echo", "arguments": {"message": "x"}}})
+        await ws.receive_json(timeout=5)
+        await ws.send_json({"jsonrpc": "2.0", "id": 3, "method": "nope"})
+        await ws.receive_json(timeout=5)
+        async with http.get(server.base_url + "/metrics") as resp:
+            assert resp.status == 200 and resp.content_type == "text/plain"
+            text = await resp.text()
+        await ws.close()
+    label = 'server="odd \\"name\\"\\\\"'
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            assert line.split()[1] in ("HELP", "TYPE")
+            continue
+        metric, value = line.rsplit(" ", 1)
+        assert label in metric
+        samples[metric.split("{")[0] + ("{ws}" if "websocket" in metric else "")] = \
+            float(value)
+    assert samples["mcp_connections{ws}"] == 1
+    assert samples["mcp_sessions_total"] == 1
+    assert samples["mcp_requests_total"] == 3
+    assert samples["mcp_tool_calls_total"] == 1
+    assert samples["mcp_errors_total"] == 1
+    assert samples["process_resident_memory_bytes"] > 1e6

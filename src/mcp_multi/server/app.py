@@ -104,6 +104,12 @@ async def handle_health(request: web.Request) -> web.Response:
     })
 
 
+async def handle_metrics(request: web.Request) -> web.Response:
+    resources = request.app[STATE].dispatcher.resources
+    return web.Response(text=resources.metrics(), content_type="text/plain",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
 async def close_streams(app: web.Application) -> None:
     """``on_shutdown``: end WebSocket (close code 1001) and SSE streams cleanly, at once."""
     handlers = list(app[STATE].stream_handlers)
@@ -129,6 +135,7 @@ def create_app(settings: ServerSettings) -> web.Application:
         app.router.add_get("/mcp", handle_mcp_get),
         app.router.add_delete("/mcp", handle_mcp_delete),
         app.router.add_get("/healthz", handle_health),
+        app.router.add_get("/metrics", handle_metrics),
     ]
     app.on_shutdown.append(close_http_sessions)
     app.on_shutdown.append(close_streams)

@@ -68,6 +68,11 @@ _LISTING = [
 ]
 
 
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 class Resources:
     """Lists and reads the server's resources."""
 
@@ -105,6 +110,33 @@ class Resources:
             "endpoints": self._endpoints,
             "uptime_seconds": round(time.time() - self._stats.started, 3),
         }
+
+    def metrics(self) -> str:
+        """The counters in the Prometheus text exposition format, for ``GET /metrics``."""
+        st = self._stats
+        server = f'server="{_label(self._settings.name)}"'
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str,
+                   samples: list[tuple[str, float]]) -> None:
+            lines.extend((f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"))
+            lines.extend(f"{name}{{{server}{labels}}} {value!r}" for labels, value in samples)
+
+        metric("mcp_connections", "gauge", "Open MCP sessions, by transport.",
+               [(f',transport="{_label(t)}"', n) for t, n in sorted(st.by_transport.items())])
+        metric("mcp_sessions_total", "counter", "MCP sessions opened.",
+               [("", st.sessions_total)])
+        metric("mcp_requests_total", "counter", "JSON-RPC requests served.",
+               [("", st.requests)])
+        metric("mcp_tool_calls_total", "counter", "tools/call requests that reached a tool.",
+               [("", st.calls_served)])
+        metric("mcp_errors_total", "counter", "JSON-RPC error responses sent.",
+               [("", st.errors)])
+        metric("mcp_uptime_seconds", "gauge", "Seconds since the server started.",
+               [("", round(time.time() - st.started, 3))])
+        metric("process_resident_memory_bytes", "gauge", "Resident memory of the server.",
+               [("", self._process.memory_info().rss)])
+        return "\n".join(lines) + "\n"
 
     def stats(self) -> dict[str, Any]:
         st = self._stats
