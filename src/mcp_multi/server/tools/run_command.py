@@ -18,6 +18,7 @@ non-loopback address unless that server requires an auth token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -114,23 +115,32 @@ async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, 
 
     logger.info("run_command: %r (timeout %gs)", command, limit)
     loop = asyncio.get_running_loop()
+    starting = asyncio.ensure_future(loop.subprocess_shell(
+        lambda: _OutputCollector(cap),
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=settings.root,
+        start_new_session=True,
+    ))
     try:
-        transport, collector = await loop.subprocess_shell(
-            lambda: _OutputCollector(cap),
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=settings.root,
-            start_new_session=True,
-        )
+        transport, collector = await asyncio.shield(starting)
     except OSError as exc:
         raise ToolError(f"Cannot start command: {exc}") from None
+    except asyncio.CancelledError:
+        # Cancelled while the shell was being started: it may already run (and have started
+        # children), so let the start finish and stop the whole group before giving up.
+        with contextlib.suppress(Exception):
+            transport, _ = await starting
+            _kill_group(transport.get_pid())
+            transport.close()
+        raise
 
-    await ctx.log("info", f"run_command: started {command!r} (timeout {limit:g}s)")
     timed_out = False
     started = loop.time()
     try:
+        await ctx.log("info", f"run_command: started {command!r} (timeout {limit:g}s)")
         async with asyncio.timeout(limit):
             while not collector.finished.done():
                 await asyncio.wait([collector.finished], timeout=PROGRESS_INTERVAL)
