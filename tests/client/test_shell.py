@@ -411,3 +411,20 @@ async def test_ctrl_c_while_waiting_for_piped_input_exits(start_mcp_server: Star
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_servers_tells_connected_from_disconnected(start_mcp_server: StartServer) -> None:
+    alive = await start_mcp_server(name="alive", tools=("echo",))
+    doomed = await start_mcp_server(name="doomed", tools=("echo",))
+    async with MultiServerMCPClient(timeout=10) as client:
+        await client.add("a", f"localhost:{alive.port}")
+        await client.add("d", f"localhost:{doomed.port}", "sse")
+        await doomed.close()
+        async with asyncio.timeout(TIMEOUT):
+            while client.get("d").closed_reason is None:  # noqa: ASYNC110 - the reader's state
+                await asyncio.sleep(0.01)
+        lines = await shell_lines(client, "servers\n")
+        assert lines[0] == "Connected servers: ['a']"
+        assert lines[1].startswith("Disconnected servers: d (")
+        lines = await shell_lines(client, f"add d localhost:{alive.port}\nservers\n")
+        assert lines == ["Add server succeeded", "Connected servers: ['a', 'd']"]

@@ -191,7 +191,12 @@ class Shell:
         self.write(HELP)
 
     async def _servers(self, rest: str) -> None:
-        self.write(f"Connected servers: {self.client.names!r}")
+        live = [n for n, c in self.client.connections.items() if c.closed_reason is None]
+        self.write(f"Connected servers: {live!r}")
+        gone = [f"{n} ({c.closed_reason})" for n, c in self.client.connections.items()
+                if c.closed_reason is not None]
+        if gone:  # still named (add replaces them, remove forgets them), but not connected
+            self.write(f"Disconnected servers: {', '.join(gone)}")
 
     async def _add(self, rest: str) -> None:
         words = rest.split(None, 2)
