@@ -7,11 +7,7 @@ its id names. Requests the server sends us (``ping``) are answered from
 :mod:`mcp_multi.protocol.lifecycle`; notifications update state (``tools/list_changed``
 drops the cached tool list) and are logged and handed to an optional hook.
 
-Opening the session picks the protocol era (the rules are in
-:mod:`mcp_multi.protocol.lifecycle`): asked for no version, the connection probes
-``server/discover`` at 2026-07-28 on the transports where both eras live (Streamable HTTP,
-stdio) and falls back to the ``initialize`` handshake; on WebSocket and legacy SSE it runs the
-handshake. A version given (``--protocol-version``) is used as it is, without fallback. In
+Opening the session picks the protocol era (:mod:`mcp_multi.client.opening`). In
 the 2026-07-28 era every request carries the ``_meta`` envelope and ``ping`` (which that
 revision removed) becomes a ``server/discover`` round trip. When a Streamable HTTP server
 forgets our session (:class:`SessionExpired`) the connection initializes again and resends.
@@ -35,19 +31,16 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from .. import __version__
 from ..protocol import methods
-from ..protocol.envelope import request_meta, with_envelope
+from ..protocol.envelope import with_envelope
 from ..protocol.errors import (
     ConnectionClosed,
-    HTTPStatusError,
     JSONRPCError,
     MCPError,
     ProtocolError,
     RequestFailed,
     RequestTimeout,
     SessionExpired,
-    UnsupportedProtocolVersion,
 )
 from ..protocol.jsonrpc import (
     ErrorResponse,
@@ -61,15 +54,8 @@ from ..protocol.jsonrpc import (
     error_response,
 )
 from ..protocol.lifecycle import (
-    CLIENT_NAME,
     InitializeResult,
-    ProbeVerdict,
     cancelled_params,
-    initialize_params,
-    judge_discover_error,
-    judge_discover_result,
-    parse_discover_result,
-    parse_initialize_result,
     parse_tools_page,
     reply_to_server_request,
     tool_call_params,
@@ -77,12 +63,10 @@ from ..protocol.lifecycle import (
 )
 from ..protocol.versions import (
     LATEST_HANDSHAKE_VERSION,
-    LATEST_MODERN_VERSION,
-    MODERN_VERSIONS,
-    is_modern,
     is_supported,
 )
 from ..transport import ClientTransport
+from .opening import SessionOpening
 
 __all__ = ["DEFAULT_TIMEOUT", "FrameHook", "MCPConnection", "NotificationHook"]
 
@@ -90,8 +74,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 MAX_TOOL_PAGES = 1000
-# The longest a server/discover probe waits before taking silence for a handshake-era server.
-PROBE_TIMEOUT = 10.0
 # Requests that negotiate: never cancelled (the specification forbids it for initialize).
 _NEGOTIATION = (methods.INITIALIZE, methods.SERVER_DISCOVER)
 
@@ -113,7 +95,7 @@ _LOG_LEVELS = {
 }
 
 
-class MCPConnection:
+class MCPConnection(SessionOpening):
     """A client session with one MCP server.
 
     Args:
@@ -234,80 +216,6 @@ class MCPConnection:
             server.protocol_version,
         )
         return server
-
-    async def _open_session(self) -> InitializeResult:
-        wanted = self.requested_version
-        if wanted is None:
-            if self.transport.era_probe:
-                return await self._probe()
-            return await self._handshake(LATEST_HANDSHAKE_VERSION)
-        if is_modern(wanted):
-            return self._adopt(parse_discover_result(await self._discover(wanted), wanted))
-        return await self._handshake(wanted, forced=True)
-
-    async def _handshake(self, version: str, *, forced: bool = False) -> InitializeResult:
-        """``initialize`` asking for ``version``, then ``notifications/initialized``."""
-        self._meta = None
-        result = await self.request(methods.INITIALIZE,
-                                    initialize_params(__version__, protocol_version=version))
-        server = parse_initialize_result(result)
-        if forced and server.protocol_version != version:
-            raise ProtocolError(f"{self.name}: the server chose protocol "
-                                f"{server.protocol_version}, not the {version} asked for")
-        self.transport.negotiated(server.protocol_version)
-        await self.notify(methods.INITIALIZED)
-        return server
-
-    async def _discover(self, version: str, timeout: float | None = None) -> dict[str, Any]:
-        meta = request_meta(CLIENT_NAME, __version__, version)
-        return await self.request(methods.SERVER_DISCOVER, with_envelope(None, meta),
-                                  timeout=timeout)
-
-    def _adopt(self, server: InitializeResult) -> InitializeResult:
-        self._meta = request_meta(CLIENT_NAME, __version__, server.protocol_version)
-        self.transport.negotiated(server.protocol_version)
-        return server
-
-    async def _probe(self) -> InitializeResult:
-        """``server/discover`` first; the handshake when the server is not modern."""
-        version = LATEST_MODERN_VERSION
-        for attempt in range(2):
-            result: dict[str, Any] = {}
-            try:
-                result = await self._discover(version, min(self.timeout, PROBE_TIMEOUT))
-                verdict = judge_discover_result(result, version)
-            except JSONRPCError as exc:
-                verdict = judge_discover_error(exc, retried=attempt > 0)
-                if verdict.action == "fail":
-                    raise ProtocolError(f"{self.name}: the server speaks none of our protocol "
-                                        f"versions ({exc}: {exc.data})") from exc
-            except RequestTimeout:
-                verdict = ProbeVerdict("initialize")  # silence: a handshake-era server
-            except HTTPStatusError as exc:
-                if not 400 <= exc.status < 500:
-                    raise
-                verdict = ProbeVerdict("initialize")
-            if verdict.action == "adopt":
-                assert verdict.version is not None
-                logger.debug("%s: server/discover answered; speaking %s", self.name,
-                             verdict.version)
-                return self._adopt(parse_discover_result(result, verdict.version))
-            if verdict.action == "retry":
-                assert verdict.version is not None
-                version = verdict.version
-                continue
-            logger.debug("%s: no 2026-07-28 server; initialize", self.name)
-            try:
-                return await self._handshake(LATEST_HANDSHAKE_VERSION)
-            except UnsupportedProtocolVersion as exc:
-                # A probe we gave up on may still have made the server modern: -32022
-                # naming a version we speak says so; probe once more at it.
-                data = exc.data if isinstance(exc.data, dict) else {}
-                mutual = [v for v in MODERN_VERSIONS if v in (data.get("supported") or ())]
-                if attempt > 0 or not mutual:
-                    raise
-                version = mutual[-1]
-        raise ProtocolError(f"{self.name}: no protocol version in common with the server")
 
     async def close(self) -> None:
         """End the session: fail what is pending, stop the reader, close the transport.
