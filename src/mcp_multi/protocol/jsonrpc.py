@@ -28,6 +28,7 @@ __all__ = [
     "dumps",
     "encode",
     "error_response",
+    "is_request_id",
     "loads",
     "parse_message",
 ]
@@ -98,7 +99,7 @@ def error_response(request_id: RequestId | None, error: JSONRPCError) -> dict[st
     return {"jsonrpc": "2.0", "id": request_id, "error": error.to_error()}
 
 
-def _valid_id(value: Any) -> bool:
+def is_request_id(value: Any) -> bool:
     # JSON-RPC allows string or number ids; MCP forbids null ids on requests.
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
@@ -112,7 +113,7 @@ def parse_message(obj: Any) -> Message:
     if not isinstance(obj, dict):
         raise InvalidRequest("Invalid Request: a JSON-RPC message must be an object")
     raw_id = obj.get("id")
-    known_id = raw_id if _valid_id(raw_id) else None
+    known_id = raw_id if is_request_id(raw_id) else None
     if obj.get("jsonrpc") != "2.0":
         raise InvalidRequest('Invalid Request: "jsonrpc" must be "2.0"', {"id": known_id})
     if "method" in obj:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp_cors
 from aiohttp import web
 
-from .dispatcher import Dispatcher
+from .dispatcher import build_dispatcher
 from .endpoints.sse import handle_message, handle_sse
 from .endpoints.streamable_http import (
     close_http_sessions,
@@ -23,10 +23,8 @@ from .endpoints.streamable_http import (
     handle_mcp_post,
 )
 from .endpoints.websocket import handle_websocket
-from .resources import Resources, ServerStats
 from .settings import ServerSettings
 from .state import STATE, ServerState
-from .tools import ToolRegistry
 
 __all__ = ["RunningServer", "create_app", "start_server"]
 
@@ -121,10 +119,8 @@ async def close_streams(app: web.Application) -> None:
 
 def create_app(settings: ServerSettings) -> web.Application:
     """Build the server application; raises ``ValueError`` for an unknown tool name."""
-    registry = ToolRegistry(settings.tools)
-    stats = ServerStats()
-    resources = Resources(settings, registry, stats, TRANSPORTS, dict(ENDPOINTS))
-    dispatcher = Dispatcher(settings, registry, resources, stats)
+    dispatcher = build_dispatcher(settings, TRANSPORTS, dict(ENDPOINTS))
+    stats = dispatcher.stats
     app = web.Application(middlewares=[guard], client_max_size=settings.max_message_size * 4)
     app[STATE] = ServerState(settings, dispatcher, stats)
     routes = [

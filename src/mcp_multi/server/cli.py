@@ -14,7 +14,7 @@ from .. import __version__
 from .app import start_server
 from .settings import ServerSettings
 from .stdio import serve_stdio
-from .tools import ALL_TOOLS
+from .tools import ALL_TOOLS, ToolRegistry
 
 __all__ = ["build_parser", "main"]
 
@@ -55,11 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
-    unknown = [t for t in (args.tools or []) if t not in ALL_TOOLS]
-    if unknown:
-        raise ValueError(
-            f"unknown tool(s): {', '.join(unknown)}; valid tools: {', '.join(ALL_TOOLS)}"
-        )
+    ToolRegistry(args.tools)  # raises ValueError naming unknown tools and the valid ones
     root = (args.root or Path.cwd()).resolve()
     if not root.is_dir():
         raise ValueError(f"--root {args.root} is not a directory")

@@ -67,7 +67,7 @@ from .session import SendFn, ServerSession
 from .settings import ServerSettings
 from .tools import DisabledToolError, ToolContext, ToolError, ToolRegistry, UnknownToolError
 
-__all__ = ["Call", "Dispatcher", "Frame"]
+__all__ = ["Call", "Dispatcher", "Frame", "build_dispatcher"]
 
 logger = logging.getLogger(__name__)
 
@@ -517,6 +517,19 @@ class Dispatcher:
         })
         await asyncio.Event().wait()
         return {"_meta": {SUBSCRIPTION_ID_META: call.request_id}}  # pragma: no cover
+
+
+def build_dispatcher(settings: ServerSettings, transports: tuple[str, ...],
+                     endpoints: dict[str, str]) -> Dispatcher:
+    """The dispatcher of one server: its tools, counters and resources.
+
+    ``transports`` and ``endpoints`` are what ``server://info`` reports. Raises ``ValueError``
+    for an unknown tool name.
+    """
+    registry = ToolRegistry(settings.tools)
+    stats = ServerStats()
+    resources = Resources(settings, registry, stats, transports, endpoints)
+    return Dispatcher(settings, registry, resources, stats)
 
 
 def _version() -> str:

@@ -22,11 +22,9 @@ from typing import BinaryIO
 
 from ..protocol.errors import InvalidRequest
 from ..protocol.jsonrpc import dumps, error_response
-from .dispatcher import Dispatcher
-from .resources import Resources, ServerStats
+from .dispatcher import Dispatcher, build_dispatcher
 from .session import Outgoing, ServerSession
 from .settings import ServerSettings
-from .tools import ToolRegistry
 
 __all__ = ["DRAIN_SECONDS", "serve_lines", "serve_stdio"]
 
@@ -35,14 +33,6 @@ logger = logging.getLogger(__name__)
 DRAIN_SECONDS = 10.0
 
 WriteFn = Callable[[bytes], Awaitable[None]]
-
-
-def build_dispatcher(settings: ServerSettings) -> Dispatcher:
-    """The dispatcher of a stdio server (its ``server://info`` names the stdio transport)."""
-    registry = ToolRegistry(settings.tools)
-    stats = ServerStats()
-    resources = Resources(settings, registry, stats, ("stdio",), {"stdio": "stdin/stdout"})
-    return Dispatcher(settings, registry, resources, stats)
 
 
 async def serve_lines(dispatcher: Dispatcher, reader: asyncio.StreamReader,
@@ -116,7 +106,7 @@ async def _stdout_writer(stdout: BinaryIO) -> WriteFn:
 async def serve_stdio(settings: ServerSettings, stdin: BinaryIO | None = None,
                       stdout: BinaryIO | None = None) -> None:
     """Serve MCP on this process's stdin and stdout until stdin ends."""
-    dispatcher = build_dispatcher(settings)
+    dispatcher = build_dispatcher(settings, ("stdio",), {"stdio": "stdin/stdout"})
     # Duplicate the descriptors so closing our pipe transports leaves sys.std* intact.
     stdin = stdin or os.fdopen(os.dup(sys.stdin.fileno()), "rb")
     stdout = stdout or os.fdopen(os.dup(sys.stdout.fileno()), "wb")

@@ -50,7 +50,15 @@ from ...protocol.errors import (
     InvalidRequest,
     JSONRPCError,
 )
-from ...protocol.jsonrpc import Notification, Request, dumps, error_response, loads, parse_message
+from ...protocol.jsonrpc import (
+    Notification,
+    Request,
+    dumps,
+    error_response,
+    is_request_id,
+    loads,
+    parse_message,
+)
 from ...protocol.versions import (
     HANDSHAKE,
     MODERN,
@@ -118,7 +126,7 @@ def _accepts(request: web.Request) -> tuple[bool, bool]:
 
 def _message_id(obj: Any) -> Any:
     value = obj.get("id") if isinstance(obj, dict) else None
-    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    return value if is_request_id(value) else None
 
 
 async def _run(dispatcher: Dispatcher, session: ServerSession, req: Request,
