@@ -33,6 +33,7 @@ from typing import Any
 from .errors import HeaderMismatch, InvalidParams
 from .methods import LOG_LEVELS
 from .versions import MODERN_VERSIONS, PROTOCOL_VERSION_META, unsupported_version
+from .wire import METHOD_HEADER, NAME_HEADER, VERSION_HEADER
 
 __all__ = [
     "CLIENT_CAPABILITIES_META",
@@ -250,9 +251,9 @@ def mirror_headers(message: Mapping[str, Any]) -> dict[str, str]:
     version = meta.get(PROTOCOL_VERSION_META) if isinstance(meta, Mapping) else None
     if not isinstance(version, str):
         return {}
-    headers = {"MCP-Protocol-Version": version, "Mcp-Method": method}
+    headers = {VERSION_HEADER: version, METHOD_HEADER: method}
     field = NAME_BEARING_METHODS.get(method)
     name = params.get(field) if field is not None else None
     if isinstance(name, str):
-        headers["Mcp-Name"] = encode_header_value(name)
+        headers[NAME_HEADER] = encode_header_value(name)
     return headers
