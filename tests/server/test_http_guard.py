@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
+from mcp_multi.server.settings import ServerSettings
+
 from ..conftest import StartServer
 
 
@@ -152,3 +154,12 @@ async def test_metrics_in_prometheus_text_format(start_mcp_server: StartServer) 
     assert samples["mcp_tool_calls_total"] == 1
     assert samples["mcp_errors_total"] == 1
     assert samples["process_resident_memory_bytes"] > 1e6
+
+
+def test_only_real_loopback_hosts_count_as_loopback() -> None:
+    for host in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LocalHost"):
+        assert ServerSettings(host=host).is_loopback, host
+    # Names that merely look like loopback resolve wherever their owner likes.
+    for host in ("127.evil.example", "127.0.0.1.nip.io", "localhost.evil.example",
+                 "0.0.0.0", "::", "10.0.0.1", "128.0.0.1"):
+        assert not ServerSettings(host=host).is_loopback, host

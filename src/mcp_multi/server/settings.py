@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,4 +60,15 @@ class ServerSettings:
 
     @property
     def is_loopback(self) -> bool:
-        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
+        """Whether ``host`` binds loopback only: ``localhost``, 127.0.0.0/8 or ``::1``.
+
+        A name such as ``127.evil.example`` is not an address: it resolves to wherever its
+        owner likes, so only IP literals and ``localhost`` count.
+        """
+        host = self.host.strip("[]").lower()
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
