@@ -83,3 +83,8 @@ async def test_port_in_use_is_one_line() -> None:
     assert out.returncode == 1
     assert "cannot listen on 127.0.0.1:" + port in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_help_says_what_the_token_guards() -> None:
+    out = _run("--help")
+    assert "/metrics" in out.stdout and "/healthz stays open" in " ".join(out.stdout.split())

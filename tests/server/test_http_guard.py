@@ -163,3 +163,15 @@ def test_only_real_loopback_hosts_count_as_loopback() -> None:
     for host in ("127.evil.example", "127.0.0.1.nip.io", "localhost.evil.example",
                  "0.0.0.0", "::", "10.0.0.1", "128.0.0.1"):
         assert not ServerSettings(host=host).is_loopback, host
+
+
+async def test_auth_token_guards_metrics_but_not_healthz(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server(auth_token="s3cret")
+    metrics = server.base_url + "/metrics"
+    assert await _status(metrics) == 401
+    assert await _status(metrics, Authorization="Bearer wrong") == 401
+    assert await _status(metrics, Authorization="Bearer s3cret") == 200
+    assert await _status(server.base_url + "/healthz") == 200
+    # Without a token, both stay open as before.
+    open_server = await start_mcp_server()
+    assert await _status(open_server.base_url + "/metrics") == 200

@@ -12,8 +12,23 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp_cors
-from aiohttp import web
+from aiohttp import hdrs, web
 
+from ..protocol.errors import InvalidRequest
+from ..protocol.jsonrpc import dumps, error_response
+from ..protocol.text import for_display
+from ..protocol.wire import (
+    JSON_TYPE,
+    LAST_EVENT_ID_HEADER,
+    METHOD_HEADER,
+    NAME_HEADER,
+    PATH_HTTP,
+    PATH_SSE,
+    PATH_SSE_MESSAGE,
+    PATH_WEBSOCKET,
+    SESSION_HEADER,
+    VERSION_HEADER,
+)
 from .dispatcher import build_dispatcher
 from .endpoints.sse import handle_message, handle_sse
 from .endpoints.streamable_http import (
@@ -31,8 +46,20 @@ __all__ = ["RunningServer", "create_app", "start_server"]
 logger = logging.getLogger(__name__)
 
 TRANSPORTS = ("websocket", "sse", "http")
-ENDPOINTS = {"websocket": "/ws", "sse": "/sse", "sse_message": "/message", "http": "/mcp"}
-_MCP_PATHS = frozenset(ENDPOINTS.values())
+ENDPOINTS = {"websocket": PATH_WEBSOCKET, "sse": PATH_SSE, "sse_message": PATH_SSE_MESSAGE,
+             "http": PATH_HTTP}
+PATH_HEALTH = "/healthz"
+PATH_METRICS = "/metrics"
+# Paths behind the Origin and Host checks and the bearer token. /healthz stays open so that a
+# load balancer's monitor needs no secret; /metrics names tools and counts traffic, so it is
+# guarded like the MCP endpoints.
+_GUARDED_PATHS = frozenset(ENDPOINTS.values()) | {PATH_METRICS}
+# Headers read as text by the guard or the endpoints. aiohttp decodes header bytes as UTF-8
+# with surrogateescape, so a byte that is no UTF-8 becomes a lone surrogate that raises
+# wherever the value is encoded again (the token comparison, a reply that names it, a session
+# id written back); such a request is refused before anything reads them.
+_TEXT_HEADERS = (hdrs.AUTHORIZATION, hdrs.ORIGIN, hdrs.HOST, SESSION_HEADER, VERSION_HEADER,
+                 METHOD_HEADER, NAME_HEADER, LAST_EVENT_ID_HEADER)
 
 
 def _is_loopback_host(host: str) -> bool:
@@ -65,26 +92,52 @@ def _origin_allowed(settings: ServerSettings, origin: str) -> bool:
     return _is_loopback_host(host)
 
 
+def _undecodable_header(request: web.Request) -> str | None:
+    """The first of :data:`_TEXT_HEADERS` holding a byte that is not UTF-8, if any."""
+    headers = request.headers
+    for name in _TEXT_HEADERS:
+        for value in headers.getall(name, ()):
+            if not value.isascii():
+                try:
+                    value.encode()
+                except UnicodeEncodeError:
+                    return name
+    return None
+
+
+def _bad_request(message: str) -> web.Response:
+    return web.Response(status=400, body=dumps(error_response(None, InvalidRequest(message))),
+                        content_type=JSON_TYPE)
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """DNS-rebinding protection and the optional bearer token, on MCP endpoints only.
+    """Header sanity on every path; DNS-rebinding protection and the optional bearer token on
+    the MCP endpoints and ``/metrics``.
 
-    A browser ``Origin`` must be a loopback origin or one of ``--allowed-origin``; when the
+    A header the server reads as text must be UTF-8 (else 400, a JSON-RPC error body). A
+    browser ``Origin`` must be a loopback origin or one of ``--allowed-origin``; when the
     server listens on loopback, the ``Host`` header must name a loopback host too.
     """
-    if request.path not in _MCP_PATHS or request.method == "OPTIONS":
+    bad = _undecodable_header(request)
+    if bad is not None:
+        return _bad_request(f"Bad Request: header {bad} is not valid UTF-8")
+    if request.path not in _GUARDED_PATHS or request.method == hdrs.METH_OPTIONS:
         return await handler(request)
     settings = request.app[STATE].settings
-    origin = request.headers.get("Origin")
+    origin = request.headers.get(hdrs.ORIGIN)
     if origin is not None and not _origin_allowed(settings, origin):
-        return web.Response(status=403, text=f"Forbidden: origin {origin} is not allowed\n")
+        return web.Response(status=403,
+                            text=f"Forbidden: origin {for_display(origin, 200)} is not allowed\n")
     if settings.is_loopback and not _is_loopback_host(_host_header_name(request.host) or ""):
-        return web.Response(status=403, text=f"Forbidden: host {request.host} is not allowed\n")
+        return web.Response(status=403,
+                            text=f"Forbidden: host {for_display(request.host, 200)} "
+                                 "is not allowed\n")
     token = settings.auth_token
-    given = request.headers.get("Authorization", "").encode()
+    given = request.headers.get(hdrs.AUTHORIZATION, "").encode()
     if token is not None and not hmac.compare_digest(given, f"Bearer {token}".encode()):
         return web.Response(status=401, text="Unauthorized\n",
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -124,14 +177,14 @@ def create_app(settings: ServerSettings) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=settings.max_message_size * 4)
     app[STATE] = ServerState(settings, dispatcher, stats)
     routes = [
-        app.router.add_get("/ws", handle_websocket),
-        app.router.add_get("/sse", handle_sse),
-        app.router.add_post("/message", handle_message),
-        app.router.add_post("/mcp", handle_mcp_post),
-        app.router.add_get("/mcp", handle_mcp_get),
-        app.router.add_delete("/mcp", handle_mcp_delete),
-        app.router.add_get("/healthz", handle_health),
-        app.router.add_get("/metrics", handle_metrics),
+        app.router.add_get(PATH_WEBSOCKET, handle_websocket),
+        app.router.add_get(PATH_SSE, handle_sse),
+        app.router.add_post(PATH_SSE_MESSAGE, handle_message),
+        app.router.add_post(PATH_HTTP, handle_mcp_post),
+        app.router.add_get(PATH_HTTP, handle_mcp_get),
+        app.router.add_delete(PATH_HTTP, handle_mcp_delete),
+        app.router.add_get(PATH_HEALTH, handle_health),
+        app.router.add_get(PATH_METRICS, handle_metrics),
     ]
     app.on_shutdown.append(close_http_sessions)
     app.on_shutdown.append(close_streams)
@@ -139,7 +192,7 @@ def create_app(settings: ServerSettings) -> web.Application:
         cors = aiohttp_cors.setup(app, defaults={
             origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
                 allow_credentials=False,
-                expose_headers=("Mcp-Session-Id", "MCP-Protocol-Version"),
+                expose_headers=(SESSION_HEADER, VERSION_HEADER),
                 allow_headers="*",
             )
             for origin in settings.allowed_origins

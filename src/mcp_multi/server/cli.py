@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mcp-server",
         description="MCP server with WebSocket (/ws), Streamable HTTP (/mcp) and legacy HTTP+SSE "
                     "(/sse, /message) transports, or stdio (--stdio).",
-        epilog=f"Tools: {', '.join(ALL_TOOLS)}. Health check: GET /healthz.",
+        epilog=f"Tools: {', '.join(ALL_TOOLS)}. Health check: GET /healthz. Metrics: GET /metrics.",
     )
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1; use 0.0.0.0 for all interfaces)")
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                    help="browser origin allowed by CORS and the Origin check (repeatable; '*' all)")
     p.add_argument("--auth-token", default=None,
-                   help="require 'Authorization: Bearer TOKEN' on MCP endpoints")
+                   help="require 'Authorization: Bearer TOKEN' on the MCP endpoints and /metrics "
+                        "(/healthz stays open for load-balancer monitors)")
     p.add_argument("--max-message-size", type=int, default=4 * 1024 * 1024, metavar="BYTES",
                    help="largest accepted JSON-RPC message (default 4 MiB)")
     p.add_argument("--max-sessions", type=int, default=1000,
