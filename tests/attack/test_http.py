@@ -69,3 +69,38 @@ async def test_header_that_is_not_utf8_is_a_400_on_every_endpoint(
         assert error["code"] == -32600
         assert header.decode() in error["message"] and "UTF-8" in error["message"]
     no_traceback(caplog)
+
+
+# ----------------------------------------------------------------- malformed requests
+
+_HEAD = b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n" \
+        b"Accept: application/json, text/event-stream\r\n"
+MALFORMED = [
+    b"GARBAGE\r\n\r\n",                                        # no request line
+    b"BREW /mcp HTTP/1.1\r\n\r\n",                             # unknown method
+    b"GET /mcp HTTP/1.1\r\nBad Header\r\n\r\n",                # header without a colon
+    b"GET /\xff HTTP/1.1\r\n\r\n",                             # byte not allowed in a path
+    b"GET / HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n",      # header line too long
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",           # TLS on the HTTP port
+    b"POST /mcp HTTP/1.1\r\n" + _HEAD + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\n",
+    b"POST /mcp HTTP/1.1\r\n" + _HEAD + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    # A body that does not decompress: read by our handler, not by aiohttp's parser.
+    b"POST /mcp HTTP/1.1\r\n" + _HEAD + b"Content-Encoding: gzip\r\nContent-Length: 5\r\n"
+    b"Connection: close\r\n\r\nabcde",
+]
+
+
+async def test_malformed_requests_log_a_few_lines_not_a_traceback_each(
+        start_mcp_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    server = await start_mcp_server()
+    caplog.set_level(logging.DEBUG)
+    caplog.clear()
+    for i in range(200):
+        status, _ = split_response(await exchange(server.port, MALFORMED[i % len(MALFORMED)]))
+        assert status == 400, (i, MALFORMED[i % len(MALFORMED)][:40])
+    await server.close()  # the summary of what was held back is written on close
+    no_traceback(caplog)
+    lines = [r.getMessage() for r in caplog.records if r.name != "asyncio"]
+    assert len(lines) <= 15, lines
+    assert sum(len(line) for line in lines) < 4000
+    assert any("more malformed HTTP requests" in line for line in lines), lines

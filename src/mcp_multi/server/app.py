@@ -38,6 +38,7 @@ from .endpoints.streamable_http import (
     handle_mcp_post,
 )
 from .endpoints.websocket import handle_websocket
+from .httplog import RequestErrorLog
 from .settings import ServerSettings
 from .state import STATE, ServerState
 
@@ -116,17 +117,31 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Header sanity on every path; DNS-rebinding protection and the optional bearer token on
-    the MCP endpoints and ``/metrics``.
+    the MCP endpoints and ``/metrics``; a body that cannot be read is a 400.
 
     A header the server reads as text must be UTF-8 (else 400, a JSON-RPC error body). A
     browser ``Origin`` must be a loopback origin or one of ``--allowed-origin``; when the
     server listens on loopback, the ``Host`` header must name a loopback host too.
     """
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    try:
+        return await handler(request)
+    except web.RequestPayloadError as exc:
+        # Bad chunking, a compressed body that does not decompress: the peer's fault, not ours.
+        cause = exc.__cause__ or exc
+        detail = " ".join(str(getattr(cause, "message", cause)).split())
+        return _bad_request(f"Bad Request: the body cannot be read: {for_display(detail, 200)}")
+
+
+def _refusal(request: web.Request) -> web.Response | None:
+    """The answer refusing ``request`` before its handler runs, or None to let it through."""
     bad = _undecodable_header(request)
     if bad is not None:
         return _bad_request(f"Bad Request: header {bad} is not valid UTF-8")
     if request.path not in _GUARDED_PATHS or request.method == hdrs.METH_OPTIONS:
-        return await handler(request)
+        return None
     settings = request.app[STATE].settings
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is not None and not _origin_allowed(settings, origin):
@@ -140,8 +155,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get(hdrs.AUTHORIZATION, "").encode()
     if token is not None and not hmac.compare_digest(given, f"Bearer {token}".encode()):
         return web.Response(status=401, text="Unauthorized\n",
-                                headers={"WWW-Authenticate": "Bearer"})
-    return await handler(request)
+                            headers={"WWW-Authenticate": "Bearer"})
+    return None
 
 
 async def handle_health(request: web.Request) -> web.Response:
@@ -209,6 +224,7 @@ class RunningServer:
     runner: web.AppRunner
     host: str
     port: int
+    error_log: RequestErrorLog
 
     @property
     def base_url(self) -> str:
@@ -221,17 +237,20 @@ class RunningServer:
 
     async def close(self) -> None:
         await self.runner.cleanup()
+        self.error_log.flush()
 
 
 async def start_server(settings: ServerSettings) -> RunningServer:
     """Start serving ``settings`` (port 0 picks a free port); stop with ``close()``."""
     app = create_app(settings)
     # handler_cancellation: a client that drops an SSE stream frees its session at once.
+    # logger: aiohttp's per-request error log, made one throttled line per malformed request.
+    error_log = RequestErrorLog()
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
-                           shutdown_timeout=1.0)
+                           shutdown_timeout=1.0, logger=error_log)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
     await site.start()
     port = int(runner.addresses[0][1]) if runner.addresses else settings.port
     logger.info("%s listening on %s:%s", settings.name, settings.host, port)
-    return RunningServer(runner, settings.host, port)
+    return RunningServer(runner, settings.host, port, error_log)
