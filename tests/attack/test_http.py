@@ -7,12 +7,18 @@ Every peer here is a raw socket on 127.0.0.1; every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import resource
+import signal
+import sys
 
+import aiohttp
 import orjson
 import pytest
 
 from ..conftest import StartServer
+from ..server.wire import connect
 
 TIMEOUT = 5.0
 
@@ -104,3 +110,160 @@ async def test_malformed_requests_log_a_few_lines_not_a_traceback_each(
     assert len(lines) <= 15, lines
     assert sum(len(line) for line in lines) < 4000
     assert any("more malformed HTTP requests" in line for line in lines), lines
+
+
+# ----------------------------------------------------------------- slow heads, idle keep-alive
+
+async def closed_by_server(reader: asyncio.StreamReader, within: float = TIMEOUT) -> bytes:
+    """What the server sent before closing the connection; fails if it stays open."""
+    try:
+        return await asyncio.wait_for(reader.read(), within)
+    except ConnectionResetError:
+        return b""
+
+
+async def trickle(writer: asyncio.StreamWriter, pace: float) -> None:
+    """A request head that never ends: one byte every ``pace`` seconds (a slowloris)."""
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    with contextlib.suppress(ConnectionError):
+        while not writer.is_closing():
+            await asyncio.sleep(pace)  # the attacker's pace, not a wait for the server
+            writer.write(b"a")
+            await writer.drain()
+
+
+async def healthz_status(base_url: str) -> int:
+    async with aiohttp.ClientSession() as http, \
+            http.get(base_url + "/healthz", timeout=aiohttp.ClientTimeout(total=2)) as resp:
+        return resp.status
+
+
+async def test_slow_request_heads_are_cut_while_others_are_served(
+        start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server(header_timeout=0.5)
+    loop = asyncio.get_running_loop()
+    # Long-lived streams opened first: past the head deadline, they must live on.
+    ws_peer = await connect("websocket", server)
+    sse_peer = await connect("sse", server)
+    silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+    trickling = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+    tricklers = [asyncio.create_task(trickle(w, 0.05)) for _, w in trickling]
+    # A kept-alive connection whose second head is slow: each head has its own deadline.
+    kept_r, kept_w = await asyncio.open_connection("127.0.0.1", server.port)
+    kept_w.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert (await asyncio.wait_for(kept_r.readuntil(b"\r\n\r\n"), TIMEOUT)).startswith(
+        b"HTTP/1.1 200")
+    kept_w.write(b"GET /healthz HTTP/1.1\r\n")
+    started = loop.time()
+    everyone = asyncio.gather(*(closed_by_server(r) for r, _ in [*silent, *trickling]),
+                              closed_by_server(kept_r))
+    while not everyone.done():  # a normal client is served all along
+        assert await healthz_status(server.base_url) == 200
+    await everyone
+    assert loop.time() - started < 3.0
+    for task in tricklers:
+        await asyncio.wait_for(task, TIMEOUT)
+    # The streams, older than the deadline, still work.
+    await ws_peer.initialize()
+    assert (await ws_peer.request("tools/list", id=2))["result"]["tools"]
+    await sse_peer.initialize()
+    assert (await sse_peer.request("tools/list", id=2))["result"]["tools"]
+    for peer in (ws_peer, sse_peer):
+        await peer.close()
+    for _, writer in [*silent, *trickling, (kept_r, kept_w)]:
+        writer.close()
+
+
+async def test_idle_keepalive_connection_is_closed(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server(keepalive_timeout=0.5, header_timeout=30)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    started = asyncio.get_running_loop().time()
+    assert (await closed_by_server(reader)).startswith(b"HTTP/1.1 200")
+    assert asyncio.get_running_loop().time() - started < 3.0
+    writer.close()
+
+
+# ----------------------------------------------------------------- more connections than admitted
+
+async def refused(port: int) -> bool:
+    """Whether a new connection is turned away at once (a 503, or closed unanswered)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        answer = await closed_by_server(reader, within=2.0)
+    finally:
+        writer.close()
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 503 "), answer[:80]
+    if answer:
+        assert orjson.loads(split_response(answer)[1])["error"]["code"] == -32600
+    return True
+
+
+async def test_connections_past_the_cap_are_refused_cheaply(
+        start_mcp_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    server = await start_mcp_server(max_connections=3, header_timeout=30)
+    caplog.set_level(logging.INFO)
+    holders = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+    for _ in range(20):
+        assert await refused(server.port)
+    # One holder leaves: a normal client gets through (as soon as the server saw it go).
+    holders.pop()[1].close()
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while (status := await _status_or_refused(server.base_url)) != 200:
+        assert asyncio.get_running_loop().time() < deadline, status
+    for _, writer in holders:
+        writer.close()
+    await server.close()
+    no_traceback(caplog)
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert 1 <= len(refusals) <= 4, refusals  # three lines, then one count of the rest
+    assert any("more connections refused" in line for line in refusals), refusals
+
+
+async def _status_or_refused(base_url: str) -> int:
+    try:
+        return await healthz_status(base_url)
+    except aiohttp.ClientError:
+        return 0
+
+
+def _low_open_file_limit() -> None:  # runs in the child, before exec
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+
+async def test_at_the_open_file_limit_the_server_refuses_instead_of_failing() -> None:
+    """With 64 descriptors and no --max-connections, the cap derived from the limit keeps
+    accept() from failing: extra peers get a 503, stderr gets a line, not a traceback."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mcp_multi.server", "--port", "0", "--header-timeout", "30",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_low_open_file_limit)
+    holders: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        port = int(line.split(" on ", 1)[1].split()[0].rsplit(":", 1)[1])
+        for _ in range(70):  # more than the 64 descriptors the server has
+            holders.append(await asyncio.open_connection("127.0.0.1", port))
+        # The server holds what it can; the rest are answered at once.
+        answers = await asyncio.gather(*(closed_by_server(r, within=0.5) for r, _ in holders),
+                                       return_exceptions=True)
+        turned_away = [a for a in answers if isinstance(a, bytes)]
+        assert turned_away and len(turned_away) < 30, len(turned_away)
+        assert all(a.startswith(b"HTTP/1.1 503 ") for a in turned_away if a)
+        for _, writer in holders:
+            writer.close()
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while (status := await _status_or_refused(f"http://127.0.0.1:{port}")) != 200:
+            assert asyncio.get_running_loop().time() < deadline, status
+    finally:
+        for _, writer in holders:
+            writer.close()
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), TIMEOUT)
+    assert proc.stderr is not None
+    stderr = (await proc.stderr.read()).decode()
+    assert "Traceback" not in stderr and "out of system resource" not in stderr, stderr
+    assert "open-file limit 64" in stderr
+    assert len(stderr.splitlines()) < 15, stderr

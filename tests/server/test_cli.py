@@ -88,3 +88,15 @@ async def test_port_in_use_is_one_line() -> None:
 def test_help_says_what_the_token_guards() -> None:
     out = _run("--help")
     assert "/metrics" in out.stdout and "/healthz stays open" in " ".join(out.stdout.split())
+
+
+def test_connection_limits_are_options_with_one_line_errors() -> None:
+    out = _run("--help")
+    for option in ("--max-connections", "--header-timeout", "--keepalive-timeout"):
+        assert option in out.stdout
+    for args, message in ((("--max-connections", "0"), "--max-connections 0 is out of range"),
+                          (("--header-timeout", "nan"), "--header-timeout nan must be"),
+                          (("--keepalive-timeout", "-1"), "--keepalive-timeout -1.0 must be")):
+        out = _run(*args)
+        assert out.returncode == 2 and message in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import logging
+
 import aiohttp
+import pytest
 
 from mcp_multi.server.settings import ServerSettings
 
@@ -175,3 +180,21 @@ async def test_auth_token_guards_metrics_but_not_healthz(start_mcp_server: Start
     # Without a token, both stay open as before.
     open_server = await start_mcp_server()
     assert await _status(open_server.base_url + "/metrics") == 200
+
+
+async def test_failed_accepts_are_logged_a_few_lines_at_a_time(
+        start_mcp_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    """asyncio reports each accept() that fails for want of descriptors with a traceback; a
+    running server turns them into a few throttled lines and gives the loop back on close."""
+    loop = asyncio.get_running_loop()
+    before = loop.get_exception_handler()
+    server = await start_mcp_server()
+    caplog.set_level(logging.INFO)
+    for _ in range(100):
+        loop.call_exception_handler({"message": "socket.accept() out of system resource",
+                                     "exception": OSError(errno.EMFILE, "Too many open files")})
+    await server.close()
+    lines = [r for r in caplog.records if "accept" in r.getMessage()]
+    assert 1 <= len(lines) <= 4 and all(r.exc_info is None for r in lines), lines
+    assert "97 more failed accepts" in lines[-1].getMessage()
+    assert loop.get_exception_handler() is before

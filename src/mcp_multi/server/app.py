@@ -39,6 +39,7 @@ from .endpoints.streamable_http import (
 )
 from .endpoints.websocket import handle_websocket
 from .httplog import RequestErrorLog
+from .limits import ConnectionLimiter, GuardedSite, connection_budget, raise_open_file_limit
 from .settings import ServerSettings
 from .state import STATE, ServerState
 
@@ -225,6 +226,8 @@ class RunningServer:
     host: str
     port: int
     error_log: RequestErrorLog
+    limiter: ConnectionLimiter
+    _restore_loop: Callable[[], None]
 
     @property
     def base_url(self) -> str:
@@ -238,19 +241,40 @@ class RunningServer:
     async def close(self) -> None:
         await self.runner.cleanup()
         self.error_log.flush()
+        self.limiter.flush()
+        self._restore_loop()
+
+
+def _connection_limiter(settings: ServerSettings) -> ConnectionLimiter:
+    """The cap and head deadline of a new server, under an open-file limit raised first."""
+    before, open_files = raise_open_file_limit()
+    budget = connection_budget(open_files)
+    cap = budget if settings.max_connections is None else settings.max_connections
+    if cap > budget:
+        logger.warning("--max-connections %d exceeds what the open-file limit of %d allows; "
+                       "using %d", cap, open_files, budget)
+        cap = budget
+    raised = f" (raised from {before})" if open_files != before else ""
+    logger.info("open-file limit %d%s: at most %d connections, request heads within %g s, "
+                "idle keep-alive %g s", open_files, raised, cap, settings.header_timeout,
+                settings.keepalive_timeout)
+    return ConnectionLimiter(cap, settings.header_timeout)
 
 
 async def start_server(settings: ServerSettings) -> RunningServer:
     """Start serving ``settings`` (port 0 picks a free port); stop with ``close()``."""
     app = create_app(settings)
+    limiter = _connection_limiter(settings)
+    app.middlewares.insert(0, limiter.middleware)
     # handler_cancellation: a client that drops an SSE stream frees its session at once.
     # logger: aiohttp's per-request error log, made one throttled line per malformed request.
     error_log = RequestErrorLog()
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
-                           shutdown_timeout=1.0, logger=error_log)
+                           shutdown_timeout=1.0, logger=error_log,
+                           keepalive_timeout=settings.keepalive_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    site = GuardedSite(runner, settings.host, settings.port, limiter)
     await site.start()
-    port = int(runner.addresses[0][1]) if runner.addresses else settings.port
-    logger.info("%s listening on %s:%s", settings.name, settings.host, port)
-    return RunningServer(runner, settings.host, port, error_log)
+    restore_loop = limiter.quiet_accept_failures(asyncio.get_running_loop())
+    logger.info("%s listening on %s:%s", settings.name, settings.host, site.port)
+    return RunningServer(runner, settings.host, site.port, error_log, limiter, restore_loop)

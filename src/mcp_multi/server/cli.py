@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="concurrent sessions allowed per HTTP transport (default 1000)")
     p.add_argument("--command-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="run_command time limit (default 10)")
+    p.add_argument("--max-connections", type=int, default=None, metavar="N",
+                   help="TCP connections held at once; more are answered 503 and closed "
+                        "(default: the open-file limit, raised to its hard limit at start-up, "
+                        "minus a reserve)")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="time a request head may take before the connection is closed "
+                        "(default 10)")
+    p.add_argument("--keepalive-timeout", type=float, default=75.0, metavar="SECONDS",
+                   help="time an idle keep-alive connection stays open (default 75)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -64,6 +73,12 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
                         ("--max-sessions", args.max_sessions)):
         if value < (0 if name == "--port" else 1) or (name == "--port" and value > 65535):
             raise ValueError(f"{name} {value} is out of range")
+    if args.max_connections is not None and args.max_connections < 1:
+        raise ValueError(f"--max-connections {args.max_connections} is out of range")
+    for name, seconds in (("--header-timeout", args.header_timeout),
+                          ("--keepalive-timeout", args.keepalive_timeout)):
+        if not 0 < seconds < float("inf"):
+            raise ValueError(f"{name} {seconds} must be a positive number of seconds")
     return ServerSettings(
         host=args.host,
         port=args.port,
@@ -77,6 +92,9 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         allowed_origins=tuple(args.allowed_origin),
         command_timeout=args.command_timeout,
         auth_token=args.auth_token,
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+        keepalive_timeout=args.keepalive_timeout,
     )
 
 

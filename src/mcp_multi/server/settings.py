@@ -36,7 +36,13 @@ class ServerSettings:
         allowed_origins: browser origins allowed (CORS and DNS-rebinding check); ``*`` allows all.
         command_timeout: seconds a ``run_command`` process may run.
         command_output_cap: bytes of ``run_command`` output kept.
-        auth_token: bearer token required on HTTP endpoints when set.
+        auth_token: bearer token required on HTTP endpoints (and ``/metrics``) when set.
+        max_connections: TCP connections held at once; more are answered 503 and closed.
+            ``None`` derives it from the open-file limit (raised to its hard limit at
+            start-up) minus a reserve.
+        header_timeout: seconds a request head may take from its first byte (or from the
+            connection's opening); past it the connection is closed.
+        keepalive_timeout: seconds an idle keep-alive connection is kept open.
     """
 
     host: str = "127.0.0.1"
@@ -57,6 +63,9 @@ class ServerSettings:
     command_timeout: float = 10.0
     command_output_cap: int = 64 * 1024
     auth_token: str | None = None
+    max_connections: int | None = None
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
 
     @property
     def is_loopback(self) -> bool:
