@@ -39,7 +39,13 @@ from .endpoints.streamable_http import (
 )
 from .endpoints.websocket import handle_websocket
 from .httplog import RequestErrorLog
-from .limits import ConnectionLimiter, GuardedSite, connection_budget, raise_open_file_limit
+from .limits import (
+    ConnectionLimiter,
+    GuardedSite,
+    connection_budget,
+    http_url,
+    raise_open_file_limit,
+)
 from .settings import ServerSettings
 from .state import STATE, ServerState
 
@@ -231,8 +237,7 @@ class RunningServer:
 
     @property
     def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     @property
     def state(self) -> ServerState:

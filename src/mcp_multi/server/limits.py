@@ -43,6 +43,7 @@ __all__ = [
     "GuardedConnection",
     "GuardedSite",
     "connection_budget",
+    "http_url",
     "raise_open_file_limit",
 ]
 
@@ -62,6 +63,11 @@ def _refusal_bytes() -> bytes:
 
 
 _REFUSAL = _refusal_bytes()
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://host:port`` (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def raise_open_file_limit() -> tuple[int, int]:
@@ -275,8 +281,7 @@ class GuardedSite(web.BaseSite):
 
     @property
     def name(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._bound_port}"
+        return http_url(self._host, self._bound_port)
 
     @property
     def port(self) -> int:
