@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The message asyncio's event loop reports for EMFILE/ENFILE/ENOBUFS/ENOMEM in accept().
 _ACCEPT_FAILED = "socket.accept() out of system resource"
@@ -115,14 +117,13 @@ class ConnectionLimiter:
         self.accept_failures = LogThrottle(logger, "failed accepts", limit=3)
 
         @web.middleware
-        async def track_requests(request: web.Request,
-                                 handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        async def track_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
             connection = self._by_handler.get(request.protocol)
             if connection is None:
-                return await handler(request)  # type: ignore[no-any-return]
+                return await handler(request)
             connection.request_started()
             try:
-                return await handler(request)  # type: ignore[no-any-return]
+                return await handler(request)
             finally:
                 connection.request_ended()
 
