@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage
 
-from mcp_multi.server.httplog import LogThrottle
+from mcp_multi.server.httplog import LogThrottle, RequestErrorLog
 
 
 def test_throttle_lets_a_few_through_then_sums_up(caplog: pytest.LogCaptureFixture) -> None:
@@ -34,3 +35,25 @@ def test_throttle_counts_nothing_below_the_level(caplog: pytest.LogCaptureFixtur
         throttle.log(logging.INFO, "odd")
     assert throttle.suppressed == 0 and not caplog.records
     log.setLevel(logging.NOTSET)
+
+
+def test_request_error_log_keeps_tracebacks_of_our_failures_only(
+        caplog: pytest.LogCaptureFixture) -> None:
+    log = RequestErrorLog(logging.getLogger("test.requests"))
+    caplog.set_level(logging.DEBUG, logger="test.requests")
+    for _ in range(15):  # as aiohttp reports a request it could not parse
+        log.exception("Error handling request from %s", "10.0.0.9",
+                      exc_info=BadHttpMessage("Invalid header token:\n\n  b'\x1b]0;x'\n  ^"))
+    for _ in range(15):  # as it reports a handler that raised: a bug of ours
+        log.exception("Error handling request from %s", "10.0.0.9",
+                      exc_info=RuntimeError("boom"))
+    log.flush()
+    malformed = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert len(malformed) == 10 and all(r.exc_info is None for r in malformed)
+    assert malformed[0].getMessage() == ("malformed HTTP request from 10.0.0.9 (400): "
+                                         "Invalid header token: b'\\x1b]0;x' ^")
+    failures = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failures) == 10 and all(r.exc_info for r in failures)
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "5 more malformed HTTP requests in the last 0 s (not logged one by one)",
+        "5 more request handler failures in the last 0 s (not logged one by one)"]

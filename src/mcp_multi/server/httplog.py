@@ -13,6 +13,7 @@ code still logs its traceback (it is a bug to fix), under the same kind of limit
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
@@ -101,10 +102,11 @@ class RequestErrorLog(logging.LoggerAdapter[logging.Logger]):
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info")
+        if exc is True:  # logger.exception() inside an except block
+            exc = sys.exc_info()[1]
         if not isinstance(exc, BaseException):
             super().log(level, msg, *args, **kwargs)
             return
-        what = str(msg) % args if args else str(msg)
         if isinstance(exc, RequestPayloadError) and exc.__cause__ is not None:
             exc = exc.__cause__  # a body aiohttp could not read: its parser says why
         if isinstance(exc, HttpProcessingError):
@@ -115,7 +117,7 @@ class RequestErrorLog(logging.LoggerAdapter[logging.Logger]):
             self.malformed.log(logging.INFO, "malformed HTTP request%s (%s): %s", peer,
                                exc.code, detail)
         else:
-            self.failures.log(logging.ERROR, "%s", what, exc_info=exc)
+            self.failures.log(logging.ERROR, str(msg), *args, exc_info=exc)
 
     def flush(self) -> None:
         """Report what both throttles held back."""
