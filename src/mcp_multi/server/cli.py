@@ -45,12 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth-token", default=None,
                    help="require 'Authorization: Bearer TOKEN' on the MCP endpoints and /metrics "
                         "(/healthz stays open for load-balancer monitors)")
-    p.add_argument("--max-message-size", type=int, default=4 * 1024 * 1024, metavar="BYTES",
-                   help="largest accepted JSON-RPC message (default 4 MiB)")
-    p.add_argument("--max-sessions", type=int, default=1000,
-                   help="concurrent sessions allowed per HTTP transport (default 1000)")
-    p.add_argument("--command-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="run_command time limit (default 10)")
     p.add_argument("--max-connections", type=int, default=None, metavar="N",
                    help="TCP connections held at once; more are answered 503 and closed "
                         "(default: the open-file limit, raised to its hard limit at start-up, "
@@ -60,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 10)")
     p.add_argument("--keepalive-timeout", type=float, default=75.0, metavar="SECONDS",
                    help="time an idle keep-alive connection stays open (default 75)")
+    p.add_argument("--max-message-size", type=int, default=4 * 1024 * 1024, metavar="BYTES",
+                   help="largest accepted JSON-RPC message (default 4 MiB)")
+    p.add_argument("--max-sessions", type=int, default=1000,
+                   help="concurrent sessions allowed per HTTP transport (default 1000)")
+    p.add_argument("--command-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="run_command time limit (default 10)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -69,19 +69,22 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     root = (args.root or Path.cwd()).resolve()
     if not root.is_dir():
         raise ValueError(f"--root {args.root} is not a directory")
-    for name, value in (("--port", args.port), ("--max-message-size", args.max_message_size),
-                        ("--max-sessions", args.max_sessions)):
-        if value < (0 if name == "--port" else 1) or (name == "--port" and value > 65535):
-            raise ValueError(f"{name} {value} is out of range")
     if args.max_connections is not None and args.max_connections < 1:
         raise ValueError(f"--max-connections {args.max_connections} is out of range")
     for name, seconds in (("--header-timeout", args.header_timeout),
                           ("--keepalive-timeout", args.keepalive_timeout)):
         if not 0 < seconds < float("inf"):
             raise ValueError(f"{name} {seconds} must be a positive number of seconds")
+    for name, value in (("--port", args.port), ("--max-message-size", args.max_message_size),
+                        ("--max-sessions", args.max_sessions)):
+        if value < (0 if name == "--port" else 1) or (name == "--port" and value > 65535):
+            raise ValueError(f"{name} {value} is out of range")
     return ServerSettings(
         host=args.host,
         port=args.port,
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+        keepalive_timeout=args.keepalive_timeout,
         name=args.name,
         tools=tuple(args.tools) if args.tools else None,
         root=root,
@@ -92,9 +95,6 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         allowed_origins=tuple(args.allowed_origin),
         command_timeout=args.command_timeout,
         auth_token=args.auth_token,
-        max_connections=args.max_connections,
-        header_timeout=args.header_timeout,
-        keepalive_timeout=args.keepalive_timeout,
     )
 
 

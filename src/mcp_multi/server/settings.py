@@ -16,6 +16,12 @@ class ServerSettings:
     Attributes:
         host: interface to bind; loopback unless told otherwise.
         port: TCP port; 0 picks a free one.
+        max_connections: TCP connections held at once; more are answered 503 and closed.
+            ``None`` derives it from the open-file limit (raised to its hard limit at
+            start-up) minus a reserve.
+        header_timeout: seconds a request head may take from its first byte (or from the
+            connection's opening); past it the connection is closed.
+        keepalive_timeout: seconds an idle keep-alive connection is kept open.
         name: server name reported in ``initialize`` and ``server://info``.
         tools: names of enabled tools; ``None`` means all.
         root: the directory ``list_files`` is confined to.
@@ -36,17 +42,15 @@ class ServerSettings:
         allowed_origins: browser origins allowed (CORS and DNS-rebinding check); ``*`` allows all.
         command_timeout: seconds a ``run_command`` process may run.
         command_output_cap: bytes of ``run_command`` output kept.
-        auth_token: bearer token required on HTTP endpoints (and ``/metrics``) when set.
-        max_connections: TCP connections held at once; more are answered 503 and closed.
-            ``None`` derives it from the open-file limit (raised to its hard limit at
-            start-up) minus a reserve.
-        header_timeout: seconds a request head may take from its first byte (or from the
-            connection's opening); past it the connection is closed.
-        keepalive_timeout: seconds an idle keep-alive connection is kept open.
+        auth_token: bearer token required on HTTP endpoints when set.
     """
 
     host: str = "127.0.0.1"
     port: int = 8080
+    # Connection-level limits (issue 8: 12).
+    max_connections: int | None = None
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
     name: str = "mcp-server"
     tools: tuple[str, ...] | None = None
     root: Path = field(default_factory=Path.cwd)
@@ -63,9 +67,6 @@ class ServerSettings:
     command_timeout: float = 10.0
     command_output_cap: int = 64 * 1024
     auth_token: str | None = None
-    max_connections: int | None = None
-    header_timeout: float = 10.0
-    keepalive_timeout: float = 75.0
 
     @property
     def is_loopback(self) -> bool:
