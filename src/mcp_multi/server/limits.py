@@ -110,11 +110,11 @@ class ConnectionLimiter:
         self.header_timeout = header_timeout
         self.active = 0
         self._by_handler: dict[RequestHandler, GuardedConnection] = {}
-        # Refusals and failed accepts come in floods, where one line and a count say it all.
-        self.refusals = LogThrottle(logger, "connections refused", limit=3)
+        # These come in floods, where one line per interval and a count say it all.
+        self.refusals = LogThrottle(logger, "connections refused", limit=1)
         self.slow_heads = LogThrottle(logger, "connections closed for a slow request head",
                                       limit=3)
-        self.accept_failures = LogThrottle(logger, "failed accepts", limit=3)
+        self.accept_failures = LogThrottle(logger, "failed accepts", limit=1)
 
         @web.middleware
         async def track_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
