@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from ..protocol.wire import DEFAULT_PATHS, PATH_HTTP
 from ..transport import TRANSPORTS, parse_stdio_url, stdio_url
 
 __all__ = [
@@ -40,6 +41,8 @@ _ALIASES = {
     "https": "http",
 }
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+# The transport a URL's last path segment names (``/sse`` -> sse), from the default paths.
+_BY_SEGMENT = {path.rsplit("/", 1)[-1]: kind for kind, path in DEFAULT_PATHS.items()}
 _HOST_PORT = re.compile(r"(?:(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]/\s]+)?:)?(?P<port>\d{1,5})\Z")
 
 
@@ -146,7 +149,7 @@ def resolve_target(
     if scheme in ("ws", "wss"):
         implied = "websocket"
     elif scheme in ("http", "https"):
-        implied = {"sse": "sse", "ws": "websocket", "mcp": "http"}.get(path.rsplit("/", 1)[-1])
+        implied = _BY_SEGMENT.get(path.rsplit("/", 1)[-1])
         if implied is None and path:
             # A path that is none of ours: some other server's endpoint, and servers speak
             # Streamable HTTP unless told otherwise.
@@ -160,13 +163,7 @@ def resolve_target(
         raise ValueError(f"the {kind!r} transport is not available in this client")
     secure = scheme in ("https", "wss")
     # A server root, with or without its trailing slash, gets the transport's usual path.
-    if kind == "websocket":
-        scheme = "wss" if secure else "ws"
-        path = parts.path if path else "/ws"
-    elif kind == "sse":
-        scheme = "https" if secure else "http"
-        path = parts.path if path else "/sse"
-    else:
-        scheme = "https" if secure else "http"
-        path = parts.path if path else "/mcp"
+    web = ("wss", "ws") if kind == "websocket" else ("https", "http")
+    scheme = web[0] if secure else web[1]
+    path = parts.path if path else DEFAULT_PATHS.get(kind, PATH_HTTP)
     return kind, urlunsplit((scheme, parts.netloc, path, parts.query, ""))
