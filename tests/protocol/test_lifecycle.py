@@ -15,8 +15,10 @@ from mcp_multi.protocol.errors import (
 )
 from mcp_multi.protocol.lifecycle import (
     CLIENT_NAME,
+    InputRequired,
     ProbeVerdict,
     cancelled_params,
+    check_complete,
     initialize_params,
     judge_discover_error,
     judge_discover_result,
@@ -164,3 +166,45 @@ def test_modern_results_lose_only_their_stamps() -> None:
     pending = {"resultType": "input_required", "inputRequests": {}, "_meta": info}
     assert unwrap_result(pending) is pending
     assert unwrap_result({"content": content}) == {"content": content}
+
+
+def test_server_info_in_the_body_of_a_discover_result_is_read_too() -> None:
+    body = discover(_meta=None, serverInfo={"name": "in-body", "version": "3"})
+    assert parse_discover_result(body, "2026-07-28").server_name == "in-body"
+    both = discover(serverInfo={"name": "in-body", "version": "3"})
+    assert parse_discover_result(both, "2026-07-28").server_name == "modern"  # _meta first
+    odd = discover(_meta={"io.modelcontextprotocol/serverInfo": "junk"}, serverInfo=7)
+    assert parse_discover_result(odd, "2026-07-28").server_name == ""
+
+
+INPUT_REQUIRED = {
+    "resultType": "input_required",
+    "inputRequests": {
+        "a": {"method": "sampling/createMessage", "params": {"maxTokens": 1}},
+        "b": {"method": "elicitation/create", "params": {"message": "who?"}},
+        "c": {"method": "sampling/createMessage", "params": {}},
+        "d": "junk",
+    },
+    "requestState": "opaque",
+}
+
+
+def test_an_input_required_result_is_no_success() -> None:
+    complete = {"content": [], "resultType": "complete"}
+    assert check_complete(complete) is complete
+    assert check_complete({"content": []}) == {"content": []}
+    with pytest.raises(InputRequired) as raised:
+        check_complete(INPUT_REQUIRED)
+    assert str(raised.value) == ("Server needs input the client cannot give yet: "
+                                 "sampling/createMessage, elicitation/create")
+    assert raised.value.methods == ["sampling/createMessage", "elicitation/create"]
+    assert raised.value.result is INPUT_REQUIRED
+    with pytest.raises(InputRequired, match=r"\(it named no request\)"):
+        check_complete({"resultType": "input_required", "requestState": "x"})
+    hostile = {"resultType": "input_required",
+               "inputRequests": {"x": {"method": "\x1b]0;pwned\x07" + "m" * 5000}}}
+    with pytest.raises(InputRequired) as raised:
+        check_complete(hostile)
+    message = str(raised.value)
+    assert "\x1b" not in message and "\\x1b]0;pwned\\x07" in message
+    assert len(message) < 400 and "more characters]" in message

@@ -25,7 +25,13 @@ version and reads the outcome with :func:`judge_discover_result` or
 - anything else (an unknown method, a malformed result, an HTTP 4xx, no answer in time):
   the server is of the handshake era, ``initialize``.
 
-A transport outage is never an era verdict: it fails the connection.
+A transport outage is never an era verdict: it fails the connection, and so does an HTTP 401
+or 403 (:class:`AuthorizationRequired`): the server wants credentials, whatever its era.
+
+A 2026-07-28 result may be ``resultType: input_required``: the server needs the client to
+answer requests of its own (sampling, elicitation, roots) before it can finish. Until the
+client can answer them, :func:`check_complete` turns such a result into
+:class:`InputRequired`, so it is never taken for a success.
 """
 
 from __future__ import annotations
@@ -36,15 +42,26 @@ from typing import Any, Literal
 
 from . import methods
 from .envelope import SERVER_INFO_META
-from .errors import UNSUPPORTED_PROTOCOL_VERSION, JSONRPCError, MethodNotFound, ProtocolError
+from .errors import (
+    UNSUPPORTED_PROTOCOL_VERSION,
+    HTTPStatusError,
+    JSONRPCError,
+    MCPError,
+    MethodNotFound,
+    ProtocolError,
+)
 from .jsonrpc import RequestId
+from .text import for_display
 from .versions import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_VERSIONS
 
 __all__ = [
     "CLIENT_NAME",
+    "AuthorizationRequired",
     "InitializeResult",
+    "InputRequired",
     "ProbeVerdict",
     "cancelled_params",
+    "check_complete",
     "initialize_params",
     "judge_discover_error",
     "judge_discover_result",
@@ -57,6 +74,36 @@ __all__ = [
 ]
 
 CLIENT_NAME = "mcp-multi-client"
+# The most characters of a server's text (a method name, a challenge) one error message holds.
+_NAME_LIMIT = 200
+
+
+class AuthorizationRequired(HTTPStatusError):
+    """The server answered HTTP 401 or 403: it wants credentials (or better ones).
+
+    Attributes:
+        status: 401 or 403.
+        challenge: the ``WWW-Authenticate`` header as the server sent it, or ``None``.
+    """
+
+    def __init__(self, message: str, status: int, challenge: str | None = None) -> None:
+        super().__init__(message, status)
+        self.challenge = challenge
+
+
+class InputRequired(MCPError):
+    """The server answered ``resultType: input_required``: it needs input from the client
+    (the requests in ``inputRequests``) that this client cannot give yet.
+
+    Attributes:
+        methods: the methods the server asked the client to answer, in the order given.
+        result: the whole result, for a caller that can answer it.
+    """
+
+    def __init__(self, message: str, methods: list[str], result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.methods = methods
+        self.result = result
 
 
 def initialize_params(
@@ -138,6 +185,8 @@ def parse_discover_result(result: Mapping[str, Any], protocol_version: str) -> I
         raise ProtocolError("server/discover result has no capabilities object")
     meta = result.get("_meta")
     info = meta.get(SERVER_INFO_META) if isinstance(meta, Mapping) else None
+    if not isinstance(info, Mapping):
+        info = result.get("serverInfo")  # some servers put it in the body, as initialize does
     info = info if isinstance(info, Mapping) else {}
     instructions = result.get("instructions")
     return InitializeResult(
@@ -219,6 +268,29 @@ def unwrap_result(result: dict[str, Any]) -> dict[str, Any]:
         else:
             del unwrapped["_meta"]
     return unwrapped
+
+
+def check_complete(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` itself, unless the server said it needs input first.
+
+    Raises:
+        InputRequired: ``resultType`` is ``input_required``; the message names the methods
+            of its ``inputRequests`` (each once, escaped and clipped).
+    """
+    if result.get("resultType") != "input_required":
+        return result
+    requests = result.get("inputRequests")
+    asked: list[str] = []
+    for request in requests.values() if isinstance(requests, Mapping) else ():
+        method = request.get("method") if isinstance(request, Mapping) else None
+        if isinstance(method, str) and method not in asked:
+            asked.append(method)
+    shown = for_display(", ".join(asked), _NAME_LIMIT)
+    if asked:
+        message = f"Server needs input the client cannot give yet: {shown}"
+    else:
+        message = "Server needs input the client cannot give yet (it named no request)"
+    raise InputRequired(message, asked, result)
 
 
 def parse_tools_page(result: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
