@@ -19,6 +19,12 @@ from mcp_multi.protocol.errors import (
     SessionExpired,
 )
 from mcp_multi.transport import StreamableHTTPTransport
+from mcp_multi.transport.http_streams import (
+    DEFAULT_RETRY_MS,
+    MAX_RETRY_MS,
+    MIN_RETRY_MS,
+    reconnect_delay,
+)
 
 from .http_script import (
     HTTPScript,
@@ -287,3 +293,13 @@ async def test_error_messages_are_one_line(script: HTTPScript,
         await transport.send(call(1))
     assert str(exc.value) == (f"POST {script.url} refused: HTTP 400 Bad Request: "
                               "Invalid header token: b'Bad Name: v'")
+
+
+def test_one_reconnection_delay_rule_for_every_stream() -> None:
+    assert reconnect_delay(250) == 0.25  # the server's retry, honoured
+    assert reconnect_delay(None) == DEFAULT_RETRY_MS / 1000
+    # retry: 0 (or any tiny value) is the same floor everywhere, never a busy loop
+    assert reconnect_delay(0) == reconnect_delay(1) == MIN_RETRY_MS / 1000
+    # streams in a row that brought nothing: the wait doubles from the second on, capped
+    assert [reconnect_delay(250, n) for n in range(4)] == [0.25, 0.25, 0.5, 1.0]
+    assert reconnect_delay(None, 10_000) == MAX_RETRY_MS / 1000

@@ -29,16 +29,25 @@ from typing import Any, ClassVar
 import aiohttp
 
 from ..protocol.errors import ConnectionClosed, MCPError, TransportError
+from ..protocol.text import for_display
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "ERROR_BODY_BYTES",
+    "ERROR_TEXT_LIMIT",
     "ClientTransport",
     "describe_error",
     "map_transport_errors",
     "one_line",
+    "peer_text",
+    "read_error_body",
 ]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# The most characters of a server's text (an error page, a reason) one error message holds,
+# and the most bytes of an error body read to find them.
+ERROR_TEXT_LIMIT = 300
+ERROR_BODY_BYTES = 64 * 1024
 
 
 class ClientTransport(ABC):
@@ -108,10 +117,30 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def peer_text(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
+    """A server's text made fit for an error message: one line, control characters escaped,
+    clipped to ``limit`` characters saying how many were cut (a garbage server's error page
+    can run to megabytes, and hold terminal escapes)."""
+    return for_display(one_line(text), limit)
+
+
+async def read_error_body(response: aiohttp.ClientResponse,
+                          limit: int = ERROR_BODY_BYTES) -> str:
+    """At most ``limit`` bytes of an error response's body, decoded (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit].decode("utf-8", "replace")
+
+
 def describe_error(exc: BaseException) -> str:
     """A short, readable, one-line reason for an error of aiohttp or the OS
-    (``Connection refused``)."""
-    return one_line(_describe(exc))
+    (``Connection refused``), escaped and clipped (aiohttp quotes what the server sent)."""
+    return peer_text(_describe(exc))
 
 
 def _describe(exc: BaseException) -> str:

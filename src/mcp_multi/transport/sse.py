@@ -18,11 +18,20 @@ from collections import deque
 from typing import Any
 
 import aiohttp
+from aiohttp import hdrs
 
 from ..protocol.errors import ConnectionClosed, ProtocolError, TransportError
 from ..protocol.jsonrpc import encode
+from ..protocol.lifecycle import AuthorizationRequired
 from ..protocol.sse import SSEEvent, SSEParser, resolve_endpoint
-from .base import DEFAULT_CONNECT_TIMEOUT, ClientTransport, map_transport_errors, one_line
+from ..protocol.wire import JSON_TYPE, PATH_SSE, SSE_TYPE
+from .base import (
+    DEFAULT_CONNECT_TIMEOUT,
+    ClientTransport,
+    map_transport_errors,
+    peer_text,
+    read_error_body,
+)
 
 __all__ = ["SSETransport"]
 
@@ -39,7 +48,7 @@ class SSETransport(ClientTransport):
 
     @classmethod
     def url_for(cls, host: str, port: int) -> str:
-        return f"http://{host}:{port}/sse"
+        return f"http://{host}:{port}{PATH_SSE}"
 
     def __init__(
         self,
@@ -73,15 +82,19 @@ class SSETransport(ClientTransport):
         logger.debug("SSE stream %s open, posting to %s", self.url, self.endpoint)
 
     async def _open_stream(self, session: aiohttp.ClientSession) -> None:
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **self._headers}
+        headers = {hdrs.ACCEPT: SSE_TYPE, hdrs.CACHE_CONTROL: "no-cache", **self._headers}
         self._stream = stream = await session.get(self.url, headers=headers)
         if stream.status != 200:
-            raise TransportError(
-                f"Cannot connect to {self.url}: HTTP {stream.status} {stream.reason or ''}".rstrip()
-            )
-        if stream.content_type != "text/event-stream":
+            status = peer_text(f"HTTP {stream.status} {stream.reason or ''}".rstrip())
+            challenge = stream.headers.get(hdrs.WWW_AUTHENTICATE)
+            if stream.status in (401, 403):
+                detail = f" (WWW-Authenticate: {peer_text(challenge)})" if challenge else ""
+                raise AuthorizationRequired(f"Cannot connect to {self.url}: {status}{detail}",
+                                            stream.status, challenge)
+            raise TransportError(f"Cannot connect to {self.url}: {status}")
+        if stream.content_type != SSE_TYPE:
             raise ProtocolError(
-                f"{self.url} answered {stream.content_type!r}, not an event stream"
+                f"{self.url} answered '{peer_text(stream.content_type)}', not an event stream"
             )
         early: list[SSEEvent] = []
         while self.endpoint is None:
@@ -128,13 +141,13 @@ class SSETransport(ClientTransport):
             async with session.post(
                 endpoint,
                 data=encode(message),
-                headers={"Content-Type": "application/json", **self._headers},
+                headers={hdrs.CONTENT_TYPE: JSON_TYPE, **self._headers},
                 timeout=self._post_timeout,
             ) as response:
                 if 200 <= response.status < 300:
                     await response.read()
                     return
-                body = one_line(await response.text(errors="replace"))[:200]
+                body = peer_text(await read_error_body(response))
         detail = f"HTTP {response.status}" + (f": {body}" if body else "")
         if response.status == 404:
             raise ConnectionClosed(f"SSE session at {endpoint} is gone ({detail})")

@@ -12,12 +12,14 @@ Handshake era (2025-03-26 … 2025-11-25), per the 2025-11-25 transport page:
   ``MCP-Protocol-Version`` once :meth:`negotiated` says which;
 - after ``notifications/initialized`` we open the ``GET`` stream of server-initiated messages
   (``405`` means the server offers none) and keep it open: when it ends we wait the ``retry``
-  the server asked for and reconnect with ``Last-Event-ID``;
+  the server asked for and reconnect with ``Last-Event-ID``, within bounds
+  (:mod:`.http_streams` says which);
 - a request's event stream that ends before its response is resumed the same way, by a
   ``GET`` with ``Last-Event-ID`` after ``retry``; a stream that gave no event id cannot be
   resumed and its request fails alone (:class:`RequestFailed`);
 - ``404`` to a request that named our session means the server forgot it:
-  :class:`SessionExpired`, and the session layer initializes again;
+  :class:`SessionExpired`, and the session layer initializes again; until it has, nothing but
+  ``initialize`` goes out (the session's :class:`ClientLifecycle` is ``RENEWING``);
 - :meth:`close` ends the session with ``DELETE``.
 
 2026-07-28 (after :meth:`negotiated` names it, and for the ``server/discover`` probe): no
@@ -27,8 +29,11 @@ closes its response stream (the spec's signal on this transport) instead of POST
 ``notifications/cancelled``.
 
 HTTP errors: an error status whose body is a JSON-RPC error is the request's answer (modern
-servers answer ``-32022``, ``-32020`` and ``-32601`` so); any other error status raises
-:class:`HTTPStatusError`. Redirects are not followed (the message names the new location).
+servers answer ``-32022``, ``-32020`` and ``-32601`` so), except 401 and 403, which raise
+:class:`AuthorizationRequired` with the server's ``WWW-Authenticate`` challenge; any other
+error status raises :class:`HTTPStatusError`. Redirects are not followed (the message names
+the new location). A server's text in an error (a body, a reason, a header) is escaped and
+clipped, saying how much was cut.
 """
 
 from __future__ import annotations
@@ -40,8 +45,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+from aiohttp import hdrs
 
 from ..protocol import methods
+from ..protocol.client_state import ClientEvent, ClientLifecycle, ClientState
 from ..protocol.envelope import mirror_headers
 from ..protocol.errors import (
     ConnectionClosed,
@@ -49,55 +56,38 @@ from ..protocol.errors import (
     JSONRPCError,
     MCPError,
     ProtocolError,
-    RequestFailed,
     SessionExpired,
     TransportError,
 )
 from ..protocol.jsonrpc import RequestId, dumps, encode, loads
-from ..protocol.sse import SSEParser
+from ..protocol.lifecycle import AuthorizationRequired
 from ..protocol.versions import is_modern
+from ..protocol.wire import (
+    ACCEPT_BOTH,
+    JSON_TYPE,
+    PATH_HTTP,
+    SESSION_HEADER,
+    SSE_TYPE,
+    VERSION_HEADER,
+)
 from .base import (
     DEFAULT_CONNECT_TIMEOUT,
     ClientTransport,
     describe_error,
     map_transport_errors,
-    one_line,
+    peer_text,
 )
+from .http_streams import EventStreams, Inbox, _RequestStream
 
 __all__ = ["StreamableHTTPTransport"]
 
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
-DEFAULT_RETRY_MS = 1000  # when the server names no ``retry``
-MAX_RESUME_ATTEMPTS = 3  # reconnections in a row that bring nothing
 DELETE_TIMEOUT = 5.0
-GET_STREAM_WAIT = 2.0  # at most, for the server's yes or no to the GET stream
-SESSION_HEADER = "Mcp-Session-Id"
-VERSION_HEADER = "MCP-Protocol-Version"
-_ACCEPT = "application/json, text/event-stream"
+_AUTH_STATUSES = (401, 403)
 
-Inbox = asyncio.Queue["bytes | str | MCPError | None"]
-
-
-class _RequestStream:
-    """The event stream answering one request: the task reading it and the HTTP response it
-    reads now (a resumed stream is a new response). Abandoning it closes that response even
-    when the task never got to run."""
-
-    __slots__ = ("response", "task")
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self.response = response
-        self.task: asyncio.Task[None] | None = None
-
-    def abandon(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-        self.response.close()
-
-
-class StreamableHTTPTransport(ClientTransport):
+class StreamableHTTPTransport(EventStreams, ClientTransport):
     """POSTs to one MCP endpoint, ``http://host:port/mcp`` by default.
 
     Args:
@@ -114,7 +104,7 @@ class StreamableHTTPTransport(ClientTransport):
 
     @classmethod
     def url_for(cls, host: str, port: int) -> str:
-        return f"http://{host}:{port}/mcp"
+        return f"http://{host}:{port}{PATH_HTTP}"
 
     def __init__(
         self,
@@ -129,13 +119,14 @@ class StreamableHTTPTransport(ClientTransport):
         self._max_message_size = max_message_size
         self._http: aiohttp.ClientSession | None = None
         self._inbox: Inbox = asyncio.Queue()
-        self._closed: str | None = None
+        # The HTTP session's life: RENEWING once the server forgot it (only initialize may
+        # go out then), CLOSED with the reason the transport ended.
+        self._life = ClientLifecycle()
         self._streams: dict[RequestId, _RequestStream] = {}
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self.session_id: str | None = None
         self.protocol_version: str | None = None
-        self._expired = False  # the server forgot our session; only initialize may go out
 
     @property
     def modern(self) -> bool:
@@ -146,16 +137,19 @@ class StreamableHTTPTransport(ClientTransport):
 
     async def connect(self) -> None:
         # HTTP has nothing to open: the first POST (the handshake) meets the server.
+        self._life.process(ClientEvent.CONNECT)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
         self._http = aiohttp.ClientSession(timeout=timeout)
 
     def negotiated(self, protocol_version: str) -> None:
         self.protocol_version = protocol_version
+        if self._life.state is ClientState.OPENING:
+            self._life.process(ClientEvent.OPENED)
 
     async def close(self) -> None:
-        if self._closed is not None and self._http is None:
+        if self._life.closed and self._http is None:
             return
-        self._closed = self._closed or "closed by the client"
+        self._life.close("closed by the client")
         streams = list(self._streams.values())
         self._streams.clear()
         for stream in streams:
@@ -189,21 +183,20 @@ class StreamableHTTPTransport(ClientTransport):
         item = await self._inbox.get()
         if item is None:
             self._inbox.put_nowait(None)  # every later receive() is told too
-            raise ConnectionClosed(f"Streamable HTTP to {self.url}: {self._closed}")
+            raise ConnectionClosed(f"Streamable HTTP to {self.url}: {self._life.reason}")
         if isinstance(item, MCPError):
             raise item
         return item
 
     def _shut(self, reason: str) -> None:
         """The server is gone: end :meth:`receive` (the session layer then closes us)."""
-        if self._closed is None:
-            self._closed = reason
+        if self._life.close(reason):
             self._inbox.put_nowait(None)
 
     # -- sending ---------------------------------------------------------------------
 
     def _base_headers(self) -> dict[str, str]:
-        headers = {"Accept": _ACCEPT, **self._headers}
+        headers = {hdrs.ACCEPT: ACCEPT_BOTH, **self._headers}
         if self.protocol_version is not None:
             headers[VERSION_HEADER] = self.protocol_version
         if self.session_id is not None and not self.modern:
@@ -212,7 +205,7 @@ class StreamableHTTPTransport(ClientTransport):
 
     def _headers_for(self, message: dict[str, Any]) -> dict[str, str]:
         headers = self._base_headers()
-        headers["Content-Type"] = "application/json"
+        headers[hdrs.CONTENT_TYPE] = JSON_TYPE
         if message.get("method") == methods.INITIALIZE:
             # The handshake negotiates the version: no earlier answer may leak onto it.
             headers.pop(VERSION_HEADER, None)
@@ -220,9 +213,10 @@ class StreamableHTTPTransport(ClientTransport):
         return headers
 
     def _check_open(self) -> aiohttp.ClientSession:
-        if self._http is None or self._closed is not None:
+        if self._http is None or self._life.closed:
+            reason = self._life.reason
             raise ConnectionClosed(f"Streamable HTTP to {self.url} is closed"
-                                   + (f" ({self._closed})" if self._closed else ""))
+                                   + (f" ({reason})" if reason else ""))
         return self._http
 
     @contextlib.contextmanager
@@ -240,7 +234,7 @@ class StreamableHTTPTransport(ClientTransport):
         request_id: RequestId | None = message.get("id") if method is not None else None
         if method == methods.CANCELLED and self._abandon(message):
             return
-        if self._expired and method != methods.INITIALIZE:
+        if self._life.state is ClientState.RENEWING and method != methods.INITIALIZE:
             raise SessionExpired(f"{self.url} no longer knows our session; initialize again")
         with self._mapped(f"send to {self.url}"):
             response = await http.post(self.url, data=encode(message),
@@ -261,7 +255,8 @@ class StreamableHTTPTransport(ClientTransport):
         status = response.status
         if method == methods.INITIALIZE and 200 <= status < 300:
             self.session_id = response.headers.get(SESSION_HEADER) or None
-            self._expired = False
+            if self._life.state in (ClientState.OPENING, ClientState.RENEWING):
+                self._life.process(ClientEvent.OPENED)
         if status >= 300:
             await self._refused(message, request_id, response)
             return False
@@ -271,7 +266,7 @@ class StreamableHTTPTransport(ClientTransport):
             raise ProtocolError(f"{self.url} answered request {method} with HTTP {status} "
                                 "and no response")
         content_type = response.content_type
-        if content_type == "application/json":
+        if content_type == JSON_TYPE:
             with self._mapped(f"read from {self.url}"):
                 body = await self._read_body(response)
             if not body.strip():
@@ -286,7 +281,7 @@ class StreamableHTTPTransport(ClientTransport):
                                     f"JSON ({exc.message})") from None
             self._inbox.put_nowait(body)
             return False
-        if content_type == "text/event-stream":
+        if content_type == SSE_TYPE:
             old = self._streams.pop(request_id, None)
             if old is not None:
                 old.abandon()
@@ -294,7 +289,7 @@ class StreamableHTTPTransport(ClientTransport):
             stream.task = asyncio.create_task(self._follow(request_id, stream),
                                               name=f"mcp-http-stream-{request_id}")
             return True
-        raise ProtocolError(f"{self.url} answered {method} with {content_type!r}, "
+        raise ProtocolError(f"{self.url} answered {method} with '{peer_text(content_type)}', "
                             "neither JSON nor an event stream")
 
     async def _refused(self, message: dict[str, Any], request_id: RequestId | None,
@@ -303,12 +298,15 @@ class StreamableHTTPTransport(ClientTransport):
         status = response.status
         with self._mapped(f"read from {self.url}"):
             body = await self._read_body(response)
+        if status in _AUTH_STATUSES:
+            self._refused_authorization(response, body)
         if status == 404 and SESSION_HEADER in response.request_info.headers:
             self.session_id = None
-            self._expired = True
+            if not self._life.closed:
+                self._life.process(ClientEvent.EXPIRED)
             self._stop_listening()
             raise SessionExpired(f"{self.url} no longer knows our session (HTTP 404)")
-        if request_id is not None and response.content_type == "application/json":
+        if request_id is not None and response.content_type == JSON_TYPE:
             try:
                 answer = loads(body)
             except MCPError:
@@ -318,13 +316,29 @@ class StreamableHTTPTransport(ClientTransport):
                 self._inbox.put_nowait(dumps({**answer, "id": request_id}))
                 return
         if 300 <= status < 400:
-            location = response.headers.get("Location", "")
-            raise HTTPStatusError(f"{self.url} redirects (HTTP {status}) to {location!r}; "
-                                  "use that URL if it is the server", status)
-        text = one_line(body.decode("utf-8", "replace"))[:200]
-        reason = f"HTTP {status} {response.reason or ''}".rstrip()
-        raise HTTPStatusError(f"POST {self.url} refused: {reason}"
+            location = response.headers.get(hdrs.LOCATION, "")
+            raise HTTPStatusError(f"{self.url} redirects (HTTP {status}) to "
+                                  f"'{peer_text(location)}'; use that URL if it is the server",
+                                  status)
+        text = peer_text(body.decode("utf-8", "replace"))
+        raise HTTPStatusError(f"POST {self.url} refused: {self._status_line(response)}"
                               + (f": {text}" if text else ""), status)
+
+    @staticmethod
+    def _status_line(response: aiohttp.ClientResponse) -> str:
+        return peer_text(f"HTTP {response.status} {response.reason or ''}".rstrip())
+
+    def _refused_authorization(self, response: aiohttp.ClientResponse, body: bytes) -> None:
+        """HTTP 401 or 403: the server wants credentials, whatever the body says; the
+        ``WWW-Authenticate`` challenge tells which (shown escaped and clipped)."""
+        challenge = response.headers.get(hdrs.WWW_AUTHENTICATE)
+        if challenge:
+            detail = f" (WWW-Authenticate: {peer_text(challenge)})"
+        else:
+            text = peer_text(body.decode("utf-8", "replace"))
+            detail = f": {text}" if text else ""
+        raise AuthorizationRequired(f"POST {self.url} refused: {self._status_line(response)}"
+                                    f"{detail}", response.status, challenge)
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
         chunks: list[bytes] = []
@@ -345,150 +359,3 @@ class StreamableHTTPTransport(ClientTransport):
         if stream is not None:
             stream.abandon()
         return self.modern
-
-    # -- event streams ---------------------------------------------------------------
-
-    async def _pump(self, response: aiohttp.ClientResponse, parser: SSEParser,
-                    until: RequestId | None) -> bool:
-        """Move the events of one response into the inbox until it ends, or until the
-        response to ``until`` went by (then ``True``)."""
-        try:
-            while chunk := await response.content.readany():
-                for event in parser.feed(chunk):
-                    if event.event != "message" or not event.data.strip():
-                        continue  # a priming event (an id, no data) or another type
-                    self._inbox.put_nowait(event.data)
-                    if until is not None and _answers(event.data, until):
-                        return True
-                if parser.buffered > self._max_message_size:
-                    raise ProtocolError(f"{self.url} sent an event over "
-                                        f"{self._max_message_size} bytes")
-        except (aiohttp.ClientError, OSError) as exc:
-            logger.debug("stream from %s broke: %s", self.url, describe_error(exc))
-        return False
-
-    async def _reconnect(self, last_event_id: str,
-                         retry_ms: int | None) -> aiohttp.ClientResponse | None:
-        """Wait ``retry`` then ``GET`` the stream after ``last_event_id``; ``None`` if the
-        server cannot resume it. Raises :class:`TransportError` when it cannot be reached."""
-        await asyncio.sleep((retry_ms if retry_ms is not None else DEFAULT_RETRY_MS) / 1000)
-        http = self._check_open()
-        headers = {**self._base_headers(), "Last-Event-ID": last_event_id}
-        with self._mapped(f"reconnect to {self.url}"):
-            response = await http.get(self.url, headers=headers, allow_redirects=False)
-        if response.status == 200 and response.content_type == "text/event-stream":
-            return response
-        logger.info("%s cannot resume stream at %r: HTTP %s", self.url, last_event_id,
-                    response.status)
-        response.release()
-        return None
-
-    async def _follow(self, request_id: RequestId, stream: _RequestStream) -> None:
-        """Read one request's event stream to its response, resuming it if it breaks."""
-        response = stream.response
-        last_event_id, retry_ms, fruitless = "", None, 0
-        why = "its event stream ended before the response"
-        try:
-            while True:
-                parser = SSEParser()
-                parser.last_event_id = last_event_id
-                try:
-                    if await self._pump(response, parser, request_id):
-                        return
-                finally:
-                    response.release()
-                if parser.last_event_id != last_event_id:
-                    fruitless = 0
-                last_event_id = parser.last_event_id
-                retry_ms = parser.retry if parser.retry is not None else retry_ms
-                fruitless += 1
-                if self.modern or not last_event_id or fruitless > MAX_RESUME_ATTEMPTS:
-                    break
-                logger.info("%s: stream of request %r broke; resuming after %r", self.url,
-                            request_id, last_event_id)
-                resumed = await self._reconnect(last_event_id, retry_ms)
-                if resumed is None:
-                    why = "its event stream ended and the server cannot resume it"
-                    break
-                response = stream.response = resumed
-        except MCPError as exc:
-            why = str(exc)
-        except asyncio.CancelledError:
-            return
-        finally:
-            if self._streams.get(request_id) is stream:
-                del self._streams[request_id]
-        self._inbox.put_nowait(RequestFailed(f"{self.url}: request {request_id!r} failed: {why}",
-                                             request_id))
-
-    async def _start_listening(self) -> None:
-        """Open the ``GET`` stream and wait (a little) until the server said yes or no."""
-        self._stop_listening()
-        self._listening.clear()
-        self._listener = asyncio.create_task(self._listen(), name="mcp-http-get-stream")
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(self.connect_timeout, GET_STREAM_WAIT)):
-                await self._listening.wait()
-
-    def _stop_listening(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None and listener is not asyncio.current_task():
-            listener.cancel()
-
-    async def _listen(self) -> None:
-        """The session's ``GET`` stream, reconnected after ``retry`` whenever it ends."""
-        last_event_id, retry_ms = "", None
-        try:
-            http = self._check_open()
-            with self._mapped(f"open the GET stream of {self.url}"):
-                response = await http.get(self.url, headers=self._base_headers(),
-                                          allow_redirects=False)
-            self._listening.set()
-            while True:
-                if response.status != 200 or response.content_type != "text/event-stream":
-                    logger.debug("%s offers no GET stream (HTTP %s)", self.url, response.status)
-                    response.release()
-                    return
-                parser = SSEParser()
-                parser.last_event_id = last_event_id
-                try:
-                    await self._pump(response, parser, None)
-                finally:
-                    response.release()
-                last_event_id = parser.last_event_id
-                retry_ms = parser.retry if parser.retry is not None else retry_ms
-                logger.debug("%s: GET stream ended; reconnecting", self.url)
-                if last_event_id:
-                    reopened = await self._reconnect(last_event_id, retry_ms)
-                    if reopened is None:
-                        return
-                    response = reopened
-                else:
-                    await asyncio.sleep((retry_ms or DEFAULT_RETRY_MS) / 1000)
-                    with self._mapped(f"reopen the GET stream of {self.url}"):
-                        response = await self._check_open().get(
-                            self.url, headers=self._base_headers(), allow_redirects=False)
-        except ConnectionClosed:
-            return
-        except TransportError as exc:
-            if not self._listening.is_set():
-                logger.debug("%s: no GET stream: %s", self.url, exc)
-            elif isinstance(exc.__cause__, aiohttp.ClientConnectorError):
-                # The stream was up and now nothing listens at the address: the server is gone.
-                self._shut(f"server gone ({exc})")
-            else:
-                logger.warning("%s: lost the GET stream: %s", self.url, exc)
-        except MCPError as exc:
-            logger.warning("%s: GET stream failed: %s", self.url, exc)
-        finally:
-            self._listening.set()
-
-
-def _answers(data: str, request_id: RequestId) -> bool:
-    """Whether the message ``data`` is the response (or error) to ``request_id``."""
-    try:
-        message = loads(data)
-    except MCPError:
-        return False
-    return (isinstance(message, dict) and message.get("id") == request_id
-            and ("result" in message or "error" in message))

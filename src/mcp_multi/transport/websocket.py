@@ -15,13 +15,13 @@ import aiohttp
 
 from ..protocol.errors import ConnectionClosed
 from ..protocol.jsonrpc import encode
-from .base import DEFAULT_CONNECT_TIMEOUT, ClientTransport, map_transport_errors
+from ..protocol.wire import PATH_WEBSOCKET, WEBSOCKET_SUBPROTOCOL
+from .base import DEFAULT_CONNECT_TIMEOUT, ClientTransport, map_transport_errors, peer_text
 
 __all__ = ["WebSocketTransport"]
 
 logger = logging.getLogger(__name__)
 
-SUBPROTOCOL = "mcp"
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 _CLOSE_CODES = {
     1000: "normal closure",
@@ -40,7 +40,7 @@ class WebSocketTransport(ClientTransport):
 
     @classmethod
     def url_for(cls, host: str, port: int) -> str:
-        return f"ws://{host}:{port}/ws"
+        return f"ws://{host}:{port}{PATH_WEBSOCKET}"
 
     def __init__(
         self,
@@ -65,7 +65,7 @@ class WebSocketTransport(ClientTransport):
                 async with asyncio.timeout(self.connect_timeout):
                     self._ws = await self._session.ws_connect(
                         self.url,
-                        protocols=(SUBPROTOCOL,),
+                        protocols=(WEBSOCKET_SUBPROTOCOL,),
                         headers=self._headers,
                         timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
                         max_msg_size=self._max_message_size,
@@ -93,7 +93,8 @@ class WebSocketTransport(ClientTransport):
         if msg.type is aiohttp.WSMsgType.BINARY:
             return bytes(msg.data)
         if msg.type is aiohttp.WSMsgType.ERROR:
-            raise ConnectionClosed(f"WebSocket to {self.url} failed: {ws.exception()}")
+            raise ConnectionClosed(f"WebSocket to {self.url} failed: "
+                                   f"{peer_text(str(ws.exception()))}")
         code = ws.close_code
         meaning = _CLOSE_CODES.get(code, "") if code is not None else ""
         detail = f" (code {code}{', ' + meaning if meaning else ''})" if code is not None else ""
