@@ -20,7 +20,13 @@ import pytest
 from aiohttp import web
 
 from mcp_multi.client.connection import MCPConnection
-from mcp_multi.protocol.errors import ProtocolError, RequestFailed, RequestTimeout
+from mcp_multi.protocol.errors import (
+    HTTPStatusError,
+    ProtocolError,
+    RequestFailed,
+    RequestTimeout,
+)
+from mcp_multi.protocol.lifecycle import InputRequired
 from mcp_multi.protocol.versions import HANDSHAKE_VERSIONS
 from mcp_multi.server.app import RunningServer
 from mcp_multi.transport import StreamableHTTPTransport, create_transport, stdio_url
@@ -321,3 +327,62 @@ async def test_a_server_that_never_answers_a_notification_post_cannot_hold_up_co
         async with asyncio.timeout(TIMEOUT):
             await connection.connect()
     assert not connection.is_open
+
+
+@pytest.mark.parametrize(("status", "reason"), [(401, "Unauthorized"), (403, "Forbidden")])
+async def test_a_probe_refused_for_credentials_is_reported_as_such(
+        status: int, reason: str, start_http_script: StartHTTPScript) -> None:
+    """401/403 is no era verdict: no fallback to initialize (whose answer would hide it)."""
+    script = await start_http_script()
+    challenge = 'Bearer realm="mcp", error="invalid_token"'
+
+    async def post(request: web.Request, recorded: Recorded) -> web.StreamResponse:
+        if recorded.rpc_method == "initialize":  # what hid the 401 before
+            return error(recorded, -32020, "Missing MCP-Protocol-Version header", status=400)
+        return web.json_response(
+            {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": "no token"}},
+            status=status, headers={"WWW-Authenticate": challenge})
+
+    script.post = post
+    connection = http_connection(script.url)
+    with pytest.raises(HTTPStatusError) as refused:
+        await connection.connect()
+    assert str(refused.value) == (f"POST {script.url} refused: HTTP {status} {reason} "
+                                  f"(WWW-Authenticate: {challenge})")
+    assert refused.value.status == status
+    assert getattr(refused.value, "challenge", None) == challenge
+    assert [r.rpc_method for r in script.of("POST")] == ["server/discover"]
+    assert not connection.is_open and connection.closed_reason
+
+
+async def test_server_info_in_the_body_of_discover_names_the_server(
+        start_http_script: StartHTTPScript) -> None:
+    script = await start_http_script()
+    body_info = {k: v for k, v in DISCOVERED.items() if k != "_meta"}
+    body_info["serverInfo"] = {"name": "in-body", "version": "7"}
+    legacy_server(script, lambda recorded: reply(recorded, body_info))
+    async with http_connection(script.url) as conn:
+        assert conn.era == "modern" and conn.server is not None
+        assert (conn.server.server_name, conn.server.server_version) == ("in-body", "7")
+
+
+async def test_an_input_required_result_is_reported_incomplete(
+        start_http_script: StartHTTPScript) -> None:
+    script = await start_http_script()
+    needs_input = {"resultType": "input_required", "requestState": "s1", "inputRequests": {
+        "login": {"method": "sampling/createMessage", "params": {"maxTokens": 5}},
+        "name": {"method": "elicitation/create", "params": {"message": "Your name?"}}}}
+
+    async def post(request: web.Request, recorded: Recorded) -> web.StreamResponse:
+        if recorded.rpc_method == "server/discover":
+            return reply(recorded, DISCOVERED)
+        return reply(recorded, needs_input)
+
+    script.post = post
+    async with http_connection(script.url) as conn:
+        with pytest.raises(InputRequired) as raised:
+            await conn.call_tool("greet", {})
+        assert str(raised.value) == ("Server needs input the client cannot give yet: "
+                                     "sampling/createMessage, elicitation/create")
+        assert raised.value.result["requestState"] == "s1"
+        assert conn.is_open

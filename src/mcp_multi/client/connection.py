@@ -1,11 +1,13 @@
 """The session layer: one MCP server over one transport, with request futures and timeouts.
 
 Theory of operation: :meth:`MCPConnection.connect` opens the transport, starts one reader
-task and opens the session. Every request gets a fresh integer id and a future in
-``_pending``; the reader decodes each frame with the protocol core and resolves the future
-its id names. Requests the server sends us (``ping``) are answered from
-:mod:`mcp_multi.protocol.lifecycle`; notifications update state (``tools/list_changed``
-drops the cached tool list) and are logged and handed to an optional hook.
+task (:mod:`mcp_multi.client.inbound`) and opens the session, all within the connection's
+timeout. Every request gets a fresh integer id and a future in ``_pending``; the reader
+decodes each frame with the protocol core and resolves the future its id names.
+
+Where the connection is in its life (new, opening, open, renewing, closed) is one
+:class:`~mcp_multi.protocol.client_state.ClientLifecycle` and its table of allowed moves;
+nothing else keeps a flag of it.
 
 Opening the session picks the protocol era (:mod:`mcp_multi.client.opening`). In
 the 2026-07-28 era every request carries the ``_meta`` envelope and ``ping`` (which that
@@ -28,44 +30,32 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from ..protocol import methods
+from ..protocol.client_state import ClientEvent, ClientLifecycle, ClientState
 from ..protocol.envelope import with_envelope
 from ..protocol.errors import (
     ConnectionClosed,
-    JSONRPCError,
     MCPError,
     ProtocolError,
-    RequestFailed,
     RequestTimeout,
     SessionExpired,
 )
-from ..protocol.jsonrpc import (
-    ErrorResponse,
-    Message,
-    Notification,
-    Request,
-    RequestId,
-    Response,
-    decode,
-    encode,
-    error_response,
-)
+from ..protocol.jsonrpc import RequestId, encode
 from ..protocol.lifecycle import (
     InitializeResult,
     cancelled_params,
+    check_complete,
     parse_tools_page,
-    reply_to_server_request,
     tool_call_params,
     unwrap_result,
 )
-from ..protocol.versions import (
-    LATEST_HANDSHAKE_VERSION,
-    is_supported,
-)
+from ..protocol.text import for_display
+from ..protocol.versions import LATEST_HANDSHAKE_VERSION, is_supported
 from ..transport import ClientTransport
+from .inbound import FrameHook, NotificationHook, ServerMessages
 from .opening import SessionOpening
 
 __all__ = ["DEFAULT_TIMEOUT", "FrameHook", "MCPConnection", "NotificationHook"]
@@ -74,28 +64,15 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 MAX_TOOL_PAGES = 1000
+def _seconds(limit: float) -> str:
+    return f"{round(limit, 2):g}"
+
+
 # Requests that negotiate: never cancelled (the specification forbids it for initialize).
 _NEGOTIATION = (methods.INITIALIZE, methods.SERVER_DISCOVER)
 
-FrameHook = Callable[[str, str, "bytes | str"], None]
-"""Called as ``hook(server_name, direction, frame)``; direction is ``"send"`` or ``"recv"``."""
 
-NotificationHook = Callable[[str, Notification], None]
-"""Called as ``hook(server_name, notification)`` for every notification the server sends."""
-
-_LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "notice": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "alert": logging.CRITICAL,
-    "emergency": logging.CRITICAL,
-}
-
-
-class MCPConnection(SessionOpening):
+class MCPConnection(SessionOpening, ServerMessages):
     """A client session with one MCP server.
 
     Args:
@@ -136,13 +113,14 @@ class MCPConnection(SessionOpening):
         self._pending: dict[RequestId, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._closed_reason: str | None = None
+        self._life = ClientLifecycle()  # NEW -> OPENING -> OPEN (<-> RENEWING) -> CLOSED
         self._tools: list[dict[str, Any]] | None = None
         self._dropped = 0
         self._closing: asyncio.Future[None] | None = None
         self.requested_version = protocol_version
         self._meta: dict[str, Any] | None = None  # the 2026-07-28 envelope, once adopted
         self._epoch = 0  # sessions opened so far (a Streamable HTTP session can expire)
+        self._deadline: float | None = None  # while connecting: when connect() must end
         self._renewing = asyncio.Lock()
 
     # -- state -------------------------------------------------------------------------
@@ -156,14 +134,19 @@ class MCPConnection(SessionOpening):
         return self.transport.kind
 
     @property
+    def state(self) -> ClientState:
+        """Where the connection is in its life (see :mod:`mcp_multi.protocol.client_state`)."""
+        return self._life.state
+
+    @property
     def is_open(self) -> bool:
         """Whether the handshake is done and the connection has not ended."""
-        return self.server is not None and self._closed_reason is None
+        return self._life.state in (ClientState.OPEN, ClientState.RENEWING)
 
     @property
     def closed_reason(self) -> str | None:
         """Why the connection ended, or ``None`` while it is open."""
-        return self._closed_reason
+        return self._life.reason
 
     @property
     def protocol_version(self) -> str | None:
@@ -182,38 +165,54 @@ class MCPConnection(SessionOpening):
         return self._tools
 
     def __repr__(self) -> str:
-        state = "open" if self.is_open else (self._closed_reason or "new")
+        state = self._life.reason or self._life.state.value
         return f"<MCPConnection {self.name} {self.transport_kind} {self.url} {state}>"
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def connect(self) -> InitializeResult:
-        """Open the transport and the session (``server/discover`` or ``initialize``).
+        """Open the transport and the session (``server/discover`` or ``initialize``), all
+        within the connection's timeout. Cancelling it closes the transport.
 
         Returns:
             What the server said about itself.
 
         Raises:
-            TransportError: the server cannot be reached (or did not answer in time).
-            ProtocolError: the server broke the handshake (e.g. chose a version we lack).
+            TransportError: the server cannot be reached (or did not answer in time:
+                :class:`RequestTimeout`).
+            ProtocolError: the server broke the handshake (e.g. chose a version we lack),
+                or the connection was started before.
             JSONRPCError: the server refused ``initialize`` (or the forced version).
         """
-        if self._reader is not None:
-            raise ProtocolError(f"connection {self.name} was already started")
-        start = time.perf_counter()
         try:
-            await self.transport.connect()
+            self._life.process(ClientEvent.CONNECT)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{self.name}: {exc}") from None
+        start = time.perf_counter()
+        # One deadline for the whole of it: the transport's opening here, and every request
+        # and notification of the probe and the handshake is cut to the time left.
+        self._deadline = asyncio.get_running_loop().time() + self.timeout
+        try:
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    await self.transport.connect()
+            except TimeoutError:
+                raise RequestTimeout(f"{self.name}: could not reach {self.url} within "
+                                     f"{self.timeout:g}s") from None
             self._reader = asyncio.create_task(self._read_loop(), name=f"mcp-read-{self.name}")
             server = await self._open_session()
         except BaseException:
             await self.close()
             raise
+        finally:
+            self._deadline = None
         self.server = server
+        self._life.process(ClientEvent.OPENED)
         self.handshake_seconds = time.perf_counter() - start
         logger.info(
             "%s: connected to %s (%s %s, protocol %s)",
-            self.name, self.url, server.server_name, server.server_version,
-            server.protocol_version,
+            self.name, self.url, for_display(server.server_name),
+            for_display(server.server_version), server.protocol_version,
         )
         return server
 
@@ -223,8 +222,7 @@ class MCPConnection(SessionOpening):
         The transport is closed even when this call is cancelled (Ctrl-C while closing): the
         closing then finishes in the background, so no socket or child process is left.
         """
-        if self._closed_reason is None:
-            self._closed_reason = "connection closed by the client"
+        self._life.close("connection closed by the client")
         reader, self._reader = self._reader, None
         try:
             if reader is not None and not reader.done():
@@ -236,7 +234,7 @@ class MCPConnection(SessionOpening):
                     if current is not None and current.cancelling():
                         raise
         finally:
-            self._fail_pending(self._closed_reason)
+            self._fail_pending(self._life.reason or "closed")
             background = list(self._background)
             for task in background:
                 task.cancel()
@@ -270,6 +268,8 @@ class MCPConnection(SessionOpening):
 
         Raises:
             JSONRPCError: the server answered with an error (the subclass matches the code).
+            InputRequired: the server answered ``resultType: input_required`` (it needs
+                input this client cannot give yet).
             RequestTimeout: no answer in time (the server is told the request is cancelled).
             ConnectionClosed: the connection is gone, or went away while we waited.
         """
@@ -282,16 +282,16 @@ class MCPConnection(SessionOpening):
             message["params"] = params
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        limit = self.timeout if timeout is None else timeout
+        limit = self._time_left(self.timeout if timeout is None else timeout)
         try:
             async with asyncio.timeout(limit):
                 await self._send_request(message)
-                result = await future
+                result = check_complete(await future)
             return unwrap_result(result) if self._meta is not None else result
         except TimeoutError:
-            self._cancel_remotely(method, request_id, f"no response within {limit:g}s")
+            self._cancel_remotely(method, request_id, f"no response within {_seconds(limit)}s")
             raise RequestTimeout(
-                f"{self.name}: {method} got no response within {limit:g}s"
+                f"{self.name}: {method} got no response within {_seconds(limit)}s"
             ) from None
         except asyncio.CancelledError:
             self._cancel_remotely(method, request_id, "the client gave up")
@@ -310,8 +310,8 @@ class MCPConnection(SessionOpening):
             ConnectionClosed: the connection is gone.
             RequestTimeout: the server did not take it in time (an HTTP POST unanswered).
         """
-        if self._closed_reason is not None:
-            raise ConnectionClosed(f"{self.name}: {self._closed_reason}")
+        if self._life.closed:
+            raise ConnectionClosed(f"{self.name}: {self._life.reason}")
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             message["params"] = params
@@ -320,13 +320,20 @@ class MCPConnection(SessionOpening):
     async def _send_bounded(self, message: dict[str, Any]) -> None:
         """Send a message no answer will come for, bounded like a request: over Streamable
         HTTP or SSE it is a POST the server may never answer."""
+        limit = self._time_left(self.timeout)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(limit):
                 await self._send(message)
         except TimeoutError:
             what = message.get("method") or "a response"
             raise RequestTimeout(
-                f"{self.name}: sending {what} took longer than {self.timeout:g}s") from None
+                f"{self.name}: sending {what} took longer than {_seconds(limit)}s") from None
+
+    def _time_left(self, limit: float) -> float:
+        """``limit``, cut to what is left of :meth:`connect`'s deadline while connecting."""
+        if self._deadline is None:
+            return limit
+        return max(min(limit, self._deadline - asyncio.get_running_loop().time()), 0.0)
 
     async def ping(self, *, timeout: float | None = None) -> None:
         """Check the server answers ``ping`` (2026-07-28 has none: ``server/discover``)."""
@@ -371,9 +378,10 @@ class MCPConnection(SessionOpening):
     # -- internals ---------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._closed_reason is not None:
-            raise ConnectionClosed(f"{self.name}: {self._closed_reason}")
-        if self._reader is None:
+        state = self._life.state
+        if state is ClientState.CLOSED:
+            raise ConnectionClosed(f"{self.name}: {self._life.reason}")
+        if state is ClientState.NEW:
             raise ConnectionClosed(f"{self.name}: not connected")
 
     async def _send_request(self, message: dict[str, Any]) -> None:
@@ -391,9 +399,14 @@ class MCPConnection(SessionOpening):
         async with self._renewing:
             if self._epoch != epoch:
                 return  # another request has renewed it already
+            self._check_open()
+            self._life.process(ClientEvent.EXPIRED)
             logger.info("%s: the server ended our session; initializing a new one", self.name)
             version = self.server.protocol_version if self.server else LATEST_HANDSHAKE_VERSION
-            self.server = await self._handshake(version)
+            server = await self._handshake(version)
+            self._check_open()  # closed while renewing: the new session is not ours to keep
+            self.server = server
+            self._life.process(ClientEvent.OPENED)
             self._epoch += 1
 
     async def _send(self, message: dict[str, Any]) -> None:
@@ -410,7 +423,7 @@ class MCPConnection(SessionOpening):
 
     def _cancel_remotely(self, method: str, request_id: RequestId, reason: str) -> None:
         # The spec forbids cancelling initialize; a closed connection has nobody to tell.
-        if method in _NEGOTIATION or self._closed_reason is not None:
+        if method in _NEGOTIATION or self._life.closed:
             return
         self._spawn(self._send_quietly(
             {"jsonrpc": "2.0", "method": methods.CANCELLED,
@@ -422,112 +435,3 @@ class MCPConnection(SessionOpening):
             await self._send_bounded(message)
         except MCPError as exc:
             logger.debug("%s: could not send %s: %s", self.name, message.get("method"), exc)
-
-    def _fail_request(self, error: RequestFailed) -> None:
-        future = self._pending.pop(error.request_id, None)
-        if future is not None and not future.done():
-            future.set_exception(error)
-
-    def _fail_pending(self, reason: str) -> None:
-        pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(ConnectionClosed(f"{self.name}: {reason}"))
-
-    async def _read_loop(self) -> None:
-        reason = "connection closed"
-        try:
-            while True:
-                try:
-                    frame = await self.transport.receive()
-                except RequestFailed as exc:
-                    self._fail_request(exc)
-                    continue
-                if self._on_frame is not None:
-                    self._on_frame(self.name, "recv", frame)
-                self._handle_frame(frame)
-        except ConnectionClosed as exc:
-            reason = f"connection lost: {exc}"
-        except asyncio.CancelledError:
-            reason = self._closed_reason or "connection closed by the client"
-            raise
-        except Exception as exc:  # a bug must not leave requests hanging
-            logger.exception("%s: reader failed", self.name)
-            reason = f"reader failed: {exc}"
-        finally:
-            if self._closed_reason is None:
-                self._closed_reason = reason
-                logger.info("%s: %s", self.name, reason)
-            self._fail_pending(self._closed_reason)
-
-    def _handle_frame(self, frame: bytes | str) -> None:
-        try:
-            decoded = decode(frame)
-        except JSONRPCError as exc:
-            self._drop("a bad frame", exc)
-            return
-        for item in decoded if isinstance(decoded, list) else (decoded,):
-            if isinstance(item, JSONRPCError):
-                self._drop("a bad message in a batch", item)
-            else:
-                self._handle_message(item)
-
-    def _drop(self, what: str, exc: JSONRPCError) -> None:
-        # A server spewing junk (a stdio child printing to stdout) must not flood the log:
-        # the first few are warnings, then one in every thousand.
-        self._dropped += 1
-        n = self._dropped
-        if n <= 5 or n % 1000 == 0:
-            logger.warning("%s: dropping %s (%d so far): %s", self.name, what, n, exc)
-
-    def _handle_message(self, message: Message) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s <- %s", self.name, message)
-        if isinstance(message, Response | ErrorResponse):
-            if message.id is None:
-                assert isinstance(message, ErrorResponse)
-                logger.warning("%s: server reported an error: %s", self.name, message.error)
-                return
-            future = self._pending.pop(message.id, None)
-            if future is None or future.done():
-                logger.debug("%s: response to unknown or abandoned id %r", self.name, message.id)
-            elif isinstance(message, Response):
-                future.set_result(message.result)
-            else:
-                future.set_exception(message.error)
-        elif isinstance(message, Request):
-            self._spawn(self._answer(message))
-        else:
-            self._handle_notification(message)
-
-    async def _refresh_tools(self) -> None:
-        try:
-            await self.list_tools(refresh=True)
-        except MCPError as exc:
-            logger.info("%s: could not refresh the tool list: %s", self.name, exc)
-
-    async def _answer(self, request: Request) -> None:
-        try:
-            reply = {"jsonrpc": "2.0", "id": request.id,
-                     "result": reply_to_server_request(request.method)}
-        except JSONRPCError as exc:
-            reply = error_response(request.id, exc)
-        await self._send_quietly(reply)
-
-    def _handle_notification(self, note: Notification) -> None:
-        params = note.params or {}
-        if note.method == methods.TOOLS_LIST_CHANGED:
-            self._tools = None
-            self._spawn(self._refresh_tools())
-        elif note.method == methods.LOGGING_MESSAGE:
-            level = _LOG_LEVELS.get(str(params.get("level")), logging.INFO)
-            if logger.isEnabledFor(level):
-                logger.log(level, "%s: server log: %s", self.name, params.get("data"))
-        elif note.method == methods.PROGRESS and logger.isEnabledFor(logging.INFO):
-            logger.info("%s: progress %s/%s %s", self.name, params.get("progress"),
-                        params.get("total"), params.get("message") or "")
-        if self._on_notification is not None:
-            try:
-                self._on_notification(self.name, note)
-            except Exception:
-                logger.exception("%s: notification hook failed", self.name)

@@ -5,7 +5,11 @@ connection probes ``server/discover`` at 2026-07-28 on the transports where both
 (Streamable HTTP, stdio) and falls back to the ``initialize`` handshake, as the official SDK
 does (the verdicts are pure functions in :mod:`mcp_multi.protocol.lifecycle`); on WebSocket and
 legacy SSE it runs the handshake. A version given (``--protocol-version``) is used as it is,
-without fallback.
+without fallback. An HTTP 401 or 403 to the probe is no era verdict: the server wants
+credentials, and the connection fails with what it said (:class:`AuthorizationRequired`).
+
+The probe waits at most half the connection's timeout (and :data:`PROBE_TIMEOUT`), so a
+silent server leaves the fallback handshake time within the one deadline of ``connect``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..protocol.errors import (
 )
 from ..protocol.lifecycle import (
     CLIENT_NAME,
+    AuthorizationRequired,
     InitializeResult,
     ProbeVerdict,
     initialize_params,
@@ -33,6 +38,7 @@ from ..protocol.lifecycle import (
     parse_discover_result,
     parse_initialize_result,
 )
+from ..protocol.text import for_display
 from ..protocol.versions import (
     LATEST_HANDSHAKE_VERSION,
     LATEST_MODERN_VERSION,
@@ -103,17 +109,18 @@ class SessionOpening:
         for attempt in range(2):
             result: dict[str, Any] = {}
             try:
-                result = await self._discover(version, min(self.timeout, PROBE_TIMEOUT))
+                result = await self._discover(version, min(self.timeout / 2, PROBE_TIMEOUT))
                 verdict = judge_discover_result(result, version)
             except JSONRPCError as exc:
                 verdict = judge_discover_error(exc, retried=attempt > 0)
                 if verdict.action == "fail":
                     raise ProtocolError(f"{self.name}: the server speaks none of our protocol "
-                                        f"versions ({exc}: {exc.data})") from exc
+                                        f"versions ({exc}: {for_display(str(exc.data), 200)})"
+                                        ) from exc
             except RequestTimeout:
                 verdict = ProbeVerdict("initialize")  # silence: a handshake-era server
             except HTTPStatusError as exc:
-                if not 400 <= exc.status < 500:
+                if isinstance(exc, AuthorizationRequired) or not 400 <= exc.status < 500:
                     raise
                 verdict = ProbeVerdict("initialize")
             if verdict.action == "adopt":

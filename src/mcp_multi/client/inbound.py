@@ -1,0 +1,200 @@
+"""What the server sends a connection: the reader task and what it does with each message.
+
+Mixed into :class:`~mcp_multi.client.connection.MCPConnection`. One reader task per
+connection takes frames from the transport and decodes them with the protocol core: a
+response resolves the future its id names, a request from the server is answered from
+:mod:`mcp_multi.protocol.lifecycle`, a notification updates state (``tools/list_changed``
+drops the cached tool list) and is logged and handed to the optional hook. When the reader
+ends, for whatever reason, the connection is closed and every pending request fails at once.
+
+A server's text reaches errors and log lines only escaped and clipped
+(:func:`~mcp_multi.protocol.text.for_display`): a garbage server's 100 KB error message or
+its terminal escape sequences stay out of the person's terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from ..protocol import methods
+from ..protocol.client_state import ClientLifecycle
+from ..protocol.errors import ConnectionClosed, JSONRPCError, MCPError, RequestFailed
+from ..protocol.jsonrpc import (
+    ErrorResponse,
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+    decode,
+    error_response,
+)
+from ..protocol.lifecycle import reply_to_server_request
+from ..protocol.text import for_display
+from ..transport import ClientTransport
+
+__all__ = ["FrameHook", "NotificationHook", "ServerMessages"]
+
+logger = logging.getLogger("mcp_multi.client.connection")
+
+FrameHook = Callable[[str, str, "bytes | str"], None]
+"""Called as ``hook(server_name, direction, frame)``; direction is ``"send"`` or ``"recv"``."""
+
+NotificationHook = Callable[[str, Notification], None]
+"""Called as ``hook(server_name, notification)`` for every notification the server sends."""
+
+_LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "emergency": logging.CRITICAL,
+}
+
+
+def _bounded(error: JSONRPCError) -> JSONRPCError:
+    """The server's error with its message escaped and clipped (code and data unchanged)."""
+    shown = for_display(error.message)
+    if shown != error.message:
+        error.message = shown
+        error.args = (shown,)
+    return error
+
+
+class ServerMessages:
+    """The reader of :class:`MCPConnection` (a mixin)."""
+
+    name: str
+    transport: ClientTransport
+    _life: ClientLifecycle
+    _pending: dict[RequestId, asyncio.Future[dict[str, Any]]]
+    _on_frame: FrameHook | None
+    _on_notification: NotificationHook | None
+    _tools: list[dict[str, Any]] | None
+    _dropped: int
+
+    if TYPE_CHECKING:
+        def _spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+
+        async def _send_quietly(self, message: dict[str, Any]) -> None: ...
+
+        async def list_tools(self, *, refresh: bool = False) -> list[dict[str, Any]]: ...
+
+    def _fail_request(self, error: RequestFailed) -> None:
+        future = self._pending.pop(error.request_id, None)
+        if future is not None and not future.done():
+            future.set_exception(error)
+
+    def _fail_pending(self, reason: str) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ConnectionClosed(f"{self.name}: {reason}"))
+
+    async def _read_loop(self) -> None:
+        reason = "connection closed"
+        try:
+            while True:
+                try:
+                    frame = await self.transport.receive()
+                except RequestFailed as exc:
+                    self._fail_request(exc)
+                    continue
+                if self._on_frame is not None:
+                    self._on_frame(self.name, "recv", frame)
+                self._handle_frame(frame)
+        except ConnectionClosed as exc:
+            reason = f"connection lost: {for_display(str(exc))}"
+        except asyncio.CancelledError:
+            reason = "connection closed by the client"
+            raise
+        except Exception as exc:  # a bug must not leave requests hanging
+            logger.exception("%s: reader failed", self.name)
+            reason = f"reader failed: {exc}"
+        finally:
+            if self._life.close(reason):
+                logger.info("%s: %s", self.name, reason)
+            self._fail_pending(self._life.reason or reason)
+
+    def _handle_frame(self, frame: bytes | str) -> None:
+        try:
+            decoded = decode(frame)
+        except JSONRPCError as exc:
+            self._drop("a bad frame", exc)
+            return
+        for item in decoded if isinstance(decoded, list) else (decoded,):
+            if isinstance(item, JSONRPCError):
+                self._drop("a bad message in a batch", item)
+            else:
+                self._handle_message(item)
+
+    def _drop(self, what: str, exc: JSONRPCError) -> None:
+        # A server spewing junk (a stdio child printing to stdout) must not flood the log:
+        # the first few are warnings, then one in every thousand.
+        self._dropped += 1
+        n = self._dropped
+        if n <= 5 or n % 1000 == 0:
+            logger.warning("%s: dropping %s (%d so far): %s", self.name, what, n,
+                           for_display(str(exc)))
+
+    def _handle_message(self, message: Message) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s <- %s", self.name, message)
+        if isinstance(message, Response | ErrorResponse):
+            if message.id is None:
+                assert isinstance(message, ErrorResponse)
+                logger.warning("%s: server reported an error: %s", self.name,
+                               _bounded(message.error))
+                return
+            future = self._pending.pop(message.id, None)
+            if future is None or future.done():
+                logger.debug("%s: response to unknown or abandoned id %r", self.name, message.id)
+            elif isinstance(message, Response):
+                future.set_result(message.result)
+            else:
+                future.set_exception(_bounded(message.error))
+        elif isinstance(message, Request):
+            self._spawn(self._answer(message))
+        else:
+            self._handle_notification(message)
+
+    async def _refresh_tools(self) -> None:
+        try:
+            await self.list_tools(refresh=True)
+        except MCPError as exc:
+            logger.info("%s: could not refresh the tool list: %s", self.name, exc)
+
+    async def _answer(self, request: Request) -> None:
+        try:
+            reply = {"jsonrpc": "2.0", "id": request.id,
+                     "result": reply_to_server_request(request.method)}
+        except JSONRPCError as exc:
+            reply = error_response(request.id, exc)
+        await self._send_quietly(reply)
+
+    def _handle_notification(self, note: Notification) -> None:
+        params = note.params or {}
+        if note.method == methods.TOOLS_LIST_CHANGED:
+            self._tools = None
+            self._spawn(self._refresh_tools())
+        elif note.method == methods.LOGGING_MESSAGE:
+            level = _LOG_LEVELS.get(str(params.get("level")), logging.INFO)
+            if logger.isEnabledFor(level):
+                logger.log(level, "%s: server log: %s", self.name,
+                           for_display(str(params.get("data"))))
+        elif note.method == methods.PROGRESS and logger.isEnabledFor(logging.INFO):
+            progress, total, text = (for_display(str(params.get(key)), 100)
+                                     for key in ("progress", "total", "message"))
+            logger.info("%s: progress %s/%s %s", self.name, progress, total,
+                        text if params.get("message") else "")
+        if self._on_notification is not None:
+            try:
+                self._on_notification(self.name, note)
+            except Exception:
+                logger.exception("%s: notification hook failed", self.name)
