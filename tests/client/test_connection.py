@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from mcp_multi.client.connection import MCPConnection
+from mcp_multi.protocol.client_state import ClientState
 from mcp_multi.protocol.errors import (
     ConnectionClosed,
     InvalidParams,
@@ -302,3 +303,19 @@ async def test_close_cancelled_midway_still_ends_the_child() -> None:
         await closing
     assert await gone(pid)
     await conn.close()  # a second close is harmless
+
+
+async def test_the_connection_state_follows_its_life(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server()
+    conn = connection_to("websocket", url_of("websocket", server.port))
+    assert (conn.state, conn.closed_reason, conn.is_open) == (ClientState.NEW, None, False)
+    with pytest.raises(ConnectionClosed, match="not connected"):
+        await conn.ping()
+    async with conn:
+        assert conn.state is ClientState.OPEN and conn.is_open
+        with pytest.raises(ProtocolError, match="'connect' is not allowed on a connection "
+                                                "that is open"):
+            await conn.connect()
+        assert conn.is_open  # the refused second connect changed nothing
+    assert conn.state is ClientState.CLOSED
+    assert conn.closed_reason == "connection closed by the client"

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from mcp_multi.client.connection import MCPConnection
+from mcp_multi.protocol.client_state import ClientState
 from mcp_multi.protocol.errors import (
     HTTPStatusError,
     ProtocolError,
@@ -386,3 +387,27 @@ async def test_an_input_required_result_is_reported_incomplete(
                                      "sampling/createMessage, elicitation/create")
         assert raised.value.result["requestState"] == "s1"
         assert conn.is_open
+
+
+async def test_a_session_renewal_passes_through_renewing(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server()
+    seen: list[tuple[str, ClientState]] = []
+
+    def hook(name: str, direction: str, frame: bytes | str) -> None:
+        method = orjson.loads(frame).get("method")
+        if direction == "send" and method in ("initialize", "tools/call"):
+            seen.append((method, conn.state))
+
+    conn = MCPConnection("srv", StreamableHTTPTransport(mcp_url(server)), on_frame=hook,
+                         timeout=TIMEOUT, protocol_version="2025-11-25")
+    async with conn:
+        transport = conn.transport
+        assert isinstance(transport, StreamableHTTPTransport) and transport.session_id
+        async with aiohttp.ClientSession() as http, http.delete(
+                mcp_url(server), headers={"Mcp-Session-Id": transport.session_id,
+                                          "MCP-Protocol-Version": "2025-11-25"}):
+            pass
+        await conn.call_tool("echo", {"message": "again"})
+        assert conn.state is ClientState.OPEN
+    assert seen == [("initialize", ClientState.OPENING), ("tools/call", ClientState.OPEN),
+                    ("initialize", ClientState.RENEWING), ("tools/call", ClientState.OPEN)]

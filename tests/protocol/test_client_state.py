@@ -55,8 +55,8 @@ REFUSED = [(state, event) for state in ClientState for event in ClientEvent
 def test_every_other_move_is_refused_and_changes_nothing(state: ClientState,
                                                          event: ClientEvent) -> None:
     lifecycle = at(state)
-    with pytest.raises(ProtocolError, match=f"cannot {event.value} a connection that is "
-                                            f"{state.value}"):
+    with pytest.raises(ProtocolError, match=f"'{event.value}' is not allowed on a connection "
+                                            f"that is {state.value}"):
         lifecycle.process(event)
     assert lifecycle.state is state
 

@@ -64,12 +64,12 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 MAX_TOOL_PAGES = 1000
-def _seconds(limit: float) -> str:
-    return f"{round(limit, 2):g}"
-
-
 # Requests that negotiate: never cancelled (the specification forbids it for initialize).
 _NEGOTIATION = (methods.INITIALIZE, methods.SERVER_DISCOVER)
+
+
+def _seconds(limit: float) -> str:
+    return f"{round(limit, 2):g}"
 
 
 class MCPConnection(SessionOpening, ServerMessages):
@@ -201,13 +201,14 @@ class MCPConnection(SessionOpening, ServerMessages):
                                      f"{self.timeout:g}s") from None
             self._reader = asyncio.create_task(self._read_loop(), name=f"mcp-read-{self.name}")
             server = await self._open_session()
+            self._check_open()  # the server may have hung up right after answering
+            self.server = server
+            self._life.process(ClientEvent.OPENED)
         except BaseException:
             await self.close()
             raise
         finally:
             self._deadline = None
-        self.server = server
-        self._life.process(ClientEvent.OPENED)
         self.handshake_seconds = time.perf_counter() - start
         logger.info(
             "%s: connected to %s (%s %s, protocol %s)",

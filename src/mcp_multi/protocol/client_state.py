@@ -89,7 +89,7 @@ class ClientLifecycle:
         """
         new = TRANSITIONS[self.state].get(event)
         if new is None:
-            raise ProtocolError(f"cannot {event.value} a connection that is "
+            raise ProtocolError(f"{event.value!r} is not allowed on a connection that is "
                                 f"{self.state.value}")
         self.state = new
         if new is ClientState.CLOSED and self.reason is None:
