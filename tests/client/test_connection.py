@@ -23,6 +23,7 @@ from mcp_multi.protocol.errors import (
     RequestTimeout,
     TransportError,
 )
+from mcp_multi.protocol.lifecycle import AuthorizationRequired
 from mcp_multi.transport import create_transport, stdio_url
 
 from ..conftest import StartServer
@@ -319,3 +320,16 @@ async def test_the_connection_state_follows_its_life(start_mcp_server: StartServ
         assert conn.is_open  # the refused second connect changed nothing
     assert conn.state is ClientState.CLOSED
     assert conn.closed_reason == "connection closed by the client"
+
+
+@pytest.mark.parametrize("kind", ["http", "sse"])
+async def test_our_server_wanting_a_token_is_reported_with_its_challenge(
+        kind: str, start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server(auth_token="s3cret")
+    path = "mcp" if kind == "http" else "sse"
+    conn = connection_to(kind, f"http://127.0.0.1:{server.port}/{path}")
+    with pytest.raises(AuthorizationRequired, match=r"HTTP 401 Unauthorized "
+                                                    r"\(WWW-Authenticate: Bearer\)") as refused:
+        await conn.connect()
+    assert (refused.value.status, refused.value.challenge) == (401, "Bearer")
+    assert conn.state is ClientState.CLOSED

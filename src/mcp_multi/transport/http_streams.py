@@ -45,6 +45,8 @@ __all__ = [
     "MAX_RETRY_MS",
     "MIN_RETRY_MS",
     "EventStreams",
+    "Inbox",
+    "RequestStream",
     "reconnect_delay",
 ]
 
@@ -72,7 +74,7 @@ def reconnect_delay(retry_ms: int | None, fruitless: int = 0) -> float:
     return float(min(base << doublings, MAX_RETRY_MS)) / 1000
 
 
-class _RequestStream:
+class RequestStream:
     """The event stream answering one request: the task reading it and the HTTP response it
     reads now (a resumed stream is a new response). Abandoning it closes that response even
     when the task never got to run."""
@@ -96,7 +98,7 @@ class EventStreams:
     connect_timeout: float
     _inbox: Inbox
     _max_message_size: int
-    _streams: dict[RequestId, _RequestStream]
+    _streams: dict[RequestId, RequestStream]
     _listener: asyncio.Task[None] | None
     _listening: asyncio.Event
 
@@ -161,7 +163,7 @@ class EventStreams:
         response.release()
         return None
 
-    async def _follow(self, request_id: RequestId, stream: _RequestStream) -> None:
+    async def _follow(self, request_id: RequestId, stream: RequestStream) -> None:
         """Read one request's event stream to its response, resuming it if it breaks."""
         response = stream.response
         last_event_id, retry_ms, fruitless = "", None, 0

@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 from aiohttp import hdrs
@@ -77,7 +77,7 @@ from .base import (
     map_transport_errors,
     peer_text,
 )
-from .http_streams import EventStreams, Inbox, _RequestStream
+from .http_streams import EventStreams, Inbox, RequestStream
 
 __all__ = ["StreamableHTTPTransport"]
 
@@ -122,7 +122,7 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         # The HTTP session's life: RENEWING once the server forgot it (only initialize may
         # go out then), CLOSED with the reason the transport ended.
         self._life = ClientLifecycle()
-        self._streams: dict[RequestId, _RequestStream] = {}
+        self._streams: dict[RequestId, RequestStream] = {}
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self.session_id: str | None = None
@@ -285,7 +285,7 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             old = self._streams.pop(request_id, None)
             if old is not None:
                 old.abandon()
-            stream = self._streams[request_id] = _RequestStream(response)
+            stream = self._streams[request_id] = RequestStream(response)
             stream.task = asyncio.create_task(self._follow(request_id, stream),
                                               name=f"mcp-http-stream-{request_id}")
             return True
@@ -328,7 +328,8 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
     def _status_line(response: aiohttp.ClientResponse) -> str:
         return peer_text(f"HTTP {response.status} {response.reason or ''}".rstrip())
 
-    def _refused_authorization(self, response: aiohttp.ClientResponse, body: bytes) -> None:
+    def _refused_authorization(self, response: aiohttp.ClientResponse,
+                               body: bytes) -> NoReturn:
         """HTTP 401 or 403: the server wants credentials, whatever the body says; the
         ``WWW-Authenticate`` challenge tells which (shown escaped and clipped)."""
         challenge = response.headers.get(hdrs.WWW_AUTHENTICATE)
