@@ -208,3 +208,15 @@ def test_an_input_required_result_is_no_success() -> None:
     message = str(raised.value)
     assert "\x1b" not in message and "\\x1b]0;pwned\\x07" in message
     assert len(message) < 400 and "more characters]" in message
+
+
+def test_a_servers_junk_in_protocol_errors_is_clipped_and_escaped() -> None:
+    junk = "\x1b[2J" + "v" * 100_000
+    with pytest.raises(ProtocolError) as version:
+        parse_initialize_result({"protocolVersion": junk, "serverInfo": {}})
+    with pytest.raises(ProtocolError) as tool:
+        parse_tools_page({"tools": [{"name": 5, "description": junk}]})
+    for raised in (version, tool):
+        message = str(raised.value)
+        assert len(message) < 400 and "more characters]" in message
+        assert "\x1b" not in message

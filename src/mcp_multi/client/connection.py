@@ -360,7 +360,8 @@ class MCPConnection(SessionOpening, ServerMessages):
                 self._tools = tools
                 return tools
             if cursor in seen:
-                raise ProtocolError(f"{self.name}: tools/list repeated cursor {cursor!r}")
+                raise ProtocolError(f"{self.name}: tools/list repeated cursor "
+                                    f"{for_display(repr(cursor), 200)}")
             seen.add(cursor)
         raise ProtocolError(f"{self.name}: tools/list has more than {MAX_TOOL_PAGES} pages")
 

@@ -154,7 +154,8 @@ def parse_initialize_result(result: dict[str, Any]) -> InitializeResult:
         raise ProtocolError("initialize result has no protocolVersion")
     if version not in HANDSHAKE_VERSIONS:
         # Only a handshake-era version can be the answer to initialize.
-        raise ProtocolError(f"server chose protocol version {version!r}, which we do not speak")
+        raise ProtocolError(f"server chose protocol version "
+                            f"{for_display(repr(version), _NAME_LIMIT)}, which we do not speak")
     info = result.get("serverInfo")
     if not isinstance(info, dict):
         raise ProtocolError("initialize result has no serverInfo")
@@ -304,7 +305,8 @@ def parse_tools_page(result: dict[str, Any]) -> tuple[list[dict[str, Any]], str 
         raise ProtocolError("tools/list result has no tools list")
     for tool in tools:
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-            raise ProtocolError(f"tools/list result holds a malformed tool: {tool!r}")
+            raise ProtocolError("tools/list result holds a malformed tool: "
+                                f"{for_display(repr(tool), _NAME_LIMIT)}")
     cursor = result.get("nextCursor")
     return tools, cursor if isinstance(cursor, str) and cursor else None
 
