@@ -158,8 +158,12 @@ class EventStreams:
             response = await http.get(self.url, headers=headers, allow_redirects=False)
         if response.status == 200 and response.content_type == SSE_TYPE:
             return response
-        logger.info("%s will not give the stream back (after %r): HTTP %s", self.url,
-                    last_event_id, response.status)
+        if last_event_id:
+            logger.info("%s cannot resume the stream after %r: HTTP %s", self.url,
+                        last_event_id, response.status)
+        else:
+            logger.debug("%s offers no GET stream any more (HTTP %s)", self.url,
+                         response.status)
         response.release()
         return None
 
