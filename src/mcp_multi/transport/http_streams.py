@@ -5,8 +5,8 @@ Mixed into :class:`~mcp_multi.transport.streamable_http.StreamableHTTPTransport`
 
 Reconnection (both streams): when a stream ends, the next attempt waits
 :func:`reconnect_delay` (the server's ``retry``, else :data:`DEFAULT_RETRY_MS`; never less
-than :data:`MIN_RETRY_MS`, so ``retry: 0`` means the same everywhere; doubled for every
-attempt in a row that brought nothing new, up to :data:`MAX_RETRY_MS`) and, if the stream
+than :data:`MIN_RETRY_MS`, so ``retry: 0`` means the same everywhere; doubled for each
+further attempt in a row that brought nothing new, up to :data:`MAX_RETRY_MS`) and, if the stream
 gave an event id, sends it as ``Last-Event-ID``. A stream that delivered a message or a new
 event id was worth it; after :data:`MAX_RESUME_ATTEMPTS` attempts in a row that were not, the
 stream is given up:
