@@ -1,4 +1,5 @@
-"""The WHATWG event-stream parser and the endpoint rule, synchronously: no loop, no sockets."""
+"""The event-stream encoder, the WHATWG parser and the endpoint rule, synchronously: no
+loop, no sockets."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcp_multi.protocol.errors import ProtocolError
-from mcp_multi.protocol.sse import SSEEvent, SSEParser, resolve_endpoint
+from mcp_multi.protocol.sse import (
+    KEEPALIVE,
+    SSEEvent,
+    SSEParser,
+    encode_comment,
+    encode_event,
+    resolve_endpoint,
+)
 
 
 def parse(*chunks: bytes | str) -> list[SSEEvent]:
@@ -146,3 +154,33 @@ def test_endpoint_absolute_same_origin_is_accepted() -> None:
 def test_endpoint_on_another_origin_is_refused(endpoint: str) -> None:
     with pytest.raises(ProtocolError):
         resolve_endpoint("http://127.0.0.1:8080/sse", endpoint)
+
+
+# ------------------------------------------------------------------ encoder
+
+
+def test_encoded_event_fields() -> None:
+    assert encode_event(b'{"a":1}', event="message", id="3-1") == \
+        b'event: message\nid: 3-1\ndata: {"a":1}\n\n'
+    assert encode_event(b"", id="0-4", retry=1000) == b"id: 0-4\nretry: 1000\ndata: \n\n"
+    assert KEEPALIVE == b": keepalive\n\n" and encode_comment("a\nb") == b": a\n: b\n\n"
+    assert parse(KEEPALIVE + encode_comment("")) == []
+
+
+@pytest.mark.parametrize("fields", [{"id": "a\nb"}, {"event": "x\ry"}, {"id": "a\x00"},
+                                    {"retry": -1}])
+def test_encoder_refuses_what_would_break_the_stream(fields: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        encode_event(b"x", **fields)  # type: ignore[arg-type]
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+               max_size=40),
+       st.text(alphabet=st.characters(blacklist_categories=("Cs",),
+                                      blacklist_characters="\r\n\x00"), min_size=1, max_size=10))
+def test_encoded_events_parse_back(data: str, event_id: str) -> None:
+    """Whatever the data holds (line breaks of every kind included), a reader gets it back,
+    line breaks normalised to LF as the WHATWG rules make them."""
+    expected = "\n".join(data.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    parsed = parse(encode_event(data, event="message", id=event_id) + KEEPALIVE)
+    assert parsed == [SSEEvent("message", expected, event_id)]

@@ -117,6 +117,19 @@ async def test_media_types(http: aiohttp.ClientSession, url: str) -> None:
         assert got.status == 406
 
 
+@pytest.mark.parametrize("accept, status", [
+    ("application/json;q=0, text/event-stream, */*", 406),  # q=0: JSON is NOT acceptable
+    ("application/json, text/event-stream; q=0", 406),
+    ("*/*;q=0, application/json;q=0.5, text/*;q=0.001", 200),
+    ("application/*, text/event-stream;q=1.000", 200),
+    ("application/json;q=2, text/event-stream", 406),  # no qvalue: the range is ignored
+])
+async def test_accept_weighs_q(http: aiohttp.ClientSession, url: str, accept: str,
+                               status: int) -> None:
+    resp, _ = await post(http, url, INIT, Accept=accept)
+    assert resp.status == status
+
+
 async def test_protocol_version_header(http: aiohttp.ClientSession, url: str) -> None:
     headers = await open_session(http, url)
     ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}

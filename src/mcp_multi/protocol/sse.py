@@ -1,4 +1,12 @@
-"""Server-Sent Events: a pure parser that follows the WHATWG HTML "event stream" rules.
+"""Server-Sent Events: the one encoder every server endpoint writes with, and a pure parser
+that follows the WHATWG HTML "event stream" rules.
+
+Encoding: :func:`encode_event` writes one event (``event``, ``id``, ``retry`` fields, then the
+data, one ``data:`` line per line of it, then the blank line that dispatches it);
+:func:`encode_comment` writes a comment line, which every reader ignores: :data:`KEEPALIVE` is
+the one sent after :data:`KEEPALIVE_SECONDS` of silence so that proxies and clients do not take
+a quiet stream for a dead one. :data:`RESPONSE_HEADERS` are the headers of every event-stream
+response (no caching, no proxy buffering).
 
 Theory of operation: a transport feeds :meth:`SSEParser.feed` whatever bytes the network
 gave it, in chunks of any size, and gets back the events those bytes completed. The parser
@@ -31,10 +39,76 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from .errors import ProtocolError
+from .wire import SSE_TYPE
 
-__all__ = ["SSEEvent", "SSEParser", "resolve_endpoint"]
+__all__ = [
+    "KEEPALIVE",
+    "KEEPALIVE_SECONDS",
+    "RESPONSE_HEADERS",
+    "SSEEvent",
+    "SSEParser",
+    "encode_comment",
+    "encode_event",
+    "resolve_endpoint",
+]
 
 _EOL = re.compile(r"\r\n|\r|\n")
+_EOL_BYTES = re.compile(rb"\r\n|\r|\n")
+
+# Seconds of silence after which a stream gets a keep-alive comment.
+KEEPALIVE_SECONDS = 15.0
+# Headers of every text/event-stream response: never cached, never held back by a proxy.
+RESPONSE_HEADERS = {
+    "Content-Type": SSE_TYPE,
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+
+
+def _field(name: str, value: str) -> bytes:
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise ValueError(f"SSE {name} must be one line without NUL: {value!r}")
+    return f"{name}: {value}\n".encode()
+
+
+def encode_event(data: bytes | str, *, event: str | None = None, id: str | None = None,
+                 retry: int | None = None) -> bytes:
+    """One event, ready for the wire.
+
+    Args:
+        data: the payload (a JSON-RPC message, usually); each of its lines becomes a
+            ``data:`` line, so a reader joins them back into the same text. Empty data
+            still writes one empty ``data:`` line (a priming event has nothing else).
+        event: the event type; omitted, readers take ``message``.
+        id: the event id a client sends back as ``Last-Event-ID``.
+        retry: the reconnection delay to advise, in milliseconds.
+
+    Raises:
+        ValueError: ``event`` or ``id`` spans lines or holds ``NUL``, or ``retry`` < 0.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    head = b""
+    if event is not None:
+        head += _field("event", event)
+    if id is not None:
+        head += _field("id", id)
+    if retry is not None:
+        if retry < 0:
+            raise ValueError(f"SSE retry must not be negative: {retry}")
+        head += b"retry: %d\n" % retry
+    if b"\n" in raw or b"\r" in raw:
+        raw = b"\ndata: ".join(_EOL_BYTES.split(raw))
+    return head + b"data: " + raw + b"\n\n"
+
+
+def encode_comment(text: str = "") -> bytes:
+    """A comment line (and the blank line that flushes it through line-buffered readers)."""
+    return b"".join(b":" + (b" " + line.encode() if line else b"") + b"\n"
+                    for line in _EOL.split(text)) + b"\n"
+
+
+# The comment a quiet stream gets every KEEPALIVE_SECONDS.
+KEEPALIVE = encode_comment("keepalive")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

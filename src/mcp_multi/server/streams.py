@@ -2,13 +2,14 @@
 
 Theory of operation: every message the server sends over Streamable HTTP belongs to one
 *stream* — the stream answering one POSTed request, or the session's standalone stream that
-``GET /mcp`` opens. An :class:`EventStream` is where those messages wait: ``push`` encodes a
-message as an SSE event (with an ``id`` of ``<stream>-<n>`` when the stream is resumable) and
-wakes whoever is delivering it; ``pump`` is the delivering side, writing events to one HTTP
-response from a cursor on. Because the events stay in a bounded buffer after
-being written, a client whose connection broke can come back with ``Last-Event-ID`` and be
-served the rest of the *same* stream (never another's) from where it stopped. A stream ends
-with ``finish``, which also pushes the request's response.
+``GET /mcp`` opens. An :class:`EventStream` is where those messages wait: ``push`` adds a
+message as the stream's next event (kept as JSON, encoded by
+:func:`~mcp_multi.protocol.sse.encode_event` with an ``id`` of ``<stream>-<n>`` when the
+stream is resumable) and wakes whoever is delivering it; ``pump`` is the delivering side,
+writing events to one HTTP response from a cursor on. Because the events stay in a bounded
+buffer after being written, a client whose connection broke can come back with
+``Last-Event-ID`` and be served the rest of the *same* stream (never another's) from where
+it stopped. A stream ends with ``finish``, which also pushes the request's response.
 
 Only the handshake era resumes; a modern (2026-07-28) stream has no ids, no priming event
 and nobody to resume it.
@@ -23,6 +24,7 @@ from collections import OrderedDict, deque
 from typing import Any, Protocol
 
 from ..protocol.jsonrpc import dumps
+from ..protocol.sse import KEEPALIVE, encode_event
 from .session import Outgoing, ServerSession
 
 __all__ = ["RETRY_MS", "EventStream", "HTTPSession", "parse_event_id"]
@@ -68,17 +70,18 @@ class EventStream:
         """Add one JSON-RPC message as the stream's next event."""
         n = self._next
         self._next += 1
-        head = b"event: message\n"
-        if self.resumable:
-            head += f"id: {self.key}-{n}\n".encode()
         if len(self._events) == self._limit and self._events[0][0] > self.delivered:
             if not self._dropping:  # once per stream: a client must not flood our log
                 logger.warning("stream %s: dropping undelivered events from %d on "
                                "(buffer of %d full)", self.key, self._events[0][0],
                                self._limit)
             self._dropping = True
-        self._events.append((n, head + b"data: " + dumps(message) + b"\n\n"))
+        self._events.append((n, dumps(message)))
         self._wake.set()
+
+    def _encode(self, n: int, payload: bytes) -> bytes:
+        return encode_event(payload, event="message",
+                            id=f"{self.key}-{n}" if self.resumable else None)
 
     async def send(self, message: Outgoing) -> None:
         """:meth:`push` as a :data:`~mcp_multi.server.session.SendFn`."""
@@ -96,15 +99,15 @@ class EventStream:
         """The JSON of the one message of a stream finished with nothing before its response."""
         if not self.finished or self.last != 1 or not self._events:
             return None
-        event = self._events[0][1]
-        return event[event.index(b"data: ") + 6:-2]
+        return self._events[0][1]
 
     def priming(self, cursor: int) -> bytes:
         """The event that opens a resumable stream: an id at ``cursor``, empty data, ``retry``."""
-        return f"id: {self.key}-{cursor}\nretry: {RETRY_MS}\ndata: \n\n".encode()
+        return encode_event(b"", id=f"{self.key}-{cursor}", retry=RETRY_MS)
 
     def after(self, cursor: int) -> list[tuple[int, bytes]]:
-        return [event for event in self._events if event[0] > cursor]
+        """The encoded events numbered after ``cursor`` that the buffer still holds."""
+        return [(n, self._encode(n, payload)) for n, payload in self._events if n > cursor]
 
     async def wait(self, timeout: float) -> bool:
         """Wait for a new event or the end; False when ``timeout`` passed first."""
@@ -128,7 +131,7 @@ class EventStream:
             if self.finished and cursor >= self.last:
                 return
             if not await self.wait(keepalive):
-                await writer.write(b": keepalive\n\n")
+                await writer.write(KEEPALIVE)
 
 
 def parse_event_id(value: str) -> tuple[str, int] | None:

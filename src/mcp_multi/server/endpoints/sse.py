@@ -18,16 +18,16 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ...protocol.errors import InvalidRequest
-from ...protocol.jsonrpc import dumps, error_response
+from ...protocol.jsonrpc import dumps
+from ...protocol.sse import KEEPALIVE, KEEPALIVE_SECONDS, encode_event
+from ...protocol.wire import PATH_SSE_MESSAGE
 from ..session import Outgoing, ServerSession
 from ..state import STATE
+from .http import open_event_stream, read_body
 
-__all__ = ["Outbox", "handle_message", "handle_sse", "read_body"]
+__all__ = ["Outbox", "handle_message", "handle_sse"]
 
 logger = logging.getLogger(__name__)
-
-KEEPALIVE_SECONDS = 15.0
 
 
 class Outbox:
@@ -51,7 +51,7 @@ class Outbox:
     async def send(self, message: Outgoing) -> None:
         if self.overflowed:
             return
-        event = b"event: message\ndata: " + dumps(message) + b"\n\n"
+        event = encode_event(dumps(message), event="message")
         if len(self._events) >= self._max_events or self._bytes + len(event) > self._max_bytes:
             self.overflowed = True
             self._events.clear()
@@ -85,20 +85,16 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     assert handler is not None
     outbox = Outbox(settings.session_queue_size, budget, handler.cancel)
     session = ServerSession("sse", outbox.send)
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream",
-        "Cache-Control": "no-cache, no-transform",
-        "X-Accel-Buffering": "no",
-    })
-    await response.prepare(request)
+    response = await open_event_stream(request)
     state.sse_sessions[session.id] = session
     state.stream_handlers.add(handler)
     state.stats.opened("sse")
     logger.info("sse session %s opened from %s", session.id, request.remote)
     try:
-        await response.write(f"event: endpoint\ndata: /message?sessionId={session.id}\n\n".encode())
+        await response.write(encode_event(f"{PATH_SSE_MESSAGE}?sessionId={session.id}",
+                                          event="endpoint"))
         while (events := await outbox.take(KEEPALIVE_SECONDS)) is not None:
-            await response.write(b"".join(events) if events else b": keepalive\n\n")
+            await response.write(b"".join(events) if events else KEEPALIVE)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
@@ -129,20 +125,3 @@ async def handle_message(request: web.Request) -> web.Response:
         return body
     await state.dispatcher.receive(session, body)
     return web.Response(status=202, text="Accepted")
-
-
-async def read_body(request: web.Request, limit: int) -> bytes | web.Response:
-    """The request body, or a 413 response carrying a JSON-RPC error when it exceeds ``limit``."""
-    size = request.content_length
-    body = bytearray()
-    if size is None or size <= limit:
-        async for chunk in request.content.iter_any():
-            body += chunk
-            if len(body) > limit:
-                break
-        else:
-            return bytes(body)
-        size = len(body)
-    err = InvalidRequest(f"Message too large: {size} bytes exceeds the limit of {limit} bytes")
-    return web.Response(status=413, body=dumps(error_response(None, err)),
-                        content_type="application/json")

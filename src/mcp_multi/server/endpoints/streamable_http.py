@@ -53,12 +53,12 @@ from ...protocol.errors import (
 from ...protocol.jsonrpc import (
     Notification,
     Request,
-    dumps,
     error_response,
     is_request_id,
     loads,
     parse_message,
 )
+from ...protocol.sse import KEEPALIVE_SECONDS
 from ...protocol.versions import (
     HANDSHAKE,
     MODERN,
@@ -67,28 +67,27 @@ from ...protocol.versions import (
     supports,
     unsupported_version,
 )
+from ...protocol.wire import (
+    JSON_TYPE,
+    LAST_EVENT_ID_HEADER,
+    SESSION_HEADER,
+    SSE_TYPE,
+    VERSION_HEADER,
+)
 from ..dispatcher import Dispatcher
 from ..session import ServerSession
 from ..state import STATE, ServerState
 from ..streams import EventStream, HTTPSession, parse_event_id
-from .sse import read_body
+from .http import accepts, error_reply, json_reply, open_event_stream, read_body
 
 __all__ = ["close_http_sessions", "handle_mcp_delete", "handle_mcp_get", "handle_mcp_post"]
 
 logger = logging.getLogger(__name__)
 
-KEEPALIVE_SECONDS = 15.0
-SESSION_HEADER = "Mcp-Session-Id"
-VERSION_HEADER = "MCP-Protocol-Version"
 # What the handshake era answers a request that notifications/cancelled stopped (the
 # stream must still end with a response); LSP's RequestCancelled, as the official SDK does.
 REQUEST_CANCELLED = -32800
 
-_SSE_HEADERS = {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache, no-transform",
-    "X-Accel-Buffering": "no",
-}
 # Modern era: the HTTP status of a JSON-RPC error; anything else is 200.
 _MODERN_STATUS = {
     PARSE_ERROR: 400,
@@ -104,25 +103,6 @@ _NO_SESSION = ServerSession("http")
 
 
 # ------------------------------------------------------------------ shared helpers
-
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=body if isinstance(body, bytes) else dumps(body),
-                        content_type="application/json", headers=headers)
-
-
-def _error(status: int, exc: JSONRPCError, request_id: Any = None,
-           headers: dict[str, str] | None = None) -> web.Response:
-    return _json(status, error_response(request_id, exc), headers)
-
-
-def _accepts(request: web.Request) -> tuple[bool, bool]:
-    """Whether ``Accept`` admits (JSON, SSE), wildcards included."""
-    types = {part.split(";", 1)[0].strip().lower()
-             for part in request.headers.get("Accept", "").split(",")}
-    anything = "*/*" in types
-    return (anything or bool(types & {"application/json", "application/*"}),
-            anything or bool(types & {"text/event-stream", "text/*"}))
-
 
 def _message_id(obj: Any) -> Any:
     value = obj.get("id") if isinstance(obj, dict) else None
@@ -157,15 +137,14 @@ async def _respond(request: web.Request, stream: EventStream, *, priming: bool,
         await stream.wait(KEEPALIVE_SECONDS)
     only = stream.only_message()
     if only is not None:
-        return _json(status_of(stream.final), only, headers)
+        return json_reply(status_of(stream.final), only, headers)
     return await _deliver(request, stream, 0, priming=priming, headers=headers)
 
 
 async def _deliver(request: web.Request, stream: EventStream, cursor: int, *, priming: bool,
                    headers: dict[str, str]) -> web.StreamResponse:
     """Answer with ``text/event-stream`` and write ``stream`` after ``cursor`` until it ends."""
-    response = web.StreamResponse(headers={**_SSE_HEADERS, **headers})
-    await response.prepare(request)
+    response = await open_event_stream(request, headers)
     stream.attached = True
     try:
         if priming:
@@ -181,12 +160,12 @@ async def _deliver(request: web.Request, stream: EventStream, cursor: int, *, pr
 
 def _sse_refusal(request: web.Request, *, json_too: bool) -> web.Response | None:
     """406 when ``Accept`` lacks SSE (and JSON, for POST); 415 for a POST body not JSON."""
-    has_json, has_sse = _accepts(request)
-    if not has_sse or (json_too and not has_json):
+    accept = request.headers.get("Accept")
+    if not accepts(accept, SSE_TYPE) or (json_too and not accepts(accept, JSON_TYPE)):
         wanted = "application/json and text/event-stream" if json_too else "text/event-stream"
-        return _error(406, InvalidRequest(f"Not Acceptable: Accept must list {wanted}"))
-    if json_too and request.content_type != "application/json":
-        return _error(415, InvalidRequest(
+        return error_reply(406, InvalidRequest(f"Not Acceptable: Accept must list {wanted}"))
+    if json_too and request.content_type != JSON_TYPE:
+        return error_reply(415, InvalidRequest(
             "Unsupported Media Type: Content-Type must be application/json"))
     return None
 
@@ -212,19 +191,19 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
     try:
         obj = loads(body)
     except JSONRPCError as exc:
-        return _error(400, exc)
+        return error_reply(400, exc)
     if not isinstance(obj, dict) or "method" not in obj:
-        return _error(400, InvalidRequest(
+        return error_reply(400, InvalidRequest(
             "Invalid Request: the body must be one JSON-RPC request or notification"))
     try:
         msg = parse_message(obj)
     except InvalidRequest as exc:
-        return _error(400, type(exc)(exc.message), _message_id(obj))
+        return error_reply(400, type(exc)(exc.message), _message_id(obj))
     if isinstance(msg, Notification):
         # No client notification means anything here (closing a stream is how a modern
         # client cancels), so it is accepted and dropped.
         if header is None or not is_supported(header):
-            return _error(400, unsupported_version(header))
+            return error_reply(400, unsupported_version(header))
         return web.Response(status=202)
     assert isinstance(msg, Request)
     params = msg.params or {}
@@ -235,10 +214,10 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
             check_headers(request.headers.items(), msg.method, params)
     except JSONRPCError as exc:
         state.stats.errors += 1
-        return _error(_MODERN_STATUS.get(exc.code, 400), exc, msg.id)
+        return error_reply(_MODERN_STATUS.get(exc.code, 400), exc, msg.id)
     limit = state.settings.max_stateless_requests
     if state.stateless_running >= limit:
-        return _error(503, InvalidRequest(
+        return error_reply(503, InvalidRequest(
             f"Server busy: {limit} stateless requests are running; retry later"), msg.id)
     session = ServerSession("http", era=MODERN, stateless=True)
     stream = EventStream("", resumable=False, limit=state.settings.session_queue_size)
@@ -272,11 +251,11 @@ async def _handshake_post(request: web.Request, state: ServerState,
     frame = dispatcher.parse(session or _NO_SESSION, body)
     messages, errors = frame.messages, frame.errors
     if not messages:
-        return _json(400, errors if frame.batch else errors[0])
+        return json_reply(400, errors if frame.batch else errors[0])
     if session is None:
         first = messages[0]
         if frame.batch or not isinstance(first, Request) or first.method != m.INITIALIZE:
-            return _error(400, InvalidRequest(
+            return error_reply(400, InvalidRequest(
                 f"Bad Request: missing {SESSION_HEADER} header; initialize first"))
         return await _open_session(state, first)
     requests: list[Request] = []
@@ -287,13 +266,13 @@ async def _handshake_post(request: web.Request, state: ServerState,
             await dispatcher.handle(session, msg)
     headers = {SESSION_HEADER: session.id}
     if not requests:
-        return _json(400, errors, headers) if errors else web.Response(status=202,
+        return json_reply(400, errors, headers) if errors else web.Response(status=202,
                                                                         headers=headers)
     if frame.batch:
         replies = [reply if reply is not None else error_response(req.id, JSONRPCError(
                        "Request cancelled", code=REQUEST_CANCELLED))
                    for req, reply in await dispatcher.run_batch(session, requests)]
-        return _json(200, [*errors, *replies], headers)
+        return json_reply(200, [*errors, *replies], headers)
     return await _exchange(request, state, session, requests[0], headers)
 
 
@@ -301,7 +280,7 @@ async def _exchange(request: web.Request, state: ServerState, session: HTTPSessi
                     req: Request, headers: dict[str, str]) -> web.StreamResponse:
     refusal = state.dispatcher.refusal(session, req)
     if refusal is not None:
-        return _json(200, error_response(req.id, refusal), headers)
+        return json_reply(200, error_response(req.id, refusal), headers)
     stream = session.new_stream()
     session.track(req.id, asyncio.create_task(_run(state.dispatcher, session, req, stream)))
     version = session.protocol_version or ""
@@ -325,15 +304,15 @@ async def _open_session(state: ServerState, req: Request) -> web.Response:
             elif old.idle(now, settings.http_session_idle_timeout):
                 _end_session(state, old, "idle")
     if len(state.http_sessions) >= settings.max_http_sessions:
-        return _error(503, InvalidRequest("Too many Streamable HTTP sessions"))
+        return error_reply(503, InvalidRequest("Too many Streamable HTTP sessions"))
     session = HTTPSession(limit=settings.session_queue_size)
     reply = await state.dispatcher.handle(session, req)
     if reply is None or "error" in reply:
-        return _json(200, reply)
+        return json_reply(200, reply)
     state.http_sessions[session.id] = session
     state.stats.opened("http")
     logger.info("http session %s opened (protocol %s)", session.id, session.protocol_version)
-    return _json(200, reply, {SESSION_HEADER: session.id})
+    return json_reply(200, reply, {SESSION_HEADER: session.id})
 
 
 # ------------------------------------------------------------------ GET and DELETE
@@ -341,10 +320,10 @@ async def _open_session(state: ServerState, req: Request) -> web.Response:
 def _find_session(request: web.Request, state: ServerState) -> HTTPSession | web.Response:
     session_id = request.headers.get(SESSION_HEADER)
     if not session_id:
-        return _error(400, InvalidRequest(f"Bad Request: missing {SESSION_HEADER} header"))
+        return error_reply(400, InvalidRequest(f"Bad Request: missing {SESSION_HEADER} header"))
     session = state.http_sessions.get(session_id)
     if session is None:
-        return _error(404, InvalidRequest(f"Not Found: unknown or ended session {session_id}"))
+        return error_reply(404, InvalidRequest(f"Not Found: unknown or ended session {session_id}"))
     session.touch()
     return session
 
@@ -354,10 +333,10 @@ def _era_refusal(request: web.Request) -> web.Response | None:
     header = request.headers.get(VERSION_HEADER)
     era = http_era(header)
     if era == MODERN:
-        return _error(405, InvalidRequest(f"Method Not Allowed: {request.method} is not part "
+        return error_reply(405, InvalidRequest(f"Method Not Allowed: {request.method} is not part "
                                           f"of protocol {header}"), headers={"Allow": "POST"})
     if era is None:
-        return _error(400, unsupported_version(header))
+        return error_reply(400, unsupported_version(header))
     return None
 
 
@@ -369,18 +348,18 @@ async def handle_mcp_get(request: web.Request) -> web.StreamResponse:
     session = _find_session(request, state)
     if isinstance(session, web.Response):
         return session
-    last_event_id = request.headers.get("Last-Event-ID")
+    last_event_id = request.headers.get(LAST_EVENT_ID_HEADER)
     if last_event_id is not None:
         found = parse_event_id(last_event_id)
         stream = session.find_stream(found[0]) if found else None
         if found is None or stream is None:
-            return _error(400, InvalidRequest(
+            return error_reply(400, InvalidRequest(
                 f"Bad Request: unknown or expired Last-Event-ID {last_event_id!r}"))
         cursor = found[1]
     else:
         stream, cursor = session.get_stream, session.get_stream.delivered
     if stream.attached:
-        return _error(409, InvalidRequest("Conflict: this stream is already open"))
+        return error_reply(409, InvalidRequest("Conflict: this stream is already open"))
     return await _deliver(request, stream, cursor,
                           priming=supports(session.protocol_version or "", "sse_priming"),
                           headers={SESSION_HEADER: session.id})

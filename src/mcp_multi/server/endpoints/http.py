@@ -1,0 +1,99 @@
+"""What both HTTP endpoints (``/mcp``; ``/sse`` with ``/message``) share: reading a bounded
+request body, JSON-RPC replies as JSON, opening an event-stream response, and the ``Accept``
+rule (media ranges weighed by their ``q``, as RFC 9110 §12.5.1 says)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+from aiohttp.helpers import parse_mimetype
+
+from ...protocol.errors import InvalidRequest, JSONRPCError
+from ...protocol.jsonrpc import dumps, error_response
+from ...protocol.sse import RESPONSE_HEADERS
+from ...protocol.wire import JSON_TYPE
+
+__all__ = ["accepts", "error_reply", "json_reply", "open_event_stream", "read_body"]
+
+_QVALUE = re.compile(r"0(\.\d{0,3})?|1(\.0{0,3})?")
+
+
+def json_reply(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response; ``body`` is encoded unless it is bytes already."""
+    return web.Response(status=status, body=body if isinstance(body, bytes) else dumps(body),
+                        content_type=JSON_TYPE, headers=headers)
+
+
+def error_reply(status: int, exc: JSONRPCError, request_id: Any = None,
+                headers: dict[str, str] | None = None) -> web.Response:
+    """``status`` carrying the JSON-RPC error ``exc`` (for ``request_id``, when known)."""
+    return json_reply(status, error_response(request_id, exc), headers)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | web.Response:
+    """The request body, or a 413 response carrying a JSON-RPC error when it exceeds ``limit``.
+
+    A declared ``Content-Length`` over the limit is refused before a byte is read; a body
+    without one is read only until it passes the limit.
+    """
+    size = request.content_length
+    body = bytearray()
+    if size is None or size <= limit:
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                break
+        else:
+            return bytes(body)
+        size = len(body)
+    return error_reply(413, InvalidRequest(
+        f"Message too large: {size} bytes exceeds the limit of {limit} bytes"))
+
+
+async def open_event_stream(request: web.Request,
+                            headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """A prepared ``text/event-stream`` response (with ``headers`` added), ready to write."""
+    response = web.StreamResponse(headers={**RESPONSE_HEADERS, **(headers or {})})
+    await response.prepare(request)
+    return response
+
+
+def _quality(params: Any) -> float | None:
+    """The ``q`` of a media range (1 without one); None when it is no valid qvalue."""
+    q = params.get("q")
+    if q is None:
+        return 1.0
+    return float(q) if _QVALUE.fullmatch(q.strip()) else None
+
+
+def accepts(header: str | None, media_type: str) -> bool:
+    """Whether an ``Accept`` header admits ``media_type`` (``type/subtype``).
+
+    The most specific range that matches decides (``type/subtype`` over ``type/*`` over
+    ``*/*``), and it admits only with a ``q`` above 0: ``application/json;q=0`` refuses
+    JSON even when ``*/*`` is listed too. A range whose ``q`` is no qvalue is ignored; no
+    header, or an empty one, admits nothing (MCP clients must list what they take).
+    """
+    wanted_type, _, wanted_sub = media_type.lower().partition("/")
+    best: tuple[int, float] | None = None  # (specificity, q) of the best match so far
+    for part in (header or "").split(","):
+        if not part.strip():
+            continue
+        parsed = parse_mimetype(part)
+        kind, sub = parsed.type, parsed.subtype
+        if kind == "*" and sub == "*":
+            specificity = 0
+        elif kind == wanted_type and sub == "*":
+            specificity = 1
+        elif kind == wanted_type and sub == wanted_sub:
+            specificity = 2
+        else:
+            continue
+        q = _quality(parsed.parameters)
+        if q is None:
+            continue
+        if best is None or specificity > best[0] or (specificity == best[0] and q < best[1]):
+            best = (specificity, q)
+    return best is not None and best[1] > 0
