@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-message-size", type=int, default=4 * 1024 * 1024, metavar="BYTES",
                    help="largest accepted JSON-RPC message (default 4 MiB)")
     p.add_argument("--max-sessions", type=int, default=1000,
-                   help="concurrent sessions allowed per HTTP transport (default 1000)")
+                   help="concurrent sessions allowed per transport (default 1000)")
+    p.add_argument("--max-sessions-per-client", type=int, default=None, metavar="N",
+                   help="sessions one client address may hold per transport (default three "
+                        "quarters of --max-sessions)")
     p.add_argument("--command-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="run_command time limit (default 10)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -76,7 +79,10 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         if not 0 < seconds < float("inf"):
             raise ValueError(f"{name} {seconds} must be a positive number of seconds")
     for name, value in (("--port", args.port), ("--max-message-size", args.max_message_size),
-                        ("--max-sessions", args.max_sessions)):
+                        ("--max-sessions", args.max_sessions),
+                        ("--max-sessions-per-client",
+                         1 if args.max_sessions_per_client is None
+                         else args.max_sessions_per_client)):
         if value < (0 if name == "--port" else 1) or (name == "--port" and value > 65535):
             raise ValueError(f"{name} {value} is out of range")
     return ServerSettings(
@@ -92,6 +98,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         max_message_size=args.max_message_size,
         max_sse_sessions=args.max_sessions,
         max_http_sessions=args.max_sessions,
+        max_websocket_sessions=args.max_sessions,
+        max_sessions_per_client=args.max_sessions_per_client,
         allowed_origins=tuple(args.allowed_origin),
         command_timeout=args.command_timeout,
         auth_token=args.auth_token,

@@ -43,6 +43,14 @@ class ServerSettings:
         command_timeout: seconds a ``run_command`` process may run.
         command_output_cap: bytes of ``run_command`` output kept.
         auth_token: bearer token required on HTTP endpoints when set.
+        max_websocket_sessions: concurrent WebSocket sessions allowed.
+        max_sessions_per_client: sessions one client address may hold in each transport's
+            table; None is three quarters of the table (see ``session_table.default_share``).
+        websocket_send_buffer: bytes of replies one WebSocket connection may have waiting
+            to be sent; past it the server stops reading the connection's frames.
+        websocket_total_buffer: the same bound over all WebSocket connections together.
+        websocket_send_timeout: seconds a WebSocket connection may stay over its bound (its
+            peer does not read) before it is closed with 1008.
     """
 
     host: str = "127.0.0.1"
@@ -67,6 +75,12 @@ class ServerSettings:
     command_timeout: float = 10.0
     command_output_cap: int = 64 * 1024
     auth_token: str | None = None
+    # Bounds of the endpoints' session tables and WebSocket send buffers (issue 8: 9, 11).
+    max_websocket_sessions: int = 1000
+    max_sessions_per_client: int | None = None
+    websocket_send_buffer: int = 16 * 1024 * 1024
+    websocket_total_buffer: int = 256 * 1024 * 1024
+    websocket_send_timeout: float = 30.0
 
     @property
     def is_loopback(self) -> bool:

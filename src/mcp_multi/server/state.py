@@ -10,6 +10,7 @@ from aiohttp import web
 from .dispatcher import Dispatcher
 from .resources import ServerStats
 from .session import ServerSession
+from .session_table import SessionTable
 from .settings import ServerSettings
 from .streams import HTTPSession
 
@@ -21,13 +22,32 @@ class ServerState:
     settings: ServerSettings
     dispatcher: Dispatcher
     stats: ServerStats
-    # Live sessions by id, for transports whose later requests name their session.
-    sse_sessions: dict[str, ServerSession] = field(default_factory=dict)
-    http_sessions: dict[str, HTTPSession] = field(default_factory=dict)
+    # Live sessions by id, one bounded table per transport (see session_table).
+    sse_sessions: SessionTable[ServerSession] = field(init=False)
+    http_sessions: SessionTable[HTTPSession] = field(init=False)
+    websocket_sessions: SessionTable[ServerSession] = field(init=False)
     # 2026-07-28 requests over HTTP being served now (they have no session to count them).
     stateless_running: int = 0
+    # Bytes of replies waiting to be sent on all WebSocket connections together.
+    websocket_backlog: int = 0
     # Handlers of open streams (WebSocket, SSE), cancelled at shutdown so each ends cleanly.
     stream_handlers: set[asyncio.Task[object]] = field(default_factory=set)
+    # Set once the server begins to shut down: requests cut off now say so.
+    shutting_down: bool = False
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        grace, idle = s.http_handshake_grace, s.http_session_idle_timeout
+
+        def table(kind: str, limit: int) -> SessionTable[ServerSession]:
+            return SessionTable(kind, limit, s.max_sessions_per_client,
+                                idle_timeout=idle, handshake_grace=grace)
+
+        self.sse_sessions = table("SSE", s.max_sse_sessions)
+        self.websocket_sessions = table("WebSocket", s.max_websocket_sessions)
+        self.http_sessions = SessionTable("Streamable HTTP", s.max_http_sessions,
+                                          s.max_sessions_per_client, idle_timeout=idle,
+                                          handshake_grace=grace)
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("mcp_state", ServerState)

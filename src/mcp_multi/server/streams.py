@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict, deque
 from typing import Any, Protocol
 
@@ -145,7 +144,7 @@ def parse_event_id(value: str) -> tuple[str, int] | None:
 class HTTPSession(ServerSession):
     """A handshake-era Streamable HTTP session (``Mcp-Session-Id``) and its streams."""
 
-    __slots__ = ("_counter", "_limit", "get_stream", "last_active", "streams")
+    __slots__ = ("_counter", "_limit", "get_stream", "streams")
 
     def __init__(self, *, limit: int) -> None:
         self._limit = limit
@@ -153,10 +152,6 @@ class HTTPSession(ServerSession):
         super().__init__("http", self.get_stream.send)
         self.streams: OrderedDict[str, EventStream] = OrderedDict()
         self._counter = 0
-        self.last_active = time.monotonic()
-
-    def touch(self) -> None:
-        self.last_active = time.monotonic()
 
     def new_stream(self) -> EventStream:
         """A resumable stream for one request; old finished streams are forgotten."""
@@ -180,11 +175,11 @@ class HTTPSession(ServerSession):
             return self.get_stream
         return self.streams.get(key)
 
-    def idle(self, now: float, timeout: float) -> bool:
-        """Whether nothing runs nor listens and the last request is ``timeout`` seconds old."""
-        return (not self.inflight and not self.get_stream.attached
-                and not any(s.attached for s in self.streams.values())
-                and now - self.last_active > timeout)
+    @property
+    def busy(self) -> bool:
+        """Whether a request runs or a stream is being delivered (it must not be evicted)."""
+        return (bool(self.inflight) or self.get_stream.attached
+                or any(s.attached for s in self.streams.values()))
 
     def close(self) -> None:
         super().close()

@@ -4,8 +4,10 @@
 ``/message?sessionId=<id>``. The client POSTs each JSON-RPC message there (``sessionId`` or
 ``session_id``); the POST is answered ``202 Accepted`` and the reply travels on the stream as an
 ``event: message``. Each session's outbound events are bounded in number and bytes (a client
-that stops reading loses its stream, never the server its memory); the number of sessions is
-bounded too; a client that drops the stream frees its session at once.
+that stops reading loses its stream, never the server its memory); sessions sit in a bounded
+table where, when it is full, the least recently used idle stream is ended to admit a newcomer
+(see :mod:`~mcp_multi.server.session_table`); a client that drops the stream frees its
+session at once.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from ...protocol.errors import InvalidRequest
 from ...protocol.jsonrpc import dumps
 from ...protocol.sse import KEEPALIVE, KEEPALIVE_SECONDS, encode_event
 from ...protocol.wire import PATH_SSE_MESSAGE
 from ..session import Outgoing, ServerSession
 from ..state import STATE
-from .http import open_event_stream, read_body
+from .http import error_reply, open_event_stream, read_body
 
 __all__ = ["Outbox", "handle_message", "handle_sse"]
 
@@ -47,6 +50,12 @@ class Outbox:
         self._max_bytes = max_bytes
         self._wake = asyncio.Event()
         self.overflowed = False
+        self.writing = False  # events are being written to the client now
+
+    @property
+    def busy(self) -> bool:
+        """Whether events wait or are being written (the session must not be evicted)."""
+        return bool(self._events) or self.writing
 
     async def send(self, message: Outgoing) -> None:
         if self.overflowed:
@@ -77,8 +86,10 @@ class Outbox:
 
 async def handle_sse(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    if len(state.sse_sessions) >= state.settings.max_sse_sessions:
-        raise web.HTTPServiceUnavailable(text="Too many SSE sessions\n")
+    address = request.remote or ""
+    refused = state.sse_sessions.admit(address)
+    if refused is not None:
+        return error_reply(503, InvalidRequest(refused))
     settings = state.settings
     budget = max(settings.session_buffer_bytes, 4 * settings.max_message_size)
     handler = asyncio.current_task()
@@ -86,15 +97,24 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     outbox = Outbox(settings.session_queue_size, budget, handler.cancel)
     session = ServerSession("sse", outbox.send)
     response = await open_event_stream(request)
-    state.sse_sessions[session.id] = session
+    ended_because: list[str] = []
+
+    def evict(why: str) -> None:
+        ended_because.append(why)
+        handler.cancel()
+
+    state.sse_sessions.add(session, address, evict=evict,
+                           busy=lambda: bool(session.inflight) or outbox.busy)
     state.stream_handlers.add(handler)
     state.stats.opened("sse")
-    logger.info("sse session %s opened from %s", session.id, request.remote)
+    logger.info("sse session %s opened from %s", session.id, address)
     try:
         await response.write(encode_event(f"{PATH_SSE_MESSAGE}?sessionId={session.id}",
                                           event="endpoint"))
         while (events := await outbox.take(KEEPALIVE_SECONDS)) is not None:
+            outbox.writing = True
             await response.write(b"".join(events) if events else KEEPALIVE)
+            outbox.writing = False
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
@@ -102,11 +122,12 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
             logger.warning("sse session %s: the client is not reading (over %d events or %d "
                            "bytes waiting); stream ended", session.id,
                            settings.session_queue_size, budget)
-        state.sse_sessions.pop(session.id, None)
+        state.sse_sessions.remove(session.id)
         state.stream_handlers.discard(handler)
         session.close()
         state.stats.closed("sse")
-        logger.info("sse session %s closed", session.id)
+        logger.info("sse session %s closed%s", session.id,
+                    f": {ended_because[0]}" if ended_because else "")
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
@@ -120,6 +141,7 @@ async def handle_message(request: web.Request) -> web.Response:
     session = state.sse_sessions.get(session_id)
     if session is None:
         raise web.HTTPNotFound(text=f"Unknown session: {session_id}\n")
+    state.sse_sessions.touch(session_id)
     body = await read_body(request, state.settings.max_message_size)
     if isinstance(body, web.Response):
         return body

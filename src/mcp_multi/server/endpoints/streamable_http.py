@@ -8,7 +8,10 @@ Handshake era (2025-03-26 … 2025-11-25):
 
 - ``POST`` carries one message (a batch too, at 2025-03-26). ``initialize`` without a session
   opens one and its response carries ``Mcp-Session-Id``; every later request must name it
-  (400 without, 404 for an unknown or ended one). Notifications and responses get ``202``.
+  (400 without, 404 for an unknown or ended one). The sessions sit in a bounded table: when it
+  is full the least recently used idle session gives way to a newcomer (its owner gets 404
+  and initializes again), and one client address holds only its share of it (503 past it;
+  see :mod:`~mcp_multi.server.session_table`). Notifications and responses get ``202``.
   A request is answered ``application/json`` unless it sends a notification (progress, log)
   before its response, or stays silent for ``KEEPALIVE_SECONDS``: then the answer is a
   ``text/event-stream`` whose events carry ids, opened by a priming event with ``retry``.
@@ -31,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -257,7 +259,7 @@ async def _handshake_post(request: web.Request, state: ServerState,
         if frame.batch or not isinstance(first, Request) or first.method != m.INITIALIZE:
             return error_reply(400, InvalidRequest(
                 f"Bad Request: missing {SESSION_HEADER} header; initialize first"))
-        return await _open_session(state, first)
+        return await _open_session(request, state, first)
     requests: list[Request] = []
     for msg in messages:
         if isinstance(msg, Request):
@@ -288,30 +290,28 @@ async def _exchange(request: web.Request, state: ServerState, session: HTTPSessi
                               status_of=lambda _final: 200, headers=headers)
     if isinstance(response, web.Response):
         session.forget(stream)
-    session.touch()
+    state.http_sessions.touch(session.id)
     return response
 
 
-async def _open_session(state: ServerState, req: Request) -> web.Response:
-    settings = state.settings
-    if len(state.http_sessions) >= settings.max_http_sessions:
-        now = time.monotonic()
-        for old in list(state.http_sessions.values()):
-            # A session whose client never finished the handshake (no initialized
-            # notification) gives way first: bare initialize calls cannot fill the server.
-            if not old.initialized and old.idle(now, settings.http_handshake_grace):
-                _end_session(state, old, "handshake never finished")
-            elif old.idle(now, settings.http_session_idle_timeout):
-                _end_session(state, old, "idle")
-    if len(state.http_sessions) >= settings.max_http_sessions:
-        return error_reply(503, InvalidRequest("Too many Streamable HTTP sessions"))
-    session = HTTPSession(limit=settings.session_queue_size)
+async def _open_session(request: web.Request, state: ServerState,
+                        req: Request) -> web.Response:
+    table = state.http_sessions
+    address = request.remote or ""
+    refused = table.admit(address)
+    if refused is not None:
+        return error_reply(503, InvalidRequest(refused))
+    session = HTTPSession(limit=state.settings.session_queue_size)
     reply = await state.dispatcher.handle(session, req)
     if reply is None or "error" in reply:
         return json_reply(200, reply)
-    state.http_sessions[session.id] = session
+    if table.admit(address) is not None:  # others took the seats while we initialized
+        return error_reply(503, InvalidRequest(f"Too many {table.kind} sessions"))
+    table.add(session, address, busy=lambda: session.busy,
+              evict=lambda why: _close_session(state, session, why))
     state.stats.opened("http")
-    logger.info("http session %s opened (protocol %s)", session.id, session.protocol_version)
+    logger.info("http session %s opened (protocol %s) from %s", session.id,
+                session.protocol_version, address)
     return json_reply(200, reply, {SESSION_HEADER: session.id})
 
 
@@ -323,8 +323,9 @@ def _find_session(request: web.Request, state: ServerState) -> HTTPSession | web
         return error_reply(400, InvalidRequest(f"Bad Request: missing {SESSION_HEADER} header"))
     session = state.http_sessions.get(session_id)
     if session is None:
-        return error_reply(404, InvalidRequest(f"Not Found: unknown or ended session {session_id}"))
-    session.touch()
+        return error_reply(404, InvalidRequest(
+            f"Not Found: unknown or ended session {session_id}"))
+    state.http_sessions.touch(session.id)
     return session
 
 
@@ -378,8 +379,11 @@ async def handle_mcp_delete(request: web.Request) -> web.StreamResponse:
 
 
 def _end_session(state: ServerState, session: HTTPSession, why: str) -> None:
-    if state.http_sessions.pop(session.id, None) is None:
-        return
+    if state.http_sessions.remove(session.id) is not None:
+        _close_session(state, session, why)
+
+
+def _close_session(state: ServerState, session: HTTPSession, why: str) -> None:
     session.close()
     state.stats.closed("http")
     logger.info("http session %s ended: %s", session.id, why)
