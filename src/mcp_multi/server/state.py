@@ -28,8 +28,10 @@ class ServerState:
     websocket_sessions: SessionTable[ServerSession] = field(init=False)
     # 2026-07-28 requests over HTTP being served now (they have no session to count them).
     stateless_running: int = 0
-    # Bytes of replies waiting to be sent on all WebSocket connections together.
+    # Bytes of replies waiting to be sent on all WebSocket connections together, and the
+    # most one connection ever had waiting (its own and its transport's buffer).
     websocket_backlog: int = 0
+    websocket_backlog_peak: int = 0
     # Handlers of open streams (WebSocket, SSE), cancelled at shutdown so each ends cleanly.
     stream_handlers: set[asyncio.Task[object]] = field(default_factory=set)
     # Set once the server begins to shut down: requests cut off now say so.

@@ -2,6 +2,20 @@
 
 The ``mcp`` subprotocol that the official SDKs ask for is accepted; a client that asks for
 none gets none. Requests run concurrently (see :meth:`Dispatcher.receive`).
+
+Flow control: a peer that sends requests and never reads the replies must not make the
+server hold them without bound. Replies are written one at a time (:class:`Outbound`), so
+the transport's buffer holds one frame at most while the rest wait, counted, as bytes; the
+connection's *backlog* is those bytes plus what the transport still buffers. While the
+backlog is over ``websocket_send_buffer`` — or the backlog of every connection together is
+over ``websocket_total_buffer`` and this one has replies waiting — the server stops reading
+the connection's frames (TCP pushes back on the peer). A connection that stays over its bound
+for ``websocket_send_timeout`` seconds, or whose one frame cannot be written in that time, is
+closed with 1008 and its transport aborted, which drops its buffer.
+
+Connections sit in the WebSocket session table (see :mod:`~mcp_multi.server.session_table`):
+past the table's limit the least recently used idle connection is closed with 1013 (try
+again later) to admit a newcomer; past its address's share a newcomer is refused (503).
 """
 
 from __future__ import annotations
@@ -9,57 +23,181 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from asyncio import Transport
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ...protocol.errors import InvalidRequest
 from ...protocol.jsonrpc import dumps
+from ...protocol.wire import WEBSOCKET_SUBPROTOCOL
 from ..session import Outgoing, ServerSession
-from ..state import STATE
+from ..state import STATE, ServerState
+from .http import error_reply
 
-__all__ = ["handle_websocket"]
+__all__ = ["Outbound", "handle_websocket"]
 
 logger = logging.getLogger(__name__)
 
 # Frames up to this multiple of the message limit are read and refused with a JSON-RPC error
 # (the session lives on); larger ones close the connection with 1009 (message too big).
 _FRAME_SLACK = 4
+# How long a closing handshake may take with a peer that may not be reading.
+_CLOSE_TIMEOUT = 0.5
+
+
+class Outbound:
+    """The replies of one connection on their way out, written one at a time and counted.
+
+    ``send`` is the session's :data:`~mcp_multi.server.session.SendFn`; ``wait_for_room``
+    is what the reading side awaits before it takes the next frame.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, transport: Transport, state: ServerState,
+                 handler: asyncio.Task[object]) -> None:
+        self._ws = ws
+        self._transport = transport
+        self._state = state
+        self._handler = handler
+        self._lock = asyncio.Lock()
+        self._room = asyncio.Event()
+        self.pending = 0  # bytes of replies waiting for their turn
+        self.closing: tuple[int, str] | None = None  # (close code, why) once we end it
+
+    @property
+    def backlog(self) -> int:
+        """Bytes waiting: replies not yet written plus what the transport still buffers."""
+        return self.pending + self._transport.get_write_buffer_size()
+
+    @property
+    def over(self) -> bool:
+        settings = self._state.settings
+        return self.backlog > settings.websocket_send_buffer or (
+            self.pending > 0 and self._state.websocket_backlog > settings.websocket_total_buffer)
+
+    def end(self, code: int, why: str) -> None:
+        """Close the connection (from any task): its handler closes with ``code``."""
+        if self.closing is None:
+            self.closing = (code, why)
+            self._handler.cancel()
+
+    async def send(self, message: Outgoing) -> None:
+        if self._ws.closed or self.closing is not None:
+            return
+        data = dumps(message)
+        size = len(data)
+        self.pending += size
+        state = self._state
+        state.websocket_backlog += size
+        state.websocket_backlog_peak = max(state.websocket_backlog_peak, self.backlog)
+        try:
+            async with self._lock:
+                if self._ws.closed or self.closing is not None:
+                    return
+                # aiohttp writes the frame into the transport, then waits for it to drain
+                # below its high-water mark: with one writer at a time that is the bound.
+                async with asyncio.timeout(state.settings.websocket_send_timeout):
+                    await self._ws.send_frame(data, WSMsgType.TEXT)
+        except TimeoutError:
+            self.end(WSCloseCode.POLICY_VIOLATION, "the client does not read its replies")
+        finally:
+            self.pending -= size
+            state.websocket_backlog -= size
+            self._room.set()
+
+    async def wait_for_room(self) -> bool:
+        """Wait while the backlog is over its bound; False if it stayed over too long."""
+        if not self.over:
+            return True
+        deadline = time.monotonic() + self._state.settings.websocket_send_timeout
+        while self.over and self.closing is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._room.clear()
+            # Woken by our own replies leaving; a second at most between looks, since the
+            # server-wide budget also frees up as other connections drain. (asyncio.timeout,
+            # not wait_for: on 3.11 wait_for can swallow a cancel that races the wake-up.)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 1.0)):
+                    await self._room.wait()
+        return self.closing is None
+
+    async def close(self, code: int, why: str) -> None:
+        """Say goodbye with ``code`` if the peer may take it, then drop the connection (and
+        whatever the transport still buffers for it).
+
+        A peer closed for not reading (1008) would never see a close frame, and waiting for
+        the frame to drain is what must not happen, so its connection is aborted at once.
+        """
+        try:
+            if code != WSCloseCode.POLICY_VIOLATION and not self.over:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(_CLOSE_TIMEOUT):
+                        await self._ws.close(code=code, message=why.encode()[:120])
+        finally:
+            if not self._transport.is_closing() or self._transport.get_write_buffer_size():
+                self._transport.abort()
 
 
 async def handle_websocket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     limit = state.settings.max_message_size
     ws = web.WebSocketResponse(
-        protocols=("mcp",), max_msg_size=limit * _FRAME_SLACK, heartbeat=30.0,
+        protocols=(WEBSOCKET_SUBPROTOCOL,), max_msg_size=limit * _FRAME_SLACK, heartbeat=30.0,
         decode_text=False,
     )
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="WebSocket upgrade expected\n")
-    await ws.prepare(request)
-
-    async def send(message: Outgoing) -> None:
-        if not ws.closed:
-            await ws.send_frame(dumps(message), WSMsgType.TEXT)
-
-    session = ServerSession("websocket", send)
+    address = request.remote or ""
+    refused = state.websocket_sessions.admit(address)
+    if refused is not None:
+        return error_reply(503, InvalidRequest(refused))
     handler = asyncio.current_task()
-    if handler is not None:
-        state.stream_handlers.add(handler)
+    transport = request.transport
+    assert handler is not None and transport is not None
+    await ws.prepare(request)
+    outbound = Outbound(ws, transport, state, handler)
+    session = ServerSession("websocket", outbound.send)
+    state.websocket_sessions.add(
+        session, address, busy=lambda: bool(session.inflight or outbound.backlog),
+        evict=lambda why: outbound.end(WSCloseCode.TRY_AGAIN_LATER, f"session ended: {why}"))
+    state.stream_handlers.add(handler)
     state.stats.opened("websocket")
-    logger.info("websocket session %s opened from %s", session.id, request.remote)
+    logger.info("websocket session %s opened from %s", session.id, address)
     try:
-        async for msg in ws:
-            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                await state.dispatcher.receive(session, msg.data)
-            elif msg.type == WSMsgType.ERROR:
-                logger.info("websocket session %s: %s", session.id, ws.exception())
-                break
+        await _serve(ws, state, session, outbound)
     except asyncio.CancelledError:
-        # Server shutdown (or the peer vanished): say goodbye with 1001 when we still can.
-        with contextlib.suppress(Exception):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+        # Ended by us (evicted, not reading) or the server shuts down: 1001 then.
+        code, why = outbound.closing or (WSCloseCode.GOING_AWAY, "server shutting down")
+        await outbound.close(code, why)
     finally:
+        state.websocket_sessions.remove(session.id)
         state.stream_handlers.discard(handler)
         session.close()
         state.stats.closed("websocket")
-        logger.info("websocket session %s closed", session.id)
+        logger.info("websocket session %s closed%s", session.id,
+                    f": {outbound.closing[1]}" if outbound.closing else "")
     return ws
+
+
+async def _serve(ws: web.WebSocketResponse, state: ServerState, session: ServerSession,
+                 outbound: Outbound) -> None:
+    """Read frames and hand them to the dispatcher, pausing while replies pile up."""
+    while True:
+        if not await outbound.wait_for_room():
+            logger.warning("websocket session %s: the client does not read (%d bytes "
+                           "waiting); closing", session.id, outbound.backlog)
+            outbound.closing = outbound.closing or (WSCloseCode.POLICY_VIOLATION,
+                                                    "the client does not read its replies")
+            await outbound.close(*outbound.closing)
+            return
+        msg = await ws.receive()
+        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            state.websocket_sessions.touch(session.id)
+            await state.dispatcher.receive(session, msg.data)
+        elif msg.type == WSMsgType.ERROR:
+            logger.info("websocket session %s: %s", session.id, ws.exception())
+            return
+        elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            return
