@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
+import signal
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +19,17 @@ from mcp_multi.server.app import RunningServer
 from mcp_multi.server.dispatcher import MAX_INFLIGHT
 
 from ..conftest import StartServer
-from .wire import MCP_ACCEPT, MODERN, TIMEOUT, Event, enveloped, mirrored_headers, read_event
+from .test_cli import ROOT, SHIM
+from .wire import (
+    MCP_ACCEPT,
+    MODERN,
+    REQUEST_CANCELLED,
+    TIMEOUT,
+    Event,
+    enveloped,
+    mirrored_headers,
+    read_event,
+)
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-11-25", "capabilities": {},
@@ -365,6 +378,63 @@ async def test_modern_closed_stream_cancels_the_call(http: aiohttp.ClientSession
     resp.close()
     done, _ = await asyncio.wait(running, timeout=TIMEOUT)
     assert done == running  # cancelled, not left to run for 30 s
+
+
+# ------------------------------------------------------------------ shutdown
+
+async def _post_and_read(http: aiohttp.ClientSession, url: str, body: dict[str, Any],
+                         headers: dict[str, str]) -> tuple[int, str, list[Any]]:
+    """Status, media type and every message of the answer (JSON or SSE events)."""
+    async with http.post(url, data=orjson.dumps(body), headers=headers) as resp:
+        if resp.content_type == "text/event-stream":
+            events = []
+            while (event := await read_event(resp.content)) is not None:
+                events.append(event)
+            return resp.status, resp.content_type, [orjson.loads(e.data) for e in events
+                                                    if e.data]
+        raw = await resp.read()
+        return resp.status, resp.content_type, [orjson.loads(raw)] if raw else []
+
+
+@pytest.mark.parametrize("version, progress", [("2025-11-25", False), ("2025-03-26", True),
+                                               (MODERN, False), (MODERN, True)])
+async def test_sigterm_answers_the_calls_it_cuts_off(version: str, progress: bool) -> None:
+    """A call in flight when the server process gets SIGTERM gets its JSON-RPC error (as JSON
+    or as the stream's last event), never a 200 with an empty body."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, SHIM, "--port", "0", "--log-level", "INFO",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        listening = re.search(r" on (\S+):(\d+) ", line)
+        assert listening, line
+        url = f"http://{listening[1]}:{listening[2]}/mcp"
+        async with aiohttp.ClientSession() as http:
+            arguments = {"name": "run_command", "arguments": {"command": "sleep 5"}}
+            if version == MODERN:
+                params = enveloped(arguments, **({"progressToken": "p"} if progress else {}))
+                headers = {**JSON_HEADERS, **mirrored_headers({"method": "tools/call",
+                                                               "params": params})}
+            else:
+                headers = {**JSON_HEADERS, **await open_session(http, url, version)}
+                params = call(7, **arguments, token="p" if progress else None)["params"]
+            body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
+            calling = asyncio.create_task(_post_and_read(http, url, body, headers))
+            while b"run_command: 'sleep 5'" not in await asyncio.wait_for(
+                    proc.stderr.readline(), TIMEOUT):
+                continue  # the call is running once the tool logs it
+            proc.send_signal(signal.SIGTERM)
+            status, media, messages = await asyncio.wait_for(calling, TIMEOUT)
+        assert status == 200 and media == ("text/event-stream" if progress
+                                           else "application/json")
+        assert messages and messages[-1]["id"] == 7
+        error = messages[-1]["error"]
+        assert error["code"] == REQUEST_CANCELLED and "shutting down" in error["message"]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
 
 
 # ------------------------------------------------------------------ browsers

@@ -26,8 +26,8 @@ class ServerState:
     sse_sessions: SessionTable[ServerSession] = field(init=False)
     http_sessions: SessionTable[HTTPSession] = field(init=False)
     websocket_sessions: SessionTable[ServerSession] = field(init=False)
-    # 2026-07-28 requests over HTTP being served now (they have no session to count them).
-    stateless_running: int = 0
+    # 2026-07-28 requests over HTTP being served now (they have no session to hold them).
+    stateless_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # Bytes of replies waiting to be sent on all WebSocket connections together, and the
     # most one connection ever had waiting (its own and its transport's buffer).
     websocket_backlog: int = 0

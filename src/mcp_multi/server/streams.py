@@ -182,8 +182,8 @@ class HTTPSession(ServerSession):
                 or any(s.attached for s in self.streams.values()))
 
     def close(self) -> None:
+        """End the session: running requests are cancelled, and each of their streams ends
+        with the error response its request task pushes when cancelled (a stream cut off
+        without it would leave its client an empty answer); the GET stream ends now."""
         super().close()
         self.get_stream.finish()
-        for stream in self.streams.values():
-            if not stream.finished:
-                stream.finish()

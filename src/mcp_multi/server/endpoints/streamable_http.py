@@ -76,7 +76,6 @@ from ...protocol.wire import (
     SSE_TYPE,
     VERSION_HEADER,
 )
-from ..dispatcher import Dispatcher
 from ..session import ServerSession
 from ..state import STATE, ServerState
 from ..streams import EventStream, HTTPSession, parse_event_id
@@ -111,13 +110,16 @@ def _message_id(obj: Any) -> Any:
     return value if is_request_id(value) else None
 
 
-async def _run(dispatcher: Dispatcher, session: ServerSession, req: Request,
+async def _run(state: ServerState, session: ServerSession, req: Request,
                stream: EventStream) -> None:
     """Serve one request, its notifications and its response going to ``stream``."""
     try:
-        response = await dispatcher.handle(session, req, stream.send)
+        response = await state.dispatcher.handle(session, req, stream.send)
     except asyncio.CancelledError:
-        if session.stateless:  # the client closed the stream: nobody is listening
+        if state.shutting_down:  # whoever waits for the answer is told why there is none
+            stream.finish(error_response(req.id, JSONRPCError(
+                "Request cancelled: the server is shutting down", code=REQUEST_CANCELLED)))
+        elif session.stateless:  # the client closed the stream: nobody is listening
             stream.finish()
         else:
             stream.finish(error_response(req.id, JSONRPCError(
@@ -218,18 +220,20 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
         state.stats.errors += 1
         return error_reply(_MODERN_STATUS.get(exc.code, 400), exc, msg.id)
     limit = state.settings.max_stateless_requests
-    if state.stateless_running >= limit:
+    if state.shutting_down:
+        return error_reply(503, InvalidRequest("Server shutting down"), msg.id)
+    if len(state.stateless_tasks) >= limit:
         return error_reply(503, InvalidRequest(
             f"Server busy: {limit} stateless requests are running; retry later"), msg.id)
     session = ServerSession("http", era=MODERN, stateless=True)
     stream = EventStream("", resumable=False, limit=state.settings.session_queue_size)
-    task = asyncio.create_task(_run(state.dispatcher, session, msg, stream))
-    state.stateless_running += 1
+    task = asyncio.create_task(_run(state, session, msg, stream))
+    state.stateless_tasks.add(task)
+    task.add_done_callback(state.stateless_tasks.discard)
     try:
         return await _respond(request, stream, priming=False, headers={},
                               status_of=_modern_status)
     finally:
-        state.stateless_running -= 1
         # A closed response stream is the modern era's cancellation.
         if not task.done():
             task.cancel()
@@ -284,7 +288,7 @@ async def _exchange(request: web.Request, state: ServerState, session: HTTPSessi
     if refusal is not None:
         return json_reply(200, error_response(req.id, refusal), headers)
     stream = session.new_stream()
-    session.track(req.id, asyncio.create_task(_run(state.dispatcher, session, req, stream)))
+    session.track(req.id, asyncio.create_task(_run(state, session, req, stream)))
     version = session.protocol_version or ""
     response = await _respond(request, stream, priming=supports(version, "sse_priming"),
                               status_of=lambda _final: 200, headers=headers)
@@ -390,8 +394,13 @@ def _close_session(state: ServerState, session: HTTPSession, why: str) -> None:
 
 
 async def close_http_sessions(app: web.Application) -> None:
-    """``on_shutdown``: end every session so open streams finish at once."""
+    """``on_shutdown``: end every session and cancel every stateless request, so that open
+    streams finish at once, each request that was cut off answered with -32800 (the server
+    is shutting down) rather than an empty body."""
     state = app[STATE]
+    state.shutting_down = True
     for session in list(state.http_sessions.values()):
         with contextlib.suppress(Exception):
             _end_session(state, session, "server shutting down")
+    for task in list(state.stateless_tasks):
+        task.cancel()
