@@ -4,6 +4,7 @@ counted against a limit."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import aiohttp
@@ -34,6 +35,14 @@ async def flood(ws: aiohttp.ClientWebSocketResponse, count: int, size: int) -> i
     return count
 
 
+def small_buffers(addr_info: Any) -> socket.socket:
+    family, kind, proto = addr_info[0], addr_info[1], addr_info[2]
+    sock = socket.socket(family, kind, proto)
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        sock.setsockopt(socket.SOL_SOCKET, option, 256 * 1024)
+    return sock
+
+
 async def test_a_peer_that_never_reads_is_throttled_then_closed(
         start_mcp_server: StartServer) -> None:
     server = await start_mcp_server(
@@ -41,7 +50,9 @@ async def test_a_peer_that_never_reads_is_throttled_then_closed(
         websocket_total_buffer=8 * MIB, websocket_send_timeout=1.0)
     state = server.state
     count = 64  # 64 MiB of replies, were they all answered
-    async with aiohttp.ClientSession() as http:
+    # Small client socket buffers: the kernel must not absorb the replies in its stead.
+    connector = aiohttp.TCPConnector(socket_factory=small_buffers)
+    async with aiohttp.ClientSession(connector=connector) as http:
         ws = await http.ws_connect(server.base_url + "/ws")
         await ws.send_str(orjson.dumps(INIT).decode())
         assert (await asyncio.wait_for(ws.receive(), 5)).type == aiohttp.WSMsgType.TEXT
