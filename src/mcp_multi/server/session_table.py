@@ -46,6 +46,7 @@ class _Seat(Generic[S]):
     session: S
     address: str
     busy: Callable[[], bool]
+    settled: Callable[[], bool]
     evict: Callable[[str], object]
     last_used: float
 
@@ -91,10 +92,13 @@ class SessionTable(Mapping[str, S]):
         return self._by_address.get(address, 0)
 
     def add(self, session: S, address: str, *, busy: Callable[[], bool],
-            evict: Callable[[str], object]) -> None:
+            evict: Callable[[str], object], settled: Callable[[], bool] | None = None) -> None:
         """Seat ``session`` (call ``admit`` first). ``busy`` says whether it may not be
-        evicted now; ``evict(reason)`` ends it when it must give way."""
-        self._seats[session.id] = _Seat(session, address, busy, evict, time.monotonic())
+        evicted now; ``settled`` whether its handshake finished (by default its
+        ``initialized``); ``evict(reason)`` ends it when it must give way."""
+        self._seats[session.id] = _Seat(session, address, busy,
+                                        settled or (lambda: session.initialized), evict,
+                                        time.monotonic())
         self._by_address[address] = self.held_by(address) + 1
 
     def touch(self, session_id: str) -> None:
@@ -143,7 +147,7 @@ class SessionTable(Mapping[str, S]):
             idle = seat.idle_for(now)
             if idle < 0 or (address is not None and seat.address != address):
                 continue
-            if not seat.session.initialized and idle > self.handshake_grace:
+            if not seat.settled() and idle > self.handshake_grace:
                 self._give_way(seat, "handshake never finished")
             elif address is None and idle > self.idle_timeout:
                 self._give_way(seat, "idle")
