@@ -37,7 +37,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ...protocol import methods as m
 from ...protocol.envelope import check_headers, has_envelope
@@ -164,9 +164,9 @@ async def _deliver(request: web.Request, stream: EventStream, cursor: int, *, pr
 
 def _sse_refusal(request: web.Request, *, json_too: bool) -> web.Response | None:
     """406 when ``Accept`` lacks SSE (and JSON, for POST); 415 for a POST body not JSON."""
-    accept = request.headers.get("Accept")
+    accept = request.headers.get(hdrs.ACCEPT)
     if not accepts(accept, SSE_TYPE) or (json_too and not accepts(accept, JSON_TYPE)):
-        wanted = "application/json and text/event-stream" if json_too else "text/event-stream"
+        wanted = f"{JSON_TYPE} and {SSE_TYPE}" if json_too else SSE_TYPE
         return error_reply(406, InvalidRequest(f"Not Acceptable: Accept must list {wanted}"))
     if json_too and request.content_type != JSON_TYPE:
         return error_reply(415, InvalidRequest(
@@ -339,7 +339,7 @@ def _era_refusal(request: web.Request) -> web.Response | None:
     era = http_era(header)
     if era == MODERN:
         return error_reply(405, InvalidRequest(f"Method Not Allowed: {request.method} is not part "
-                                          f"of protocol {header}"), headers={"Allow": "POST"})
+                                          f"of protocol {header}"), headers={hdrs.ALLOW: "POST"})
     if era is None:
         return error_reply(400, unsupported_version(header))
     return None
