@@ -49,8 +49,8 @@ class ServerSettings:
         websocket_send_buffer: bytes of replies one WebSocket connection may have waiting
             to be sent; past it the server stops reading the connection's frames.
         websocket_total_buffer: the same bound over all WebSocket connections together.
-        websocket_send_timeout: seconds a WebSocket connection may stay over its bound (its
-            peer does not read) before it is closed with 1008.
+        websocket_send_timeout: seconds a WebSocket connection may stay over its bound, or
+            take to write one reply (its peer does not read), before it is closed with 1008.
     """
 
     host: str = "127.0.0.1"

@@ -71,6 +71,7 @@ class Outbound:
 
     @property
     def over(self) -> bool:
+        """Whether this connection must not be read now (its replies pile up)."""
         settings = self._state.settings
         return self.backlog > settings.websocket_send_buffer or (
             self.pending > 0 and self._state.websocket_backlog > settings.websocket_total_buffer)
@@ -168,8 +169,9 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
     try:
         await _serve(ws, state, session, outbound)
     except asyncio.CancelledError:
-        # Ended by us (evicted, not reading) or the server shuts down: 1001 then.
-        code, why = outbound.closing or (WSCloseCode.GOING_AWAY, "server shutting down")
+        # Ended by us (evicted, not reading), the server shuts down, or the peer vanished.
+        code, why = outbound.closing or (WSCloseCode.GOING_AWAY, "server shutting down"
+                                         if state.shutting_down else "going away")
         await outbound.close(code, why)
     finally:
         state.websocket_sessions.remove(session.id)
