@@ -116,16 +116,19 @@ async def _run(state: ServerState, session: ServerSession, req: Request,
     try:
         response = await state.dispatcher.handle(session, req, stream.send)
     except asyncio.CancelledError:
-        if state.shutting_down:  # whoever waits for the answer is told why there is none
-            stream.finish(error_response(req.id, JSONRPCError(
-                "Request cancelled: the server is shutting down", code=REQUEST_CANCELLED)))
-        elif session.stateless:  # the client closed the stream: nobody is listening
-            stream.finish()
+        if session.stateless and not state.shutting_down:
+            stream.finish()  # the client closed the stream: nobody is listening
         else:
-            stream.finish(error_response(req.id, JSONRPCError(
-                "Request cancelled", code=REQUEST_CANCELLED)))
+            stream.finish(_cancelled(state, req))
         return
     stream.finish(response)
+
+
+def _cancelled(state: ServerState, req: Request) -> dict[str, Any]:
+    """The answer of a request that was cancelled: whoever waits for it is told why."""
+    why = ": the server is shutting down" if state.shutting_down else ""
+    return error_response(req.id, JSONRPCError(f"Request cancelled{why}",
+                                               code=REQUEST_CANCELLED))
 
 
 async def _respond(request: web.Request, stream: EventStream, *, priming: bool,
@@ -275,8 +278,7 @@ async def _handshake_post(request: web.Request, state: ServerState,
         return json_reply(400, errors, headers) if errors else web.Response(status=202,
                                                                         headers=headers)
     if frame.batch:
-        replies = [reply if reply is not None else error_response(req.id, JSONRPCError(
-                       "Request cancelled", code=REQUEST_CANCELLED))
+        replies = [reply if reply is not None else _cancelled(state, req)
                    for req, reply in await dispatcher.run_batch(session, requests)]
         return json_reply(200, [*errors, *replies], headers)
     return await _exchange(request, state, session, requests[0], headers)
