@@ -173,7 +173,7 @@ def _sse_refusal(request: web.Request, *, json_too: bool) -> web.Response | None
         return error_reply(406, InvalidRequest(f"Not Acceptable: Accept must list {wanted}"))
     if json_too and request.content_type != JSON_TYPE:
         return error_reply(415, InvalidRequest(
-            "Unsupported Media Type: Content-Type must be application/json"))
+            f"Unsupported Media Type: Content-Type must be {JSON_TYPE}"))
     return None
 
 
