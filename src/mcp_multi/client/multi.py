@@ -170,17 +170,57 @@ class MultiServerMCPClient:
 
     async def add_spec(self, spec: ServerSpec) -> MCPConnection:
         """Connect to the server ``spec`` describes and add it (see :meth:`add`)."""
+        connection = await self._open(spec)
+        await self._admit(connection)
+        return connection
+
+    async def add_all(self, specs: Iterable[ServerSpec]) -> dict[str, MCPError | ValueError]:
+        """Connect to several servers concurrently; servers keep the order of ``specs``.
+
+        Each server goes the way :meth:`add_spec` goes; only the order of admission waits
+        until every connect has ended.
+
+        Returns:
+            The error of each server that could not be added (empty when all were).
+        """
+        specs = list(specs)
+
+        async def attempt(spec: ServerSpec) -> MCPConnection | MCPError | ValueError:
+            try:
+                return await self._open(spec)
+            except (MCPError, ValueError) as exc:
+                return exc
+
+        outcomes = await asyncio.gather(*(attempt(spec) for spec in specs))
+        errors: dict[str, MCPError | ValueError] = {}
+        for spec, outcome in zip(specs, outcomes, strict=True):
+            try:
+                if not isinstance(outcome, MCPConnection):
+                    raise outcome
+                await self._admit(outcome)
+            except (MCPError, ValueError) as exc:
+                errors[spec.name] = exc
+        return errors
+
+    async def _open(self, spec: ServerSpec) -> MCPConnection:
+        """A new, connected connection for ``spec``, not yet added."""
         self._check_free(spec.name)
         connection = self._new_connection(spec)
         await connection.connect()
+        return connection
+
+    async def _admit(self, connection: MCPConnection) -> None:
+        """Add a connected ``connection``, unless its name was taken while it connected."""
         try:
-            # Connecting awaited: another task may have taken the name meanwhile.
-            self._check_free(spec.name)
+            self._check_free(connection.name)
         except ServerExists:
             await connection.close()
             raise
-        await self._register(connection)
-        return connection
+        # A closed connection of the same name (its server went away) is replaced in place.
+        old = self._connections.get(connection.name)
+        self._connections[connection.name] = connection
+        if old is not None:
+            await old.close()
 
     def _check_free(self, name: str) -> None:
         if not valid_name(name):
@@ -203,44 +243,6 @@ class MultiServerMCPClient:
             on_notification=self._on_notification,
             protocol_version=self.protocol_version,
         )
-
-    async def _register(self, connection: MCPConnection) -> None:
-        # A closed connection of the same name (its server went away) is replaced in place.
-        old = self._connections.get(connection.name)
-        self._connections[connection.name] = connection
-        if old is not None:
-            await old.close()
-
-    async def add_all(self, specs: Iterable[ServerSpec]) -> dict[str, MCPError | ValueError]:
-        """Connect to several servers concurrently; servers keep the order of ``specs``.
-
-        Returns:
-            The error of each server that could not be added (empty when all were).
-        """
-        specs = list(specs)
-        outcomes = await asyncio.gather(*(self._try_connect(spec) for spec in specs))
-        errors: dict[str, MCPError | ValueError] = {}
-        for spec, outcome in zip(specs, outcomes, strict=True):
-            if not isinstance(outcome, MCPConnection):
-                errors[spec.name] = outcome
-                continue
-            try:
-                self._check_free(spec.name)
-            except ServerExists as exc:
-                await outcome.close()
-                errors[spec.name] = exc
-                continue
-            await self._register(outcome)
-        return errors
-
-    async def _try_connect(self, spec: ServerSpec) -> MCPConnection | MCPError | ValueError:
-        try:
-            self._check_free(spec.name)
-            connection = self._new_connection(spec)
-            await connection.connect()
-        except (MCPError, ValueError) as exc:
-            return exc
-        return connection
 
     async def remove(self, name: str) -> None:
         """Disconnect the server ``name`` and forget it.
