@@ -32,7 +32,6 @@ from ..transport import transport_names
 from .config import load_config, parse_header
 from .conformance import run_conformance
 from .connection import DEFAULT_TIMEOUT
-from .demo import demo_servers
 from .multi import MultiServerMCPClient
 from .repl import Shell, default_history_path, run_shell
 from .targets import (
@@ -43,7 +42,7 @@ from .targets import (
     parse_server_arg,
     resolve_target,
 )
-from .testmode import format_report, run_checks, write_report
+from .testmode import run_test_mode
 
 __all__ = ["build_parser", "main", "parse_servers"]
 
@@ -197,6 +196,8 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
             write=lambda line: print(line, flush=True))
     async with AsyncExitStack() as stack:
         if args.demo:
+            from .demo import demo_servers  # the server package, loaded only when asked
+
             specs = [*await stack.enter_async_context(demo_servers()), *specs]
         if args.mode == "test" and not specs:
             _status("Error: test mode needs at least one server (or --demo)")
@@ -221,18 +222,9 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
                         f"server {server.server_name!r}, protocol {server.protocol_version})")
 
         if args.mode == "test":
-            report = await run_checks(client, dict(errors))
-            for line in format_report(report):
-                print(line, flush=True)
-            if args.report is not None:
-                try:
-                    write_report(report, args.report)
-                except OSError as exc:
-                    _status(f"Error: cannot write the report {args.report}: "
-                            f"{exc.strerror or exc}")
-                    return 1
-                _status(f"Report written to {args.report}")
-            return 0 if report.ok else 1
+            return await run_test_mode(client, dict(errors), report_path=args.report,
+                                       write=lambda line: print(line, flush=True),
+                                       status=_status)
 
         terminal = sys.stdin.isatty() and sys.stdout.isatty()
         if terminal:

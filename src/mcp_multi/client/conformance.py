@@ -20,10 +20,10 @@ from typing import Any
 
 from ..protocol.errors import JSONRPCError, MCPError
 from ..protocol.text import for_display
+from .checklist import sample_arguments
 from .connection import FrameHook, MCPConnection
 from .multi import MultiServerMCPClient
 from .targets import ServerSpec
-from .testmode import sample_arguments
 
 __all__ = ["run_conformance"]
 
