@@ -58,7 +58,8 @@ examples:
   mcp-client localhost:8080 --mode test --report report.xml
   mcp-client --mode conformance http://localhost:3000/mcp    one-shot, for the MCP suite
 
-interactive commands: servers, add, remove, tools [server], call, broadcast, help, quit
+interactive commands: servers, add, remove, tools [server], call, broadcast, ping [server],
+  send, help, quit
 """
 
 

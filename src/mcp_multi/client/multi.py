@@ -339,10 +339,37 @@ class MultiServerMCPClient:
         """Send ``method`` to every server at once (see :meth:`broadcast`)."""
         return await self._broadcast(lambda c: c.request(method, params, timeout=timeout))
 
+    async def ping(
+        self, server: str | None = None, *, timeout: float | None = None
+    ) -> list[BroadcastOutcome]:
+        """Ping one server, or every server at once; each outcome holds its round-trip time.
+
+        Never raises for a server's failure (see :meth:`broadcast`).
+
+        Raises:
+            ServerNotFound: ``server`` is given and unknown.
+        """
+        chosen = [self.get(server)] if server is not None else list(self._connections.values())
+
+        async def ping(connection: MCPConnection) -> dict[str, Any]:
+            await connection.ping(timeout=timeout)
+            return {}
+
+        return await self._each(chosen, ping)
+
     async def _broadcast(
         self, send: Callable[[MCPConnection], Awaitable[dict[str, Any]]]
     ) -> BroadcastResult:
         broadcast_id = next(self._broadcast_ids)
+        outcomes = await self._each(list(self._connections.values()), send)
+        return BroadcastResult(broadcast_id, outcomes)
+
+    async def _each(
+        self,
+        connections: list[MCPConnection],
+        send: Callable[[MCPConnection], Awaitable[dict[str, Any]]],
+    ) -> list[BroadcastOutcome]:
+        """``send`` to each connection concurrently; one timed outcome per connection."""
 
         async def one(connection: MCPConnection) -> BroadcastOutcome:
             start = time.perf_counter()
@@ -357,5 +384,4 @@ class MultiServerMCPClient:
                 error = MCPError(f"{type(exc).__name__}: {exc}")
             return BroadcastOutcome(connection.name, result, error, time.perf_counter() - start)
 
-        outcomes = await asyncio.gather(*(one(c) for c in self._connections.values()))
-        return BroadcastResult(broadcast_id, list(outcomes))
+        return list(await asyncio.gather(*(one(c) for c in connections)))

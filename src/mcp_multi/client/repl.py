@@ -12,7 +12,10 @@ exactly in the forms the seed's example session shows::
     Add server succeeded
     [calc] {'jsonrpc': '2.0', 'id': 1, 'result': {...}}
 
-Errors are one line starting with ``Error:`` (or ``Failed to add server:``).
+Errors are one line starting with ``Error:`` (or ``Failed to add server:``). Whatever a server
+sent (tool names, descriptions, error messages, reasons) is shown escaped and clipped
+(:func:`~mcp_multi.protocol.text.for_display`); results are shown as Python ``repr``, which
+escapes control characters itself.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from ..protocol import methods
 from ..protocol.errors import MCPError
 from ..protocol.jsonrpc import dumps
+from ..protocol.text import for_display
 from ..transport import transport_names
 from .multi import MultiServerMCPClient
 
@@ -49,7 +53,8 @@ __all__ = [
     "strip_comment",
 ]
 
-COMMANDS = ("servers", "add", "remove", "tools", "call", "broadcast", "help", "quit", "exit")
+COMMANDS = ("servers", "add", "remove", "tools", "call", "broadcast", "ping", "send", "help",
+            "quit", "exit")
 RAW_METHODS = (
     methods.PING,
     methods.SERVER_DISCOVER,
@@ -72,6 +77,8 @@ Commands:
   call <server> <tool> [json_args]         call a tool, e.g. call calc echo {"message": "hi"}
   call <server> <method> [json_params]     send any method, e.g. call calc resources/list {}
   broadcast <tool> [json_args]             call a tool on every server at once
+  ping [server]                            ping every server at once, or one: round-trip times
+  send <server> <method> [json_params]     send any method by name, e.g. send calc ping
   help                                     show this help
   quit                                     exit (also: exit, Ctrl-D)"""
 
@@ -176,6 +183,8 @@ class Shell:
             "tools": self._tools,
             "call": self._call,
             "broadcast": self._broadcast,
+            "ping": self._ping,
+            "send": self._send,
             "help": self._help,
         }.get(command)
         if handler is None:
@@ -184,7 +193,7 @@ class Shell:
         try:
             await handler(rest)
         except (ArgumentError, MCPError) as exc:
-            self.write(f"Error: {exc}")
+            self.write(f"Error: {for_display(str(exc))}")
         return True
 
     async def _help(self, rest: str) -> None:
@@ -193,7 +202,8 @@ class Shell:
     async def _servers(self, rest: str) -> None:
         live = [n for n, c in self.client.connections.items() if c.closed_reason is None]
         self.write(f"Connected servers: {live!r}")
-        gone = [f"{n} ({c.closed_reason})" for n, c in self.client.connections.items()
+        gone = [f"{n} ({for_display(c.closed_reason)})"
+                for n, c in self.client.connections.items()
                 if c.closed_reason is not None]
         if gone:  # still named (add replaces them, remove forgets them), but not connected
             self.write(f"Disconnected servers: {', '.join(gone)}")
@@ -223,7 +233,7 @@ class Shell:
         try:
             await self.client.add(name, target, transport)
         except (MCPError, ValueError) as exc:
-            self.write(f"Failed to add server: {exc}")
+            self.write(f"Failed to add server: {for_display(str(exc))}")
         else:
             self.write("Add server succeeded")
 
@@ -234,7 +244,7 @@ class Shell:
         try:
             await self.client.remove(words[0])
         except MCPError as exc:
-            self.write(f"Failed to remove server: {exc}")
+            self.write(f"Failed to remove server: {for_display(str(exc))}")
         else:
             self.write("Remove server succeeded")
 
@@ -248,13 +258,13 @@ class Shell:
         listing = await self.client.list_tools(words[0] if words else None, refresh=True)
         for server, tools in listing.items():
             if isinstance(tools, MCPError):
-                self.write(f"[{server}]: Error: {tools}")
+                self.write(f"[{server}]: Error: {for_display(str(tools))}")
                 continue
             self.write(f"[{server}]:")
             for tool in tools:
-                description = _first_line(tool.get("description"))
-                self.write(f"  {tool['name']}: {description}" if description else
-                           f"  {tool['name']}")
+                name = for_display(str(tool["name"]))
+                description = for_display(_first_line(tool.get("description")))
+                self.write(f"  {name}: {description}" if description else f"  {name}")
 
     async def _call(self, rest: str) -> None:
         words = rest.split(None, 2)
@@ -286,7 +296,29 @@ class Shell:
             if response is not None:
                 self.write(f"[{outcome.server}] {response!r}")
             else:
-                self.write(f"[{outcome.server}] Error: {outcome.error}")
+                self.write(f"[{outcome.server}] Error: {for_display(str(outcome.error))}")
+
+    async def _ping(self, rest: str) -> None:
+        words = rest.split()
+        if len(words) > 1:
+            raise ArgumentError("usage: ping [server]")
+        if not words and not self.client.names:
+            self.write("Error: no servers connected")
+            return
+        for outcome in await self.client.ping(words[0] if words else None):
+            if outcome.error is None:
+                self.write(f"[{outcome.server}] pong in {outcome.seconds * 1000:.1f} ms")
+            else:
+                self.write(f"[{outcome.server}] Error: {for_display(str(outcome.error))}")
+
+    async def _send(self, rest: str) -> None:
+        words = rest.split(None, 2)
+        if len(words) < 2:
+            raise ArgumentError("usage: send <server> <method> [json_params]")
+        server, method = words[0], words[1]
+        params = parse_json_args(words[2]) if len(words) == 3 else None
+        result = await self.client.request(server, method, params)
+        self.write(f"Result: {result!r}")
 
 
 class ShellCompleter(Completer):
@@ -309,12 +341,14 @@ class ShellCompleter(Completer):
         if index == 0:
             return COMMANDS
         command = words[0].lower()
-        if index == 1 and command in ("tools", "call", "remove"):
+        if index == 1 and command in ("tools", "call", "remove", "ping", "send"):
             return self.client.names
         if index == 1 and command == "broadcast":
             return self._tool_names(None)
         if index == 2 and command == "call":
             return [*self._tool_names(words[1]), *RAW_METHODS]
+        if index == 2 and command == "send":
+            return RAW_METHODS
         if index == 2 and command == "add":
             return ("stdio",)
         if index == 3 and command == "add":
