@@ -11,7 +11,8 @@ Exactly the seed's forms, plus URLs, commands, config files, ``--timeout``, ``--
     mcp-client --demo
 
 This module and the shell are the only places that print; status and traces go to stderr,
-command output to stdout.
+command output to stdout. Text a server sent (frames, errors, its stdio child's stderr in the
+log) is printed with control characters escaped (:mod:`mcp_multi.protocol.text`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..protocol.errors import MCPError
+from ..protocol.text import for_display, printable
 from ..protocol.versions import SUPPORTED_VERSIONS
 from ..transport import transport_names
 from .config import load_config, parse_header
@@ -162,8 +164,16 @@ def parse_servers(args: list[str], transport: str,
 def _trace(server: str, direction: str, frame: bytes | str) -> None:
     text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
     arrow = "->" if direction == "send" else "<-"
-    sys.stderr.write(f"[{server}] {arrow} {text}\n")
+    sys.stderr.write(f"[{server}] {arrow} {printable(text)}\n")
     sys.stderr.flush()
+
+
+class _EscapingFormatter(logging.Formatter):
+    """Log lines with control characters escaped: they carry what servers said (a stdio
+    child's stderr, error messages); a traceback keeps its line breaks."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
 
 
 def _status(text: str) -> None:
@@ -214,13 +224,15 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
         errors = await client.add_all(specs)
         for spec in specs:
             if spec.name in errors:
-                _status(f"Failed to connect to {spec.name} ({spec.url}): {errors[spec.name]}")
+                _status(f"Failed to connect to {spec.name} ({spec.url}): "
+                        f"{for_display(str(errors[spec.name]))}")
             else:
                 connection = client.get(spec.name)
                 server = connection.server
                 assert server is not None
                 _status(f"Connected to {spec.name} at {spec.url} ({spec.transport}, "
-                        f"server {server.server_name!r}, protocol {server.protocol_version})")
+                        f"server {for_display(repr(server.server_name))}, "
+                        f"protocol {for_display(server.protocol_version)})")
 
         if args.mode == "test":
             return await run_test_mode(client, dict(errors), report_path=args.report,
@@ -250,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.timeout < math.inf:  # also refuses nan: every request is bounded
         parser.error("--timeout must be a positive number of seconds")
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     try:
         return asyncio.run(_run(args, specs))
     except KeyboardInterrupt:
@@ -262,5 +275,5 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except MCPError as exc:
-        _status(f"Error: {exc}")
+        _status(f"Error: {for_display(str(exc))}")
         return 1
