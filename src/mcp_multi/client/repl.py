@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -451,7 +452,9 @@ async def run_shell(
                 sys.stderr.write("> ")
                 sys.stderr.flush()
             line = await lines.readline()
-            if not line or not await shell.execute(line):
+            if not line:
+                return
+            if not await (_interruptible(shell, line) if prompt else shell.execute(line)):
                 return
     session: PromptSession[str] = PromptSession(
         history=_history(history_path),
@@ -466,5 +469,38 @@ async def run_shell(
                 continue
             except EOFError:
                 return
-            if not await shell.execute(line):
+            if not await _interruptible(shell, line):
                 return
+
+
+async def _interruptible(shell: Shell, line: str) -> bool:
+    """Run one command line; Ctrl-C (SIGINT) meanwhile aborts that command only.
+
+    The command runs as a task of its own, and SIGINT cancels that task instead of the whole
+    client (as it does while the shell waits for input): a slow ``add`` or ``call`` stops at
+    once with one line, and the prompt comes back.
+    """
+    task = asyncio.ensure_future(shell.execute(line))
+    loop = asyncio.get_running_loop()
+    interrupted = False
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        loop.call_soon_threadsafe(task.cancel)
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread: Ctrl-C stays with whoever handles it
+        return await task
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+        command = strip_comment(line).split(None, 1)[0].lower()
+        shell.write(f"Error: interrupted, {for_display(command)} aborted")
+        return True
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
