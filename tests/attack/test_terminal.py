@@ -140,3 +140,25 @@ async def test_conformance_mode_shows_hostile_text_escaped(
     assert code == 0, out + err
     assert_clean(out)
     assert_clean(err)
+
+
+async def test_malformed_tool_schemas_are_failures_not_tracebacks(tmp_path: Path) -> None:
+    async def tools(params: dict[str, Any], session: ScriptedSession) -> dict[str, Any]:
+        return {"tools": [
+            {"name": "a", "inputSchema": {"type": "object", "required": 5}},
+            {"name": "b", "inputSchema": {"type": "object", "required": [["x"]],
+                                          "properties": []}},
+            {"name": "c", "inputSchema": {"required": ["y"], "properties": {"y": 7}}},
+        ]}
+
+    server = await ScriptedServer({"tools/list": tools}).start()
+    try:
+        url = server.url("websocket")
+        code, out, err = await run_client([f"s={url}", "--mode", "test"], "")
+        assert code == 1 and "Traceback" not in err, err
+        assert "Summary: " in out
+        code, out, err = await run_client(["--mode", "conformance", url], "")
+        assert code == 0 and "Traceback" not in err, out + err
+        assert out.splitlines()[-1] == "done"
+    finally:
+        await server.close()

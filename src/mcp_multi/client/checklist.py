@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from ..protocol.errors import JSONRPCError, MCPError
 from ..protocol.text import for_display
 from .connection import MCPConnection
 from .multi import MultiServerMCPClient, ServerNotFound
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "FAIL",
@@ -92,8 +95,11 @@ def sample_arguments(tool: dict[str, Any]) -> dict[str, Any]:
         return {}
     properties = schema.get("properties")
     properties = properties if isinstance(properties, dict) else {}
+    required = schema.get("required")
     arguments: dict[str, Any] = {}
-    for key in schema.get("required") or ():
+    for key in required if isinstance(required, list) else ():
+        if not isinstance(key, str):  # a malformed schema: call with what can be named
+            continue
         prop = properties.get(key)
         arguments[key] = _sample_value(prop if isinstance(prop, dict) else {})
     return arguments
@@ -199,8 +205,8 @@ class _ServerChecks:
 
     async def bad_arguments(self) -> str:
         for tool in self.tools:
-            schema = tool.get("inputSchema") or {}
-            if schema.get("required"):
+            schema = tool.get("inputSchema")
+            if isinstance(schema, dict) and schema.get("required"):
                 return f"{tool['name']} {{}}: " + await _expect_failure(
                     self.connection, tool["name"], {})
         raise Skip("no tool has required arguments")
@@ -238,6 +244,9 @@ async def _timed(server: str, check: str, run: Callable[[], Awaitable[str]]) -> 
         status, detail = SKIP, str(exc)
     except (CheckFailed, MCPError) as exc:
         status, detail = FAIL, str(exc)
+    except Exception as exc:  # what a hostile server provokes fails its check, not the run
+        logger.debug("%s: check %s failed", server, check, exc_info=True)
+        status, detail = FAIL, f"{type(exc).__name__}: {exc}"
     return CheckResult(server, check, status, time.perf_counter() - start, for_display(detail))
 
 

@@ -14,6 +14,7 @@ connection failed, broke or timed out) is exit code 1. Text the server sent is s
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,8 @@ from .multi import MultiServerMCPClient
 from .targets import ServerSpec
 
 __all__ = ["run_conformance"]
+
+logger = logging.getLogger(__name__)
 
 
 async def run_conformance(
@@ -70,6 +73,10 @@ async def run_conformance(
                 await _call(connection, tool, write)
         except MCPError as exc:
             write(f"failed: {for_display(str(exc))}")
+            return 1
+        except Exception as exc:  # a surprise is a failed run in one line, not a traceback
+            logger.debug("conformance run failed", exc_info=True)
+            write(f"failed: {for_display(f'{type(exc).__name__}: {exc}')}")
             return 1
     write("done")
     return 0

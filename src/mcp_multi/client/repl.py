@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -56,6 +57,8 @@ __all__ = [
 
 COMMANDS = ("servers", "add", "remove", "tools", "call", "broadcast", "ping", "send", "help",
             "quit", "exit")
+logger = logging.getLogger(__name__)
+
 RAW_METHODS = (
     methods.PING,
     methods.SERVER_DISCOVER,
@@ -195,6 +198,9 @@ class Shell:
             await handler(rest)
         except (ArgumentError, MCPError) as exc:
             self.write(f"Error: {for_display(str(exc))}")
+        except Exception as exc:  # whatever a server provokes is one line, never a traceback
+            logger.debug("%s failed", command, exc_info=True)
+            self.write(f"Error: {for_display(f'{type(exc).__name__}: {exc}')}")
         return True
 
     async def _help(self, rest: str) -> None:
