@@ -18,8 +18,13 @@ from typing import Any
 
 import pytest
 
+from mcp_multi.client.commands import RAW_METHODS
+from mcp_multi.client.multi import MultiServerMCPClient
+from mcp_multi.client.repl import ShellCompleter
+
 from ..client.scripted import ScriptedError, ScriptedServer, ScriptedSession
 from ..client.test_shell import run_client
+from ..client.test_shell_parsing import complete
 
 # Retitle the window, clear the screen, turn red, reverse the text, CSI as one C1 byte, NEL,
 # DEL, a bare carriage return, a tab.
@@ -162,3 +167,11 @@ async def test_malformed_tool_schemas_are_failures_not_tracebacks(tmp_path: Path
         assert out.splitlines()[-1] == "done"
     finally:
         await server.close()
+
+
+async def test_completion_offers_no_hostile_tool_name(hostile_url: str) -> None:
+    async with MultiServerMCPClient(timeout=10) as client:
+        await client.add("evil", hostile_url)
+        await client.list_tools()
+        assert complete(ShellCompleter(client), "call evil ") == ["echo", *RAW_METHODS]
+        assert complete(ShellCompleter(client), "broadcast ") == ["echo"]

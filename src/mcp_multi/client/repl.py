@@ -60,7 +60,11 @@ class ShellCompleter(Completer):
         names: set[str] = set()
         for connection in chosen:
             for tool in connection.cached_tools or ():
-                names.add(str(tool["name"]))
+                name = str(tool["name"])
+                # A name with control characters or spaces cannot be typed as one word, and
+                # the completion menu would show it raw: it is not offered.
+                if name.isprintable() and not any(ch.isspace() for ch in name):
+                    names.add(name)
         return sorted(names)
 
     def _candidates(self, words: list[str], index: int) -> Iterable[str]:
