@@ -23,7 +23,7 @@ from mcp_multi.client.multi import MultiServerMCPClient
 from mcp_multi.client.repl import ShellCompleter
 
 from ..client.scripted import ScriptedError, ScriptedServer, ScriptedSession
-from ..client.test_shell import run_client
+from ..client.test_shell import run_client, shell_lines
 from ..client.test_shell_parsing import complete
 
 # Retitle the window, clear the screen, turn red, reverse the text, CSI as one C1 byte, NEL,
@@ -175,3 +175,19 @@ async def test_completion_offers_no_hostile_tool_name(hostile_url: str) -> None:
         await client.list_tools()
         assert complete(ShellCompleter(client), "call evil ") == ["echo", *RAW_METHODS]
         assert complete(ShellCompleter(client), "broadcast ") == ["echo"]
+
+
+async def test_a_huge_error_message_is_one_clipped_line() -> None:
+    async def huge(params: dict[str, Any], session: ScriptedSession) -> dict[str, Any]:
+        raise ScriptedError(-32603, "garbage " * 12_500)  # 100 KB
+
+    server = await ScriptedServer({"tools/call": huge}).start()
+    try:
+        async with MultiServerMCPClient(timeout=10) as client:
+            await client.add("g", server.url("websocket"))
+            lines = await shell_lines(client, "call g echo {}\nbroadcast echo {}\n")
+    finally:
+        await server.close()
+    assert len(lines) == 2
+    for line in lines:
+        assert len(line) < 2200 and line.endswith(" more characters]"), line[-200:]

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from ..protocol import methods
 from ..protocol.errors import MCPError
 from ..protocol.jsonrpc import dumps
-from ..protocol.text import for_display
+from ..protocol.text import clip, for_display
 from .multi import MultiServerMCPClient
 
 logger = logging.getLogger(__name__)
@@ -285,7 +285,10 @@ class Shell:
             broadcast = await self.client.broadcast(name, arguments)
         for outcome in broadcast.outcomes:
             response = outcome.response(broadcast.id)
-            if response is not None:
+            if response is not None and "error" in response:
+                # The seed's form (repr escapes control characters), cut like any error line.
+                self.write(f"[{outcome.server}] {clip(repr(response))}")
+            elif response is not None:
                 self.write(f"[{outcome.server}] {response!r}")
             else:
                 self.write(f"[{outcome.server}] Error: {for_display(str(outcome.error))}")
