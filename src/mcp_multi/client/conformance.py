@@ -87,12 +87,13 @@ async def _call(connection: MCPConnection, tool: dict[str, Any],
     """Call one tool with sample arguments; a JSON-RPC error reply is its answer."""
     name = for_display(str(tool["name"]))
     arguments = sample_arguments(tool)
+    shown = for_display(repr(arguments))  # sample values may come from the server's schema
     try:
         result = await connection.call_tool(tool["name"], arguments)
     except JSONRPCError as exc:
-        write(f"call {name} {arguments}: error: {for_display(str(exc))}")
+        write(f"call {name} {shown}: error: {for_display(str(exc))}")
         return
     texts = [str(c.get("text", "")) for c in result.get("content") or ()
              if isinstance(c, dict)]
     verdict = "error" if result.get("isError") else "ok"
-    write(f"call {name} {arguments}: {verdict}: {for_display(' '.join(texts))}")
+    write(f"call {name} {shown}: {verdict}: {for_display(' '.join(texts))}")
