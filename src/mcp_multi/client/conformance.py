@@ -8,7 +8,8 @@ open a session the way it always does (the ``server/discover`` probe, the fallba
 ``initialize``), list the tools, call each with the arguments its schema asks for, and leave
 (ending the session). That is all this mode does, one line per step on stdout; the suite judges
 the traffic, and the exit code says whether every step got an answer: a JSON-RPC error reply is
-an answer (the step's line says ``error:`` and the run goes on), while no answer at all (the
+an answer (the step's line says ``error:`` and the run goes on), and so is an ``input_required``
+result (``incomplete:``, naming what the server asked for), while no answer at all (the
 connection failed, broke or timed out) is exit code 1. Text the server sent is shown escaped.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..protocol.errors import JSONRPCError, MCPError
+from ..protocol.lifecycle import InputRequired
 from ..protocol.text import for_display
 from .checklist import sample_arguments
 from .connection import FrameHook, MCPConnection
@@ -92,6 +94,9 @@ async def _call(connection: MCPConnection, tool: dict[str, Any],
         result = await connection.call_tool(tool["name"], arguments)
     except JSONRPCError as exc:
         write(f"call {name} {shown}: error: {for_display(str(exc))}")
+        return
+    except InputRequired as exc:  # an answer too, one this client cannot follow up yet
+        write(f"call {name} {shown}: incomplete: {for_display(str(exc))}")
         return
     texts = [str(c.get("text", "")) for c in result.get("content") or ()
              if isinstance(c, dict)]
