@@ -11,7 +11,8 @@ Exactly the seed's forms, plus URLs, commands, config files, ``--timeout``, ``--
     mcp-client --demo
 
 This module and the shell are the only places that print; status and traces go to stderr,
-command output to stdout.
+command output to stdout. Text a server sent (frames, errors, its stdio child's stderr in the
+log) is printed with control characters escaped (:mod:`mcp_multi.protocol.text`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from pathlib import Path
 
 from .. import __version__
 from ..protocol.errors import MCPError
+from ..protocol.text import for_display, printable
 from ..protocol.versions import SUPPORTED_VERSIONS
 from ..transport import transport_names
 from .config import load_config, parse_header
 from .conformance import run_conformance
 from .connection import DEFAULT_TIMEOUT
-from .demo import demo_servers
 from .multi import MultiServerMCPClient
 from .repl import Shell, default_history_path, run_shell
 from .targets import (
@@ -43,7 +44,7 @@ from .targets import (
     parse_server_arg,
     resolve_target,
 )
-from .testmode import format_report, run_checks, write_report
+from .testmode import run_test_mode
 
 __all__ = ["build_parser", "main", "parse_servers"]
 
@@ -59,7 +60,8 @@ examples:
   mcp-client localhost:8080 --mode test --report report.xml
   mcp-client --mode conformance http://localhost:3000/mcp    one-shot, for the MCP suite
 
-interactive commands: servers, add, remove, tools [server], call, broadcast, help, quit
+interactive commands: servers, add, remove, tools [server], call, broadcast, ping [server],
+  send, help, quit
 """
 
 
@@ -162,8 +164,16 @@ def parse_servers(args: list[str], transport: str,
 def _trace(server: str, direction: str, frame: bytes | str) -> None:
     text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
     arrow = "->" if direction == "send" else "<-"
-    sys.stderr.write(f"[{server}] {arrow} {text}\n")
+    sys.stderr.write(f"[{server}] {arrow} {printable(text)}\n")
     sys.stderr.flush()
+
+
+class _EscapingFormatter(logging.Formatter):
+    """Log lines with control characters escaped: they carry what servers said (a stdio
+    child's stderr, error messages); a traceback keeps its line breaks."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
 
 
 def _status(text: str) -> None:
@@ -197,6 +207,8 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
             write=lambda line: print(line, flush=True))
     async with AsyncExitStack() as stack:
         if args.demo:
+            from .demo import demo_servers  # the server package, loaded only when asked
+
             specs = [*await stack.enter_async_context(demo_servers()), *specs]
         if args.mode == "test" and not specs:
             _status("Error: test mode needs at least one server (or --demo)")
@@ -212,27 +224,20 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
         errors = await client.add_all(specs)
         for spec in specs:
             if spec.name in errors:
-                _status(f"Failed to connect to {spec.name} ({spec.url}): {errors[spec.name]}")
+                _status(f"Failed to connect to {spec.name} ({spec.url}): "
+                        f"{for_display(str(errors[spec.name]))}")
             else:
                 connection = client.get(spec.name)
                 server = connection.server
                 assert server is not None
                 _status(f"Connected to {spec.name} at {spec.url} ({spec.transport}, "
-                        f"server {server.server_name!r}, protocol {server.protocol_version})")
+                        f"server {for_display(repr(server.server_name))}, "
+                        f"protocol {for_display(server.protocol_version)})")
 
         if args.mode == "test":
-            report = await run_checks(client, dict(errors))
-            for line in format_report(report):
-                print(line, flush=True)
-            if args.report is not None:
-                try:
-                    write_report(report, args.report)
-                except OSError as exc:
-                    _status(f"Error: cannot write the report {args.report}: "
-                            f"{exc.strerror or exc}")
-                    return 1
-                _status(f"Report written to {args.report}")
-            return 0 if report.ok else 1
+            return await run_test_mode(client, dict(errors), report_path=args.report,
+                                       write=lambda line: print(line, flush=True),
+                                       status=_status)
 
         terminal = sys.stdin.isatty() and sys.stdout.isatty()
         if terminal:
@@ -257,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.timeout < math.inf:  # also refuses nan: every request is bounded
         parser.error("--timeout must be a positive number of seconds")
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     try:
         return asyncio.run(_run(args, specs))
     except KeyboardInterrupt:
@@ -269,5 +275,5 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except MCPError as exc:
-        _status(f"Error: {exc}")
+        _status(f"Error: {for_display(str(exc))}")
         return 1

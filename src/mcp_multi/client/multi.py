@@ -170,17 +170,57 @@ class MultiServerMCPClient:
 
     async def add_spec(self, spec: ServerSpec) -> MCPConnection:
         """Connect to the server ``spec`` describes and add it (see :meth:`add`)."""
+        connection = await self._open(spec)
+        await self._admit(connection)
+        return connection
+
+    async def add_all(self, specs: Iterable[ServerSpec]) -> dict[str, MCPError | ValueError]:
+        """Connect to several servers concurrently; servers keep the order of ``specs``.
+
+        Each server goes the way :meth:`add_spec` goes; only the order of admission waits
+        until every connect has ended.
+
+        Returns:
+            The error of each server that could not be added (empty when all were).
+        """
+        specs = list(specs)
+
+        async def attempt(spec: ServerSpec) -> MCPConnection | MCPError | ValueError:
+            try:
+                return await self._open(spec)
+            except (MCPError, ValueError) as exc:
+                return exc
+
+        outcomes = await asyncio.gather(*(attempt(spec) for spec in specs))
+        errors: dict[str, MCPError | ValueError] = {}
+        for spec, outcome in zip(specs, outcomes, strict=True):
+            try:
+                if not isinstance(outcome, MCPConnection):
+                    raise outcome
+                await self._admit(outcome)
+            except (MCPError, ValueError) as exc:
+                errors[spec.name] = exc
+        return errors
+
+    async def _open(self, spec: ServerSpec) -> MCPConnection:
+        """A new, connected connection for ``spec``, not yet added."""
         self._check_free(spec.name)
         connection = self._new_connection(spec)
         await connection.connect()
+        return connection
+
+    async def _admit(self, connection: MCPConnection) -> None:
+        """Add a connected ``connection``, unless its name was taken while it connected."""
         try:
-            # Connecting awaited: another task may have taken the name meanwhile.
-            self._check_free(spec.name)
+            self._check_free(connection.name)
         except ServerExists:
             await connection.close()
             raise
-        await self._register(connection)
-        return connection
+        # A closed connection of the same name (its server went away) is replaced in place.
+        old = self._connections.get(connection.name)
+        self._connections[connection.name] = connection
+        if old is not None:
+            await old.close()
 
     def _check_free(self, name: str) -> None:
         if not valid_name(name):
@@ -203,44 +243,6 @@ class MultiServerMCPClient:
             on_notification=self._on_notification,
             protocol_version=self.protocol_version,
         )
-
-    async def _register(self, connection: MCPConnection) -> None:
-        # A closed connection of the same name (its server went away) is replaced in place.
-        old = self._connections.get(connection.name)
-        self._connections[connection.name] = connection
-        if old is not None:
-            await old.close()
-
-    async def add_all(self, specs: Iterable[ServerSpec]) -> dict[str, MCPError | ValueError]:
-        """Connect to several servers concurrently; servers keep the order of ``specs``.
-
-        Returns:
-            The error of each server that could not be added (empty when all were).
-        """
-        specs = list(specs)
-        outcomes = await asyncio.gather(*(self._try_connect(spec) for spec in specs))
-        errors: dict[str, MCPError | ValueError] = {}
-        for spec, outcome in zip(specs, outcomes, strict=True):
-            if not isinstance(outcome, MCPConnection):
-                errors[spec.name] = outcome
-                continue
-            try:
-                self._check_free(spec.name)
-            except ServerExists as exc:
-                await outcome.close()
-                errors[spec.name] = exc
-                continue
-            await self._register(outcome)
-        return errors
-
-    async def _try_connect(self, spec: ServerSpec) -> MCPConnection | MCPError | ValueError:
-        try:
-            self._check_free(spec.name)
-            connection = self._new_connection(spec)
-            await connection.connect()
-        except (MCPError, ValueError) as exc:
-            return exc
-        return connection
 
     async def remove(self, name: str) -> None:
         """Disconnect the server ``name`` and forget it.
@@ -337,10 +339,37 @@ class MultiServerMCPClient:
         """Send ``method`` to every server at once (see :meth:`broadcast`)."""
         return await self._broadcast(lambda c: c.request(method, params, timeout=timeout))
 
+    async def ping(
+        self, server: str | None = None, *, timeout: float | None = None
+    ) -> list[BroadcastOutcome]:
+        """Ping one server, or every server at once; each outcome holds its round-trip time.
+
+        Never raises for a server's failure (see :meth:`broadcast`).
+
+        Raises:
+            ServerNotFound: ``server`` is given and unknown.
+        """
+        chosen = [self.get(server)] if server is not None else list(self._connections.values())
+
+        async def ping(connection: MCPConnection) -> dict[str, Any]:
+            await connection.ping(timeout=timeout)
+            return {}
+
+        return await self._each(chosen, ping)
+
     async def _broadcast(
         self, send: Callable[[MCPConnection], Awaitable[dict[str, Any]]]
     ) -> BroadcastResult:
         broadcast_id = next(self._broadcast_ids)
+        outcomes = await self._each(list(self._connections.values()), send)
+        return BroadcastResult(broadcast_id, outcomes)
+
+    async def _each(
+        self,
+        connections: list[MCPConnection],
+        send: Callable[[MCPConnection], Awaitable[dict[str, Any]]],
+    ) -> list[BroadcastOutcome]:
+        """``send`` to each connection concurrently; one timed outcome per connection."""
 
         async def one(connection: MCPConnection) -> BroadcastOutcome:
             start = time.perf_counter()
@@ -355,5 +384,4 @@ class MultiServerMCPClient:
                 error = MCPError(f"{type(exc).__name__}: {exc}")
             return BroadcastOutcome(connection.name, result, error, time.perf_counter() - start)
 
-        outcomes = await asyncio.gather(*(one(c) for c in self._connections.values()))
-        return BroadcastResult(broadcast_id, list(outcomes))
+        return list(await asyncio.gather(*(one(c) for c in connections)))

@@ -1,29 +1,24 @@
-"""``--mode test``: the seed's testing checklist, run against every connected server.
+"""``--mode test``: run the checklist on every connected server, print the table, write a report.
 
-Per server, in order: handshake, ping, tools listing, a sensible call of each tool, a call
-of a disabled tool (found through ``server://info``; it must fail), an unknown tool (must
-fail), bad arguments (must fail), resources list and read; then one broadcast over all
-servers and the removal of each. Servers are checked concurrently; every check is timed.
-
-A check passes, fails, or is skipped when the server lacks what it needs (an SDK server has
-no ``server://info``). The run passes when no check failed.
+The checklist itself is :mod:`.checklist`; the table and the JUnit XML or JSON report are
+:mod:`.reports`. This module only runs one after the other and turns the verdict into the
+process exit code (0: no check failed).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from ..protocol import methods
-from ..protocol.errors import JSONRPCError, MCPError
-from .connection import MCPConnection
-from .multi import MultiServerMCPClient, ServerNotFound
+from .checklist import (
+    KNOWN_TOOLS,
+    CheckResult,
+    TestReport,
+    run_checks,
+    sample_arguments,
+)
+from .multi import MultiServerMCPClient
+from .reports import format_report, write_report
 
 __all__ = [
     "KNOWN_TOOLS",
@@ -31,352 +26,37 @@ __all__ = [
     "TestReport",
     "format_report",
     "run_checks",
+    "run_test_mode",
     "sample_arguments",
     "write_report",
 ]
 
-KNOWN_TOOLS = ("echo", "get_time", "list_files", "run_command", "math_calc")
-SAMPLE_ARGUMENTS: dict[str, dict[str, Any]] = {
-    "echo": {"message": "mcp-client test"},
-    "get_time": {},
-    "list_files": {"path": "."},
-    "run_command": {"command": "echo mcp-client-test"},
-    "math_calc": {"expression": "2 + 2 * 3"},
-}
-EXPECTED_TEXT = {"echo": "mcp-client test", "math_calc": "8", "run_command": "mcp-client-test"}
-UNKNOWN_TOOL = "mcp_client_test_no_such_tool"
-PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
-
-class Skip(Exception):
-    """The server lacks what the check needs; the message says what."""
-
-
-class CheckFailed(Exception):
-    """The server answered, but not as it should; the message says how."""
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    server: str
-    check: str
-    status: str
-    seconds: float
-    detail: str = ""
-
-
-@dataclass(slots=True)
-class TestReport:
-    """Every check's result, in server order then check order."""
-
-    results: list[CheckResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.results if r.status == status)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.results) and self.count(FAIL) == 0
-
-
-def sample_arguments(tool: dict[str, Any]) -> dict[str, Any]:
-    """Arguments to call ``tool`` with: ours for the seed's tools, else from its schema."""
-    name = tool.get("name")
-    if isinstance(name, str) and name in SAMPLE_ARGUMENTS:
-        return dict(SAMPLE_ARGUMENTS[name])
-    schema = tool.get("inputSchema")
-    if not isinstance(schema, dict):
-        return {}
-    properties = schema.get("properties")
-    properties = properties if isinstance(properties, dict) else {}
-    arguments: dict[str, Any] = {}
-    for key in schema.get("required") or ():
-        prop = properties.get(key)
-        arguments[key] = _sample_value(prop if isinstance(prop, dict) else {})
-    return arguments
-
-
-def _sample_value(schema: dict[str, Any]) -> Any:
-    if "default" in schema:
-        return schema["default"]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = kind[0] if kind else "string"
-    return {"integer": 1, "number": 1, "boolean": True, "array": [], "object": {},
-            "null": None}.get(str(kind), "test")
-
-
-def _text_of(result: dict[str, Any]) -> str:
-    content = result.get("content")
-    if not isinstance(content, list):
-        return ""
-    return " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-
-
-def _short(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-async def _expect_failure(connection: MCPConnection, tool: str, arguments: dict[str, Any],
-                          must_say: str | None = None) -> str:
-    """Call a tool that must fail (JSON-RPC error or ``isError``); return what it said."""
-    try:
-        result = await connection.call_tool(tool, arguments)
-    except JSONRPCError as exc:
-        said = str(exc)
-    else:
-        if not result.get("isError"):
-            raise CheckFailed(f"{tool} succeeded: {_short(_text_of(result))}")
-        said = _text_of(result)
-    if must_say is not None and must_say not in said:
-        raise CheckFailed(f"expected {must_say!r}, got {_short(said)}")
-    return _short(said)
-
-
-class _ServerChecks:
-    """The checklist for one server; each method returns a detail or raises."""
-
-    def __init__(self, connection: MCPConnection) -> None:
-        self.connection = connection
-        self.tools: list[dict[str, Any]] = []
-        self.resources: list[dict[str, Any]] = []
-
-    async def handshake(self) -> str:
-        server = self.connection.server
-        if server is None or not self.connection.is_open:
-            raise CheckFailed("not connected")
-        return (f"{server.server_name} {server.server_version}, protocol "
-                f"{server.protocol_version}, {self.connection.transport_kind}").strip()
-
-    async def ping(self) -> str:
-        await self.connection.ping()
-        return "pong"
-
-    async def tools_list(self) -> str:
-        self.tools = await self.connection.list_tools(refresh=True)
-        for tool in self.tools:
-            if not isinstance(tool.get("inputSchema"), dict):
-                raise CheckFailed(f"tool {tool['name']} has no inputSchema")
-        return f"{len(self.tools)} tools: {', '.join(t['name'] for t in self.tools)}"
-
-    def tool_call(self, tool: dict[str, Any]) -> Callable[[], Awaitable[str]]:
-        async def check() -> str:
-            name = tool["name"]
-            result = await self.connection.call_tool(name, sample_arguments(tool))
-            text = _text_of(result)
-            if not isinstance(result.get("content"), list):
-                raise CheckFailed("result has no content list")
-            if result.get("isError"):
-                raise CheckFailed(f"isError: {_short(text)}")
-            expected = EXPECTED_TEXT.get(name)
-            if expected is not None and expected not in text:
-                raise CheckFailed(f"expected {expected!r} in {_short(text)}")
-            return _short(text)
-        return check
-
-    async def disabled_tool(self) -> str:
-        try:
-            result = await self.connection.request(methods.RESOURCES_READ,
-                                                   {"uri": "server://info"})
-            info = json.loads(result["contents"][0]["text"])
-            enabled = info["tools"]
-        except (MCPError, LookupError, TypeError, ValueError) as exc:
-            raise Skip(f"no readable server://info ({exc})") from None
-        disabled = [name for name in KNOWN_TOOLS if name not in enabled]
-        if not disabled:
-            raise Skip("every known tool is enabled")
-        return await _expect_failure(self.connection, disabled[0],
-                                     SAMPLE_ARGUMENTS[disabled[0]], "not enabled")
-
-    async def unknown_tool(self) -> str:
-        return await _expect_failure(self.connection, UNKNOWN_TOOL, {})
-
-    async def bad_arguments(self) -> str:
-        for tool in self.tools:
-            schema = tool.get("inputSchema") or {}
-            if schema.get("required"):
-                return f"{tool['name']} {{}}: " + await _expect_failure(
-                    self.connection, tool["name"], {})
-        raise Skip("no tool has required arguments")
-
-    async def resources_list(self) -> str:
-        server = self.connection.server
-        if server is None or not server.has_capability("resources"):
-            raise Skip("server has no resources capability")
-        result = await self.connection.request(methods.RESOURCES_LIST)
-        resources = result.get("resources")
-        if not isinstance(resources, list):
-            raise CheckFailed("result has no resources list")
-        self.resources = [r for r in resources if isinstance(r, dict)]
-        return f"{len(resources)} resources: " + ", ".join(
-            str(r.get("uri")) for r in self.resources)
-
-    async def resources_read(self) -> str:
-        uris = [str(r.get("uri")) for r in self.resources]
-        if not uris:
-            raise Skip("no resources listed")
-        uri = "server://info" if "server://info" in uris else uris[0]
-        result = await self.connection.request(methods.RESOURCES_READ, {"uri": uri})
-        contents = result.get("contents")
-        if not isinstance(contents, list) or not contents:
-            raise CheckFailed(f"{uri}: no contents")
-        return f"{uri}: {len(contents)} content item(s)"
-
-
-async def _timed(server: str, check: str, run: Callable[[], Awaitable[str]]) -> CheckResult:
-    start = time.perf_counter()
-    try:
-        detail = await run()
-        status = PASS
-    except Skip as exc:
-        status, detail = SKIP, str(exc)
-    except (CheckFailed, MCPError) as exc:
-        status, detail = FAIL, str(exc)
-    return CheckResult(server, check, status, time.perf_counter() - start, detail)
-
-
-async def _check_server(connection: MCPConnection) -> list[CheckResult]:
-    checks = _ServerChecks(connection)
-    name = connection.name
-    handshake = await _timed(name, "handshake", checks.handshake)
-    # The handshake ran when the client connected: report how long that took.
-    results = [CheckResult(name, handshake.check, handshake.status,
-                           connection.handshake_seconds or 0.0, handshake.detail)]
-    if handshake.status != PASS:
-        return results
-    results.append(await _timed(name, "ping", checks.ping))
-    results.append(await _timed(name, "tools/list", checks.tools_list))
-    for tool in checks.tools:
-        results.append(await _timed(name, f"call {tool['name']}", checks.tool_call(tool)))
-    results.append(await _timed(name, "disabled tool", checks.disabled_tool))
-    results.append(await _timed(name, "unknown tool", checks.unknown_tool))
-    results.append(await _timed(name, "bad arguments", checks.bad_arguments))
-    results.append(await _timed(name, "resources/list", checks.resources_list))
-    results.append(await _timed(name, "resources/read", checks.resources_read))
-    return results
-
-
-async def _check_broadcast(client: MultiServerMCPClient) -> list[CheckResult]:
-    """Broadcast ``echo``: servers that have it must answer, the others must refuse."""
-    has_echo = {
-        name: isinstance(tools, list) and any(t.get("name") == "echo" for t in tools)
-        for name, tools in (await client.list_tools()).items()
-    }
-    broadcast = await client.broadcast("echo", {"message": "mcp-client broadcast"})
-    results = []
-    for outcome in broadcast.outcomes:
-        if has_echo[outcome.server]:
-            ok = outcome.result is not None and not outcome.result.get("isError")
-            detail = _short(_text_of(outcome.result) if outcome.result else str(outcome.error))
-        else:
-            ok = outcome.result is None or bool(outcome.result.get("isError"))
-            detail = "refused as expected (no echo): " + _short(
-                str(outcome.error) if outcome.error else _text_of(outcome.result or {}))
-        results.append(CheckResult(outcome.server, "broadcast", PASS if ok else FAIL,
-                                   outcome.seconds, detail))
-    return results
-
-
-async def _check_removal(client: MultiServerMCPClient, name: str) -> CheckResult:
-    async def check() -> str:
-        connection = client.get(name)
-        await client.remove(name)
-        if name in client.names or connection.is_open:
-            raise CheckFailed("still connected after remove")
-        try:
-            await client.call(name, "echo", {"message": "gone"})
-        except ServerNotFound:
-            return "removed; calls now fail with Unknown server"
-        raise CheckFailed("a call to the removed server did not fail")
-    return await _timed(name, "removal", check)
-
-
-async def run_checks(
-    client: MultiServerMCPClient, connect_errors: dict[str, Exception] | None = None
-) -> TestReport:
-    """Run the checklist on every server of ``client`` (removing them all at the end).
+async def run_test_mode(
+    client: MultiServerMCPClient,
+    connect_errors: dict[str, Exception],
+    *,
+    report_path: Path | None,
+    write: Callable[[str], None],
+    status: Callable[[str], None],
+) -> int:
+    """Run the checklist, print the table, write the report; return the exit code.
 
     Args:
-        client: the connected servers.
+        client: the connected servers (each is removed by the checklist's last check).
         connect_errors: servers that could not be connected; each fails its handshake.
+        report_path: where to write the report (JSON if it ends in ``.json``), or ``None``.
+        write: where the table's lines go (stdout).
+        status: where status and error lines go (stderr).
     """
-    start = time.perf_counter()
-    report = TestReport()
-    for name, error in (connect_errors or {}).items():
-        report.results.append(CheckResult(name, "handshake", FAIL, 0.0, str(error)))
-    per_server = await asyncio.gather(
-        *(_check_server(c) for c in client.connections.values()))
-    by_server: dict[str, list[CheckResult]] = {
-        results[0].server: results for results in per_server}
-    if len(client) > 0:
-        for result in await _check_broadcast(client):
-            by_server[result.server].append(result)
-    for name in client.names:
-        by_server[name].append(await _check_removal(client, name))
-    for results in by_server.values():
-        report.results.extend(results)
-    report.seconds = time.perf_counter() - start
-    return report
-
-
-def format_report(report: TestReport) -> list[str]:
-    """The report as a table, one line per check, and a summary line."""
-    headers = ("SERVER", "CHECK", "RESULT", "TIME", "DETAIL")
-    rows = [(r.server, r.check, r.status, f"{r.seconds * 1000:.1f} ms", r.detail)
-            for r in report.results]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
-              for i, h in enumerate(headers[:4])]
-
-    def line(cells: tuple[str, ...]) -> str:
-        server, check, status, elapsed, detail = cells
-        return (f"{server:<{widths[0]}}  {check:<{widths[1]}}  {status:<{widths[2]}}  "
-                f"{elapsed:>{widths[3]}}  {detail}").rstrip()
-
-    lines = [line(headers), *(line(row) for row in rows)]
-    lines.append(
-        f"Summary: {report.count(PASS)} passed, {report.count(FAIL)} failed, "
-        f"{report.count(SKIP)} skipped in {report.seconds:.2f} s"
-    )
-    return lines
-
-
-def write_report(report: TestReport, path: Path) -> None:
-    """Write ``report`` for CI: JSON when ``path`` ends in ``.json``, else JUnit XML."""
-    if path.suffix.lower() == ".json":
-        document = {
-            "passed": report.count(PASS),
-            "failed": report.count(FAIL),
-            "skipped": report.count(SKIP),
-            "seconds": round(report.seconds, 6),
-            "ok": report.ok,
-            "results": [asdict(r) for r in report.results],
-        }
-        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        return
-    suites = ET.Element("testsuites", name="mcp-client", tests=str(len(report.results)),
-                        failures=str(report.count(FAIL)), skipped=str(report.count(SKIP)),
-                        time=f"{report.seconds:.6f}")
-    servers: dict[str, list[CheckResult]] = {}
-    for result in report.results:
-        servers.setdefault(result.server, []).append(result)
-    for server, results in servers.items():
-        suite = ET.SubElement(
-            suites, "testsuite", name=server, tests=str(len(results)),
-            failures=str(sum(r.status == FAIL for r in results)),
-            skipped=str(sum(r.status == SKIP for r in results)),
-            time=f"{sum(r.seconds for r in results):.6f}")
-        for result in results:
-            case = ET.SubElement(suite, "testcase", classname=server, name=result.check,
-                                 time=f"{result.seconds:.6f}")
-            if result.status == FAIL:
-                ET.SubElement(case, "failure", message=result.detail).text = result.detail
-            elif result.status == SKIP:
-                ET.SubElement(case, "skipped", message=result.detail)
-            elif result.detail:
-                ET.SubElement(case, "system-out").text = result.detail
-    ET.indent(suites)
-    path.write_bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n")
+    report = await run_checks(client, connect_errors)
+    for line in format_report(report):
+        write(line)
+    if report_path is not None:
+        try:
+            write_report(report, report_path)
+        except OSError as exc:
+            status(f"Error: cannot write the report {report_path}: {exc.strerror or exc}")
+            return 1
+        status(f"Report written to {report_path}")
+    return 0 if report.ok else 1
