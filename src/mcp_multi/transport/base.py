@@ -55,6 +55,7 @@ class ClientTransport(ABC):
 
     Attributes:
         kind: the transport's name on the command line (``websocket``, ``sse``, ...).
+        scheme, default_path: how :meth:`url_for` makes a URL of ``host:port``.
         url: where the server is.
         era_probe: whether a client that was not told a protocol version asks
             ``server/discover`` first (2026-07-28) before falling back to ``initialize``; the
@@ -63,11 +64,17 @@ class ClientTransport(ABC):
 
     kind: ClassVar[str]
     era_probe: ClassVar[bool] = False
+    # How a ``host:port`` target reads as a URL of this transport: ``scheme://host:port`` and
+    # the path our server serves it at. Empty for transports that have no host:port form.
+    scheme: ClassVar[str] = ""
+    default_path: ClassVar[str] = ""
 
     @classmethod
     def url_for(cls, host: str, port: int) -> str:
         """The URL a server at ``host:port`` serves this transport at."""
-        raise NotImplementedError(f"{cls.kind} has no host:port form")
+        if not cls.scheme:
+            raise NotImplementedError(f"{cls.kind} has no host:port form")
+        return f"{cls.scheme}://{host}:{port}{cls.default_path}"
 
     def __init__(self, url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         self.url = url

@@ -45,10 +45,8 @@ class SSETransport(ClientTransport):
     """An SSE stream from ``http://host:port/sse`` plus POSTs to the endpoint it names."""
 
     kind = "sse"
-
-    @classmethod
-    def url_for(cls, host: str, port: int) -> str:
-        return f"http://{host}:{port}{PATH_SSE}"
+    scheme = "http"
+    default_path = PATH_SSE
 
     def __init__(
         self,

@@ -101,10 +101,8 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
 
     kind = "http"
     era_probe = True
-
-    @classmethod
-    def url_for(cls, host: str, port: int) -> str:
-        return f"http://{host}:{port}{PATH_HTTP}"
+    scheme = "http"
+    default_path = PATH_HTTP
 
     def __init__(
         self,

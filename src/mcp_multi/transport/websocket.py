@@ -37,10 +37,8 @@ class WebSocketTransport(ClientTransport):
     """A WebSocket connection to ``ws://host:port/ws`` (or any ``ws``/``wss`` URL)."""
 
     kind = "websocket"
-
-    @classmethod
-    def url_for(cls, host: str, port: int) -> str:
-        return f"ws://{host}:{port}{PATH_WEBSOCKET}"
+    scheme = "ws"
+    default_path = PATH_WEBSOCKET
 
     def __init__(
         self,
