@@ -38,7 +38,8 @@ class ServerSettings:
             alone, so no session limit counts them); past it they get HTTP 503.
         session_buffer_bytes: bytes of events a legacy SSE stream may have waiting for a
             client that does not read (at least 4 messages of ``max_message_size``); past it
-            the stream is ended.
+            the stream is ended. Also what one Streamable HTTP session keeps in its response
+            streams for delivery and replay; past it its oldest events are dropped.
         allowed_origins: browser origins allowed (CORS and DNS-rebinding check); ``*`` allows all.
         command_timeout: seconds a ``run_command`` process may run.
         command_output_cap: bytes of ``run_command`` output kept.
@@ -51,6 +52,12 @@ class ServerSettings:
         websocket_total_buffer: the same bound over all WebSocket connections together.
         websocket_send_timeout: seconds a WebSocket connection may stay over its bound, or
             take to write one reply (its peer does not read), before it is closed with 1008.
+        body_timeout: seconds a request body may take to arrive once its head has; past
+            it the request is answered 408 and the connection closed.
+        sse_total_buffer: bytes of events all legacy SSE streams together may have waiting;
+            past it the streams holding the most are ended.
+        http_total_buffer: bytes all Streamable HTTP sessions together keep in their
+            response streams; past it the sessions holding the most drop their oldest events.
     """
 
     host: str = "127.0.0.1"
@@ -81,6 +88,11 @@ class ServerSettings:
     websocket_send_buffer: int = 16 * 1024 * 1024
     websocket_total_buffer: int = 256 * 1024 * 1024
     websocket_send_timeout: float = 30.0
+    # Byte bounds of the HTTP transports' buffers, and the request-body deadline (issue 8: 9,
+    # carried to every transport).
+    body_timeout: float = 30.0
+    sse_total_buffer: int = 256 * 1024 * 1024
+    http_total_buffer: int = 256 * 1024 * 1024
 
     @property
     def is_loopback(self) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .budget import ByteBudget
 from .dispatcher import Dispatcher
 from .resources import ServerStats
 from .session import ServerSession
@@ -32,6 +33,9 @@ class ServerState:
     # most one connection ever had waiting (its own and its transport's buffer).
     websocket_backlog: int = 0
     websocket_backlog_peak: int = 0
+    # Bytes held for clients by all legacy SSE streams, and all Streamable HTTP sessions.
+    sse_buffer: ByteBudget = field(init=False)
+    http_buffer: ByteBudget = field(init=False)
     # Handlers of open streams (WebSocket, SSE), cancelled at shutdown so each ends cleanly.
     stream_handlers: set[asyncio.Task[object]] = field(default_factory=set)
     # Set once the server begins to shut down: requests cut off now say so.
@@ -50,6 +54,8 @@ class ServerState:
         self.http_sessions = SessionTable("Streamable HTTP", s.max_http_sessions,
                                           s.max_sessions_per_client, idle_timeout=idle,
                                           handshake_grace=grace)
+        self.sse_buffer = ByteBudget(s.sse_total_buffer)
+        self.http_buffer = ByteBudget(s.http_total_buffer)
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("mcp_state", ServerState)

@@ -24,6 +24,7 @@ from ...protocol.errors import InvalidRequest
 from ...protocol.jsonrpc import dumps
 from ...protocol.sse import KEEPALIVE, KEEPALIVE_SECONDS, encode_event
 from ...protocol.wire import PATH_SSE_MESSAGE
+from ..budget import ByteBudget
 from ..session import Outgoing, ServerSession
 from ..state import STATE
 from .http import error_reply, open_event_stream, read_body
@@ -34,40 +35,72 @@ logger = logging.getLogger(__name__)
 
 
 class Outbox:
-    """Events waiting for one SSE stream, bounded in number and in bytes.
+    """Events waiting for one SSE stream, bounded in number and in bytes, and charged to the
+    transport's server-wide :class:`~mcp_multi.server.budget.ByteBudget`.
 
     ``send`` never blocks: a POST must not hang because its session's reader stalled. A client
     that lets more than the bounds pile up is not reading; its stream is ended (``overflowed``)
-    rather than let it pin the server's memory.
+    rather than let it pin the server's memory. Past the server-wide budget the streams holding
+    the most are ended first. Events count until they are written: from ``take`` to
+    ``written`` they are on their way to a socket that may be full.
     """
 
-    def __init__(self, max_events: int, max_bytes: int,
+    def __init__(self, max_events: int, max_bytes: int, budget: ByteBudget,
                  on_overflow: Callable[[], object]) -> None:
         self._on_overflow = on_overflow
+        self._budget = budget
         self._events: deque[bytes] = deque()
-        self._bytes = 0
+        self._bytes = 0  # of the events waiting
+        self._taken = 0  # of the events being written
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._wake = asyncio.Event()
         self.overflowed = False
         self.writing = False  # events are being written to the client now
+        budget.join(self)
 
     @property
     def busy(self) -> bool:
         """Whether events wait or are being written (the session must not be evicted)."""
         return bool(self._events) or self.writing
 
+    @property
+    def held(self) -> int:
+        """Bytes of events waiting or being written."""
+        return self._bytes + self._taken
+
+    def shed(self, amount: int) -> int:
+        """End the stream (the budget asks it to give ``amount`` back): all it held."""
+        freed = self.held
+        self._overflow()
+        return freed
+
+    def _overflow(self) -> None:
+        if self.overflowed:
+            return
+        self.overflowed = True
+        self.close()
+        self._on_overflow()  # the writer may be stuck on a full socket: stop it
+        self._wake.set()
+
+    def close(self) -> None:
+        """Forget every event and leave the budget."""
+        self._budget.release(self.held)
+        self._budget.leave(self)
+        self._events.clear()
+        self._bytes = self._taken = 0
+
     async def send(self, message: Outgoing) -> None:
         if self.overflowed:
             return
         event = encode_event(dumps(message), event="message")
-        if len(self._events) >= self._max_events or self._bytes + len(event) > self._max_bytes:
-            self.overflowed = True
-            self._events.clear()
-            self._on_overflow()  # the writer may be stuck on a full socket: stop it
-        else:
-            self._events.append(event)
-            self._bytes += len(event)
+        size = len(event)
+        if len(self._events) >= self._max_events or self.held + size > self._max_bytes:
+            self._overflow()
+            return
+        self._events.append(event)
+        self._bytes += size
+        self._budget.charge(size)  # may end this very stream, when it holds the most
         self._wake.set()
 
     async def take(self, timeout: float) -> list[bytes] | None:
@@ -80,8 +113,14 @@ class Outbox:
             return None
         events = list(self._events)
         self._events.clear()
+        self._taken += self._bytes
         self._bytes = 0
         return events
+
+    def written(self) -> None:
+        """The events of the last ``take`` are written: they no longer count."""
+        self._budget.release(self._taken)
+        self._taken = 0
 
 
 async def handle_sse(request: web.Request) -> web.StreamResponse:
@@ -94,7 +133,7 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     budget = max(settings.session_buffer_bytes, 4 * settings.max_message_size)
     handler = asyncio.current_task()
     assert handler is not None
-    outbox = Outbox(settings.session_queue_size, budget, handler.cancel)
+    outbox = Outbox(settings.session_queue_size, budget, state.sse_buffer, handler.cancel)
     session = ServerSession("sse", outbox.send)
     response = await open_event_stream(request)
     ended_because: list[str] = []
@@ -113,21 +152,30 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
                                           event="endpoint"))
         while (events := await outbox.take(KEEPALIVE_SECONDS)) is not None:
             outbox.writing = True
-            await response.write(b"".join(events) if events else KEEPALIVE)
+            for event in events or (KEEPALIVE,):
+                await response.write(event)
             outbox.writing = False
+            outbox.written()
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
         if outbox.overflowed:
             logger.warning("sse session %s: the client is not reading (over %d events or %d "
-                           "bytes waiting); stream ended", session.id,
-                           settings.session_queue_size, budget)
+                           "bytes waiting, or the most of all streams past the server's %d); "
+                           "stream ended", session.id, settings.session_queue_size, budget,
+                           settings.sse_total_buffer)
         state.sse_sessions.remove(session.id)
         state.stream_handlers.discard(handler)
+        outbox.close()
         session.close()
         state.stats.closed("sse")
         logger.info("sse session %s closed%s", session.id,
                     f": {ended_because[0]}" if ended_because else "")
+    if outbox.overflowed and request.transport is not None:
+        # Its socket is full: ending the chunked body would wait for a reader that never
+        # comes, holding what the transport buffers. Drop the connection instead.
+        request.transport.abort()
+        return response
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
