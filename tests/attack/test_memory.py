@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from ..conftest import StartServer
-from ..server.wire import SSEPeer, read_event
+from ..server.wire import MCP_ACCEPT, SSEPeer, read_event
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -103,3 +103,49 @@ async def test_sse_streams_not_read_are_bounded_server_wide(
         await until(lambda: len(state.sse_sessions) == 1)
         await reader.close()
         await until(lambda: state.sse_buffer.used == 0)
+
+
+# ----------------------------------------------------------------- slow request bodies
+
+
+async def trickle(port: int, path: str, headers: bytes) -> tuple[bytes, float]:
+    """A complete head declaring a 1 MB body, then a byte every 50 ms until the server
+    answers; its answer (read to the close) and how long it took."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = asyncio.get_running_loop().time()
+
+    async def drip() -> None:
+        while True:
+            writer.write(b" ")
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the attack's own pace, not a wait for the server
+
+    dripping = asyncio.create_task(drip())
+    try:
+        writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 1000000\r\n"
+                     + headers + b"\r\n")
+        answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+        return answer, asyncio.get_running_loop().time() - started
+    finally:
+        dripping.cancel()
+        writer.close()
+
+
+async def test_a_trickled_body_is_timed_out_with_408(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server(body_timeout=1.0, max_message_size=2 * MIB)
+    sse = await SSEPeer.connect(server.base_url)
+    slow = [trickle(server.port, "/mcp", f"Accept: {MCP_ACCEPT}\r\n".encode()),
+            trickle(server.port, sse.endpoint, b"")]
+    trickling = asyncio.gather(*slow)
+    # Another client is served meanwhile.
+    await sse.initialize("2024-11-05")
+    reply = await sse.request("tools/call", {"name": "echo", "arguments": {"message": "hi"}})
+    assert reply["result"]["content"][0]["text"] == "Echo: hi"
+    for answer, took in await trickling:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 "), head
+        error = orjson.loads(body)["error"]
+        assert error["code"] == -32600 and "did not arrive within 1 s" in error["message"]
+        assert took < 3.0  # answered at the deadline, then closed (read() saw the end)
+    await sse.close()

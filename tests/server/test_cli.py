@@ -100,3 +100,21 @@ def test_connection_limits_are_options_with_one_line_errors() -> None:
         out = _run(*args)
         assert out.returncode == 2 and message in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_buffer_and_body_bounds_are_options_with_one_line_errors() -> None:
+    from mcp_multi.server.cli import build_parser, settings_from_args
+
+    out = _run("--help")
+    for option in ("--max-buffered-bytes", "--body-timeout"):
+        assert option in out.stdout
+    settings = settings_from_args(build_parser().parse_args(
+        ["--max-buffered-bytes", "1000000", "--body-timeout", "2.5"]))
+    assert settings.body_timeout == 2.5
+    assert (settings.websocket_total_buffer == settings.sse_total_buffer
+            == settings.http_total_buffer == 1000000)
+    for args, message in ((("--max-buffered-bytes", "0"), "--max-buffered-bytes 0 is out of"),
+                          (("--body-timeout", "inf"), "--body-timeout inf must be")):
+        out = _run(*args)
+        assert out.returncode == 2 and message in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr

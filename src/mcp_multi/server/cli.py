@@ -63,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "quarters of --max-sessions)")
     p.add_argument("--command-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="run_command time limit (default 10)")
+    # What peers can make the server hold: buffered replies, and slow request bodies.
+    p.add_argument("--max-buffered-bytes", type=int, default=256 * 1024 * 1024, metavar="BYTES",
+                   help="bytes of replies each transport holds at most for clients that do "
+                        "not read them, over all its sessions (default 256 MiB each for "
+                        "WebSocket, SSE and Streamable HTTP); past it WebSocket stops reading "
+                        "the connections with replies waiting, the SSE streams holding the "
+                        "most are ended, and the Streamable HTTP sessions holding the most "
+                        "drop their oldest events")
+    p.add_argument("--body-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="time a request body may take once its head has arrived; past it "
+                        "the request is answered 408 and the connection closed (default 30)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -85,7 +96,16 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
                          else args.max_sessions_per_client)):
         if value < (0 if name == "--port" else 1) or (name == "--port" and value > 65535):
             raise ValueError(f"{name} {value} is out of range")
+    if not 0 < args.body_timeout < float("inf"):
+        raise ValueError(f"--body-timeout {args.body_timeout} must be a positive number of "
+                         "seconds")
+    if args.max_buffered_bytes < 1:
+        raise ValueError(f"--max-buffered-bytes {args.max_buffered_bytes} is out of range")
     return ServerSettings(
+        body_timeout=args.body_timeout,
+        websocket_total_buffer=args.max_buffered_bytes,
+        sse_total_buffer=args.max_buffered_bytes,
+        http_total_buffer=args.max_buffered_bytes,
         host=args.host,
         port=args.port,
         max_connections=args.max_connections,

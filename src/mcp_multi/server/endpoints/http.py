@@ -1,9 +1,10 @@
-"""What both HTTP endpoints (``/mcp``; ``/sse`` with ``/message``) share: reading a bounded
-request body, JSON-RPC replies as JSON, opening an event-stream response, and the ``Accept``
-rule (media ranges weighed by their ``q``, as RFC 9110 §12.5.1 says)."""
+"""What both HTTP endpoints (``/mcp``; ``/sse`` with ``/message``) share: reading a request
+body bounded in size and time, JSON-RPC replies as JSON, opening an event-stream response,
+and the ``Accept`` rule (media ranges weighed by their ``q``, as RFC 9110 §12.5.1 says)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -14,6 +15,7 @@ from ...protocol.errors import InvalidRequest, JSONRPCError
 from ...protocol.jsonrpc import dumps, error_response
 from ...protocol.sse import RESPONSE_HEADERS
 from ...protocol.wire import JSON_TYPE
+from ..state import STATE
 
 __all__ = ["accepts", "error_reply", "json_reply", "open_event_stream", "read_body"]
 
@@ -33,21 +35,40 @@ def error_reply(status: int, exc: JSONRPCError, request_id: Any = None,
 
 
 async def read_body(request: web.Request, limit: int) -> bytes | web.Response:
-    """The request body, or a 413 response carrying a JSON-RPC error when it exceeds ``limit``.
+    """The request body, or a response carrying a JSON-RPC error: 413 when it exceeds
+    ``limit``, 408 when it has not all arrived within the server's ``body_timeout``.
 
     A declared ``Content-Length`` over the limit is refused before a byte is read; a body
-    without one is read only until it passes the limit.
+    without one is read only until it passes the limit. The deadline counts from the end of
+    the request head (whose own deadline is the connection guard's), so a peer trickling a
+    large body a byte at a time holds its connection that long at most; the 408 closes it.
     """
     size = request.content_length
     body = bytearray()
-    if size is None or size <= limit:
-        async for chunk in request.content.iter_any():
-            body += chunk
-            if len(body) > limit:
-                break
-        else:
-            return bytes(body)
-        size = len(body)
+    if size is not None and size > limit:
+        return _too_large(size, limit)
+    timeout = request.app[STATE].settings.body_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_any():
+                body += chunk
+                if len(body) > limit:
+                    return _too_large(len(body), limit)
+    except TimeoutError:
+        response = error_reply(408, InvalidRequest(
+            f"Request Timeout: the body did not arrive within {timeout:g} s "
+            f"({len(body)} of {size if size is not None else 'unknown'} bytes)"))
+        # Answered and closed now: aiohttp would otherwise linger, reading the trickle on.
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    return bytes(body)
+
+
+def _too_large(size: int, limit: int) -> web.Response:
     return error_reply(413, InvalidRequest(
         f"Message too large: {size} bytes exceeds the limit of {limit} bytes"))
 
