@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from ..conftest import StartServer
-from ..server.wire import MCP_ACCEPT, SSEPeer, read_event
+from ..server.wire import MCP_ACCEPT, SSEPeer, StreamableHTTPPeer, read_event
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -149,3 +149,76 @@ async def test_a_trickled_body_is_timed_out_with_408(start_mcp_server: StartServ
         assert error["code"] == -32600 and "did not arrive within 1 s" in error["message"]
         assert took < 3.0  # answered at the deadline, then closed (read() saw the end)
     await sse.close()
+
+
+# ----------------------------------------------------------------- Streamable HTTP
+
+
+async def flood_mcp(http: aiohttp.ClientSession, url: str, headers: dict[str, str],
+                    count: int, size: int) -> list[str]:
+    """``count`` echoes of ``size`` bytes, each asking for progress (so each is answered as
+    an SSE stream kept for replay), each connection dropped unread; the streams' keys."""
+    keys = []
+    for i in range(1, count + 1):
+        async with http.post(url, data=echo(i, size, progressToken=i), headers=headers) as resp:
+            assert resp.status == 200 and resp.content_type == "text/event-stream"
+            priming = await asyncio.wait_for(read_event(resp.content), TIMEOUT)
+            assert priming is not None and priming.id.endswith("-0")
+            keys.append(priming.id.removesuffix("-0"))
+            resp.close()  # read nothing more
+    return keys
+
+
+async def resume(http: aiohttp.ClientSession, url: str, headers: dict[str, str],
+                 key: str) -> tuple[int, Any]:
+    """``GET`` with ``Last-Event-ID`` at the start of stream ``key``: the status, and the
+    response the stream ended with (the error body, when refused)."""
+    get_headers = {**headers, "Accept": "text/event-stream", "Last-Event-ID": f"{key}-0"}
+    async with http.get(url, headers=get_headers) as resp:
+        if resp.status != 200:
+            return resp.status, orjson.loads(await resp.read())
+        while (event := await read_event(resp.content)) is not None:
+            if event.data and "result" in (message := orjson.loads(event.data)):
+                return resp.status, message
+    return resp.status, None
+
+
+async def test_mcp_replies_never_read_are_bounded_per_session_and_server_wide(
+        start_mcp_server: StartServer) -> None:
+    """Echoes of 200 KiB whose streams are dropped unread: each session keeps its newest
+    events within its bound (an older stream's resume is told its events are gone), all
+    sessions together stay within the server's, and another client is served meanwhile."""
+    server = await start_mcp_server(max_message_size=300 * KIB, session_buffer_bytes=MIB,
+                                    http_total_buffer=2 * MIB)
+    state, url = server.state, server.base_url + "/mcp"
+    session_bytes = state.settings.session_bytes  # 1.2 MB: room for 5 replies
+    peers = [StreamableHTTPPeer(aiohttp.ClientSession(), url) for _ in range(5)]
+    try:
+        for peer in peers:
+            await peer.initialize()
+        first, *others, bystander = peers
+        keys = await flood_mcp(first.http, url, first.headers(), 24, 200 * KIB)
+        # The newest stream is replayed whole; an older one kept no events: a clear refusal.
+        status, message = await resume(first.http, url, first.headers(), keys[-1])
+        assert status == 200 and message["id"] == 24
+        status, refusal = await resume(first.http, url, first.headers(), keys[10])
+        assert status == 400 and "expired Last-Event-ID" in refusal["error"]["message"]
+        session = state.http_sessions.get(str(first.session_id))
+        assert session is not None and session.held <= session_bytes
+        # Three more sessions at once: together they pass the server's bound.
+        await asyncio.wait_for(asyncio.gather(*(
+            flood_mcp(peer.http, url, peer.headers(), 24, 200 * KIB) for peer in others)),
+            4 * TIMEOUT)
+
+        async def call() -> str:
+            reply = await bystander.request("tools/call", {"name": "echo",
+                                                           "arguments": {"message": "hi"}}, id=7)
+            return str(reply["result"]["content"][0]["text"])
+
+        await served_meanwhile(call)
+        assert state.http_buffer.peak <= 2 * MIB + 201 * KIB
+        assert state.http_buffer.used == sum(s.held for s in state.http_sessions.values())
+    finally:
+        for peer in peers:
+            await peer.close()
+    assert state.http_buffer.used == 0

@@ -95,6 +95,12 @@ class ServerSettings:
     http_total_buffer: int = 256 * 1024 * 1024
 
     @property
+    def session_bytes(self) -> int:
+        """The bytes one SSE stream or Streamable HTTP session may hold for its client:
+        ``session_buffer_bytes``, but never less than 4 messages of ``max_message_size``."""
+        return max(self.session_buffer_bytes, 4 * self.max_message_size)
+
+    @property
     def is_loopback(self) -> bool:
         """Whether ``host`` binds loopback only: ``localhost``, 127.0.0.0/8 or ``::1``.
 

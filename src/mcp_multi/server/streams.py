@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..protocol.jsonrpc import dumps
 from ..protocol.sse import KEEPALIVE, encode_event
+from .budget import ByteBudget
 from .session import Outgoing, ServerSession
 
 __all__ = ["RETRY_MS", "EventStream", "HTTPSession", "parse_event_id"]
@@ -42,22 +45,31 @@ class Writer(Protocol):
 
 
 class EventStream:
-    """The SSE events of one response stream, numbered from 1 and kept for replay."""
+    """The SSE events of one response stream, numbered from 1 and kept for replay.
 
-    __slots__ = ("_dropping", "_events", "_limit", "_next", "_wake", "attached", "delivered",
-                 "final", "finished", "key", "resumable")
+    It holds at most ``limit`` events; the bytes it holds are reported to ``account`` (its
+    session's, see :class:`HTTPSession`), which may ask it to :meth:`drop` its oldest ones.
+    Events are only ever dropped from the oldest end, so every number up to ``dropped_to``
+    is gone: a resume from before it is refused (:meth:`gone`), never served with a gap.
+    """
 
-    def __init__(self, key: str, *, resumable: bool, limit: int) -> None:
+    __slots__ = ("_account", "_dropping", "_events", "_limit", "_next", "_wake", "attached",
+                 "delivered", "dropped_to", "final", "finished", "key", "resumable")
+
+    def __init__(self, key: str, *, resumable: bool, limit: int,
+                 account: Callable[[EventStream, int], None] | None = None) -> None:
         self.key = key
         self.resumable = resumable
         self._limit = limit
-        self._events: deque[tuple[int, bytes]] = deque(maxlen=limit)
+        self._account = account
+        self._events: deque[tuple[int, bytes]] = deque()
         self._next = 1
         self._wake = asyncio.Event()
         self.finished = False
         self.final: dict[str, Any] | None = None  # the response that ended the stream
         self.attached = False  # an HTTP response is delivering this stream now
         self.delivered = 0  # the last event number written to a client
+        self.dropped_to = 0  # the newest event number dropped from the buffer
         self._dropping = False  # warned once that undelivered events are being dropped
 
     @property
@@ -69,14 +81,47 @@ class EventStream:
         """Add one JSON-RPC message as the stream's next event."""
         n = self._next
         self._next += 1
-        if len(self._events) == self._limit and self._events[0][0] > self.delivered:
-            if not self._dropping:  # once per stream: a client must not flood our log
-                logger.warning("stream %s: dropping undelivered events from %d on "
-                               "(buffer of %d full)", self.key, self._events[0][0],
-                               self._limit)
-            self._dropping = True
-        self._events.append((n, dumps(message)))
+        if len(self._events) == self._limit:
+            self._drop_oldest()
+        payload = dumps(message)
+        self._events.append((n, payload))
+        if self._account is not None:
+            self._account(self, len(payload))  # may drop older events, never this one
         self._wake.set()
+
+    def _drop_oldest(self) -> int:
+        n, payload = self._events.popleft()
+        self.dropped_to = n
+        if n > self.delivered and not self._dropping:
+            # Once per stream: a client must not flood our log.
+            logger.warning("stream %s: dropping undelivered events from %d on (buffer of %d "
+                           "events or its session's bytes full)", self.key, n, self._limit)
+            self._dropping = True
+        if self._account is not None:
+            self._account(self, -len(payload))
+        return len(payload)
+
+    def drop(self, amount: int, *, delivered_only: bool, keep_newest: bool) -> int:
+        """Drop the oldest events until ``amount`` bytes are freed; the bytes freed.
+
+        ``delivered_only`` stops at the first event not yet written to a client;
+        ``keep_newest`` spares the newest event (the one being added).
+        """
+        freed = 0
+        while freed < amount and len(self._events) > keep_newest:
+            if delivered_only and self._events[0][0] > self.delivered:
+                break
+            freed += self._drop_oldest()
+        return freed
+
+    def clear(self) -> None:
+        """Forget every event (the stream can no longer be resumed)."""
+        while self._events:
+            self._drop_oldest()
+
+    def gone(self, cursor: int) -> bool:
+        """Whether events after ``cursor`` were dropped, so a resume from it would miss some."""
+        return self.dropped_to > cursor
 
     def _encode(self, n: int, payload: bytes) -> bytes:
         return encode_event(payload, event="message",
@@ -108,6 +153,13 @@ class EventStream:
         """The encoded events numbered after ``cursor`` that the buffer still holds."""
         return [(n, self._encode(n, payload)) for n, payload in self._events if n > cursor]
 
+    def _next_after(self, cursor: int) -> tuple[int, bytes] | None:
+        """The first event held numbered after ``cursor``, encoded; None if there is none."""
+        for n, payload in self._events:
+            if n > cursor:
+                return n, self._encode(n, payload)
+        return None
+
     async def wait(self, timeout: float) -> bool:
         """Wait for a new event or the end; False when ``timeout`` passed first."""
         try:
@@ -119,15 +171,18 @@ class EventStream:
     async def pump(self, writer: Writer, cursor: int, keepalive: float) -> None:
         """Write the events after ``cursor`` to ``writer`` until the stream finishes.
 
-        A comment line goes out whenever ``keepalive`` seconds pass without an event, so
-        proxies and clients do not take a quiet stream for a dead one.
+        Events are encoded one at a time as they are written (a stalled client must not
+        make us hold a second, encoded copy of its backlog); ones dropped meanwhile are
+        skipped. A comment line goes out whenever ``keepalive`` seconds pass without an
+        event, so proxies and clients do not take a quiet stream for a dead one.
         """
         while True:
             self._wake.clear()
-            for n, event in self.after(cursor):
-                await writer.write(event)
-                cursor = self.delivered = n
-            if self.finished and cursor >= self.last:
+            while (event := self._next_after(cursor)) is not None:
+                await writer.write(event[1])
+                cursor = event[0]
+                self.delivered = max(self.delivered, cursor)
+            if self.finished:  # nothing is added after the end: all of it was written
                 return
             if not await self.wait(keepalive):
                 await writer.write(KEEPALIVE)
@@ -142,33 +197,80 @@ def parse_event_id(value: str) -> tuple[str, int] | None:
 
 
 class HTTPSession(ServerSession):
-    """A handshake-era Streamable HTTP session (``Mcp-Session-Id``) and its streams."""
+    """A handshake-era Streamable HTTP session (``Mcp-Session-Id``) and its streams.
 
-    __slots__ = ("_counter", "_limit", "get_stream", "streams")
+    The session keeps its streams' events under ``max_bytes`` and charges them to the
+    transport's server-wide ``budget``; past either it drops its oldest events (a
+    :class:`~mcp_multi.server.budget.Holder`): first those already delivered, kept only for
+    replay, then those of streams nobody is reading, then any — never the one being added.
+    """
 
-    def __init__(self, *, limit: int) -> None:
+    __slots__ = ("_budget", "_counter", "_keep", "_limit", "_max_bytes", "_released",
+                 "get_stream", "held", "streams")
+
+    def __init__(self, *, limit: int, max_bytes: int | None = None,
+                 budget: ByteBudget | None = None) -> None:
         self._limit = limit
-        self.get_stream = EventStream(GET_STREAM, resumable=True, limit=limit)
+        self._max_bytes = max_bytes
+        self._budget = budget if budget is not None else ByteBudget(sys.maxsize)
+        self._keep: EventStream | None = None  # the stream whose newest event is being added
+        self._released = False
+        self.held = 0  # bytes of events held by all the session's streams
+        self.get_stream = EventStream(GET_STREAM, resumable=True, limit=limit,
+                                      account=self._account)
         super().__init__("http", self.get_stream.send)
         self.streams: OrderedDict[str, EventStream] = OrderedDict()
         self._counter = 0
+        self._budget.join(self)
+
+    def _account(self, stream: EventStream, size: int) -> None:
+        """``stream`` holds ``size`` bytes more (or fewer); past a bound, shed the oldest."""
+        if self._released:
+            return
+        self.held += size
+        if size < 0:
+            self._budget.release(-size)
+            return
+        self._keep = stream
+        try:
+            self._budget.charge(size)  # may ask this session, or a bigger one, to shed
+            if self._max_bytes is not None and self.held > self._max_bytes:
+                self.shed(self.held - self._max_bytes)
+        finally:
+            self._keep = None
+
+    def shed(self, amount: int) -> int:
+        """Drop the session's oldest events until ``amount`` bytes are freed (if it can)."""
+        freed = 0
+        streams = [*self.streams.values(), self.get_stream]
+        for delivered_only, unread_only in ((True, False), (False, True), (False, False)):
+            for stream in streams:
+                if freed >= amount:
+                    return freed
+                if unread_only and stream.attached:
+                    continue
+                freed += stream.drop(amount - freed, delivered_only=delivered_only,
+                                     keep_newest=stream is self._keep)
+        return freed
 
     def new_stream(self) -> EventStream:
         """A resumable stream for one request; old finished streams are forgotten."""
         self._counter += 1
-        stream = EventStream(str(self._counter), resumable=True, limit=self._limit)
+        stream = EventStream(str(self._counter), resumable=True, limit=self._limit,
+                             account=self._account)
         self.streams[stream.key] = stream
         if len(self.streams) > RETAINED_STREAMS:
-            for key, old in list(self.streams.items()):
+            for old in list(self.streams.values()):
                 if len(self.streams) <= RETAINED_STREAMS:
                     break
                 if old.finished and not old.attached:
-                    del self.streams[key]
+                    self.forget(old)
         return stream
 
     def forget(self, stream: EventStream) -> None:
-        """Drop a stream nobody can resume (it was answered as plain JSON)."""
+        """Drop a stream nobody can resume (it was answered as plain JSON, or is too old)."""
         self.streams.pop(stream.key, None)
+        stream.clear()
 
     def find_stream(self, key: str) -> EventStream | None:
         if key == GET_STREAM:
@@ -184,6 +286,12 @@ class HTTPSession(ServerSession):
     def close(self) -> None:
         """End the session: running requests are cancelled, and each of their streams ends
         with the error response its request task pushes when cancelled (a stream cut off
-        without it would leave its client an empty answer); the GET stream ends now."""
+        without it would leave its client an empty answer); the GET stream ends now. What
+        the streams hold no longer counts against the server's budget."""
         super().close()
         self.get_stream.finish()
+        if not self._released:
+            self._released = True
+            self._budget.release(self.held)
+            self._budget.leave(self)
+            self.held = 0

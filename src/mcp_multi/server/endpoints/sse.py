@@ -130,7 +130,7 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     if refused is not None:
         return error_reply(503, InvalidRequest(refused))
     settings = state.settings
-    budget = max(settings.session_buffer_bytes, 4 * settings.max_message_size)
+    budget = settings.session_bytes
     handler = asyncio.current_task()
     assert handler is not None
     outbox = Outbox(settings.session_queue_size, budget, state.sse_buffer, handler.cancel)

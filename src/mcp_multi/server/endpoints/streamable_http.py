@@ -307,7 +307,8 @@ async def _open_session(request: web.Request, state: ServerState,
     refused = table.admit(address)
     if refused is not None:
         return error_reply(503, InvalidRequest(refused))
-    session = HTTPSession(limit=state.settings.session_queue_size)
+    session = HTTPSession(limit=state.settings.session_queue_size,
+                          max_bytes=state.settings.session_bytes, budget=state.http_buffer)
     reply = await state.dispatcher.handle(session, req)
     if reply is None or "error" in reply:
         return json_reply(200, reply)
@@ -359,7 +360,7 @@ async def handle_mcp_get(request: web.Request) -> web.StreamResponse:
     if last_event_id is not None:
         found = parse_event_id(last_event_id)
         stream = session.find_stream(found[0]) if found else None
-        if found is None or stream is None:
+        if found is None or stream is None or stream.gone(found[1]):
             return error_reply(400, InvalidRequest(
                 f"Bad Request: unknown or expired Last-Event-ID {last_event_id!r}"))
         cursor = found[1]
