@@ -44,3 +44,16 @@ async def test_a_stream_whose_final_event_was_shed_still_ends() -> None:
     assert out.chunks == []
     session.close()
     assert budget.used == 0
+
+
+async def test_a_finished_stream_holds_its_reply_once() -> None:
+    """A retained stream keeps its response as counted JSON, not a second time as a dict."""
+    session = HTTPSession(limit=256)
+    stream = session.new_stream()
+    stream.finish(reply(1, 1000))
+    assert stream.final == {"jsonrpc": "2.0", "id": 1}
+    assert session.held > 1000
+    failed = session.new_stream()
+    error = {"jsonrpc": "2.0", "id": 2, "error": {"code": -32602, "message": "bad"}}
+    failed.finish(error)
+    assert failed.final == error  # what the status of a modern answer is read from

@@ -66,7 +66,9 @@ class EventStream:
         self._next = 1
         self._wake = asyncio.Event()
         self.finished = False
-        self.final: dict[str, Any] | None = None  # the response that ended the stream
+        # The response that ended the stream, less its result (the buffer holds that as
+        # JSON: a retained stream must not hold a big reply twice, once out of the count).
+        self.final: dict[str, Any] | None = None
         self.attached = False  # an HTTP response is delivering this stream now
         self.delivered = 0  # the last event number written to a client
         self.dropped_to = 0  # the newest event number dropped from the buffer
@@ -135,6 +137,7 @@ class EventStream:
         """End the stream, after ``final`` (the request's response) when given."""
         if final is not None:
             self.push(final)
+            final = {key: value for key, value in final.items() if key != "result"}
         self.final = final
         self.finished = True
         self._wake.set()
