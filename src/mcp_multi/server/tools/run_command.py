@@ -107,6 +107,9 @@ async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, 
     command = str(arguments.get("command", ""))
     if not command.strip():
         raise ToolError("No command given")
+    if "\0" in command:
+        # The shell cannot be handed one (exec refuses it with a ValueError, not an OSError).
+        raise ToolError("Command contains a NUL character")
     limit = settings.command_timeout
     requested = arguments.get("timeout")
     if isinstance(requested, int | float) and 0 < requested < limit:

@@ -1,0 +1,45 @@
+"""What a hostile-peer sweep of the merged server and client still found broken (issue 8).
+
+Each test drives the real server or client over real loopback sockets; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+import orjson
+import pytest
+
+from ..conftest import StartServer
+
+TIMEOUT = aiohttp.ClientTimeout(total=10)
+INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {},
+    "clientInfo": {"name": "sweep", "version": "0"}}}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    for record in caplog.records:
+        assert record.exc_info is None, record.getMessage()
+        assert "Traceback" not in record.getMessage()
+
+
+async def test_run_command_with_a_nul_byte_is_a_tool_error_without_a_traceback(
+        start_mcp_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    server = await start_mcp_server()
+    caplog.set_level(logging.DEBUG)
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "run_command", "arguments": {"command": "echo a\x00b"}}}
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as http, \
+            http.ws_connect(f"http://127.0.0.1:{server.port}/ws") as ws:
+        await ws.send_bytes(orjson.dumps(INIT))
+        await ws.receive_json()
+        await ws.send_bytes(orjson.dumps(INITIALIZED))
+        await ws.send_bytes(orjson.dumps(call))
+        reply = await ws.receive_json()
+    result = reply["result"]
+    assert result["isError"] is True
+    assert result["content"][0]["text"] == "Command contains a NUL character"
+    no_traceback(caplog)
