@@ -43,3 +43,23 @@ async def test_run_command_with_a_nul_byte_is_a_tool_error_without_a_traceback(
     assert result["isError"] is True
     assert result["content"][0]["text"] == "Command contains a NUL character"
     no_traceback(caplog)
+
+
+async def test_a_megabyte_command_is_logged_clipped(
+        start_mcp_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    server = await start_mcp_server()
+    caplog.set_level(logging.DEBUG)
+    command = "true " + "x" * 1_000_000
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "run_command", "arguments": {"command": command}}}
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as http, \
+            http.ws_connect(f"http://127.0.0.1:{server.port}/ws") as ws:
+        await ws.send_bytes(orjson.dumps(INIT))
+        await ws.receive_json()
+        await ws.send_bytes(orjson.dumps(INITIALIZED))
+        await ws.send_bytes(orjson.dumps(call))
+        reply = await ws.receive_json()
+    assert "result" in reply
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("run_command")]
+    assert lines and all(len(line) < 1000 for line in lines), [len(x) for x in lines]
+    assert "more characters" in lines[0]

@@ -26,6 +26,7 @@ import subprocess
 from typing import Any
 
 from mcp_multi.protocol.methods import tool_result
+from mcp_multi.protocol.text import clip
 from mcp_multi.server.tools import Tool, ToolContext, ToolError
 
 __all__ = ["TOOL"]
@@ -38,6 +39,9 @@ PROGRESS_INTERVAL = 1.0
 # How long to wait for a SIGKILLed command to be reaped; only a process stuck in the kernel
 # (uninterruptible I/O) takes longer, and then we report it without an exit code.
 _REAP_TIMEOUT = 5.0
+
+# Characters of a command shown in a log line (the server's and the caller's).
+COMMAND_SHOWN = 200
 
 
 class _OutputCollector(asyncio.SubprocessProtocol):
@@ -116,7 +120,9 @@ async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, 
         limit = float(requested)
     cap = settings.command_output_cap
 
-    logger.info("run_command: %r (timeout %gs)", command, limit)
+    # The command as logs and log notifications show it: a caller's megabytes stay out of them.
+    shown = clip(command, COMMAND_SHOWN)
+    logger.info("run_command: %r (timeout %gs)", shown, limit)
     loop = asyncio.get_running_loop()
     starting = asyncio.ensure_future(loop.subprocess_shell(
         lambda: _OutputCollector(cap),
@@ -143,7 +149,7 @@ async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, 
     timed_out = False
     started = loop.time()
     try:
-        await ctx.log("info", f"run_command: started {command!r} (timeout {limit:g}s)")
+        await ctx.log("info", f"run_command: started {shown!r} (timeout {limit:g}s)")
         async with asyncio.timeout(limit):
             while not collector.finished.done():
                 await asyncio.wait([collector.finished], timeout=PROGRESS_INTERVAL)
@@ -165,9 +171,9 @@ async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, 
 
     returncode = transport.get_returncode()
     if timed_out:
-        await ctx.log("warning", f"run_command: {command!r} killed after {limit:g}s")
+        await ctx.log("warning", f"run_command: {shown!r} killed after {limit:g}s")
     else:
-        await ctx.log("info", f"run_command: {command!r} exited with {returncode}")
+        await ctx.log("info", f"run_command: {shown!r} exited with {returncode}")
     output = collector.kept.decode("utf-8", errors="replace")
     truncated = collector.total > cap
     lines = []
