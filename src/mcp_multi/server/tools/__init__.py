@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 
 from mcp_multi.protocol.errors import MCPError
+from mcp_multi.protocol.text import clip
 from mcp_multi.server.settings import ServerSettings
 
 __all__ = [
@@ -27,6 +28,10 @@ __all__ = [
     "UnknownToolError",
 ]
 
+# Characters of a caller's text (a tool name, a schema violation) an error shows: a caller's
+# megabyte comes back as a line, not once in the message and again in ``data``.
+SHOWN = 200
+
 
 class ToolError(MCPError):
     """A tool ran and failed; the message is shown to the caller with ``isError: true``."""
@@ -36,7 +41,7 @@ class UnknownToolError(MCPError):
     """No tool of that name exists: ``Unknown tool: NAME``."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"Unknown tool: {name}")
+        super().__init__(f"Unknown tool: {clip(name, SHOWN)}")
         self.name = name
 
 
@@ -153,5 +158,5 @@ class ToolRegistry:
         errors = []
         for err in self._validators[name].iter_errors(arguments):
             where = "/".join(str(p) for p in err.absolute_path) or "arguments"
-            errors.append(f"{where}: {err.message}")
+            errors.append(clip(f"{where}: {err.message}", SHOWN))
         return sorted(errors)
