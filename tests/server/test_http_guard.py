@@ -31,6 +31,27 @@ async def test_foreign_origin_and_host_are_refused(start_mcp_server: StartServer
         assert (await resp.content.readline()).startswith(b"event: endpoint")
 
 
+@pytest.mark.parametrize(("headers", "status", "says"), [
+    ({"Origin": "http://evil.example"}, 403, "origin http://evil.example is not allowed"),
+    ({"Host": "evil.example"}, 403, "host evil.example is not allowed"),
+    ({}, 401, "bearer token is required"),
+])
+async def test_refusals_carry_a_json_rpc_error(start_mcp_server: StartServer,
+                                               headers: dict[str, str], status: int,
+                                               says: str) -> None:
+    """A refused peer reads why in the same JSON-RPC error body as every other refusal."""
+    server = await start_mcp_server(auth_token="s3cret")
+    async with aiohttp.ClientSession() as http, \
+            http.post(server.base_url + "/mcp", headers=headers, data=b"{}") as resp:
+        assert resp.status == status
+        assert resp.content_type == "application/json"
+        body = await resp.json()
+    assert body["jsonrpc"] == "2.0" and body["id"] is None
+    assert body["error"]["code"] == -32600 and says in body["error"]["message"]
+    if status == 401:
+        assert resp.headers["WWW-Authenticate"] == "Bearer"
+
+
 async def test_allowed_origin_gets_cors_headers(start_mcp_server: StartServer) -> None:
     server = await start_mcp_server(allowed_origins=("https://inspector.example",))
     async with aiohttp.ClientSession() as http:

@@ -113,9 +113,11 @@ def _undecodable_header(request: web.Request) -> str | None:
     return None
 
 
-def _bad_request(message: str) -> web.Response:
-    return web.Response(status=400, body=dumps(error_response(None, InvalidRequest(message))),
-                        content_type=JSON_TYPE)
+def _bad_request(message: str, status: int = 400,
+                 headers: dict[str, str] | None = None) -> web.Response:
+    """A refusal before any handler: the HTTP status with a JSON-RPC error body (id null)."""
+    return web.Response(status=status, headers=headers, content_type=JSON_TYPE,
+                        body=dumps(error_response(None, InvalidRequest(message))))
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -152,17 +154,15 @@ def _refusal(request: web.Request) -> web.Response | None:
     settings = request.app[STATE].settings
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is not None and not _origin_allowed(settings, origin):
-        return web.Response(status=403,
-                            text=f"Forbidden: origin {for_display(origin, 200)} is not allowed\n")
+        return _bad_request(f"Forbidden: origin {for_display(origin, 200)} is not allowed", 403)
     if settings.is_loopback and not _is_loopback_host(_host_header_name(request.host) or ""):
-        return web.Response(status=403,
-                            text=f"Forbidden: host {for_display(request.host, 200)} "
-                                 "is not allowed\n")
+        return _bad_request(f"Forbidden: host {for_display(request.host, 200)} is not allowed",
+                            403)
     token = settings.auth_token
     given = request.headers.get(hdrs.AUTHORIZATION, "").encode()
     if token is not None and not hmac.compare_digest(given, f"Bearer {token}".encode()):
-        return web.Response(status=401, text="Unauthorized\n",
-                            headers={"WWW-Authenticate": "Bearer"})
+        return _bad_request("Unauthorized: a valid bearer token is required", 401,
+                            {hdrs.WWW_AUTHENTICATE: "Bearer"})
     return None
 
 
