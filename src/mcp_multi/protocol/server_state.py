@@ -1,0 +1,191 @@
+"""The server side of an MCP session's lifecycle, as data.
+
+Theory of operation (after h11's ``_state.py``): a session is always in one
+:class:`SessionState`. What the client sends is reduced to a :class:`SessionEvent`, and
+:meth:`ServerLifecycle.process` looks the pair up in :data:`TRANSITIONS`: a pair that is there
+moves the session to its new state, a pair that is not raises the protocol error of
+:data:`REFUSALS` (``InvalidRequest`` unless that table says otherwise) and changes nothing.
+The caller answers a refused request with that error; a refused notification has no answer,
+so the caller drops it. Nothing else decides what a session may do next, and nothing here
+knows about sockets or handlers.
+
+The handshake era (2024-11-05 … 2025-11-25)::
+
+    NEW ──ping──> AWAITING_INITIALIZE ──initialize──> INITIALIZING ──initialized──> READY
+     └──────────────────initialize─────────────────────────^
+
+- Before ``initialize`` is answered only ``initialize`` and ``ping`` are served; any other
+  request is refused, whatever notifications came first (``notifications/initialized`` in
+  ``NEW`` is refused too, so it cannot open the gate).
+- ``ping`` as a first request already chooses the handshake era (``AWAITING_INITIALIZE``):
+  on a stream transport the first request decides the era, and ping has no ``_meta`` envelope.
+- In ``INITIALIZING`` (``initialize`` answered, ``notifications/initialized`` not yet seen)
+  requests are served. The specification says a client SHOULD NOT send them before
+  ``initialized``, not MUST NOT, and clients (the official SDK's among them) send it right
+  after the answer, so a request overtaking it on another connection of the same session
+  (Streamable HTTP) must not fail.
+
+The modern era (2026-07-28) has no handshake: the first request with a valid ``_meta``
+envelope moves ``NEW`` to ``MODERN``, and every later one is checked on its own.
+
+Every state may close; ``CLOSED`` refuses everything but another close. A refused request
+decides nothing: the session stays where it was (a client whose probe was refused may still
+choose its era).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+
+from .errors import InvalidRequest, JSONRPCError
+from .versions import HANDSHAKE, MODERN, Era, unsupported_version
+
+__all__ = [
+    "REFUSALS",
+    "TRANSITIONS",
+    "ServerLifecycle",
+    "SessionEvent",
+    "SessionState",
+]
+
+
+class SessionState(Enum):
+    """Where a server session is in its lifecycle."""
+
+    NEW = "new"  # nothing served yet; the era is not chosen
+    AWAITING_INITIALIZE = "awaiting initialize"  # handshake era, initialize not answered yet
+    INITIALIZING = "initializing"  # initialize answered; notifications/initialized not seen
+    READY = "ready"  # handshake done
+    MODERN = "modern"  # 2026-07-28: no handshake, every request stands alone
+    CLOSED = "closed"  # ended; nothing more is served
+
+
+class SessionEvent(Enum):
+    """What the client did, as far as the lifecycle cares."""
+
+    INITIALIZE = "initialize"  # an initialize request, about to be answered
+    INITIALIZED = "notifications/initialized"
+    PING = "ping"
+    REQUEST = "request"  # any other handshake-era request
+    MODERN_REQUEST = "modern request"  # a request whose 2026-07-28 envelope is valid
+    CLOSE = "close"  # the transport ended the session
+
+
+S, E = SessionState, SessionEvent
+
+# (state, event) -> the state it leads to. A pair that is absent is a protocol error.
+TRANSITIONS: dict[tuple[SessionState, SessionEvent], SessionState] = {
+    (S.NEW, E.INITIALIZE): S.INITIALIZING,
+    (S.NEW, E.PING): S.AWAITING_INITIALIZE,
+    (S.NEW, E.MODERN_REQUEST): S.MODERN,
+    (S.AWAITING_INITIALIZE, E.INITIALIZE): S.INITIALIZING,
+    (S.AWAITING_INITIALIZE, E.PING): S.AWAITING_INITIALIZE,
+    (S.INITIALIZING, E.INITIALIZED): S.READY,
+    (S.INITIALIZING, E.PING): S.INITIALIZING,
+    (S.INITIALIZING, E.REQUEST): S.INITIALIZING,  # served: see the module docstring
+    (S.READY, E.PING): S.READY,
+    (S.READY, E.REQUEST): S.READY,
+    (S.MODERN, E.MODERN_REQUEST): S.MODERN,
+    **{(state, E.CLOSE): S.CLOSED for state in S},
+}
+
+_HANDSHAKE_STATES = (S.AWAITING_INITIALIZE, S.INITIALIZING, S.READY)
+_ERA: dict[SessionState, Era | None] = {
+    S.NEW: None,
+    S.AWAITING_INITIALIZE: HANDSHAKE,
+    S.INITIALIZING: HANDSHAKE,
+    S.READY: HANDSHAKE,
+    S.MODERN: MODERN,
+    S.CLOSED: None,
+}
+
+# Builds the error of a refused event from the method's name and the version it named.
+Refusal = Callable[[str, str | None], JSONRPCError]
+
+
+def _invalid(text: str) -> Refusal:
+    return lambda method, _version: InvalidRequest(text.format(method=method))
+
+
+_BEFORE_INITIALIZE = _invalid("Invalid Request: {method} before initialize; send initialize first")
+_ALREADY_INITIALIZED = _invalid("Invalid Request: the session is already initialized")
+_SERVES_HANDSHAKE = _invalid(
+    "Invalid Request: this connection serves the handshake era (initialize); "
+    "requests carrying the 2026-07-28 _meta envelope are not accepted on it"
+)
+
+# (state, event) -> the error an absent pair raises, given the method's name. Pairs in
+# neither table raise a generic InvalidRequest naming the state.
+REFUSALS: dict[tuple[SessionState, SessionEvent], Refusal] = {
+    (S.NEW, E.REQUEST): _BEFORE_INITIALIZE,
+    (S.NEW, E.INITIALIZED): _BEFORE_INITIALIZE,
+    (S.AWAITING_INITIALIZE, E.REQUEST): _BEFORE_INITIALIZE,
+    (S.AWAITING_INITIALIZE, E.INITIALIZED): _BEFORE_INITIALIZE,
+    (S.INITIALIZING, E.INITIALIZE): _ALREADY_INITIALIZED,
+    (S.READY, E.INITIALIZE): _ALREADY_INITIALIZED,
+    (S.READY, E.INITIALIZED): _invalid("Invalid Request: {method} again; the handshake is done"),
+    **{(state, E.MODERN_REQUEST): _SERVES_HANDSHAKE for state in _HANDSHAKE_STATES},
+    # A modern connection names what it serves, so the client can tell why.
+    (S.MODERN, E.INITIALIZE): lambda _method, version: unsupported_version(
+        version, "Unsupported protocol version: this connection serves 2026-07-28, "
+        "where initialize does not exist"),
+    (S.MODERN, E.INITIALIZED): _invalid(
+        "Invalid Request: {method} does not exist in 2026-07-28"),
+    **{(S.CLOSED, event): _invalid("Invalid Request: {method} on a closed session")
+       for event in E if event is not E.CLOSE},
+}
+
+
+class ServerLifecycle:
+    """The lifecycle of one server session: its state, and what the handshake settled.
+
+    Attributes:
+        state: the current :class:`SessionState`.
+        protocol_version: the version ``initialize`` negotiated (``None`` before it, and in
+            the modern era, where each request names its own).
+    """
+
+    __slots__ = ("protocol_version", "state")
+
+    def __init__(self, state: SessionState = SessionState.NEW) -> None:
+        self.state = state
+        self.protocol_version: str | None = None
+
+    @property
+    def era(self) -> Era | None:
+        """The era the session serves; ``None`` while undecided and once closed."""
+        return _ERA[self.state]
+
+    def process(self, event: SessionEvent, method: str | None = None, *,
+                protocol_version: str | None = None) -> SessionState:
+        """Apply ``event`` and return the new state, or raise without changing anything.
+
+        Args:
+            event: what the client did.
+            method: the JSON-RPC method that carried it, named in the error.
+            protocol_version: for :attr:`SessionEvent.INITIALIZE`, the negotiated version
+                (when refused: the version the client asked for, named in the error).
+
+        Raises:
+            JSONRPCError: ``event`` is not allowed now (an ``InvalidRequest``, or the
+                ``UnsupportedProtocolVersion`` of ``initialize`` on a modern connection).
+        """
+        new = TRANSITIONS.get((self.state, event))
+        if new is None:
+            refuse = REFUSALS.get((self.state, event))
+            name = method or event.value
+            if refuse is None:
+                raise InvalidRequest(
+                    f"Invalid Request: {name} is not allowed while the session is "
+                    f"{self.state.value}")
+            raise refuse(name, protocol_version)
+        if event is SessionEvent.INITIALIZE:
+            if protocol_version is None:
+                raise ValueError("INITIALIZE needs the negotiated protocol_version")
+            self.protocol_version = protocol_version
+        self.state = new
+        return new
+
+    def __repr__(self) -> str:
+        return f"<ServerLifecycle {self.state.value} {self.protocol_version or ''}>".strip()
