@@ -64,7 +64,7 @@ def test_invalid_requests(obj: object, has_id: bool) -> None:
     with pytest.raises(e.InvalidRequest) as info:
         parse_message(obj)
     assert info.value.code == -32600
-    recovered = info.value.data["id"] if isinstance(info.value.data, dict) else None
+    recovered = info.value.request_id
     assert (recovered == 1) is has_id
 
 

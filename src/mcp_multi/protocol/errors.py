@@ -9,6 +9,8 @@
     │   ├── MethodNotFound        -32601
     │   ├── InvalidParams         -32602
     │   ├── InternalError         -32603
+    │   ├── ResourceNotFound      -32002 unknown resource URI (handshake era; 2026-07-28: -32602)
+    │   ├── RequestCancelled      -32800 the request was cancelled before it could answer
     │   ├── HeaderMismatch        -32020 HTTP headers disagree with the body (2026-07-28)
     │   ├── MissingRequiredClientCapability  -32021 (2026-07-28)
     │   └── UnsupportedProtocolVersion       -32022 ``data.supported`` lists ours (2026-07-28)
@@ -21,7 +23,12 @@
         └── RequestTimeout        no answer within the request's timeout
 
 A :class:`JSONRPCError` received from a peer is raised again on our side with the same code,
-so callers can catch ``MethodNotFound`` whether we or the server detected it.
+so callers can catch ``MethodNotFound`` whether we or the server detected it. Every code we
+send or read is named here; nothing else in the package spells a code as a number.
+
+An error raised while a message is read carries the id of the request it answers in
+``request_id`` (``None`` when no valid id could be read), so whoever answers it addresses
+the error response without looking into ``data``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ __all__ = [
     "METHOD_NOT_FOUND",
     "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",
+    "REQUEST_CANCELLED",
+    "RESOURCE_NOT_FOUND",
     "UNSUPPORTED_PROTOCOL_VERSION",
     "ConnectionClosed",
     "HTTPStatusError",
@@ -49,8 +58,10 @@ __all__ = [
     "MissingRequiredClientCapability",
     "ParseError",
     "ProtocolError",
+    "RequestCancelled",
     "RequestFailed",
     "RequestTimeout",
+    "ResourceNotFound",
     "SessionExpired",
     "TransportError",
     "UnsupportedProtocolVersion",
@@ -63,6 +74,11 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+# MCP's code for an unknown resource URI (handshake-era revisions; 2026-07-28 uses -32602).
+RESOURCE_NOT_FOUND = -32002
+# What answers a request cancelled before it could (LSP's RequestCancelled; the official SDK
+# ends a cancelled Streamable HTTP request's stream with it).
+REQUEST_CANCELLED = -32800
 # Codes the 2026-07-28 revision defines in the range it reserves (-32020 … -32099).
 HEADER_MISMATCH = -32020
 MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
@@ -74,14 +90,21 @@ class MCPError(Exception):
 
 
 class JSONRPCError(MCPError):
-    """A JSON-RPC error object: ``code``, ``message`` and optional ``data``."""
+    """A JSON-RPC error object: ``code``, ``message`` and optional ``data``.
+
+    Attributes:
+        request_id: the id of the request this error answers, when the error was raised
+            while reading that request (never sent inside ``data``); ``None`` otherwise.
+    """
 
     code: int = INTERNAL_ERROR
 
-    def __init__(self, message: str, data: Any = None, *, code: int | None = None) -> None:
+    def __init__(self, message: str, data: Any = None, *, code: int | None = None,
+                 request_id: _RequestId | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.data = data
+        self.request_id = request_id
         if code is not None:
             self.code = code
 
@@ -129,6 +152,22 @@ class InternalError(JSONRPCError):
     code = INTERNAL_ERROR
 
 
+class ResourceNotFound(JSONRPCError):
+    """``resources/read`` named a URI the server does not have (``data.uri`` names it)."""
+
+    code = RESOURCE_NOT_FOUND
+
+    @classmethod
+    def for_uri(cls, uri: str) -> ResourceNotFound:
+        return cls(f"Resource not found: {uri}", {"uri": uri})
+
+
+class RequestCancelled(JSONRPCError):
+    """The request was cancelled (``notifications/cancelled``, shutdown) before it answered."""
+
+    code = REQUEST_CANCELLED
+
+
 class HeaderMismatch(JSONRPCError):
     """A Streamable HTTP header (``MCP-Protocol-Version``, ``Mcp-Method``, ``Mcp-Name``) is
     missing or disagrees with the JSON-RPC body."""
@@ -151,6 +190,9 @@ class UnsupportedProtocolVersion(JSONRPCError):
     code = UNSUPPORTED_PROTOCOL_VERSION
 
 
+# The codes a received error is rebuilt as its subclass from: JSON-RPC's own and the ones
+# 2026-07-28 defines. MCP's -32002 and LSP's -32800 come back as a plain JSONRPCError with
+# their code (callers compare ``code`` against the constants above).
 _BY_CODE: dict[int, type[JSONRPCError]] = {
     k.code: k for k in (
         ParseError, InvalidRequest, MethodNotFound, InvalidParams, InternalError,

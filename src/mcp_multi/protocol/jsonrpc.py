@@ -3,14 +3,15 @@
 Theory of operation: a transport hands :func:`decode` the bytes of one frame (a WebSocket
 message, an SSE ``data`` field, one POST body, one stdio line). ``decode`` returns the
 messages it holds, or raises :class:`ParseError` / :class:`InvalidRequest` carrying the id
-when one could be recovered, so the caller can answer with the right error response.
-Nothing here does I/O.
+in ``request_id`` when one could be recovered, so the caller can answer with the right error
+response. Going out, :func:`response`, :func:`error_response` and :func:`notification` build
+the wire dicts (plain dicts: the hot path serializes them as they are). Nothing here does I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeGuard
 
 import orjson
 
@@ -30,7 +31,9 @@ __all__ = [
     "error_response",
     "is_request_id",
     "loads",
+    "notification",
     "parse_message",
+    "response",
 ]
 
 RequestId: TypeAlias = str | int
@@ -94,35 +97,51 @@ def encode(message: Message | dict[str, Any]) -> bytes:
     return dumps(message.to_dict())
 
 
+def response(request_id: RequestId, result: dict[str, Any]) -> dict[str, Any]:
+    """The wire dict of a successful response."""
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
 def error_response(request_id: RequestId | None, error: JSONRPCError) -> dict[str, Any]:
     """The wire dict of an error response."""
     return {"jsonrpc": "2.0", "id": request_id, "error": error.to_error()}
 
 
-def is_request_id(value: Any) -> bool:
-    # JSON-RPC allows string or number ids; MCP forbids null ids on requests.
+def notification(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The wire dict of a notification."""
+    if params is None:
+        return {"jsonrpc": "2.0", "method": method}
+    return {"jsonrpc": "2.0", "method": method, "params": params}
+
+
+def is_request_id(value: Any) -> TypeGuard[RequestId]:
+    """Whether ``value`` may be a request's id: a string or an integer.
+
+    JSON-RPC allows string or number ids and MCP forbids null; ``true`` and ``false`` are not
+    ids even though Python counts them as integers (``True == 1`` would find request 1).
+    """
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def parse_message(obj: Any) -> Message:
     """Turn one decoded JSON value into a typed message, or raise :class:`InvalidRequest`.
 
-    The raised error's ``data`` holds ``{"id": ...}`` when an id could be read, so the
-    caller can address its error response.
+    The raised error's ``request_id`` holds the id when one could be read, so the caller
+    can address its error response.
     """
     if not isinstance(obj, dict):
         raise InvalidRequest("Invalid Request: a JSON-RPC message must be an object")
     raw_id = obj.get("id")
     known_id = raw_id if is_request_id(raw_id) else None
     if obj.get("jsonrpc") != "2.0":
-        raise InvalidRequest('Invalid Request: "jsonrpc" must be "2.0"', {"id": known_id})
+        raise InvalidRequest('Invalid Request: "jsonrpc" must be "2.0"', request_id=known_id)
     if "method" in obj:
         method = obj["method"]
         if not isinstance(method, str) or not method:
-            raise InvalidRequest('Invalid Request: "method" must be a string', {"id": known_id})
+            raise InvalidRequest('Invalid Request: "method" must be a string', request_id=known_id)
         params = obj.get("params")
         if params is not None and not isinstance(params, dict):
-            raise InvalidRequest('Invalid Request: "params" must be an object', {"id": known_id})
+            raise InvalidRequest('Invalid Request: "params" must be an object', request_id=known_id)
         if "id" not in obj:
             return Notification(method, params)
         if known_id is None:
@@ -138,7 +157,7 @@ def parse_message(obj: Any) -> Message:
     if "error" in obj and "result" not in obj:
         return ErrorResponse(known_id, JSONRPCError.from_error(obj["error"]))
     raise InvalidRequest("Invalid Request: neither a request, a notification nor a response",
-                         {"id": known_id})
+                         request_id=known_id)
 
 
 def loads(data: bytes | str) -> Any:

@@ -46,6 +46,7 @@ from .limits import (
     http_url,
     raise_open_file_limit,
 )
+from .metrics import render_metrics
 from .settings import ServerSettings
 from .state import STATE, ServerState
 
@@ -178,8 +179,10 @@ async def handle_health(request: web.Request) -> web.Response:
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
-    resources = request.app[STATE].dispatcher.resources
-    return web.Response(text=resources.metrics(), content_type="text/plain",
+    dispatcher = request.app[STATE].dispatcher
+    text = render_metrics(dispatcher.settings.name, dispatcher.stats,
+                          dispatcher.resources.resident_memory())
+    return web.Response(text=text, content_type="text/plain",
                         headers={"X-Content-Type-Options": "nosniff"})
 
 

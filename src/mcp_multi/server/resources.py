@@ -1,4 +1,9 @@
-"""The server's resources ``server://info`` and ``server://stats``, and their counters."""
+"""The server's resources ``server://info`` and ``server://stats``, and their counters.
+
+``RESOURCE_NOT_FOUND`` and ``ResourceNotFound`` live in :mod:`mcp_multi.protocol.errors` with
+every other code; they are re-exported here for the callers that look for them beside
+the resources. The Prometheus rendering of the counters is :mod:`mcp_multi.server.metrics`.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +16,11 @@ import orjson
 import psutil
 
 from .. import __version__
-from ..protocol.errors import JSONRPCError
+from ..protocol.errors import RESOURCE_NOT_FOUND, ResourceNotFound
 from .settings import ServerSettings
 from .tools import ToolRegistry
 
 __all__ = ["RESOURCE_NOT_FOUND", "ResourceNotFound", "Resources", "ServerStats"]
-
-# MCP's code for an unknown resource URI (handshake-era revisions).
-RESOURCE_NOT_FOUND = -32002
-
-
-class ResourceNotFound(JSONRPCError):
-    code = RESOURCE_NOT_FOUND
-
-    def __init__(self, uri: str) -> None:
-        super().__init__(f"Resource not found: {uri}", {"uri": uri})
-
 
 @dataclass(slots=True)
 class ServerStats:
@@ -68,11 +62,6 @@ _LISTING = [
 ]
 
 
-def _label(value: str) -> str:
-    """A Prometheus label value: backslash, double quote and newline escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 class Resources:
     """Lists and reads the server's resources."""
 
@@ -96,7 +85,7 @@ class Resources:
         elif uri == "server://stats":
             body = self.stats()
         else:
-            raise ResourceNotFound(uri)
+            raise ResourceNotFound.for_uri(uri)
         text = orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
         return {"contents": [{"uri": uri, "mimeType": "application/json", "text": text}]}
 
@@ -111,32 +100,9 @@ class Resources:
             "uptime_seconds": round(time.time() - self._stats.started, 3),
         }
 
-    def metrics(self) -> str:
-        """The counters in the Prometheus text exposition format, for ``GET /metrics``."""
-        st = self._stats
-        server = f'server="{_label(self._settings.name)}"'
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_text: str,
-                   samples: list[tuple[str, float]]) -> None:
-            lines.extend((f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"))
-            lines.extend(f"{name}{{{server}{labels}}} {value!r}" for labels, value in samples)
-
-        metric("mcp_connections", "gauge", "Open MCP sessions, by transport.",
-               [(f',transport="{_label(t)}"', n) for t, n in sorted(st.by_transport.items())])
-        metric("mcp_sessions_total", "counter", "MCP sessions opened.",
-               [("", st.sessions_total)])
-        metric("mcp_requests_total", "counter", "JSON-RPC requests served.",
-               [("", st.requests)])
-        metric("mcp_tool_calls_total", "counter", "tools/call requests that reached a tool.",
-               [("", st.calls_served)])
-        metric("mcp_errors_total", "counter", "JSON-RPC error responses sent.",
-               [("", st.errors)])
-        metric("mcp_uptime_seconds", "gauge", "Seconds since the server started.",
-               [("", round(time.time() - st.started, 3))])
-        metric("process_resident_memory_bytes", "gauge", "Resident memory of the server.",
-               [("", self._process.memory_info().rss)])
-        return "\n".join(lines) + "\n"
+    def resident_memory(self) -> int:
+        """Resident memory of the server process, in bytes."""
+        return int(self._process.memory_info().rss)
 
     def stats(self) -> dict[str, Any]:
         st = self._stats

@@ -1,9 +1,12 @@
 """Server-side session state, shared by every transport.
 
 A session is one client's conversation: a WebSocket connection, a legacy SSE stream with its
-POST endpoint, a Streamable HTTP ``Mcp-Session-Id``, or a stdio pipe. It holds the era and the
-negotiated version and the requests in flight (so ``notifications/cancelled`` can stop them).
-Its ``send`` pushes a server-to-client message onto the session's stream.
+POST endpoint, a Streamable HTTP ``Mcp-Session-Id``, or a stdio pipe. Its lifecycle (era,
+handshake, negotiated version, closed) is one
+:class:`~mcp_multi.protocol.server_state.ServerLifecycle` that the dispatcher feeds; ``era``,
+``initialized``, ``protocol_version`` and ``closed`` are read-only views of it. The session
+also holds the requests in flight (so ``notifications/cancelled`` can stop them), and its
+``send`` pushes a server-to-client message onto the session's stream.
 
 A modern (2026-07-28) request over Streamable HTTP has no session: the endpoint gives it a
 throw-away one whose era is already ``modern``.
@@ -18,7 +21,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..protocol.jsonrpc import RequestId
-from ..protocol.versions import Era
+from ..protocol.server_state import ServerLifecycle, SessionEvent, SessionState
+from ..protocol.versions import HANDSHAKE, MODERN, Era
 
 __all__ = ["Outgoing", "SendFn", "ServerSession", "new_session_id"]
 
@@ -36,19 +40,23 @@ async def _discard(message: Outgoing) -> None:
     return None
 
 
+_OPENING_STATE: dict[Era | None, SessionState] = {
+    None: SessionState.NEW,
+    HANDSHAKE: SessionState.AWAITING_INITIALIZE,
+    MODERN: SessionState.MODERN,
+}
+
+
 class ServerSession:
     """State of one client session on the server."""
 
     __slots__ = (
         "client_info",
-        "closed",
         "created",
-        "era",
         "id",
         "inflight",
-        "initialized",
+        "lifecycle",
         "log_level",
-        "protocol_version",
         "send",
         "stateless",
         "transport",
@@ -59,17 +67,34 @@ class ServerSession:
         self.id = session_id or new_session_id()
         self.transport = transport
         self.send: SendFn = send
-        # None until the first request decides it (stream transports).
-        self.era: Era | None = era
+        # The era is undecided until the first request decides it (stream transports),
+        # unless the transport already knows it (a stateless HTTP request is modern).
+        self.lifecycle = ServerLifecycle(_OPENING_STATE[era])
         # True for the throw-away session of one stateless (modern) HTTP request.
         self.stateless = stateless
-        self.protocol_version: str | None = None
         self.client_info: dict[str, Any] | None = None
-        self.initialized = False
         self.log_level: str | None = None
         self.inflight: dict[RequestId, asyncio.Task[Any]] = {}
         self.created = time.monotonic()
-        self.closed = False
+
+    @property
+    def era(self) -> Era | None:
+        """The era served: ``None`` until the first request decides it, and once closed."""
+        return self.lifecycle.era
+
+    @property
+    def protocol_version(self) -> str | None:
+        """The version ``initialize`` negotiated; ``None`` before it and in the modern era."""
+        return self.lifecycle.protocol_version
+
+    @property
+    def initialized(self) -> bool:
+        """Whether the handshake is done (``notifications/initialized`` received)."""
+        return self.lifecycle.state is SessionState.READY
+
+    @property
+    def closed(self) -> bool:
+        return self.lifecycle.state is SessionState.CLOSED
 
     def track(self, request_id: RequestId, task: asyncio.Task[Any]) -> None:
         """Count ``task`` in flight under ``request_id`` until it ends."""
@@ -86,7 +111,7 @@ class ServerSession:
 
     def close(self) -> None:
         """End the session: every request still running is cancelled."""
-        self.closed = True
+        self.lifecycle.process(SessionEvent.CLOSE)
         for task in list(self.inflight.values()):
             task.cancel()
         self.inflight.clear()

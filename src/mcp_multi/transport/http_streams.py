@@ -34,7 +34,7 @@ from ..protocol.errors import (
     RequestFailed,
     TransportError,
 )
-from ..protocol.jsonrpc import RequestId, loads
+from ..protocol.jsonrpc import RequestId, is_request_id, loads
 from ..protocol.sse import SSEParser
 from ..protocol.wire import LAST_EVENT_ID_HEADER, SSE_TYPE
 from .base import describe_error
@@ -267,6 +267,7 @@ def _answers(data: str, request_id: RequestId) -> bool:
         message = loads(data)
     except MCPError:
         return False
-    return (isinstance(message, dict) and message.get("id") == request_id
+    return (isinstance(message, dict) and is_request_id(message.get("id"))
+            and message.get("id") == request_id
             and ("result" in message or "error" in message))
 

@@ -59,7 +59,7 @@ from ..protocol.errors import (
     SessionExpired,
     TransportError,
 )
-from ..protocol.jsonrpc import RequestId, dumps, encode, loads
+from ..protocol.jsonrpc import RequestId, dumps, encode, is_request_id, loads
 from ..protocol.lifecycle import AuthorizationRequired
 from ..protocol.versions import is_modern
 from ..protocol.wire import (
@@ -229,7 +229,8 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
     async def send(self, message: dict[str, Any]) -> None:
         http = self._check_open()
         method = message.get("method")
-        request_id: RequestId | None = message.get("id") if method is not None else None
+        raw_id = message.get("id") if method is not None else None
+        request_id: RequestId | None = raw_id if is_request_id(raw_id) else None
         if method == methods.CANCELLED and self._abandon(message):
             return
         if self._life.state is ClientState.RENEWING and method != methods.INITIALIZE:
@@ -354,7 +355,7 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         and say whether the notification must stay unsent (2026-07-28 cancels by closing)."""
         params = note.get("params")
         request_id = params.get("requestId") if isinstance(params, dict) else None
-        stream = self._streams.pop(request_id, None) if request_id is not None else None
+        stream = self._streams.pop(request_id, None) if is_request_id(request_id) else None
         if stream is not None:
             stream.abandon()
         return self.modern

@@ -51,12 +51,12 @@ from ...protocol.errors import (
     UNSUPPORTED_PROTOCOL_VERSION,
     InvalidRequest,
     JSONRPCError,
+    RequestCancelled,
 )
 from ...protocol.jsonrpc import (
     Notification,
     Request,
     error_response,
-    is_request_id,
     loads,
     parse_message,
 )
@@ -85,10 +85,6 @@ __all__ = ["close_http_sessions", "handle_mcp_delete", "handle_mcp_get", "handle
 
 logger = logging.getLogger(__name__)
 
-# What the handshake era answers a request that notifications/cancelled stopped (the
-# stream must still end with a response); LSP's RequestCancelled, as the official SDK does.
-REQUEST_CANCELLED = -32800
-
 # Modern era: the HTTP status of a JSON-RPC error; anything else is 200.
 _MODERN_STATUS = {
     PARSE_ERROR: 400,
@@ -105,11 +101,6 @@ _NO_SESSION = ServerSession("http")
 
 # ------------------------------------------------------------------ shared helpers
 
-def _message_id(obj: Any) -> Any:
-    value = obj.get("id") if isinstance(obj, dict) else None
-    return value if is_request_id(value) else None
-
-
 async def _run(state: ServerState, session: ServerSession, req: Request,
                stream: EventStream) -> None:
     """Serve one request, its notifications and its response going to ``stream``."""
@@ -125,10 +116,10 @@ async def _run(state: ServerState, session: ServerSession, req: Request,
 
 
 def _cancelled(state: ServerState, req: Request) -> dict[str, Any]:
-    """The answer of a request that was cancelled: whoever waits for it is told why."""
+    """The answer of a request that was cancelled: whoever waits for it is told why (the
+    handshake era's stream must still end with a response; the official SDK does the same)."""
     why = ": the server is shutting down" if state.shutting_down else ""
-    return error_response(req.id, JSONRPCError(f"Request cancelled{why}",
-                                               code=REQUEST_CANCELLED))
+    return error_response(req.id, RequestCancelled(f"Request cancelled{why}"))
 
 
 async def _respond(request: web.Request, stream: EventStream, *, priming: bool,
@@ -205,7 +196,7 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
     try:
         msg = parse_message(obj)
     except InvalidRequest as exc:
-        return error_reply(400, type(exc)(exc.message), _message_id(obj))
+        return error_reply(400, exc, exc.request_id)
     if isinstance(msg, Notification):
         # No client notification means anything here (closing a stream is how a modern
         # client cancels), so it is accepted and dropped.

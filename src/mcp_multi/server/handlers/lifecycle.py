@@ -1,0 +1,62 @@
+"""The lifecycle methods: ``initialize`` and ``ping`` (handshake era), ``server/discover``
+(2026-07-28)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...protocol import methods as m
+from ...protocol.envelope import CacheHint
+from ...protocol.errors import InvalidParams
+from ...protocol.server_state import SessionEvent
+from ...protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, negotiate
+from .router import Call, ServerContext, route
+
+__all__ = ["capabilities", "discover", "initialize", "instructions", "ping"]
+
+
+def capabilities(modern: bool) -> dict[str, Any]:
+    """What the server offers; 2026-07-28 has no resource subscriptions."""
+    resources: dict[str, Any] = {"listChanged": False}
+    if not modern:
+        resources["subscribe"] = False
+    return {"tools": {"listChanged": False}, "resources": resources, "logging": {}}
+
+
+def instructions(server: ServerContext) -> str:
+    return (
+        f"{server.settings.name}: demo MCP server with tools "
+        f"{', '.join(server.registry.names)}; read server://info for its configuration."
+    )
+
+
+@route(m.INITIALIZE, HANDSHAKE)
+async def initialize(call: Call) -> dict[str, Any]:
+    session, params = call.session, call.params
+    requested = params.get("protocolVersion")
+    if not isinstance(requested, str):
+        raise InvalidParams('Invalid params: "protocolVersion" must be a string')
+    version = negotiate(requested)
+    session.lifecycle.process(SessionEvent.INITIALIZE, m.INITIALIZE, protocol_version=version)
+    client_info = params.get("clientInfo")
+    session.client_info = client_info if isinstance(client_info, dict) else None
+    return {
+        "protocolVersion": version,
+        "capabilities": capabilities(modern=False),
+        "serverInfo": dict(call.server.server_info),
+        "instructions": instructions(call.server),
+    }
+
+
+@route(m.SERVER_DISCOVER, MODERN, cache=CacheHint(300_000))
+async def discover(call: Call) -> dict[str, Any]:
+    return {
+        "supportedVersions": list(MODERN_VERSIONS),
+        "capabilities": capabilities(modern=True),
+        "instructions": instructions(call.server),
+    }
+
+
+@route(m.PING, HANDSHAKE)
+async def ping(call: Call) -> dict[str, Any]:
+    return {}

@@ -1,0 +1,128 @@
+"""What every handler receives, and the table that routes a method to its handler.
+
+A handler is ``async def handler(call: Call) -> dict`` returning the request's result (the
+dispatcher wraps it in the response, and stamps it in the modern era) or raising a
+:class:`~mcp_multi.protocol.errors.JSONRPCError`. It registers once, naming its method, the
+eras it serves and, for a cacheable modern result, its freshness hint::
+
+    @route(m.TOOLS_LIST, HANDSHAKE, MODERN, cache=CacheHint(300_000))
+    async def tools_list(call: Call) -> dict[str, Any]: ...
+
+A new method is that: one handler, one registration, in the module of its area.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...protocol.envelope import CacheHint, Envelope
+from ...protocol.errors import InvalidParams
+from ...protocol.jsonrpc import RequestId
+from ...protocol.versions import HANDSHAKE, MODERN, Era
+from ..resources import Resources, ServerStats
+from ..session import SendFn, ServerSession
+from ..settings import ServerSettings
+from ..tools import ToolRegistry
+
+__all__ = ["ROUTER", "Call", "Handler", "Route", "Router", "ServerContext", "check_cursor",
+           "route"]
+
+Params = dict[str, Any]
+
+
+@dataclass(slots=True, frozen=True)
+class ServerContext:
+    """What the handlers of one server share: its settings, tools, resources and counters."""
+
+    settings: ServerSettings
+    registry: ToolRegistry
+    resources: Resources
+    stats: ServerStats
+    server_info: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Call:
+    """One request being served: what every handler receives.
+
+    Attributes:
+        server: the server's shared context.
+        session: the client's session (a throw-away one for a stateless HTTP request).
+        params: the request's params (``{}`` when absent).
+        notify: where request-scoped notifications (progress, log messages) go.
+        request_id: the JSON-RPC id.
+        envelope: the modern ``_meta`` envelope; ``None`` in the handshake era.
+    """
+
+    server: ServerContext
+    session: ServerSession
+    params: Params
+    notify: SendFn
+    request_id: RequestId
+    envelope: Envelope | None = None
+
+    @property
+    def modern(self) -> bool:
+        return self.envelope is not None
+
+    @property
+    def log_level(self) -> str | None:
+        """The least severe level the client wants log messages at; None for none."""
+        if self.envelope is not None:
+            return self.envelope.log_level
+        return self.session.log_level
+
+
+Handler = Callable[[Call], Awaitable[dict[str, Any]]]
+
+
+@dataclass(slots=True, frozen=True)
+class Route:
+    """A registered handler, and the freshness hint of its modern result (if cacheable)."""
+
+    handler: Handler
+    cache: CacheHint | None = None
+
+
+class Router:
+    """Handlers by era and method name."""
+
+    def __init__(self) -> None:
+        self._routes: dict[Era, dict[str, Route]] = {HANDSHAKE: {}, MODERN: {}}
+
+    def route(self, method: str, *eras: Era,
+              cache: CacheHint | None = None) -> Callable[[Handler], Handler]:
+        """Decorator: register the handler of ``method`` in ``eras`` (both when none given).
+
+        Raises:
+            ValueError: ``method`` already has a handler in one of ``eras``.
+        """
+        def register(handler: Handler) -> Handler:
+            for era in eras or (HANDSHAKE, MODERN):
+                if method in self._routes[era]:
+                    raise ValueError(f"{method} already has a handler in the {era} era")
+                self._routes[era][method] = Route(handler, cache)
+            return handler
+
+        return register
+
+    def find(self, era: Era, method: str) -> Route | None:
+        """The route of ``method`` in ``era``; ``None`` when it has none."""
+        return self._routes[era].get(method)
+
+    def methods(self, era: Era) -> list[str]:
+        """The methods served in ``era``, in registration order."""
+        return list(self._routes[era])
+
+
+# The server's routes: the handler modules register into it when the package is imported.
+ROUTER = Router()
+route = ROUTER.route
+
+
+def check_cursor(params: Params) -> None:
+    """Refuse any pagination cursor: every list fits one page, so none we issued exists."""
+    if params.get("cursor") is not None:
+        raise InvalidParams("Invalid params: unknown cursor")

@@ -1,0 +1,67 @@
+"""The tool methods: ``tools/list`` and ``tools/call`` (both eras)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ...protocol import methods as m
+from ...protocol.envelope import CacheHint
+from ...protocol.errors import InvalidParams
+from ...protocol.versions import LATEST_HANDSHAKE_VERSION, supports
+from ..tools import DisabledToolError, ToolContext, ToolError, UnknownToolError
+from .logging import log_fn, progress_fn
+from .router import Call, check_cursor, route
+
+__all__ = ["tools_call", "tools_list"]
+
+logger = logging.getLogger(__name__)
+
+
+@route(m.TOOLS_LIST, cache=CacheHint(300_000))
+async def tools_list(call: Call) -> dict[str, Any]:
+    check_cursor(call.params)
+    return {"tools": call.server.registry.list_tools()}
+
+
+@route(m.TOOLS_CALL)
+async def tools_call(call: Call) -> dict[str, Any]:
+    params, server = call.params, call.server
+    name = params.get("name")
+    if not isinstance(name, str):
+        raise InvalidParams('Invalid params: "name" must be a string')
+    arguments = params.get("arguments")
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise InvalidParams('Invalid params: "arguments" must be an object')
+    try:
+        tool = server.registry.get(name)
+    except (UnknownToolError, DisabledToolError) as exc:
+        raise InvalidParams(str(exc), {"tool": name}) from None
+    server.stats.calls_served += 1
+    problems = server.registry.validation_errors(name, arguments)
+    if problems:
+        message = f"Invalid arguments for tool '{name}': " + "; ".join(problems)
+        # From 2025-11-25 (and in 2026-07-28) the model sees the violation as a tool error
+        # it can correct; earlier revisions answer it as invalid params.
+        version = call.session.protocol_version or LATEST_HANDSHAKE_VERSION
+        if call.modern or supports(version, "input_validation_as_tool_error"):
+            return m.tool_result(message, is_error=True)
+        raise InvalidParams(message, {"tool": name, "problems": problems})
+    progress = progress_fn(params, call.notify)
+    # A client that asked for progress hears at once that the call has started (over
+    # Streamable HTTP this opens the response stream, so a long call stays visible).
+    await progress(0, None, f"Calling {name}")
+    ctx = ToolContext(settings=server.settings, progress=progress, log=log_fn(call, name))
+    try:
+        return await tool.handler(arguments, ctx)
+    except ToolError as exc:
+        return m.tool_result(str(exc), is_error=True)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        logger.exception("tool %s failed", name)
+        return m.tool_result(f"Tool '{name}' failed: {type(exc).__name__}: {exc}",
+                             is_error=True)
