@@ -304,16 +304,17 @@ class Dispatcher:
 
 
 def build_dispatcher(settings: ServerSettings, transports: tuple[str, ...],
-                     endpoints: dict[str, str]) -> Dispatcher:
+                     endpoints: dict[str, str], router: Router = ROUTER) -> Dispatcher:
     """The dispatcher of one server: its tools, counters and resources.
 
-    ``transports`` and ``endpoints`` are what ``server://info`` reports. Raises ``ValueError``
-    for an unknown tool name.
+    ``transports`` and ``endpoints`` are what ``server://info`` reports; ``router`` holds the
+    handlers (every method of :mod:`mcp_multi.server.handlers` by default). Raises
+    ``ValueError`` for an unknown tool name.
     """
     registry = ToolRegistry(settings.tools)
     stats = ServerStats()
     resources = Resources(settings, registry, stats, transports, endpoints)
-    return Dispatcher(settings, registry, resources, stats)
+    return Dispatcher(settings, registry, resources, stats, router)
 
 
 def _version() -> str:
