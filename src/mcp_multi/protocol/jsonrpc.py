@@ -58,10 +58,7 @@ class Notification:
     params: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"jsonrpc": "2.0", "method": self.method}
-        if self.params is not None:
-            d["params"] = self.params
-        return d
+        return notification(self.method, self.params)
 
 
 @dataclass(slots=True)
@@ -70,7 +67,7 @@ class Response:
     result: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"jsonrpc": "2.0", "id": self.id, "result": self.result}
+        return response(self.id, self.result)
 
 
 @dataclass(slots=True)
@@ -79,7 +76,7 @@ class ErrorResponse:
     error: JSONRPCError
 
     def to_dict(self) -> dict[str, Any]:
-        return {"jsonrpc": "2.0", "id": self.id, "error": self.error.to_error()}
+        return error_response(self.id, self.error)
 
 
 Message: TypeAlias = Request | Notification | Response | ErrorResponse

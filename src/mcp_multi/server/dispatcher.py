@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 Params = dict[str, Any]
 
+
 @dataclass(slots=True)
 class Frame:
     """One decoded frame: its messages, error responses for what could not be read, and
@@ -66,6 +67,7 @@ class Frame:
     messages: list[Message]
     errors: list[dict[str, Any]]
     batch: bool = False
+
 
 # Requests one stream session may have running at once.
 MAX_INFLIGHT = 128
@@ -225,13 +227,13 @@ class Dispatcher:
 
     async def _run(self, session: ServerSession, req: Request) -> None:
         try:
-            response = await self._request(session, req, session.send)
+            reply = await self._request(session, req, session.send)
         except asyncio.CancelledError:
             # Cancelled by notifications/cancelled or a closed session: no response is sent.
             return
-        if response is not None and not session.closed:
+        if not session.closed:
             try:
-                await session.send(response)
+                await session.send(reply)
             except Exception as exc:  # the stream went away while we computed
                 logger.debug("session %s: could not send response: %s", session.id, exc)
 
@@ -274,8 +276,8 @@ class Dispatcher:
     async def _modern_request(self, session: ServerSession, req: Request, params: Params,
                               notify: SendFn) -> dict[str, Any]:
         if req.method == m.INITIALIZE and not session.stateless:
-            # A stream connection already serving 2026-07-28 refuses it, naming what it
-            # serves (a stateless HTTP request just finds no such method).
+            # The lifecycle refuses it on a stream connection serving 2026-07-28, naming the
+            # versions served (a stateless HTTP request just finds no such method).
             asked = params.get("protocolVersion")
             session.lifecycle.process(SessionEvent.INITIALIZE, req.method,
                                       protocol_version=asked if isinstance(asked, str) else None)
