@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 
+from . import methods
 from .errors import InvalidRequest, JSONRPCError
 from .versions import HANDSHAKE, MODERN, Era, unsupported_version
 
@@ -64,9 +65,9 @@ class SessionState(Enum):
 class SessionEvent(Enum):
     """What the client did, as far as the lifecycle cares."""
 
-    INITIALIZE = "initialize"  # an initialize request, about to be answered
-    INITIALIZED = "notifications/initialized"
-    PING = "ping"
+    INITIALIZE = methods.INITIALIZE  # an initialize request, about to be answered
+    INITIALIZED = methods.INITIALIZED
+    PING = methods.PING
     REQUEST = "request"  # any other handshake-era request
     MODERN_REQUEST = "modern request"  # a request whose 2026-07-28 envelope is valid
     CLOSE = "close"  # the transport ended the session

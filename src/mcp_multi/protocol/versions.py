@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from .errors import UnsupportedProtocolVersion
+from .methods import INITIALIZE
 
 __all__ = [
     "DEFAULT_HTTP_VERSION",
@@ -118,7 +119,7 @@ def opening_era(method: str, params: Mapping[str, Any] | None) -> Era:
     Only the reserved version key is evidence of the modern era (handshake requests carry
     ``_meta`` too, for ``progressToken``); ``initialize`` is always the handshake.
     """
-    if method == "initialize" or not params:
+    if method == INITIALIZE or not params:
         return HANDSHAKE
     meta = params.get("_meta")
     if isinstance(meta, Mapping) and PROTOCOL_VERSION_META in meta:
