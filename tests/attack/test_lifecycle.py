@@ -15,7 +15,7 @@ import pytest
 
 from mcp_multi.server.app import RunningServer
 
-from ..server.wire import RawPeer, StreamableHTTPPeer, connect
+from ..server.wire import RawPeer, StreamableHTTPPeer, connect, enveloped
 
 STREAMS = ["websocket", "sse", "stdio"]
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
@@ -72,6 +72,15 @@ async def test_initialized_first_over_streamable_http(mcp_server: RunningServer)
         assert error["code"] == -32600 and "initialize" in error["message"]
     finally:
         await http_peer.close()
+
+
+async def test_a_refused_first_request_still_chooses_the_handshake_era(raw: RawPeer) -> None:
+    """The first request decides a stream connection's era even when it is refused: a peer
+    cannot hop to 2026-07-28 after its handshake-era request was turned down."""
+    assert (await answer(raw, "tools/list"))["error"]["code"] == -32600
+    hop = await answer(raw, "tools/list", enveloped(), id=2)
+    assert hop["error"]["code"] == -32600 and "handshake era" in hop["error"]["message"]
+    assert (await raw.initialize())["result"]["protocolVersion"] == "2025-11-25"
 
 
 async def test_second_initialize_is_refused(raw: RawPeer) -> None:

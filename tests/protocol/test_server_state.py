@@ -17,17 +17,19 @@ S, E = SessionState, SessionEvent
 
 # Written out by hand from the specification, not read from the module: every legal step.
 LEGAL = {
-    (S.NEW, E.INITIALIZE): S.INITIALIZING,
-    (S.NEW, E.PING): S.AWAITING_INITIALIZE,
+    (S.NEW, E.HANDSHAKE_REQUEST): S.AWAITING_INITIALIZE,
     (S.NEW, E.MODERN_REQUEST): S.MODERN,
     (S.NEW, E.CLOSE): S.CLOSED,
+    (S.AWAITING_INITIALIZE, E.HANDSHAKE_REQUEST): S.AWAITING_INITIALIZE,
     (S.AWAITING_INITIALIZE, E.INITIALIZE): S.INITIALIZING,
     (S.AWAITING_INITIALIZE, E.PING): S.AWAITING_INITIALIZE,
     (S.AWAITING_INITIALIZE, E.CLOSE): S.CLOSED,
+    (S.INITIALIZING, E.HANDSHAKE_REQUEST): S.INITIALIZING,
     (S.INITIALIZING, E.INITIALIZED): S.READY,
     (S.INITIALIZING, E.PING): S.INITIALIZING,
     (S.INITIALIZING, E.REQUEST): S.INITIALIZING,
     (S.INITIALIZING, E.CLOSE): S.CLOSED,
+    (S.READY, E.HANDSHAKE_REQUEST): S.READY,
     (S.READY, E.PING): S.READY,
     (S.READY, E.REQUEST): S.READY,
     (S.READY, E.CLOSE): S.CLOSED,
@@ -70,19 +72,22 @@ def test_initialized_first_does_not_open_the_gate() -> None:
     lifecycle = ServerLifecycle()
     with pytest.raises(JSONRPCError):
         lifecycle.process(E.INITIALIZED, "notifications/initialized")
+    assert lifecycle.process(E.HANDSHAKE_REQUEST) is S.AWAITING_INITIALIZE
+    with pytest.raises(JSONRPCError):
+        lifecycle.process(E.INITIALIZED, "notifications/initialized")
     with pytest.raises(JSONRPCError) as info:
         lifecycle.process(E.REQUEST, "tools/call")
     assert info.value.code == INVALID_REQUEST
     assert info.value.message == ("Invalid Request: tools/call before initialize; "
                                   "send initialize first")
     assert lifecycle.process(E.PING) is S.AWAITING_INITIALIZE
-    with pytest.raises(JSONRPCError):
-        lifecycle.process(E.REQUEST, "tools/call")
+    assert lifecycle.era == "handshake"  # a refused request has chosen the era all the same
 
 
 def test_the_handshake_settles_the_version_and_era() -> None:
     lifecycle = ServerLifecycle()
     assert lifecycle.era is None and lifecycle.protocol_version is None
+    lifecycle.process(E.HANDSHAKE_REQUEST, "initialize")
     lifecycle.process(E.INITIALIZE, "initialize", protocol_version="2025-03-26")
     assert (lifecycle.era, lifecycle.protocol_version) == ("handshake", "2025-03-26")
     with pytest.raises(JSONRPCError, match="already initialized"):
@@ -108,4 +113,4 @@ def test_a_modern_session_refuses_initialize_naming_what_it_serves() -> None:
 
 def test_initialize_needs_the_negotiated_version() -> None:
     with pytest.raises(ValueError):
-        ServerLifecycle().process(E.INITIALIZE)
+        ServerLifecycle(S.AWAITING_INITIALIZE).process(E.INITIALIZE)

@@ -9,16 +9,23 @@ The caller answers a refused request with that error; a refused notification has
 so the caller drops it. Nothing else decides what a session may do next, and nothing here
 knows about sockets or handlers.
 
+A request is one or two events: the era it belongs to first (``HANDSHAKE_REQUEST`` for a
+request without the 2026-07-28 envelope, ``MODERN_REQUEST`` for one with a valid envelope),
+then, in the handshake era, what it does (``INITIALIZE``, ``PING`` or any other ``REQUEST``).
+
 The handshake era (2024-11-05 … 2025-11-25)::
 
-    NEW ──ping──> AWAITING_INITIALIZE ──initialize──> INITIALIZING ──initialized──> READY
-     └──────────────────initialize─────────────────────────^
+    NEW ──handshake request──> AWAITING_INITIALIZE ──initialize──> INITIALIZING
+                                                                        │ initialized
+                                                                        v
+                                                                      READY
 
+- On a stream transport the first request decides the era, whether or not it is then served:
+  any request without the envelope (``ping``, ``initialize``, even a refused one) moves
+  ``NEW`` to ``AWAITING_INITIALIZE``, and the session is of the handshake era from then on.
 - Before ``initialize`` is answered only ``initialize`` and ``ping`` are served; any other
-  request is refused, whatever notifications came first (``notifications/initialized`` in
-  ``NEW`` is refused too, so it cannot open the gate).
-- ``ping`` as a first request already chooses the handshake era (``AWAITING_INITIALIZE``):
-  on a stream transport the first request decides the era, and ping has no ``_meta`` envelope.
+  request is refused, whatever notifications came first (``notifications/initialized``
+  before ``initialize`` is refused too, so it cannot open the gate).
 - In ``INITIALIZING`` (``initialize`` answered, ``notifications/initialized`` not yet seen)
   requests are served. The specification says a client SHOULD NOT send them before
   ``initialized``, not MUST NOT, and clients (the official SDK's among them) send it right
@@ -26,11 +33,11 @@ The handshake era (2024-11-05 … 2025-11-25)::
   (Streamable HTTP) must not fail.
 
 The modern era (2026-07-28) has no handshake: the first request with a valid ``_meta``
-envelope moves ``NEW`` to ``MODERN``, and every later one is checked on its own.
+envelope moves ``NEW`` to ``MODERN``, and every later one is checked on its own. A request
+whose envelope is refused (a version we do not serve) is no event at all, so it decides
+nothing: a client whose probe was refused may still initialize.
 
-Every state may close; ``CLOSED`` refuses everything but another close. A refused request
-decides nothing: the session stays where it was (a client whose probe was refused may still
-choose its era).
+Every state may close; ``CLOSED`` refuses everything but another close.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ class SessionState(Enum):
 class SessionEvent(Enum):
     """What the client did, as far as the lifecycle cares."""
 
+    HANDSHAKE_REQUEST = "handshake request"  # a request without the 2026-07-28 envelope
     INITIALIZE = methods.INITIALIZE  # an initialize request, about to be answered
     INITIALIZED = methods.INITIALIZED
     PING = methods.PING
@@ -77,14 +85,16 @@ S, E = SessionState, SessionEvent
 
 # (state, event) -> the state it leads to. A pair that is absent is a protocol error.
 TRANSITIONS: dict[tuple[SessionState, SessionEvent], SessionState] = {
-    (S.NEW, E.INITIALIZE): S.INITIALIZING,
-    (S.NEW, E.PING): S.AWAITING_INITIALIZE,
+    (S.NEW, E.HANDSHAKE_REQUEST): S.AWAITING_INITIALIZE,
     (S.NEW, E.MODERN_REQUEST): S.MODERN,
+    (S.AWAITING_INITIALIZE, E.HANDSHAKE_REQUEST): S.AWAITING_INITIALIZE,
     (S.AWAITING_INITIALIZE, E.INITIALIZE): S.INITIALIZING,
     (S.AWAITING_INITIALIZE, E.PING): S.AWAITING_INITIALIZE,
+    (S.INITIALIZING, E.HANDSHAKE_REQUEST): S.INITIALIZING,
     (S.INITIALIZING, E.INITIALIZED): S.READY,
     (S.INITIALIZING, E.PING): S.INITIALIZING,
     (S.INITIALIZING, E.REQUEST): S.INITIALIZING,  # served: see the module docstring
+    (S.READY, E.HANDSHAKE_REQUEST): S.READY,
     (S.READY, E.PING): S.READY,
     (S.READY, E.REQUEST): S.READY,
     (S.MODERN, E.MODERN_REQUEST): S.MODERN,
@@ -133,6 +143,8 @@ REFUSALS: dict[tuple[SessionState, SessionEvent], Refusal] = {
         "where initialize does not exist"),
     (S.MODERN, E.INITIALIZED): _invalid(
         "Invalid Request: {method} does not exist in 2026-07-28"),
+    (S.MODERN, E.HANDSHAKE_REQUEST): _invalid(
+        "Invalid Request: this connection serves 2026-07-28; {method} needs its _meta envelope"),
     **{(S.CLOSED, event): _invalid("Invalid Request: {method} on a closed session")
        for event in E if event is not E.CLOSE},
 }

@@ -264,6 +264,7 @@ class Dispatcher:
     async def _handshake_request(self, session: ServerSession, req: Request, params: Params,
                                  notify: SendFn) -> dict[str, Any]:
         lifecycle = session.lifecycle
+        lifecycle.process(SessionEvent.HANDSHAKE_REQUEST, req.method)  # the first decides
         if opening_era(req.method, params) == MODERN:  # an envelope on a handshake session
             lifecycle.process(SessionEvent.MODERN_REQUEST, req.method)
         found = self.router.find(HANDSHAKE, req.method)
