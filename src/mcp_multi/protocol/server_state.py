@@ -183,6 +183,7 @@ class ServerLifecycle:
         Raises:
             JSONRPCError: ``event`` is not allowed now (an ``InvalidRequest``, or the
                 ``UnsupportedProtocolVersion`` of ``initialize`` on a modern connection).
+            ValueError: ``INITIALIZE`` without ``protocol_version`` (our bug, not the peer's).
         """
         new = TRANSITIONS.get((self.state, event))
         if new is None:
