@@ -12,10 +12,13 @@ from typing import Any
 
 import orjson
 import pytest
+from aiohttp import web
 
 from mcp_multi.server.app import RunningServer
+from mcp_multi.transport import StreamableHTTPTransport
 
 from ..server.wire import RawPeer, StreamableHTTPPeer, connect, enveloped
+from ..transport.http_script import HTTPScript, Recorded, event, sse
 
 STREAMS = ["websocket", "sse", "stdio"]
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
@@ -115,3 +118,34 @@ async def test_cancelled_with_id_true_cancels_nothing(transport: str,
         assert reply["result"].get("isError") is not True, reply
     finally:
         await peer.close()
+
+
+@pytest.fixture
+async def script() -> Any:
+    """A scripted Streamable HTTP server on 127.0.0.1:0."""
+    scripted = await HTTPScript().start()
+    yield scripted
+    await scripted.close()
+
+
+async def test_client_reads_past_a_response_whose_id_is_true(script: HTTPScript) -> None:
+    """The client side of defect 2: a hostile server's ``{"id": true}`` on the stream of
+    request 1 was taken for request 1's answer (True == 1), and the stream was left unread,
+    losing the real answer behind it."""
+    real = {"jsonrpc": "2.0", "id": 1, "result": {"content": []}}
+
+    async def post(request: web.Request, recorded: Recorded) -> web.StreamResponse:
+        bogus = {"jsonrpc": "2.0", "id": True, "result": {}}
+        return await sse(request, [event(bogus, event_id="s-1"), event(real, event_id="s-2")])
+
+    script.post = post
+    transport = StreamableHTTPTransport(script.url)
+    await transport.connect()
+    try:
+        await transport.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                              "params": {"name": "echo", "arguments": {}}})
+        async with asyncio.timeout(ANSWER_WITHIN):
+            assert orjson.loads(await transport.receive())["id"] is True
+            assert orjson.loads(await transport.receive()) == real
+    finally:
+        await transport.close()
