@@ -460,7 +460,8 @@ class Dispatcher:
         # Streamable HTTP this opens the response stream, so a long call stays visible).
         await progress(0, None, f"Calling {name}")
         ctx = ToolContext(settings=self.settings, progress=progress,
-                          log=_log_fn(call, name))
+                          log=_log_fn(call, name), commands=self.registry.commands,
+                          caller=call.session.id)
         try:
             return await tool.handler(arguments, ctx)
         except ToolError as exc:
