@@ -53,8 +53,7 @@ async def serve_lines(dispatcher: Dispatcher, read: ReadFn, write: WriteFn) -> N
 
     session = ServerSession("stdio", send)
     dispatcher.stats.opened("stdio")
-    # One byte over the message limit lets a message end in CRLF.
-    framer = LineFramer(dispatcher.settings.max_message_size + 1)
+    framer = LineFramer(dispatcher.settings.max_message_size)
     try:
         while chunk := await read():
             for event in framer.feed(chunk):
@@ -76,8 +75,8 @@ async def _handle(dispatcher: Dispatcher, session: ServerSession, event: LineEve
         # Told at once, not when (if ever) the line ends; the rest of it is skipped.
         limit = dispatcher.settings.max_message_size
         await session.send(error_response(None, InvalidRequest(
-            f"Message too large: a line of more than {limit} bytes exceeds the limit of "
-            f"{limit} bytes; it is skipped up to its end")))
+            f"Message too large: a line exceeds the limit of {limit} bytes "
+            "(skipped up to its end)")))
     else:
         logger.debug("skipped a line of %d bytes", event.size)
 

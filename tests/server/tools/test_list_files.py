@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,15 @@ async def test_a_link_to_a_file_is_not_a_directory(root: Path) -> None:
     assert await _refused(root, "to-file") == "Not a directory: to-file"
     (root / "dangling").symlink_to("nowhere")
     assert await _refused(root, "dangling") == "Directory not found: dangling"
+
+
+async def test_no_descriptor_is_left_open(root: Path, tmp_path: Path) -> None:
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "out").symlink_to(tmp_path)
+    (root / "loop").symlink_to("loop")
+    (root / "f").write_text("")
+    before = len(os.listdir("/proc/self/fd"))
+    for path in ("a/b", "a/b/../..", "a/b/../../..", "out", "loop", "a/missing", "f/x"):
+        with contextlib.suppress(ToolError):
+            await TOOL.handler({"path": path}, _ctx(root))
+    assert len(os.listdir("/proc/self/fd")) == before
