@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="time a request body may take once its head has arrived; past it "
                         "the request is answered 408 and the connection closed (default 30)")
+    # run_command across sessions (issue 8, defect 17)
+    p.add_argument("--max-commands", type=int, default=8, metavar="N",
+                   help="run_command processes run at once by the whole server; one session "
+                        "may hold half of them (default 8)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -101,6 +105,9 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
                          "seconds")
     if args.max_buffered_bytes < 1:
         raise ValueError(f"--max-buffered-bytes {args.max_buffered_bytes} is out of range")
+    # run_command across sessions (issue 8, defect 17)
+    if args.max_commands < 1:
+        raise ValueError(f"--max-commands {args.max_commands} is out of range")
     return ServerSettings(
         body_timeout=args.body_timeout,
         websocket_total_buffer=args.max_buffered_bytes,
@@ -123,6 +130,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         allowed_origins=tuple(args.allowed_origin),
         command_timeout=args.command_timeout,
         auth_token=args.auth_token,
+        max_commands=args.max_commands,
     )
 
 

@@ -58,6 +58,10 @@ class ServerSettings:
             past it the streams holding the most are ended.
         http_total_buffer: bytes all Streamable HTTP sessions together keep in their
             response streams; past it the sessions holding the most drop their oldest events.
+        max_commands: ``run_command`` processes the whole server runs at once; one session
+            may hold half of them (at least one).
+        command_slot_wait: seconds a ``run_command`` call waits for a free slot before it is
+            told the server is busy.
     """
 
     host: str = "127.0.0.1"
@@ -93,6 +97,9 @@ class ServerSettings:
     body_timeout: float = 30.0
     sse_total_buffer: int = 256 * 1024 * 1024
     http_total_buffer: int = 256 * 1024 * 1024
+    # run_command across sessions (issue 8, defect 17)
+    max_commands: int = 8
+    command_slot_wait: float = 5.0
 
     @property
     def session_bytes(self) -> int:

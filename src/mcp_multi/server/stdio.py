@@ -7,8 +7,12 @@ stream transport (see :meth:`Dispatcher.receive`); the first request decides the
 
 When stdin ends the server finishes the requests still running (for at most
 ``DRAIN_SECONDS``; a ``subscriptions/listen`` never finishes by itself) and exits, as the
-specification asks: closing stdin is how a client shuts a stdio server down. A line longer
-than the message limit is skipped and answered with an error; the session lives on.
+specification asks: closing stdin is how a client shuts a stdio server down.
+
+Lines are cut by the protocol's :class:`~mcp_multi.protocol.framing.LineFramer`, the one the
+client's stdio transport uses too: a line longer than the message limit is answered with an
+error as soon as it passes the limit, skipped up to its end without being kept, and the session
+lives on.
 """
 
 from __future__ import annotations
@@ -21,53 +25,41 @@ from collections.abc import Awaitable, Callable
 from typing import BinaryIO
 
 from ..protocol.errors import InvalidRequest
+from ..protocol.framing import Line, LineEvent, LineFramer, LineTooLong
 from ..protocol.jsonrpc import dumps, error_response
 from .dispatcher import Dispatcher, build_dispatcher
 from .session import Outgoing, ServerSession
 from .settings import ServerSettings
 
-__all__ = ["DRAIN_SECONDS", "serve_lines", "serve_stdio"]
+__all__ = ["DRAIN_SECONDS", "ReadFn", "serve_lines", "serve_stdio"]
 
 logger = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 10.0
+CHUNK = 64 * 1024  # bytes read from stdin at a time
 
+ReadFn = Callable[[], Awaitable[bytes]]
 WriteFn = Callable[[bytes], Awaitable[None]]
 
 
-async def serve_lines(dispatcher: Dispatcher, reader: asyncio.StreamReader,
-                      write: WriteFn) -> None:
-    """Serve one client over a byte stream of JSON lines until ``reader`` ends.
+async def serve_lines(dispatcher: Dispatcher, read: ReadFn, write: WriteFn) -> None:
+    """Serve one client over a byte stream of JSON lines until ``read`` gives ``b""``.
 
-    ``reader`` must have been made with a ``limit`` above the message size limit; ``write``
-    writes one whole line (and waits for room).
+    ``read`` gives the next bytes of the stream, any amount; ``write`` writes one whole line
+    (and waits for room). At most one message of the size limit is held of a line.
     """
     async def send(message: Outgoing) -> None:
         await write(dumps(message) + b"\n")
 
     session = ServerSession("stdio", send)
     dispatcher.stats.opened("stdio")
-    skipped = 0  # bytes of an oversized line skipped so far
+    framer = LineFramer(dispatcher.settings.max_message_size)
     try:
-        while True:
-            try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                line = exc.partial
-                if not line:
-                    break
-            except asyncio.LimitOverrunError as exc:
-                await reader.readexactly(exc.consumed)
-                skipped += exc.consumed
-                continue
-            if skipped:
-                size, skipped = skipped + len(line), 0
-                limit = dispatcher.settings.max_message_size
-                await send(error_response(None, InvalidRequest(
-                    f"Message too large: {size} bytes exceeds the limit of {limit} bytes")))
-                continue
-            if line.strip():
-                await dispatcher.receive(session, line)
+        while chunk := await read():
+            for event in framer.feed(chunk):
+                await _handle(dispatcher, session, event)
+        for event in framer.end():
+            await _handle(dispatcher, session, event)
     finally:
         running = list(session.inflight.values())
         if running:
@@ -76,11 +68,38 @@ async def serve_lines(dispatcher: Dispatcher, reader: asyncio.StreamReader,
         dispatcher.stats.closed("stdio")
 
 
-async def _feed_from_file(reader: asyncio.StreamReader, stdin: BinaryIO) -> None:
+async def _handle(dispatcher: Dispatcher, session: ServerSession, event: LineEvent) -> None:
+    if isinstance(event, Line):
+        await dispatcher.receive(session, event.data)
+    elif isinstance(event, LineTooLong):
+        # Told at once, not when (if ever) the line ends; the rest of it is skipped.
+        limit = dispatcher.settings.max_message_size
+        await session.send(error_response(None, InvalidRequest(
+            f"Message too large: a line exceeds the limit of {limit} bytes "
+            "(skipped up to its end)")))
+    else:
+        logger.debug("skipped a line of %d bytes", event.size)
+
+
+async def _stdin_reader(stdin: BinaryIO) -> ReadFn:
+    """A :data:`ReadFn` of ``stdin``: a pipe or terminal read by the loop, a file in a thread."""
     loop = asyncio.get_running_loop()
-    while chunk := await loop.run_in_executor(None, stdin.read1, 65536):  # type: ignore[attr-defined]
-        reader.feed_data(chunk)
-    reader.feed_eof()
+    # The reader holds at most about two chunks before the pipe is paused.
+    reader = asyncio.StreamReader(limit=CHUNK)
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
+    except ValueError:  # a regular file, not a pipe
+        fd = stdin.fileno()
+
+        async def read_file() -> bytes:
+            return await loop.run_in_executor(None, os.read, fd, CHUNK)
+
+        return read_file
+
+    async def read_pipe() -> bytes:
+        return await reader.read(CHUNK)
+
+    return read_pipe
 
 
 async def _stdout_writer(stdout: BinaryIO) -> WriteFn:
@@ -110,18 +129,8 @@ async def serve_stdio(settings: ServerSettings, stdin: BinaryIO | None = None,
     # Duplicate the descriptors so closing our pipe transports leaves sys.std* intact.
     stdin = stdin or os.fdopen(os.dup(sys.stdin.fileno()), "rb")
     stdout = stdout or os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    reader = asyncio.StreamReader(limit=settings.max_message_size + 2)
-    feeder: asyncio.Task[None] | None = None
-    try:
-        await asyncio.get_running_loop().connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), stdin)
-    except ValueError:  # a regular file, not a pipe: read it in a thread
-        feeder = asyncio.create_task(_feed_from_file(reader, stdin))
+    read = await _stdin_reader(stdin)
     write = await _stdout_writer(stdout)
     logger.info("%s serving MCP on stdio (tools: %s)", settings.name,
                 ", ".join(dispatcher.registry.names))
-    try:
-        await serve_lines(dispatcher, reader, write)
-    finally:
-        if feeder is not None:
-            feeder.cancel()
+    await serve_lines(dispatcher, read, write)

@@ -5,6 +5,11 @@ each message as one line of JSON to the child's stdin and read one message per l
 its stdout. The child's stderr is its log: every line is logged (``INFO``, under the
 server's name) and the last few are kept to explain an early exit.
 
+The child's stdout is cut into lines by the protocol's
+:class:`~mcp_multi.protocol.framing.LineFramer`, the one ``mcp-server --stdio`` uses too: a
+line over ``max_message_size`` is logged and dropped without being held, and the next one is
+read as usual.
+
 When the child goes (its stdout closes, or it exits while a grandchild still holds the pipe)
 :meth:`StdioTransport.receive` raises :class:`ConnectionClosed` naming the exit status and
 the child's last words, so the session fails every pending request at once.
@@ -31,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..protocol.errors import ConnectionClosed, TransportError
+from ..protocol.framing import Line, LineEvent, LineFramer, LineSkipped
 from ..protocol.jsonrpc import encode
 from .base import DEFAULT_CONNECT_TIMEOUT, ClientTransport
 
@@ -40,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 SCHEME = "stdio:"
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+CHUNK = 64 * 1024  # bytes read from the child's stdout or stderr at a time
+STDERR_LINE_MAX = 64 * 1024  # a longer log line is counted, not logged
 CLOSE_TIMEOUT = 2.0  # seconds for each step of the shutdown
 DRAIN_SECONDS = 1.0  # after the child exits, for the last lines a grandchild still writes
 STDERR_TAIL = 5
@@ -136,7 +144,9 @@ class StdioTransport(ClientTransport):
                 stderr=asyncio.subprocess.PIPE,
                 env={**os.environ, **self._env},
                 cwd=self._cwd,
-                limit=self._max_message_size,
+                # Only flow control: a pipe holding more than twice this is not read from
+                # until we have taken what it gave (the framers bound what a line holds).
+                limit=CHUNK,
                 start_new_session=os.name == "posix",
             )
         except OSError as exc:
@@ -155,48 +165,40 @@ class StdioTransport(ClientTransport):
     async def _read_stdout(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
         stdout = self._proc.stdout
+        framer = LineFramer(self._max_message_size)
         try:
-            while True:
-                try:
-                    line = await stdout.readuntil(b"\n")
-                except asyncio.IncompleteReadError as exc:
-                    if exc.partial.strip():
-                        self._lines.put_nowait(exc.partial)
-                    return
-                except asyncio.LimitOverrunError as exc:
-                    await self._skip_long_line(stdout, exc.consumed)
-                    continue
-                if line.strip():
-                    self._lines.put_nowait(line)
+            while chunk := await stdout.read(CHUNK):
+                self._take(framer.feed(chunk))
+            self._take(framer.end())
         except (OSError, ValueError) as exc:
             logger.debug("%s: reading stdout failed: %s", self.label, exc)
         finally:
             self._stdout_done.set()
 
-    async def _skip_long_line(self, stdout: asyncio.StreamReader, consumed: int) -> None:
-        skipped = consumed
-        await stdout.readexactly(consumed)
-        while True:
-            try:
-                skipped += len(await stdout.readuntil(b"\n"))
-                break
-            except asyncio.LimitOverrunError as exc:
-                await stdout.readexactly(exc.consumed)
-                skipped += exc.consumed
-        logger.warning("%s: dropped a line of %d bytes (over %d)", self.label, skipped,
-                       self._max_message_size)
+    def _take(self, events: list[LineEvent]) -> None:
+        for event in events:
+            if isinstance(event, Line):
+                self._lines.put_nowait(event.data)
+            elif isinstance(event, LineSkipped):
+                logger.warning("%s: dropped a line of %d bytes (over %d)", self.label,
+                               event.size, self._max_message_size)
 
     async def _log_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
         stderr = self._proc.stderr
-        while True:
-            try:
-                raw = await stderr.readline()
-            except ValueError:  # a line over the limit: log what the buffer holds
-                raw = await stderr.read(self._max_message_size)
-            if not raw:
-                return
-            text = raw.decode("utf-8", "replace").rstrip()
+        framer = LineFramer(STDERR_LINE_MAX)
+        while chunk := await stderr.read(CHUNK):
+            self._log_lines(framer.feed(chunk))
+        self._log_lines(framer.end())
+
+    def _log_lines(self, events: list[LineEvent]) -> None:
+        for event in events:
+            if isinstance(event, Line):
+                text = event.data.decode("utf-8", "replace").rstrip()
+            elif isinstance(event, LineSkipped):
+                text = f"[a line of {event.size} bytes, not shown]"
+            else:
+                continue
             if text:
                 self._stderr_tail.append(text)
                 logger.info("%s: %s", self.label, text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import pytest
@@ -149,3 +151,37 @@ def test_list_files_listing() -> None:
         "description": "Directory to list, relative to the server root",
     }
     assert wire["annotations"]["readOnlyHint"] is True
+
+
+async def test_relative_links_are_walked_inside_the_root(root: Path) -> None:
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "f").write_text("")
+    (root / "a" / "up").symlink_to("..")  # back to the root, one level up: still inside
+    (root / "chain").symlink_to("a/up/a/b")
+    assert await _list(root, path="chain") == "Files in chain:\nf"
+    assert await _list(root, path="a/up/a/b/..") == "Files in a/up/a/b/..:\nb\nup"
+
+
+async def test_a_link_loop_is_an_invalid_path(root: Path) -> None:
+    (root / "loop").symlink_to("loop")
+    assert await _refused(root, "loop") == "Invalid path: 'loop' (symbolic link loop)"
+
+
+async def test_a_link_to_a_file_is_not_a_directory(root: Path) -> None:
+    (root / "file.txt").write_text("")
+    (root / "to-file").symlink_to("file.txt")
+    assert await _refused(root, "to-file") == "Not a directory: to-file"
+    (root / "dangling").symlink_to("nowhere")
+    assert await _refused(root, "dangling") == "Directory not found: dangling"
+
+
+async def test_no_descriptor_is_left_open(root: Path, tmp_path: Path) -> None:
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "out").symlink_to(tmp_path)
+    (root / "loop").symlink_to("loop")
+    (root / "f").write_text("")
+    before = len(os.listdir("/proc/self/fd"))
+    for path in ("a/b", "a/b/../..", "a/b/../../..", "out", "loop", "a/missing", "f/x"):
+        with contextlib.suppress(ToolError):
+            await TOOL.handler({"path": path}, _ctx(root))
+    assert len(os.listdir("/proc/self/fd")) == before

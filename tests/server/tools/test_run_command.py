@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mcp_multi.server.cli import build_parser, settings_from_args
 from mcp_multi.server.settings import ServerSettings
 from mcp_multi.server.tools import ToolContext, ToolError
 from mcp_multi.server.tools.run_command import TOOL
@@ -197,3 +198,30 @@ def test_run_command_listing() -> None:
     assert schema["properties"]["timeout"]["type"] == "number"
     assert wire["annotations"]["destructiveHint"] is True
     assert wire["annotations"]["openWorldHint"] is True
+
+
+async def test_a_call_over_the_cap_waits_for_a_slot_then_is_told_busy(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, max_commands=1, command_slot_wait=0.2)
+    pid_file = tmp_path / "pid"
+    first = asyncio.create_task(TOOL.handler({"command": f"echo $$ > {pid_file}; sleep 30"}, ctx))
+    await _wait_for_line(pid_file)
+    started = time.monotonic()
+    with pytest.raises(ToolError) as err:
+        await TOOL.handler({"command": "echo never"}, ctx)
+    assert time.monotonic() - started >= 0.2
+    assert str(err.value) == ("Server busy: 1 commands are already running, the most the "
+                              "server runs at once; try again later")
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    # The cancelled call gave its slot back.
+    assert (await TOOL.handler({"command": "echo next"}, ctx))["content"][0]["text"] == (
+        "next\nExit code: 0")
+
+
+def test_max_commands_option() -> None:
+    parser = build_parser()
+    assert settings_from_args(parser.parse_args(["--max-commands", "3"])).max_commands == 3
+    assert settings_from_args(parser.parse_args([])).max_commands == 8
+    with pytest.raises(ValueError, match="--max-commands 0 is out of range"):
+        settings_from_args(parser.parse_args(["--max-commands", "0"]))

@@ -54,7 +54,8 @@ async def tools_call(call: Call) -> dict[str, Any]:
     # A client that asked for progress hears at once that the call has started (over
     # Streamable HTTP this opens the response stream, so a long call stays visible).
     await progress(0, None, f"Calling {name}")
-    ctx = ToolContext(settings=server.settings, progress=progress, log=log_fn(call, name))
+    ctx = ToolContext(settings=server.settings, progress=progress, log=log_fn(call, name),
+                      commands=server.registry.commands, caller=call.session.id)
     try:
         return await tool.handler(arguments, ctx)
     except ToolError as exc:

@@ -4,11 +4,18 @@ Each tool lives in its own module and exports one :class:`Tool` named ``TOOL``. 
 receives the validated arguments and a :class:`ToolContext` and returns a ``tools/call``
 result dict (see :func:`mcp_multi.protocol.methods.tool_result`); it raises
 :class:`ToolError` for a failure the caller should see as ``isError: true``.
+
+Tools that start processes take a slot of the server's :class:`CommandSlots` first, so that no
+number of callers or sessions can make the server run more than ``settings.max_commands`` of
+them at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +27,7 @@ from mcp_multi.server.settings import ServerSettings
 
 __all__ = [
     "ALL_TOOLS",
+    "CommandSlots",
     "DisabledToolError",
     "Tool",
     "ToolContext",
@@ -65,13 +73,81 @@ async def _no_log(level: str, data: Any) -> None:
     return None
 
 
+class CommandSlots:
+    """The commands one server runs at once: at most ``limit``, and at most a share of them
+    (half, at least one) for any one caller, so one session cannot take every slot.
+
+    A caller over either bound waits for a slot to be freed, a bounded time, then is told the
+    server is busy. Releasing wakes every waiter to check again; waiters are few (the cap is
+    small and each waits a bounded time), so that stays cheap.
+    """
+
+    def __init__(self) -> None:
+        self.running = 0
+        self._by_caller: Counter[str] = Counter()
+        self._waiters: list[asyncio.Future[None]] = []
+
+    @staticmethod
+    def share(limit: int) -> int:
+        """The most slots one caller may hold under ``limit``."""
+        return max(1, limit // 2)
+
+    def _fits(self, caller: str, limit: int) -> bool:
+        return self.running < limit and self._by_caller[caller] < self.share(limit)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, caller: str, limit: int, wait: float) -> AsyncIterator[None]:
+        """Run the body holding one slot; ``caller`` names who asks (a session id).
+
+        Raises:
+            ToolError: no slot was free within ``wait`` seconds: the server is busy.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while not self._fits(caller, limit):
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                raise ToolError(self._busy(caller, limit)) from None
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.running += 1
+        self._by_caller[caller] += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            self._by_caller[caller] -= 1
+            if not self._by_caller[caller]:
+                del self._by_caller[caller]
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _busy(self, caller: str, limit: int) -> str:
+        share = self.share(limit)
+        if self._by_caller[caller] >= share and share < limit:
+            return (f"Server busy: this session already runs {share} commands, its share of "
+                    f"the {limit} the server runs at once; try again when one has finished")
+        return (f"Server busy: {limit} commands are already running, the most the server "
+                "runs at once; try again later")
+
+
 @dataclass(slots=True)
 class ToolContext:
-    """What a running tool may use: settings, and progress/log notifications to its caller."""
+    """What a running tool may use: settings, progress/log notifications to its caller, and
+    the server's command slots with the caller's name (its session id) to count them by."""
 
     settings: ServerSettings
     progress: ProgressFn = _no_progress
     log: LogFn = _no_log
+    commands: CommandSlots = field(default_factory=CommandSlots)
+    caller: str = ""
 
 
 Handler = Callable[[dict[str, Any], ToolContext], Awaitable[dict[str, Any]]]
@@ -113,7 +189,8 @@ ALL_TOOLS: dict[str, Tool] = _load_all()
 class ToolRegistry:
     """The tools one server offers: all of them, or those ``--tools`` names.
 
-    Input validators are compiled once here, not per call.
+    Input validators are compiled once here, not per call; ``commands`` holds the slots of
+    the commands its tools run, for the whole server.
     """
 
     def __init__(self, enabled: tuple[str, ...] | list[str] | None = None) -> None:
@@ -131,6 +208,7 @@ class ToolRegistry:
             n: jsonschema.Draft202012Validator(t.input_schema) for n, t in self._tools.items()
         }
         self._listing = [t.to_wire() for t in self._tools.values()]
+        self.commands = CommandSlots()
 
     @property
     def names(self) -> list[str]:

@@ -11,6 +11,11 @@ process group is sent ``SIGKILL``: the command and everything it started that st
 group are gone, and a ``sleep 1000 &`` cannot outlive the call. Only a process that deliberately
 leaves the group (``setsid``) escapes, as it would any supervisor short of a cgroup.
 
+However many sessions call it, the server runs at most ``settings.max_commands`` commands at
+once, and one session at most half of them: a call over either bound waits a bounded time for a
+slot (:class:`~mcp_multi.server.tools.CommandSlots`), then is answered that the server is busy.
+The slot is held until the command's group is killed and reaped.
+
 Because this tool runs arbitrary commands, it refuses to run on a server bound to a
 non-loopback address unless that server requires an auth token.
 """
@@ -88,41 +93,15 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-    """Run ``command``; the result text is its output then ``Exit code: N``.
+async def _execute(command: str, limit: float, cap: int,
+                   ctx: ToolContext) -> tuple[int | None, _OutputCollector, bool]:
+    """Run ``command`` to its end, its timeout or our cancellation, its group killed after.
 
-    While it runs, progress (seconds elapsed of the time limit) is reported every
-    :data:`PROGRESS_INTERVAL` to a caller that asked for it, and start and end are logged to a
-    client that set a log level.
-
-    A non-zero exit or a timeout gives ``isError: true``. ``structuredContent`` carries
-    ``exitCode``, ``output``, ``truncated`` and ``timedOut``.
-
-    Raises:
-        ToolError: the command is empty, could not be started, or the server is exposed
-            without authentication.
+    Returns its exit status (``None`` if it could not be reaped), its output and whether it
+    timed out.
     """
     settings = ctx.settings
-    if not settings.is_loopback and not settings.auth_token:
-        raise ToolError(
-            f"run_command is refused: the server listens on {settings.host}, "
-            "not loopback, and no auth token is set"
-        )
-    command = str(arguments.get("command", ""))
-    if not command.strip():
-        raise ToolError("No command given")
-    if "\0" in command:
-        # The shell cannot be handed one (exec refuses it with a ValueError, not an OSError).
-        raise ToolError("Command contains a NUL character")
-    limit = settings.command_timeout
-    requested = arguments.get("timeout")
-    if isinstance(requested, int | float) and 0 < requested < limit:
-        limit = float(requested)
-    cap = settings.command_output_cap
-
-    # The command as logs and log notifications show it: a caller's megabytes stay out of them.
     shown = clip(command, COMMAND_SHOWN)
-    logger.info("run_command: %r (timeout %gs)", shown, limit)
     loop = asyncio.get_running_loop()
     starting = asyncio.ensure_future(loop.subprocess_shell(
         lambda: _OutputCollector(cap),
@@ -169,7 +148,50 @@ async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, 
             # Also closes our end of the pipe when a process that left the group holds it.
             transport.close()
 
-    returncode = transport.get_returncode()
+    return transport.get_returncode(), collector, timed_out
+
+
+async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Run ``command``; the result text is its output then ``Exit code: N``.
+
+    While it runs, progress (seconds elapsed of the time limit) is reported every
+    :data:`PROGRESS_INTERVAL` to a caller that asked for it, and start and end are logged to a
+    client that set a log level.
+
+    A non-zero exit or a timeout gives ``isError: true``. ``structuredContent`` carries
+    ``exitCode``, ``output``, ``truncated`` and ``timedOut``.
+
+    At most ``settings.max_commands`` commands run in the server at once (a session may hold
+    half of them); a call over that waits ``settings.command_slot_wait`` seconds for a slot.
+
+    Raises:
+        ToolError: the command is empty, could not be started, the server is exposed
+            without authentication, or no slot was free in time (the server is busy).
+    """
+    settings = ctx.settings
+    if not settings.is_loopback and not settings.auth_token:
+        raise ToolError(
+            f"run_command is refused: the server listens on {settings.host}, "
+            "not loopback, and no auth token is set"
+        )
+    command = str(arguments.get("command", ""))
+    if not command.strip():
+        raise ToolError("No command given")
+    if "\0" in command:
+        # The shell cannot be handed one (exec refuses it with a ValueError, not an OSError).
+        raise ToolError("Command contains a NUL character")
+    limit = settings.command_timeout
+    requested = arguments.get("timeout")
+    if isinstance(requested, int | float) and 0 < requested < limit:
+        limit = float(requested)
+    cap = settings.command_output_cap
+
+    # The command as logs and log notifications show it: a caller's megabytes stay out of them.
+    shown = clip(command, COMMAND_SHOWN)
+    logger.info("run_command: %r (timeout %gs)", shown, limit)
+    async with ctx.commands.hold(ctx.caller, settings.max_commands, settings.command_slot_wait):
+        returncode, collector, timed_out = await _execute(command, limit, cap, ctx)
+
     if timed_out:
         await ctx.log("warning", f"run_command: {shown!r} killed after {limit:g}s")
     else:
