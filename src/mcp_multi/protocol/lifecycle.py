@@ -162,14 +162,7 @@ def parse_initialize_result(result: dict[str, Any]) -> InitializeResult:
     capabilities = result.get("capabilities", {})
     if not isinstance(capabilities, dict):
         raise ProtocolError("initialize result capabilities is not an object")
-    instructions = result.get("instructions")
-    return InitializeResult(
-        protocol_version=version,
-        server_name=str(info.get("name", "")),
-        server_version=str(info.get("version", "")),
-        capabilities=capabilities,
-        instructions=instructions if isinstance(instructions, str) else None,
-    )
+    return _server_facts(result, version, info, capabilities)
 
 
 def parse_discover_result(result: Mapping[str, Any], protocol_version: str) -> InitializeResult:
@@ -188,10 +181,16 @@ def parse_discover_result(result: Mapping[str, Any], protocol_version: str) -> I
     info = meta.get(SERVER_INFO_META) if isinstance(meta, Mapping) else None
     if not isinstance(info, Mapping):
         info = result.get("serverInfo")  # some servers put it in the body, as initialize does
-    info = info if isinstance(info, Mapping) else {}
+    return _server_facts(result, protocol_version, info if isinstance(info, Mapping) else {},
+                         capabilities)
+
+
+def _server_facts(result: Mapping[str, Any], version: str, info: Mapping[str, Any],
+                  capabilities: dict[str, Any]) -> InitializeResult:
+    """What both eras' opening results tell of the server, once its members are checked."""
     instructions = result.get("instructions")
     return InitializeResult(
-        protocol_version=protocol_version,
+        protocol_version=version,
         server_name=str(info.get("name", "")),
         server_version=str(info.get("version", "")),
         capabilities=capabilities,
