@@ -88,3 +88,29 @@ async def test_an_error_about_a_megabyte_argument_does_not_echo_it(
     # violation not at all. Before, each came back twice: in the message and in data.
     bound = 1_100_000 if error["message"].startswith("Unknown tool") else 10_000
     assert len(raw) < bound, len(raw)
+
+
+async def test_ids_and_methods_a_peer_chose_are_logged_clipped_and_escaped(
+        start_mcp_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    """An ignored notification, response or cancellation quotes the peer's method or id at
+    DEBUG: 100 KB of it with ESC bytes was one raw 100 KB log line."""
+    server = await start_mcp_server()
+    caplog.set_level(logging.DEBUG, logger="mcp_multi.server.dispatcher")
+    junk = "\x1b[2J" + "m" * 100_000
+    frames = [
+        {"jsonrpc": "2.0", "method": "notifications/" + junk},
+        {"jsonrpc": "2.0", "id": junk, "result": {}},
+    ]
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as http, \
+            http.ws_connect(f"http://127.0.0.1:{server.port}/ws") as ws:
+        await ws.send_bytes(orjson.dumps(INIT))
+        await ws.receive_json()
+        await ws.send_bytes(orjson.dumps(INITIALIZED))
+        for frame in frames:
+            await ws.send_bytes(orjson.dumps(frame))
+        await ws.send_bytes(orjson.dumps({"jsonrpc": "2.0", "id": 9, "method": "ping"}))
+        assert (await ws.receive_json())["id"] == 9  # both frames were read before it
+    lines = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
+    assert len(lines) == 2
+    for line in lines:
+        assert len(line) < 500 and "\x1b" not in line and "more characters" in line

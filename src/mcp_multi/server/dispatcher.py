@@ -45,6 +45,7 @@ from ..protocol.jsonrpc import (
     response,
 )
 from ..protocol.server_state import SessionEvent
+from ..protocol.text import for_display
 from ..protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, opening_era, supports
 from .handlers import ROUTER, Call, Router, ServerContext
 from .resources import Resources, ServerStats
@@ -154,7 +155,7 @@ class Dispatcher:
             elif isinstance(msg, Notification):
                 self._notification(session, msg)
             elif isinstance(msg, (Response, ErrorResponse)):
-                logger.debug("session %s: response %s ignored", session.id, msg.id)
+                logger.debug("session %s: response %s ignored", session.id, _shown(msg.id))
 
     async def _receive_batch(self, session: ServerSession, frame: Frame) -> None:
         requests = []
@@ -301,9 +302,9 @@ class Dispatcher:
         elif note.method == m.CANCELLED:
             request_id = params.get("requestId")
             if is_request_id(request_id) and session.cancel(request_id):
-                logger.debug("session %s: request %r cancelled", session.id, request_id)
+                logger.debug("session %s: request %s cancelled", session.id, _shown(request_id))
         else:
-            logger.debug("session %s: notification %s ignored", session.id, note.method)
+            logger.debug("session %s: notification %s ignored", session.id, _shown(note.method))
 
 
 def build_dispatcher(settings: ServerSettings, transports: tuple[str, ...],
@@ -324,3 +325,8 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
+
+
+def _shown(value: object) -> str:
+    """A peer's id or method name as a log line may quote it: escaped, at most 200 chars."""
+    return for_display(value if isinstance(value, str) else repr(value), 200)
