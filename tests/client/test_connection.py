@@ -15,6 +15,7 @@ import pytest
 from mcp_multi.client.connection import MCPConnection
 from mcp_multi.protocol.client_state import ClientState
 from mcp_multi.protocol.errors import (
+    AuthorizationRequired,
     ConnectionClosed,
     InvalidParams,
     JSONRPCError,
@@ -23,7 +24,6 @@ from mcp_multi.protocol.errors import (
     RequestTimeout,
     TransportError,
 )
-from mcp_multi.protocol.lifecycle import AuthorizationRequired
 from mcp_multi.transport import create_transport, stdio_url
 
 from ..conftest import StartServer

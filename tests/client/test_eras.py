@@ -23,11 +23,11 @@ from mcp_multi.client.connection import MCPConnection
 from mcp_multi.protocol.client_state import ClientState
 from mcp_multi.protocol.errors import (
     HTTPStatusError,
+    InputRequired,
     ProtocolError,
     RequestFailed,
     RequestTimeout,
 )
-from mcp_multi.protocol.lifecycle import InputRequired
 from mcp_multi.protocol.versions import HANDSHAKE_VERSIONS
 from mcp_multi.server.app import RunningServer
 from mcp_multi.transport import StreamableHTTPTransport, create_transport, stdio_url

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from mcp_multi.protocol.errors import (
+    InputRequired,
     InvalidParams,
     JSONRPCError,
     MethodNotFound,
@@ -15,7 +16,6 @@ from mcp_multi.protocol.errors import (
 )
 from mcp_multi.protocol.lifecycle import (
     CLIENT_NAME,
-    InputRequired,
     ProbeVerdict,
     cancelled_params,
     check_complete,

@@ -20,8 +20,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..protocol.errors import JSONRPCError, MCPError
-from ..protocol.lifecycle import InputRequired
+from ..protocol.errors import InputRequired, JSONRPCError, MCPError
 from ..protocol.text import for_display
 from .checklist import sample_arguments
 from .connection import FrameHook, MCPConnection

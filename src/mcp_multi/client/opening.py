@@ -21,6 +21,7 @@ from .. import __version__
 from ..protocol import methods
 from ..protocol.envelope import request_meta, with_envelope
 from ..protocol.errors import (
+    AuthorizationRequired,
     HTTPStatusError,
     JSONRPCError,
     ProtocolError,
@@ -29,7 +30,6 @@ from ..protocol.errors import (
 )
 from ..protocol.lifecycle import (
     CLIENT_NAME,
-    AuthorizationRequired,
     InitializeResult,
     ProbeVerdict,
     initialize_params,

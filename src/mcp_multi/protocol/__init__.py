@@ -3,8 +3,11 @@
 Nothing in this package performs I/O or imports asyncio/aiohttp (ruff enforces it).
 """
 
+from .client_state import ClientEvent, ClientLifecycle, ClientState
 from .errors import (
+    AuthorizationRequired,
     ConnectionClosed,
+    InputRequired,
     InternalError,
     InvalidParams,
     InvalidRequest,
@@ -13,7 +16,9 @@ from .errors import (
     MethodNotFound,
     ParseError,
     ProtocolError,
+    RequestCancelled,
     RequestTimeout,
+    ResourceNotFound,
     TransportError,
 )
 from .jsonrpc import (
@@ -31,13 +36,19 @@ from .jsonrpc import (
     loads,
     parse_message,
 )
+from .server_state import ServerLifecycle, SessionEvent, SessionState
 from .versions import LATEST_HANDSHAKE_VERSION, SUPPORTED_VERSIONS, negotiate
 
 __all__ = [
     "LATEST_HANDSHAKE_VERSION",
     "SUPPORTED_VERSIONS",
+    "AuthorizationRequired",
+    "ClientEvent",
+    "ClientLifecycle",
+    "ClientState",
     "ConnectionClosed",
     "ErrorResponse",
+    "InputRequired",
     "InternalError",
     "InvalidParams",
     "InvalidRequest",
@@ -49,9 +60,14 @@ __all__ = [
     "ParseError",
     "ProtocolError",
     "Request",
+    "RequestCancelled",
     "RequestId",
     "RequestTimeout",
+    "ResourceNotFound",
     "Response",
+    "ServerLifecycle",
+    "SessionEvent",
+    "SessionState",
     "TransportError",
     "decode",
     "decode_one",

@@ -15,10 +15,13 @@
     │   ├── MissingRequiredClientCapability  -32021 (2026-07-28)
     │   └── UnsupportedProtocolVersion       -32022 ``data.supported`` lists ours (2026-07-28)
     ├── ProtocolError             the peer broke the MCP/JSON-RPC rules (bad frame, bad state)
+    ├── InputRequired             a result asks for input (sampling, elicitation, roots) that
+    │                             this client cannot give yet (2026-07-28 input_required)
     └── TransportError            moving bytes failed
         ├── ConnectionClosed      the connection went away; pending requests fail with it
         │   └── SessionExpired    the server forgot our session (HTTP 404): initialize again
         ├── HTTPStatusError       an HTTP error status without a JSON-RPC answer in its body
+        │   └── AuthorizationRequired  401/403: credentials wanted (``challenge`` says how)
         ├── RequestFailed         one request's answer can no longer come (its stream broke)
         └── RequestTimeout        no answer within the request's timeout
 
@@ -46,9 +49,11 @@ __all__ = [
     "REQUEST_CANCELLED",
     "RESOURCE_NOT_FOUND",
     "UNSUPPORTED_PROTOCOL_VERSION",
+    "AuthorizationRequired",
     "ConnectionClosed",
     "HTTPStatusError",
     "HeaderMismatch",
+    "InputRequired",
     "InternalError",
     "InvalidParams",
     "InvalidRequest",
@@ -247,3 +252,31 @@ class RequestFailed(TransportError):
 
 class RequestTimeout(TransportError):
     """No response arrived within the request's timeout."""
+
+
+class AuthorizationRequired(HTTPStatusError):
+    """The server answered HTTP 401 or 403: it wants credentials (or better ones).
+
+    Attributes:
+        status: 401 or 403.
+        challenge: the ``WWW-Authenticate`` header as the server sent it, or ``None``.
+    """
+
+    def __init__(self, message: str, status: int, challenge: str | None = None) -> None:
+        super().__init__(message, status)
+        self.challenge = challenge
+
+
+class InputRequired(MCPError):
+    """The server answered ``resultType: input_required``: it needs input from the client
+    (the requests in ``inputRequests``) that this client cannot give yet.
+
+    Attributes:
+        methods: the methods the server asked the client to answer, in the order given.
+        result: the whole result, for a caller that can answer it.
+    """
+
+    def __init__(self, message: str, methods: list[str], result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.methods = methods
+        self.result = result

@@ -44,9 +44,8 @@ from . import methods
 from .envelope import SERVER_INFO_META
 from .errors import (
     UNSUPPORTED_PROTOCOL_VERSION,
-    HTTPStatusError,
+    InputRequired,
     JSONRPCError,
-    MCPError,
     MethodNotFound,
     ProtocolError,
 )
@@ -56,9 +55,7 @@ from .versions import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_VERSI
 
 __all__ = [
     "CLIENT_NAME",
-    "AuthorizationRequired",
     "InitializeResult",
-    "InputRequired",
     "ProbeVerdict",
     "cancelled_params",
     "check_complete",
@@ -76,34 +73,6 @@ __all__ = [
 CLIENT_NAME = "mcp-multi-client"
 # The most characters of a server's text (a method name, a challenge) one error message holds.
 _NAME_LIMIT = 200
-
-
-class AuthorizationRequired(HTTPStatusError):
-    """The server answered HTTP 401 or 403: it wants credentials (or better ones).
-
-    Attributes:
-        status: 401 or 403.
-        challenge: the ``WWW-Authenticate`` header as the server sent it, or ``None``.
-    """
-
-    def __init__(self, message: str, status: int, challenge: str | None = None) -> None:
-        super().__init__(message, status)
-        self.challenge = challenge
-
-
-class InputRequired(MCPError):
-    """The server answered ``resultType: input_required``: it needs input from the client
-    (the requests in ``inputRequests``) that this client cannot give yet.
-
-    Attributes:
-        methods: the methods the server asked the client to answer, in the order given.
-        result: the whole result, for a caller that can answer it.
-    """
-
-    def __init__(self, message: str, methods: list[str], result: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.methods = methods
-        self.result = result
 
 
 def initialize_params(

@@ -20,9 +20,8 @@ from typing import Any
 import aiohttp
 from aiohttp import hdrs
 
-from ..protocol.errors import ConnectionClosed, ProtocolError, TransportError
+from ..protocol.errors import AuthorizationRequired, ConnectionClosed, ProtocolError, TransportError
 from ..protocol.jsonrpc import encode
-from ..protocol.lifecycle import AuthorizationRequired
 from ..protocol.sse import SSEEvent, SSEParser, resolve_endpoint
 from ..protocol.wire import JSON_TYPE, PATH_SSE, SSE_TYPE
 from .base import (

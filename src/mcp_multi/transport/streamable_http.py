@@ -51,6 +51,7 @@ from ..protocol import methods
 from ..protocol.client_state import ClientEvent, ClientLifecycle, ClientState
 from ..protocol.envelope import mirror_headers
 from ..protocol.errors import (
+    AuthorizationRequired,
     ConnectionClosed,
     HTTPStatusError,
     JSONRPCError,
@@ -60,7 +61,6 @@ from ..protocol.errors import (
     TransportError,
 )
 from ..protocol.jsonrpc import RequestId, dumps, encode, is_request_id, loads
-from ..protocol.lifecycle import AuthorizationRequired
 from ..protocol.versions import is_modern
 from ..protocol.wire import (
     ACCEPT_BOTH,
