@@ -131,9 +131,15 @@ async def _respond(request: web.Request, stream: EventStream, *, priming: bool,
     ended with nothing before its response is answered ``application/json``; anything else
     commits to ``text/event-stream`` and delivers the stream until it finishes.
     """
-    if not stream.finished and not stream.last:
-        await stream.wait(KEEPALIVE_SECONDS)
-    only = stream.only_message()
+    # Until its answer is read, the stream belongs to this POST: a session retiring its old
+    # finished streams (or shedding unread events) must not empty it under us.
+    stream.attached = True
+    try:
+        if not stream.finished and not stream.last:
+            await stream.wait(KEEPALIVE_SECONDS)
+        only = stream.only_message()
+    finally:
+        stream.attached = False
     if only is not None:
         return json_reply(status_of(stream.final), only, headers)
     return await _deliver(request, stream, 0, priming=priming, headers=headers)
