@@ -9,6 +9,7 @@ within them, and that another client is served meanwhile. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -222,3 +223,97 @@ async def test_mcp_replies_never_read_are_bounded_per_session_and_server_wide(
         for peer in peers:
             await peer.close()
     assert state.http_buffer.used == 0
+
+
+# ----------------------------------------------------------------- responses never taken
+
+
+class Stalled:
+    """One request sent over a socket with small buffers, its answer never read (but for
+    what :meth:`read_until` takes)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.port: int = writer.get_extra_info("sockname")[1]
+
+    @classmethod
+    async def send(cls, port: int, head: bytes, body: bytes = b"") -> Stalled:
+        loop = asyncio.get_running_loop()
+        sock = small_buffers((socket.AF_INET, socket.SOCK_STREAM, 0))
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=16 * KIB)
+        writer.write(head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+        return cls(reader, writer)
+
+    async def read_until(self, marker: bytes) -> bytes:
+        return await asyncio.wait_for(self.reader.readuntil(marker), TIMEOUT)
+
+
+def open_from(server: Any, port: int) -> bool:
+    """Whether the server still holds a connection from our local ``port``."""
+    for handler in server.runner.server.connections:
+        transport = handler.transport
+        if transport is not None and not transport.is_closing() \
+                and transport.get_extra_info("peername")[1] == port:
+            return True
+    return False
+
+
+async def test_responses_never_taken_are_cut_off_at_the_send_timeout(
+        start_mcp_server: StartServer) -> None:
+    """Clients that ask for 6 MiB replies (as JSON, as an SSE stream on ``/mcp``, as an event
+    on ``/sse``) and never read them: past ``send_timeout`` each connection is aborted and
+    its handler ends, another client is served meanwhile, and the ``/mcp`` session's stream
+    is resumed from another connection."""
+    server = await start_mcp_server(max_message_size=8 * MIB, send_timeout=1.0)
+    state, url = server.state, server.base_url + "/mcp"
+    size = 6 * MIB  # more than the kernel buffers of both ends (4 MiB at most) absorb
+    peer = StreamableHTTPPeer(aiohttp.ClientSession(), url)
+    stalled: list[Stalled] = []
+    try:
+        await peer.initialize()
+        head = (b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + b"".join(f"{k}: {v}\r\n".encode() for k, v in peer.headers().items()))
+        stalled.append(await Stalled.send(server.port, head, echo(1, size)))
+        stalled.append(await Stalled.send(server.port, head, echo(2, size, progressToken=2)))
+        match = re.search(rb"id: (\w+)-0", await stalled[-1].read_until(b"retry:"))
+        assert match is not None
+        key = match[1].decode()
+        # The legacy stream reads its endpoint event, then nothing more.
+        stalled.append(await Stalled.send(server.port, b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1"
+                                          b"\r\nAccept: text/event-stream\r\n"))
+        await stalled[-1].read_until(b"sessionId=")
+        endpoint = "/message?sessionId=" + (await stalled[-1].read_until(b"\n")).decode()
+        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                "params": {"protocolVersion": "2024-11-05", **INIT_PARAMS}}
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        for body in (orjson.dumps(init), orjson.dumps(initialized), echo(3, size)):
+            async with peer.http.post(server.base_url + endpoint.strip(), data=body,
+                                      headers={"Content-Type": "application/json"}) as resp:
+                assert resp.status == 202
+        # Another client is served meanwhile.
+        reply = await peer.request("tools/call", {"name": "echo",
+                                                  "arguments": {"message": "hi"}}, id=9)
+        assert reply["result"]["content"][0]["text"] == "Echo: hi"
+        # Past the deadline every stalled connection is dropped and its handler has ended.
+        for one in stalled:
+            await until(lambda one=one: not open_from(server, one.port))  # type: ignore[misc]
+        await until(lambda: len(state.sse_sessions) == 0)
+        session = state.http_sessions.get(str(peer.session_id))
+        assert session is not None
+        await until(lambda: not session.busy)
+        # The session is still usable, its SSE-answered stream resumable from elsewhere.
+        get_headers = {**peer.headers(), "Accept": "text/event-stream",
+                       "Last-Event-ID": f"{key}-0"}
+        async with peer.http.get(url, headers=get_headers) as resp:
+            assert resp.status == 200
+            replayed = await asyncio.wait_for(resp.read(), TIMEOUT)  # the stream has ended
+        last = orjson.loads(replayed.rstrip().rpartition(b"\n")[2].removeprefix(b"data: "))
+        assert last["id"] == 2
+        assert len(last["result"]["content"][0]["text"]) == size + len("Echo: ")
+    finally:
+        for one in stalled:
+            one.writer.close()
+        await peer.close()

@@ -52,6 +52,10 @@ class ServerSettings:
         websocket_total_buffer: the same bound over all WebSocket connections together.
         websocket_send_timeout: seconds a WebSocket connection may stay over its bound, or
             take to write one reply (its peer does not read), before it is closed with 1008.
+        send_timeout: seconds one write of an HTTP response (a JSON body, an SSE event) may
+            take on ``/mcp`` and ``/sse``; past it the client is taken for one that does not
+            read and its connection is aborted. ``--send-timeout`` sets it and
+            ``websocket_send_timeout`` alike.
         body_timeout: seconds a request body may take to arrive once its head has; past
             it the request is answered 408 and the connection closed.
         sse_total_buffer: bytes of events all legacy SSE streams together may have waiting;
@@ -95,6 +99,7 @@ class ServerSettings:
     # Byte bounds of the HTTP transports' buffers, and the request-body deadline (issue 8: 9,
     # carried to every transport).
     body_timeout: float = 30.0
+    send_timeout: float = 30.0
     sse_total_buffer: int = 256 * 1024 * 1024
     http_total_buffer: int = 256 * 1024 * 1024
     # run_command across sessions (issue 8, defect 17)

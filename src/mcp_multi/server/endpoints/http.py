@@ -1,11 +1,14 @@
 """What both HTTP endpoints (``/mcp``; ``/sse`` with ``/message``) share: reading a request
 body bounded in size and time, JSON-RPC replies as JSON, opening an event-stream response,
-and the ``Accept`` rule (media ranges weighed by their ``q``, as RFC 9110 §12.5.1 says)."""
+writing a response within the server's ``send_timeout``, and the ``Accept`` rule (media
+ranges weighed by their ``q``, as RFC 9110 §12.5.1 says)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -15,9 +18,15 @@ from ...protocol.errors import InvalidRequest, JSONRPCError
 from ...protocol.jsonrpc import dumps, error_response
 from ...protocol.sse import RESPONSE_HEADERS
 from ...protocol.wire import JSON_TYPE
+from ..httplog import LogThrottle
 from ..state import STATE
 
-__all__ = ["accepts", "error_reply", "json_reply", "open_event_stream", "read_body"]
+__all__ = ["TimedWriter", "accepts", "error_reply", "json_reply", "open_event_stream",
+           "read_body", "send_within"]
+
+logger = logging.getLogger(__name__)
+# A flood of clients that do not read would otherwise flood the log as well.
+_stalled = LogThrottle(logger, "connections aborted for not reading their responses", limit=1)
 
 _QVALUE = re.compile(r"0(\.\d{0,3})?|1(\.0{0,3})?")
 
@@ -79,6 +88,71 @@ async def open_event_stream(request: web.Request,
     response = web.StreamResponse(headers={**RESPONSE_HEADERS, **(headers or {})})
     await response.prepare(request)
     return response
+
+
+class TimedWriter:
+    """Writes to one prepared response, each write bounded by the server's ``send_timeout``.
+
+    aiohttp's ``write`` returns once the transport's buffer drains below its high-water
+    mark; a client that never reads keeps it full, and the write (with the handler, the
+    connection slot and every byte buffered for it) would wait forever. Past the deadline
+    the connection is aborted, which frees the buffer, and the write raises
+    ``ConnectionResetError`` like any write to a client that went away.
+    """
+
+    __slots__ = ("_request", "_response", "_timeout")
+
+    def __init__(self, request: web.Request, response: web.StreamResponse) -> None:
+        self._request = request
+        self._response = response
+        self._timeout = request.app[STATE].settings.send_timeout
+
+    async def write(self, data: bytes) -> None:
+        """Write ``data``; ``ConnectionResetError`` if it did not go out within the deadline."""
+        await self._within(self._response.write(data))
+
+    async def write_eof(self) -> None:
+        """End the response, within the deadline too."""
+        await self._within(self._response.write_eof())
+
+    async def _within(self, write: Awaitable[None]) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await write
+        except TimeoutError:
+            _abort(self._request, self._timeout)
+            raise ConnectionResetError("the client does not read its response") from None
+
+
+async def send_within(request: web.Request, response: web.StreamResponse
+                      ) -> web.StreamResponse:
+    """Send a handler's ``response`` now, within the server's ``send_timeout``, rather than
+    leave it to aiohttp after the handler returns (where nothing bounds the wait for a client
+    that does not read, be it a big JSON reply or the hundredth small one pipelined unread).
+    Past the deadline the connection is aborted. The response is returned either way (aiohttp
+    finds it sent, or its connection gone); one already prepared (a stream) is left alone."""
+    if response.prepared:
+        return response
+    timeout = request.app[STATE].settings.send_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            await response.prepare(request)
+            await response.write_eof()
+    except TimeoutError:
+        _abort(request, timeout)
+    except ConnectionResetError:
+        logger.debug("%s %s: client went away before its response", request.method,
+                     request.path)
+    return response
+
+
+def _abort(request: web.Request, timeout: float) -> None:
+    """Drop the connection of a client that did not take its response within ``timeout``."""
+    _stalled.log(logging.WARNING, "%s %s from %s: the response was not taken within %g s "
+                 "(the client does not read); connection aborted", request.method,
+                 request.path, request.remote or "?", timeout)
+    if request.transport is not None:
+        request.transport.abort()
 
 
 def _quality(params: Any) -> float | None:

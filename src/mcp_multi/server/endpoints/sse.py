@@ -27,7 +27,7 @@ from ...protocol.wire import PATH_SSE_MESSAGE
 from ..budget import ByteBudget
 from ..session import Outgoing, ServerSession
 from ..state import STATE
-from .http import error_reply, open_event_stream, read_body
+from .http import TimedWriter, error_reply, open_event_stream, read_body, send_within
 
 __all__ = ["Outbox", "handle_message", "handle_sse"]
 
@@ -136,6 +136,7 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     outbox = Outbox(settings.session_queue_size, budget, state.sse_buffer, handler.cancel)
     session = ServerSession("sse", outbox.send)
     response = await open_event_stream(request)
+    writer = TimedWriter(request, response)  # a write stuck on a full socket aborts it
     ended_because: list[str] = []
 
     def evict(why: str) -> None:
@@ -148,12 +149,12 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     state.stats.opened("sse")
     logger.info("sse session %s opened from %s", session.id, address)
     try:
-        await response.write(encode_event(f"{PATH_SSE_MESSAGE}?sessionId={session.id}",
-                                          event="endpoint"))
+        await writer.write(encode_event(f"{PATH_SSE_MESSAGE}?sessionId={session.id}",
+                                        event="endpoint"))
         while (events := await outbox.take(KEEPALIVE_SECONDS)) is not None:
             outbox.writing = True
             for event in events or (KEEPALIVE,):
-                await response.write(event)
+                await writer.write(event)
             outbox.writing = False
             outbox.written()
     except (ConnectionResetError, asyncio.CancelledError):
@@ -177,11 +178,11 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
         request.transport.abort()
         return response
     with contextlib.suppress(ConnectionResetError):
-        await response.write_eof()
+        await writer.write_eof()
     return response
 
 
-async def handle_message(request: web.Request) -> web.Response:
+async def handle_message(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     session_id = request.query.get("sessionId") or request.query.get("session_id")
     if not session_id:
@@ -192,6 +193,6 @@ async def handle_message(request: web.Request) -> web.Response:
     state.sse_sessions.touch(session_id)
     body = await read_body(request, state.settings.max_message_size)
     if isinstance(body, web.Response):
-        return body
+        return await send_within(request, body)
     await state.dispatcher.receive(session, body)
-    return web.Response(status=202, text="Accepted")
+    return await send_within(request, web.Response(status=202, text="Accepted"))

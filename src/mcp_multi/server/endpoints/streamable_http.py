@@ -79,7 +79,15 @@ from ...protocol.wire import (
 from ..session import ServerSession
 from ..state import STATE, ServerState
 from ..streams import EventStream, HTTPSession, parse_event_id
-from .http import accepts, error_reply, json_reply, open_event_stream, read_body
+from .http import (
+    TimedWriter,
+    accepts,
+    error_reply,
+    json_reply,
+    open_event_stream,
+    read_body,
+    send_within,
+)
 
 __all__ = ["close_http_sessions", "handle_mcp_delete", "handle_mcp_get", "handle_mcp_post"]
 
@@ -149,12 +157,13 @@ async def _deliver(request: web.Request, stream: EventStream, cursor: int, *, pr
                    headers: dict[str, str]) -> web.StreamResponse:
     """Answer with ``text/event-stream`` and write ``stream`` after ``cursor`` until it ends."""
     response = await open_event_stream(request, headers)
+    writer = TimedWriter(request, response)
     stream.attached = True
     try:
         if priming:
-            await response.write(stream.priming(cursor))
-        await stream.pump(response, cursor, KEEPALIVE_SECONDS)
-        await response.write_eof()
+            await writer.write(stream.priming(cursor))
+        await stream.pump(writer, cursor, KEEPALIVE_SECONDS)
+        await writer.write_eof()
     except ConnectionResetError:
         logger.debug("stream %s: client went away", stream.key or "(stateless)")
     finally:
@@ -177,6 +186,10 @@ def _sse_refusal(request: web.Request, *, json_too: bool) -> web.Response | None
 # ------------------------------------------------------------------ POST
 
 async def handle_mcp_post(request: web.Request) -> web.StreamResponse:
+    return await send_within(request, await _post(request))
+
+
+async def _post(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     refusal = _sse_refusal(request, json_too=True)
     if refusal is not None:
@@ -346,6 +359,10 @@ def _era_refusal(request: web.Request) -> web.Response | None:
 
 
 async def handle_mcp_get(request: web.Request) -> web.StreamResponse:
+    return await send_within(request, await _get(request))
+
+
+async def _get(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     refusal = _era_refusal(request) or _sse_refusal(request, json_too=False)
     if refusal is not None:
@@ -371,6 +388,10 @@ async def handle_mcp_get(request: web.Request) -> web.StreamResponse:
 
 
 async def handle_mcp_delete(request: web.Request) -> web.StreamResponse:
+    return await send_within(request, await _delete(request))
+
+
+async def _delete(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     refusal = _era_refusal(request)
     if refusal is not None:
