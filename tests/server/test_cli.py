@@ -118,3 +118,14 @@ def test_buffer_and_body_bounds_are_options_with_one_line_errors() -> None:
         out = _run(*args)
         assert out.returncode == 2 and message in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_send_timeout_is_an_option_for_every_transport() -> None:
+    from mcp_multi.server.cli import build_parser, settings_from_args
+
+    assert "--send-timeout" in _run("--help").stdout
+    settings = settings_from_args(build_parser().parse_args(["--send-timeout", "2.5"]))
+    assert settings.send_timeout == settings.websocket_send_timeout == 2.5
+    out = _run("--send-timeout", "0")
+    assert out.returncode == 2 and "--send-timeout 0.0 must be" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr

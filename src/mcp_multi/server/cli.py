@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="time a request body may take once its head has arrived; past it "
                         "the request is answered 408 and the connection closed (default 30)")
+    p.add_argument("--send-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="time one write of a response (a JSON body, an SSE event, a WebSocket "
+                        "message) may take; a client that does not read it in that time is "
+                        "disconnected (default 30)")
     # run_command across sessions (issue 8, defect 17)
     p.add_argument("--max-commands", type=int, default=8, metavar="N",
                    help="run_command processes run at once by the whole server; one session "
@@ -100,9 +104,10 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
                          else args.max_sessions_per_client)):
         if value < (0 if name == "--port" else 1) or (name == "--port" and value > 65535):
             raise ValueError(f"{name} {value} is out of range")
-    if not 0 < args.body_timeout < float("inf"):
-        raise ValueError(f"--body-timeout {args.body_timeout} must be a positive number of "
-                         "seconds")
+    for name, seconds in (("--body-timeout", args.body_timeout),
+                          ("--send-timeout", args.send_timeout)):
+        if not 0 < seconds < float("inf"):
+            raise ValueError(f"{name} {seconds} must be a positive number of seconds")
     if args.max_buffered_bytes < 1:
         raise ValueError(f"--max-buffered-bytes {args.max_buffered_bytes} is out of range")
     # run_command across sessions (issue 8, defect 17)
@@ -110,6 +115,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         raise ValueError(f"--max-commands {args.max_commands} is out of range")
     return ServerSettings(
         body_timeout=args.body_timeout,
+        send_timeout=args.send_timeout,
+        websocket_send_timeout=args.send_timeout,
         websocket_total_buffer=args.max_buffered_bytes,
         sse_total_buffer=args.max_buffered_bytes,
         http_total_buffer=args.max_buffered_bytes,
