@@ -317,3 +317,26 @@ async def test_responses_never_taken_are_cut_off_at_the_send_timeout(
         for one in stalled:
             one.writer.close()
         await peer.close()
+
+
+async def test_a_batch_reply_never_taken_is_cut_off_at_the_send_timeout(
+        start_mcp_server: StartServer) -> None:
+    """A 2025-03-26 batch of three 2 MiB echoes, its one 6 MiB JSON answer never read: the
+    connection is aborted past ``send_timeout`` and the session serves another connection."""
+    server = await start_mcp_server(max_message_size=8 * MIB, send_timeout=1.0)
+    peer = StreamableHTTPPeer(aiohttp.ClientSession(), server.base_url + "/mcp")
+    try:
+        await peer.initialize("2025-03-26")
+        head = (b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + b"".join(f"{k}: {v}\r\n".encode() for k, v in peer.headers().items()))
+        batch = b"[" + b",".join(echo(i, 2 * MIB) for i in (1, 2, 3)) + b"]"
+        stalled = await Stalled.send(server.port, head, batch)
+        try:
+            await until(lambda: not open_from(server, stalled.port))
+        finally:
+            stalled.writer.close()
+        reply = await peer.request("tools/call", {"name": "echo",
+                                                  "arguments": {"message": "hi"}}, id=9)
+        assert reply["result"]["content"][0]["text"] == "Echo: hi"
+    finally:
+        await peer.close()
