@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import re
 import signal
 import sys
@@ -231,6 +232,18 @@ async def test_concurrent_calls_of_one_session_each_get_their_answer(
         assert status == 200
         assert isinstance(body, dict), body
         assert body["id"] == i and body["result"]["content"][0]["text"] == f"Echo: m{i}"
+
+
+async def test_answers_sent_as_json_log_no_warning(http: aiohttp.ClientSession, url: str,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A stream answered as plain JSON is forgotten on purpose: no "dropping undelivered
+    events" warning per request (every JSON answer logged one)."""
+    headers = await open_session(http, url)
+    with caplog.at_level(logging.WARNING):
+        for i in range(5):
+            resp, body = await post(http, url, call(10 + i, "echo", {"message": "x"}), **headers)
+            assert resp.status == 200 and body["id"] == 10 + i
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_get_stream(http: aiohttp.ClientSession, url: str) -> None:

@@ -117,7 +117,9 @@ class EventStream:
         return freed
 
     def clear(self) -> None:
-        """Forget every event (the stream can no longer be resumed)."""
+        """Forget every event (the stream can no longer be resumed). Deliberate, so silent:
+        what a JSON answer carried was delivered without passing through the buffer."""
+        self._dropping = True
         while self._events:
             self._drop_oldest()
 
