@@ -153,8 +153,8 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
                                         event="endpoint"))
         while (events := await outbox.take(KEEPALIVE_SECONDS)) is not None:
             outbox.writing = True
-            for event in events or (KEEPALIVE,):
-                await writer.write(event)
+            # One write for all that waited: a chunk and a deadline per batch, not per event.
+            await writer.write(b"".join(events) if events else KEEPALIVE)
             outbox.writing = False
             outbox.written()
     except (ConnectionResetError, asyncio.CancelledError):
