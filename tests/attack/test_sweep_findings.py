@@ -5,7 +5,10 @@ Each test drives the real server or client over real loopback sockets; every wai
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import orjson
@@ -20,6 +23,18 @@ INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
 
+@contextlib.asynccontextmanager
+async def ready_websocket(port: int, **options: Any
+                          ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A WebSocket session to the server on ``port``, through its handshake."""
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as http, \
+            http.ws_connect(f"http://127.0.0.1:{port}/ws", **options) as ws:
+        await ws.send_bytes(orjson.dumps(INIT))
+        await ws.receive_json()
+        await ws.send_bytes(orjson.dumps(INITIALIZED))
+        yield ws
+
+
 def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
     for record in caplog.records:
         assert record.exc_info is None, record.getMessage()
@@ -32,11 +47,7 @@ async def test_run_command_with_a_nul_byte_is_a_tool_error_without_a_traceback(
     caplog.set_level(logging.DEBUG)
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": "run_command", "arguments": {"command": "echo a\x00b"}}}
-    async with aiohttp.ClientSession(timeout=TIMEOUT) as http, \
-            http.ws_connect(f"http://127.0.0.1:{server.port}/ws") as ws:
-        await ws.send_bytes(orjson.dumps(INIT))
-        await ws.receive_json()
-        await ws.send_bytes(orjson.dumps(INITIALIZED))
+    async with ready_websocket(server.port) as ws:
         await ws.send_bytes(orjson.dumps(call))
         reply = await ws.receive_json()
     result = reply["result"]
@@ -52,11 +63,7 @@ async def test_a_megabyte_command_is_logged_clipped(
     command = "true " + "x" * 1_000_000
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": "run_command", "arguments": {"command": command}}}
-    async with aiohttp.ClientSession(timeout=TIMEOUT) as http, \
-            http.ws_connect(f"http://127.0.0.1:{server.port}/ws") as ws:
-        await ws.send_bytes(orjson.dumps(INIT))
-        await ws.receive_json()
-        await ws.send_bytes(orjson.dumps(INITIALIZED))
+    async with ready_websocket(server.port) as ws:
         await ws.send_bytes(orjson.dumps(call))
         reply = await ws.receive_json()
     assert "result" in reply
@@ -74,11 +81,7 @@ async def test_an_error_about_a_megabyte_argument_does_not_echo_it(
         start_mcp_server: StartServer, params: dict[str, object]) -> None:
     server = await start_mcp_server()
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
-    async with aiohttp.ClientSession(timeout=TIMEOUT) as http, \
-            http.ws_connect(f"http://127.0.0.1:{server.port}/ws", max_msg_size=0) as ws:
-        await ws.send_bytes(orjson.dumps(INIT))
-        await ws.receive_json()
-        await ws.send_bytes(orjson.dumps(INITIALIZED))
+    async with ready_websocket(server.port, max_msg_size=0) as ws:
         await ws.send_bytes(orjson.dumps(call))
         raw = (await ws.receive()).data
     error = orjson.loads(raw)["error"]
@@ -101,11 +104,7 @@ async def test_ids_and_methods_a_peer_chose_are_logged_clipped_and_escaped(
         {"jsonrpc": "2.0", "method": "notifications/" + junk},
         {"jsonrpc": "2.0", "id": junk, "result": {}},
     ]
-    async with aiohttp.ClientSession(timeout=TIMEOUT) as http, \
-            http.ws_connect(f"http://127.0.0.1:{server.port}/ws") as ws:
-        await ws.send_bytes(orjson.dumps(INIT))
-        await ws.receive_json()
-        await ws.send_bytes(orjson.dumps(INITIALIZED))
+    async with ready_websocket(server.port) as ws:
         for frame in frames:
             await ws.send_bytes(orjson.dumps(frame))
         await ws.send_bytes(orjson.dumps({"jsonrpc": "2.0", "id": 9, "method": "ping"}))
