@@ -47,7 +47,7 @@ async def test_a_peer_that_never_reads_is_throttled_then_closed(
         start_mcp_server: StartServer) -> None:
     server = await start_mcp_server(
         max_message_size=2 * MIB, websocket_send_buffer=2 * MIB,
-        websocket_total_buffer=8 * MIB, websocket_send_timeout=1.0)
+        websocket_total_buffer=8 * MIB, send_timeout=1.0)
     state = server.state
     count = 64  # 64 MiB of replies, were they all answered
     # Small client socket buffers: the kernel must not absorb the replies in its stead.

@@ -116,7 +116,6 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     return ServerSettings(
         body_timeout=args.body_timeout,
         send_timeout=args.send_timeout,
-        websocket_send_timeout=args.send_timeout,
         websocket_total_buffer=args.max_buffered_bytes,
         sse_total_buffer=args.max_buffered_bytes,
         http_total_buffer=args.max_buffered_bytes,

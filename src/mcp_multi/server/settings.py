@@ -50,12 +50,10 @@ class ServerSettings:
         websocket_send_buffer: bytes of replies one WebSocket connection may have waiting
             to be sent; past it the server stops reading the connection's frames.
         websocket_total_buffer: the same bound over all WebSocket connections together.
-        websocket_send_timeout: seconds a WebSocket connection may stay over its bound, or
-            take to write one reply (its peer does not read), before it is closed with 1008.
-        send_timeout: seconds one write of an HTTP response (a JSON body, an SSE event) may
-            take on ``/mcp`` and ``/sse``; past it the client is taken for one that does not
-            read and its connection is aborted. ``--send-timeout`` sets it and
-            ``websocket_send_timeout`` alike.
+        send_timeout: seconds one write may take on any transport (an HTTP response's JSON
+            body or SSE event on ``/mcp`` and ``/sse``, a WebSocket reply), and seconds a
+            WebSocket connection may stay over its send bound; past it the client is taken
+            for one that does not read and its connection is aborted (1008 on WebSocket).
         body_timeout: seconds a request body may take to arrive once its head has; past
             it the request is answered 408 and the connection closed.
         sse_total_buffer: bytes of events all legacy SSE streams together may have waiting;
@@ -95,7 +93,6 @@ class ServerSettings:
     max_sessions_per_client: int | None = None
     websocket_send_buffer: int = 16 * 1024 * 1024
     websocket_total_buffer: int = 256 * 1024 * 1024
-    websocket_send_timeout: float = 30.0
     # Byte bounds of the HTTP transports' buffers, and the request-body deadline (issue 8: 9,
     # carried to every transport).
     body_timeout: float = 30.0
@@ -111,6 +108,11 @@ class ServerSettings:
         """The bytes one SSE stream or Streamable HTTP session may hold for its client:
         ``session_buffer_bytes``, but never less than 4 messages of ``max_message_size``."""
         return max(self.session_buffer_bytes, 4 * self.max_message_size)
+
+    @property
+    def websocket_send_timeout(self) -> float:
+        """The WebSocket transport's write deadline: :attr:`send_timeout`, one for all."""
+        return self.send_timeout
 
     @property
     def is_loopback(self) -> bool:
