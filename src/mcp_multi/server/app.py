@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -48,7 +47,7 @@ from .limits import (
     raise_open_file_limit,
 )
 from .metrics import render_metrics
-from .settings import ServerSettings
+from .settings import ServerSettings, is_loopback_host
 from .state import STATE, ServerState
 
 __all__ = ["RunningServer", "create_app", "start_server"]
@@ -72,17 +71,6 @@ _TEXT_HEADERS = (hdrs.AUTHORIZATION, hdrs.ORIGIN, hdrs.HOST, SESSION_HEADER, VER
                  METHOD_HEADER, NAME_HEADER, LAST_EVENT_ID_HEADER)
 
 
-def _is_loopback_host(host: str) -> bool:
-    """Whether ``host`` is ``localhost`` (or a name under it) or a loopback IP literal."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _host_header_name(value: str) -> str | None:
     """The host name a ``Host`` header names (``name``, ``name:port``, ``[v6]:port``); None
     when it is anything else (userinfo, a path or fragment, a bad port)."""
@@ -100,14 +88,14 @@ def _host_header_name(value: str) -> str | None:
 def _loopback_host_header(value: str) -> bool:
     """Whether a ``Host`` header names a loopback host. Cached: every request on a loopback
     server asks, nearly always with the same value, and parsing it cost ~80 µs a request."""
-    return _is_loopback_host(_host_header_name(value) or "")
+    return is_loopback_host(_host_header_name(value) or "", subdomains=True)
 
 
 def _origin_allowed(settings: ServerSettings, origin: str) -> bool:
     if "*" in settings.allowed_origins or origin in settings.allowed_origins:
         return True
     host = urlsplit(origin).hostname or ""
-    return _is_loopback_host(host)
+    return is_loopback_host(host, subdomains=True)
 
 
 def _undecodable_header(request: web.Request) -> str | None:

@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ServerSettings"]
+__all__ = ["ServerSettings", "is_loopback_host"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +121,18 @@ class ServerSettings:
         A name such as ``127.evil.example`` is not an address: it resolves to wherever its
         owner likes, so only IP literals and ``localhost`` count.
         """
-        host = self.host.strip("[]").lower()
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
+
+
+def is_loopback_host(host: str, *, subdomains: bool = False) -> bool:
+    """Whether ``host`` names loopback: ``localhost`` or an IP literal in 127.0.0.0/8 or
+    ``::1`` (brackets allowed). With ``subdomains``, names under ``.localhost`` count too
+    (RFC 6761: what a browser sends in ``Host`` for them is loopback; a name we bind is
+    resolved by the system, which need not agree)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or (subdomains and host.endswith(".localhost")):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
