@@ -6,6 +6,9 @@ from typing import Any
 
 __all__ = [
     "CANCELLED",
+    "COMPLETION_COMPLETE",
+    "ELICITATION_COMPLETE",
+    "ELICITATION_CREATE",
     "INITIALIZE",
     "INITIALIZED",
     "LOGGING_MESSAGE",
@@ -13,12 +16,27 @@ __all__ = [
     "LOG_LEVELS",
     "PING",
     "PROGRESS",
+    "PROMPTS_GET",
+    "PROMPTS_LIST",
+    "PROMPTS_LIST_CHANGED",
     "RESOURCES_LIST",
+    "RESOURCES_LIST_CHANGED",
     "RESOURCES_READ",
+    "RESOURCES_SUBSCRIBE",
     "RESOURCES_TEMPLATES_LIST",
+    "RESOURCES_UNSUBSCRIBE",
+    "RESOURCES_UPDATED",
+    "ROOTS_LIST",
+    "ROOTS_LIST_CHANGED",
+    "SAMPLING_CREATE_MESSAGE",
     "SERVER_DISCOVER",
     "SUBSCRIPTIONS_ACKNOWLEDGED",
     "SUBSCRIPTIONS_LISTEN",
+    "TASKS_CANCEL",
+    "TASKS_GET",
+    "TASKS_LIST",
+    "TASKS_RESULT",
+    "TASKS_STATUS",
     "TOOLS_CALL",
     "TOOLS_LIST",
     "TOOLS_LIST_CHANGED",
@@ -39,6 +57,26 @@ CANCELLED = "notifications/cancelled"
 PROGRESS = "notifications/progress"
 LOGGING_MESSAGE = "notifications/message"
 TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
+PROMPTS_LIST = "prompts/list"
+PROMPTS_GET = "prompts/get"
+RESOURCES_SUBSCRIBE = "resources/subscribe"
+RESOURCES_UNSUBSCRIBE = "resources/unsubscribe"
+COMPLETION_COMPLETE = "completion/complete"
+RESOURCES_UPDATED = "notifications/resources/updated"
+RESOURCES_LIST_CHANGED = "notifications/resources/list_changed"
+PROMPTS_LIST_CHANGED = "notifications/prompts/list_changed"
+# What a server asks its client (server-to-client requests, or ``input_required`` in 2026-07-28).
+SAMPLING_CREATE_MESSAGE = "sampling/createMessage"
+ELICITATION_CREATE = "elicitation/create"
+ELICITATION_COMPLETE = "notifications/elicitation/complete"
+ROOTS_LIST = "roots/list"
+ROOTS_LIST_CHANGED = "notifications/roots/list_changed"
+# The tasks extension (io.modelcontextprotocol/tasks).
+TASKS_GET = "tasks/get"
+TASKS_RESULT = "tasks/result"
+TASKS_CANCEL = "tasks/cancel"
+TASKS_LIST = "tasks/list"
+TASKS_STATUS = "notifications/tasks/status"
 # The modern era (2026-07-28).
 SERVER_DISCOVER = "server/discover"
 SUBSCRIPTIONS_LISTEN = "subscriptions/listen"
