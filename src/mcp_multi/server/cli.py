@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import __version__
 from .app import start_server
+from .profiles import PROFILES
 from .settings import ServerSettings
 from .stdio import serve_stdio
 from .tools import ALL_TOOLS, ToolRegistry
@@ -35,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "stderr) instead of listening on a port")
     p.add_argument("--tools", nargs="+", metavar="NAME",
                    help=f"enable only these tools (default all: {' '.join(ALL_TOOLS)})")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                   help="add a named set of fixture tools, resources and prompts to the "
+                        "server's own ('conformance': what the official MCP conformance "
+                        "suite's server scenarios call)")
     p.add_argument("--root", type=Path, default=None,
                    help="directory list_files may read (default: the working directory)")
     p.add_argument("--log-level", default="INFO", type=str.upper,
@@ -126,6 +131,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         keepalive_timeout=args.keepalive_timeout,
         name=args.name,
         tools=tuple(args.tools) if args.tools else None,
+        profile=args.profile,
         root=root,
         log_level=args.log_level,
         max_message_size=args.max_message_size,

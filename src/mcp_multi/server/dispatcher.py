@@ -48,6 +48,7 @@ from ..protocol.server_state import SessionEvent
 from ..protocol.text import for_display
 from ..protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, opening_era, supports
 from .handlers import ROUTER, Call, Router, ServerContext
+from .profiles import load_profile
 from .resources import Resources, ServerStats
 from .session import SendFn, ServerSession
 from .settings import ServerSettings
@@ -315,7 +316,7 @@ def build_dispatcher(settings: ServerSettings, transports: tuple[str, ...],
     handlers (every method of :mod:`mcp_multi.server.handlers` by default). Raises
     ``ValueError`` for an unknown tool name.
     """
-    registry = ToolRegistry(settings.tools)
+    registry = ToolRegistry(settings.tools, load_profile(settings.profile).tools)
     stats = ServerStats()
     resources = Resources(settings, registry, stats, transports, endpoints)
     return Dispatcher(settings, registry, resources, stats, router)

