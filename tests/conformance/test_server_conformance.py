@@ -1,4 +1,5 @@
-"""The official MCP conformance suite (``conformance server``) against our ``/mcp``.
+"""The official MCP conformance suite (``conformance server``) against our ``/mcp``, with the
+fixtures of ``--profile conformance``.
 
 The suite runs twice against one server: every scenario at its default wire (the handshake era
 where the scenario has one), then every 2026-07-28 scenario at the stateless wire. Known
@@ -33,7 +34,8 @@ async def test_server_conformance(start_mcp_server: StartServer, tmp_path: Path)
     tool = conformance_tool()
     await installed(tool, tmp_path)
 
-    server: RunningServer = await start_mcp_server(name="conformance-target")
+    server: RunningServer = await start_mcp_server(name="conformance-target",
+                                                   profile="conformance")
     url = server.base_url + "/mcp"
     base = [str(tool), "server", "--url", url, "--suite", "all",
             "--expected-failures", str(BASELINE)]
