@@ -237,14 +237,14 @@ def policy_handlers(sampling: str = "decline", elicitation: str = "decline",
     Args:
         sampling: ``decline``, ``reply:TEXT`` or ``command:CMD``.
         elicitation: ``decline`` or ``defaults``.
-        roots: directories offered as roots (none: roots are not offered).
+        roots: directories offered as roots (none: an empty list of roots).
 
     Raises:
         ValueError: a policy is not one of those (the message says which are).
     """
     return ClientHandlers(sampling=_sampling_policy(sampling),
                           elicitation=_elicitation_policy(elicitation),
-                          roots=roots_handler(roots) if roots else None)
+                          roots=roots_handler(roots))
 
 
 def _sampling_policy(policy: str) -> SamplingHandler:

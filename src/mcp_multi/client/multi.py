@@ -147,9 +147,8 @@ class MultiServerMCPClient:
         Raises:
             ValueError: one of them is not a directory.
         """
-        roots = roots_handler(directories) if directories else None
         current = self._handlers or ClientHandlers()
-        self.handlers = replace(current, roots=roots)
+        self.handlers = replace(current, roots=roots_handler(directories))
 
         async def tell(connection: MCPConnection) -> None:
             try:
