@@ -36,6 +36,11 @@ from ..transport.http_script import Recorded, StartHTTPScript, json_reply
 from .sdk_asking_server import FORM, build_asking_server
 from .test_sdk_interop import serving
 
+
+def _uri(path: Path) -> str:
+    return path.resolve().as_uri()
+
+
 # The SDK warns that sampling and roots are deprecated as of 2026-07-28; we test them anyway.
 pytestmark = pytest.mark.filterwarnings("ignore:The .* capability is deprecated")
 ASKING_STDIO_SERVER = Path(__file__).with_name("sdk_asking_server.py")
@@ -88,7 +93,7 @@ async def test_policies_answer_as_told(tmp_path: Path) -> None:
                                       {"mode": "url", "url": "https://x", "message": "m"})
     assert url == {"action": "decline"}
     roots = await answer_server_request(handlers, "s", "roots/list", {})
-    assert roots == {"roots": [{"uri": tmp_path.resolve().as_uri(), "name": tmp_path.name}]}
+    assert roots == {"roots": [{"uri": _uri(tmp_path), "name": tmp_path.name}]}
     assert await answer_server_request(handlers, "s", "ping", None) == {}
     with pytest.raises(MethodNotFound):
         await answer_server_request(handlers, "s", "no/such", {})
@@ -106,7 +111,7 @@ async def test_policies_answer_as_told(tmp_path: Path) -> None:
     ("decline", "accept", []), ("decline", "decline", ["/no/such/dir"]),
 ])
 def test_bad_policies_are_refused(sampling: str, elicitation: str, roots: list[str]) -> None:
-    with pytest.raises(ValueError, match="sampling|elicitation|roots"):
+    with pytest.raises(ValueError, match=r"sampling|elicitation|roots"):
         policy_handlers(sampling, elicitation, roots)
 
 
@@ -125,7 +130,7 @@ async def test_a_failing_handler_is_an_internal_error() -> None:
         with pytest.raises(InternalError):
             await answer_server_request(ClientHandlers(sampling=handler), "s",
                                         "sampling/createMessage", SAMPLING)
-    with pytest.raises(InternalError, match="within 0.1s"):
+    with pytest.raises(InternalError, match=r"within 0\.1s"):
         await answer_server_request(ClientHandlers(elicitation=slow, timeout=0.1), "s",
                                     "elicitation/create", {})
 
@@ -134,23 +139,23 @@ PYTHON = [sys.executable, "-c"]
 
 
 async def test_the_sampling_command_gets_the_request_and_gives_the_reply() -> None:
-    text = PYTHON + ["import json,sys; p=json.load(sys.stdin); print('n=%d' % p['maxTokens'])"]
+    text = [*PYTHON, "import json,sys; p=json.load(sys.stdin); print('n=%d' % p['maxTokens'])"]
     handlers = policy_handlers("command:" + shlex.join(text))
     sampled = await answer_server_request(handlers, "s", "sampling/createMessage", SAMPLING)
     assert sampled["content"] == {"type": "text", "text": "n=5"}
-    whole = PYTHON + ["import json; print(json.dumps({'role': 'assistant', 'model': 'm', "
+    whole = [*PYTHON, "import json; print(json.dumps({'role': 'assistant', 'model': 'm', "
                       "'content': {'type': 'text', 'text': 'whole'}}))"]
     assert orjson.loads(await run_reply_command(whole, {}))["model"] == "m"
 
 
 @pytest.mark.parametrize(("code", "match"), [
-    ("import time; time.sleep(30)", "ran over 0.5s"),
+    ("import time; time.sleep(30)", r"ran over 0\.5s"),
     ("import sys; sys.stdout.write('x' * 5000)", "over 100 bytes"),
     ("import sys; sys.exit(3)", "exit code 3"),
 ])
 async def test_a_sampling_command_is_bounded(code: str, match: str) -> None:
     with pytest.raises(InternalError, match=match):
-        await run_reply_command(PYTHON + [code], {}, timeout=0.5, limit=100)
+        await run_reply_command([*PYTHON, code], {}, timeout=0.5, limit=100)
 
 
 # ------------------------------------------------------------------ against real servers
@@ -180,7 +185,7 @@ async def test_the_sdk_servers_requests_are_answered(kind: str, tmp_path: Path) 
         form = await client.call("sdk", "ask_form", {})
         assert form["content"][0]["text"] == "accept [('age', 36), ('name', 'Ada')]"
         roots = await client.call("sdk", "ask_roots", {})
-        assert roots["content"][0]["text"] == f"roots: {tmp_path.resolve().as_uri()}"
+        assert roots["content"][0]["text"] == f"roots: {_uri(tmp_path)}"
         client.handlers = policy_handlers()  # swapped at run time: read at each request
         refused = await client.call("sdk", "ask_llm", {"prompt": "again?"})
         assert refused["content"][0]["text"].startswith("refused: -1 ")
@@ -287,7 +292,7 @@ async def test_input_required_is_answered_and_retried_round_after_round(
     assert second["params"]["inputResponses"]["llm"]["content"]["text"] == "Paris"
     assert "requestState" not in third["params"]
     assert third["params"]["inputResponses"] == {
-        "where": {"roots": [{"uri": tmp_path.resolve().as_uri(), "name": tmp_path.name}]}}
+        "where": {"roots": [{"uri": _uri(tmp_path), "name": tmp_path.name}]}}
     capabilities = first["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"]
     assert set(capabilities) == {"sampling", "elicitation", "roots", "extensions"}
 

@@ -1,9 +1,10 @@
 """A 2026-07-28 ``input_required`` result the client cannot satisfy is shown as incomplete,
 never as ``Result:``.
 
-When the handlers cannot answer (none given) or the server keeps asking, the library raises; the shell, broadcast and
-test mode each show it as a failure naming what the server asked for; conformance mode counts
-it as an answer (the server did answer), shown as incomplete.
+When the handlers cannot answer (none given) or the server keeps asking, the library
+raises; the shell, broadcast and test mode each show it as a failure naming what the server
+asked for; conformance mode counts it as an answer (the server did answer), shown as
+incomplete.
 """
 
 from __future__ import annotations

@@ -21,6 +21,11 @@ from mcp_multi.protocol.param_headers import InvalidToolHeaders, tool_param_head
 
 from ..transport.http_script import Recorded, StartHTTPScript, json_reply
 
+
+def _uri(path: Path) -> str:
+    return path.resolve().as_uri()
+
+
 DISCOVERED = {"resultType": "complete", "supportedVersions": ["2026-07-28"],
               "capabilities": {"tools": {}},
               "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "s", "version": "1"}}}
@@ -150,7 +155,7 @@ async def test_a_task_given_up_on_is_cancelled(start_http_script: StartHTTPScrip
     script.post = post
     async with MultiServerMCPClient(timeout=10) as client:
         connection = await client.add("s", script.url)
-        with pytest.raises(RequestTimeout, match="did not end within 0.3s"):
+        with pytest.raises(RequestTimeout, match=r"did not end within 0\.3s"):
             await connection.call_tool("slow", {}, task_timeout=0.3)
         cancel = await script.wait_for(lambda r: r.rpc_method == "tasks/cancel")
     assert cancel.body["params"]["taskId"] == "t1"
@@ -172,7 +177,7 @@ async def test_changed_roots_are_announced(start_mcp_server: Any, tmp_path: Path
         await client.set_roots([tmp_path])
         roots = client.handlers.roots if client.handlers else None
         assert roots is not None and await roots("a") == [
-            {"uri": tmp_path.resolve().as_uri(), "name": tmp_path.name}]
+            {"uri": _uri(tmp_path), "name": tmp_path.name}]
     assert sent == ["a"]
 
 
