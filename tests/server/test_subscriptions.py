@@ -95,7 +95,7 @@ async def test_a_session_hears_its_own_subscription(server: RunningServer,
     peer = await initialized(transport, server)
     try:
         assert (await peer.request("resources/subscribe", {"uri": WATCHED}))["result"] == {}
-        reply, before = await call(peer, "test_touch_watched_resource", 2)
+        _reply, before = await call(peer, "test_touch_watched_resource", 2)
         assert before == [UPDATED]
         read = (await peer.request("resources/read", {"uri": WATCHED}, id=3))["result"]
         assert read["contents"][0]["text"] == "Watched resource, version 1"

@@ -15,8 +15,9 @@ copy) and ``notifications/resources/updated`` (a resource someone subscribed to 
   every message it receives carries its subscription id.
 
 Delivery goes through each target's own bounded send (a stream's queue, a WebSocket's send
-buffer), concurrently, and a target that fails is only logged: one slow or broken client
-never holds up or harms the others.
+buffer, each with its transport's write deadline), to all targets concurrently, and a target
+that fails is only logged: one slow or broken client never harms the others, and the change
+that is announced waits at most one write deadline.
 """
 
 from __future__ import annotations
