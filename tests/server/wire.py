@@ -383,6 +383,9 @@ def stdio_args(server: RunningServer) -> list[str]:
             str(s.max_message_size), "--log-level", "WARNING"]
     if s.tools is not None:
         args += ["--tools", *s.tools]
+    if s.profile is not None:
+        args += ["--profile", s.profile]
+    args += ["--page-size", str(s.page_size)]
     return args
 
 

@@ -48,7 +48,9 @@ from ..protocol.server_state import SessionEvent
 from ..protocol.text import for_display
 from ..protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, opening_era, supports
 from .handlers import ROUTER, Call, Router, ServerContext
+from .notifier import Notifier
 from .profiles import load_profile
+from .prompts import PromptRegistry, demo_prompts
 from .resources import Resources, ServerStats
 from .session import SendFn, ServerSession
 from .settings import ServerSettings
@@ -83,14 +85,17 @@ class Dispatcher:
     """Routes MCP messages to handlers; one instance per server, shared by all sessions."""
 
     def __init__(self, settings: ServerSettings, registry: ToolRegistry, resources: Resources,
-                 stats: ServerStats, router: Router = ROUTER) -> None:
+                 stats: ServerStats, router: Router = ROUTER, *,
+                 prompts: PromptRegistry | None = None, notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.resources = resources
         self.stats = stats
         self.router = router
         self.server_info = {"name": settings.name, "version": _version()}
-        self.context = ServerContext(settings, registry, resources, stats, self.server_info)
+        notifier = notifier or Notifier()
+        self.context = ServerContext(settings, registry, resources, stats, self.server_info,
+                                     prompts or PromptRegistry(notifier=notifier), notifier)
         self._batches: set[asyncio.Task[None]] = set()  # batch answers being gathered
 
     # ----------------------------------------------------------------- entry points
@@ -310,16 +315,25 @@ class Dispatcher:
 
 def build_dispatcher(settings: ServerSettings, transports: tuple[str, ...],
                      endpoints: dict[str, str], router: Router = ROUTER) -> Dispatcher:
-    """The dispatcher of one server: its tools, counters and resources.
+    """The dispatcher of one server: its tools, counters, resources and prompts (ours, and
+    those of its profile).
 
     ``transports`` and ``endpoints`` are what ``server://info`` reports; ``router`` holds the
     handlers (every method of :mod:`mcp_multi.server.handlers` by default). Raises
     ``ValueError`` for an unknown tool name.
     """
-    registry = ToolRegistry(settings.tools, load_profile(settings.profile).tools)
+    profile = load_profile(settings.profile)
+    registry = ToolRegistry(settings.tools, profile.tools)
     stats = ServerStats()
-    resources = Resources(settings, registry, stats, transports, endpoints)
-    return Dispatcher(settings, registry, resources, stats, router)
+    resources = Resources(settings, registry, stats, transports, endpoints, profile.resources,
+                          profile.templates)
+    notifier = Notifier()
+    prompts = PromptRegistry(demo_prompts(registry, resources) + profile.prompts, notifier)
+    dispatcher = Dispatcher(settings, registry, resources, stats, router, prompts=prompts,
+                            notifier=notifier)
+    for start in profile.on_start:
+        start(dispatcher.context)
+    return dispatcher
 
 
 def _version() -> str:

@@ -51,6 +51,7 @@ class ServerSession:
     """State of one client session on the server."""
 
     __slots__ = (
+        "__weakref__",  # the notifier holds sessions weakly
         "client_info",
         "created",
         "id",

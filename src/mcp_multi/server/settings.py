@@ -66,6 +66,9 @@ class ServerSettings:
             may hold half of them (at least one).
         command_slot_wait: seconds a ``run_command`` call waits for a free slot before it is
             told the server is busy.
+        page_size: entries in one page of ``tools/list``, ``resources/list``,
+            ``resources/templates/list`` and ``prompts/list``; a longer list is paged with
+            ``nextCursor``.
     """
 
     host: str = "127.0.0.1"
@@ -105,6 +108,7 @@ class ServerSettings:
     # run_command across sessions (issue 8, defect 17)
     max_commands: int = 8
     command_slot_wait: float = 5.0
+    page_size: int = 100
 
     @property
     def session_bytes(self) -> int:

@@ -16,11 +16,19 @@ __all__ = ["capabilities", "discover", "initialize", "instructions", "ping"]
 
 
 def capabilities(modern: bool) -> dict[str, Any]:
-    """What the server offers; 2026-07-28 has no resource subscriptions."""
+    """What the server offers.
+
+    ``listChanged`` is declared where a list can change while the server runs and the change
+    is announced: prompts (a profile may add and remove them). Tools and resources are
+    fixed for the life of the process. Subscriptions to resources are ``resources/subscribe``
+    in the handshake era; 2026-07-28 has no such method (``subscriptions/listen`` names the
+    URIs instead).
+    """
     resources: dict[str, Any] = {"listChanged": False}
     if not modern:
-        resources["subscribe"] = False
-    return {"tools": {"listChanged": False}, "resources": resources, "logging": {}}
+        resources["subscribe"] = True
+    return {"tools": {"listChanged": False}, "resources": resources,
+            "prompts": {"listChanged": True}, "completions": {}, "logging": {}}
 
 
 def instructions(server: ServerContext) -> str:
@@ -40,6 +48,7 @@ async def initialize(call: Call) -> dict[str, Any]:
     session.lifecycle.process(SessionEvent.INITIALIZE, m.INITIALIZE, protocol_version=version)
     client_info = params.get("clientInfo")
     session.client_info = client_info if isinstance(client_info, dict) else None
+    call.server.notifier.join(session)
     return {
         "protocolVersion": version,
         "capabilities": capabilities(modern=False),

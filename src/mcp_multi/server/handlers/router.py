@@ -13,34 +13,41 @@ A new method is that: one handler, one registration, in the module of its area.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import base64
+import binascii
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ...protocol.envelope import CacheHint, Envelope
 from ...protocol.errors import InvalidParams
 from ...protocol.jsonrpc import RequestId
 from ...protocol.versions import HANDSHAKE, MODERN, Era
+from ..notifier import Notifier
+from ..prompts import PromptRegistry
 from ..resources import Resources, ServerStats
 from ..session import SendFn, ServerSession
 from ..settings import ServerSettings
 from ..tools import ToolRegistry
 
-__all__ = ["ROUTER", "Call", "Handler", "Route", "Router", "ServerContext", "check_cursor",
-           "route"]
+__all__ = ["ROUTER", "Call", "Handler", "Route", "Router", "ServerContext", "page", "route"]
 
 Params = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(slots=True, frozen=True)
 class ServerContext:
-    """What the handlers of one server share: its settings, tools, resources and counters."""
+    """What the handlers of one server share: its settings, tools, resources, prompts,
+    counters, and the notifier that reaches its other sessions."""
 
     settings: ServerSettings
     registry: ToolRegistry
     resources: Resources
     stats: ServerStats
     server_info: dict[str, str] = field(default_factory=dict)
+    prompts: PromptRegistry = field(default_factory=PromptRegistry)
+    notifier: Notifier = field(default_factory=Notifier)
 
 
 @dataclass(slots=True)
@@ -122,7 +129,41 @@ ROUTER = Router()
 route = ROUTER.route
 
 
-def check_cursor(params: Params) -> None:
-    """Refuse any pagination cursor: every list fits one page, so none we issued exists."""
-    if params.get("cursor") is not None:
-        raise InvalidParams("Invalid params: unknown cursor")
+def page(items: Sequence[T], params: Params, kind: str, size: int) -> tuple[Sequence[T], Params]:
+    """One page of a list result, and the fields that go with it (``nextCursor`` when more
+    follow).
+
+    The cursor is opaque to clients: the list's ``kind`` and the offset of the page, base64
+    encoded. A cursor that is not one we issue for ``kind`` (another list's, a forged or
+    truncated one, an offset past the end) is invalid params. The first page of a list that
+    fits is ``items`` itself, not a copy (``tools/list`` is asked often).
+
+    Raises:
+        InvalidParams: a bad cursor.
+    """
+    cursor = params.get("cursor")
+    start = 0 if cursor is None else _offset(cursor, kind, len(items))
+    if start == 0 and len(items) <= size:
+        return items, {}
+    end = start + size
+    more: Params = {"nextCursor": _cursor(kind, end)} if end < len(items) else {}
+    return items[start:end], more
+
+
+def _cursor(kind: str, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(cursor: Any, kind: str, length: int) -> int:
+    bad = InvalidParams(f"Invalid params: not a {kind} cursor this server issued",
+                        {"cursor": cursor[:100] if isinstance(cursor, str) else None})
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= 64:
+        raise bad
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise bad from None
+    named, _, number = text.partition(":")
+    if named != kind or not number.isdigit() or not 0 < int(number) <= length:
+        raise bad
+    return int(number)

@@ -12,7 +12,7 @@ from ...protocol.errors import InvalidParams
 from ...protocol.versions import LATEST_HANDSHAKE_VERSION, supports
 from ..tools import DisabledToolError, ToolContext, ToolError, UnknownToolError
 from .logging import log_fn, progress_fn
-from .router import Call, check_cursor, route
+from .router import Call, page, route
 
 __all__ = ["tools_call", "tools_list"]
 
@@ -21,8 +21,9 @@ logger = logging.getLogger(__name__)
 
 @route(m.TOOLS_LIST, cache=CacheHint(300_000))
 async def tools_list(call: Call) -> dict[str, Any]:
-    check_cursor(call.params)
-    return {"tools": call.server.registry.list_tools()}
+    tools, more = page(call.server.registry.list_tools(), call.params, "tools",
+                       call.server.settings.page_size)
+    return {"tools": tools, **more}
 
 
 @route(m.TOOLS_CALL)

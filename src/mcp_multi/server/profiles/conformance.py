@@ -4,11 +4,12 @@ call by name, gathered from one module per area."""
 from __future__ import annotations
 
 from ..tools import Tool
-from . import Profile
+from . import Profile, combine, content_fixtures
 
 __all__ = ["profile"]
 
 
 def profile() -> Profile:
     tools: list[Tool] = []
-    return Profile("conformance", tools=tuple(tools))
+    parts = [content_fixtures.profile()]
+    return combine("conformance", *parts, Profile("", tools=tuple(tools)))
