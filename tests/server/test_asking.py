@@ -7,6 +7,7 @@ and retries carrying ``inputResponses`` and ``requestState``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -399,3 +400,19 @@ async def test_asks_do_not_cross_sessions(server: RunningServer) -> None:
     finally:
         await asking.close()
         await other.close()
+
+
+async def test_stdin_ending_fails_the_asks_at_once(server: RunningServer) -> None:
+    """A stdio client that closes stdin can no longer answer: its asks fail now, and the
+    server exits without waiting out its drain time for them."""
+    peer = await open_peer("stdio", server)
+    assert isinstance(peer, StdioPeer) and peer.proc.stdin is not None
+    await peer.send(call("test_sampling", {"prompt": "p"}))
+    await next_request(peer)
+    started = asyncio.get_running_loop().time()
+    peer.proc.stdin.close()
+    reply = await peer.recv_id(1)
+    assert reply["result"]["isError"] is True
+    assert "stdin ended before the client answered" in text_of(reply)
+    await peer.close()
+    assert asyncio.get_running_loop().time() - started < ASK_TIMEOUT * 5

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -63,8 +62,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AskFailed", "Asker", "Asking", "InputNeeded", "PendingAsks", "Questions",
            "RoundAsking", "StreamAsking", "refusal"]
-
-logger = logging.getLogger(__name__)
 
 # Questions asked at once: key -> (method, params).
 Questions = Mapping[str, tuple[str, dict[str, Any]]]
@@ -160,11 +157,14 @@ class PendingAsks:
         return True
 
     def fail_all(self, why: str) -> None:
-        """Fail every waiting ask (the session is closing)."""
+        """Fail every waiting ask (the session is closing, or its client can no longer answer)."""
         waiting, self._waiting = self._waiting, {}
         for future in waiting.values():
             if not future.done():
                 future.set_exception(AskFailed(why))
+                # Marked as read: the handler awaiting it is usually cancelled along with its
+                # session before it gets to read it, and asyncio would log it as lost.
+                future.exception()
 
 
 class StreamAsking:
