@@ -16,7 +16,8 @@ from .wire import TRANSPORTS, RawPeer, connect
 
 DEMO = ["explain_tool_call", "explain_error"]
 FIXTURES = ["test_simple_prompt", "test_prompt_with_arguments",
-            "test_prompt_with_embedded_resource", "test_prompt_with_image"]
+            "test_prompt_with_embedded_resource", "test_prompt_with_image",
+            "test_input_required_result_prompt"]
 
 
 @pytest.fixture(params=TRANSPORTS)

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--page-size", type=int, default=100, metavar="N",
                    help="entries in one page of tools/list, resources/list, "
                         "resources/templates/list and prompts/list (default 100)")
+    p.add_argument("--ask-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="seconds to wait for the client to answer a sampling, elicitation or "
+                        "roots request (default 300)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -113,7 +116,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         if value < (0 if name == "--port" else 1) or (name == "--port" and value > 65535):
             raise ValueError(f"{name} {value} is out of range")
     for name, seconds in (("--body-timeout", args.body_timeout),
-                          ("--send-timeout", args.send_timeout)):
+                          ("--send-timeout", args.send_timeout),
+                          ("--ask-timeout", args.ask_timeout)):
         if not 0 < seconds < float("inf"):
             raise ValueError(f"{name} {seconds} must be a positive number of seconds")
     if args.max_buffered_bytes < 1:
@@ -149,6 +153,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         auth_token=args.auth_token,
         max_commands=args.max_commands,
         page_size=args.page_size,
+        ask_timeout=args.ask_timeout,
     )
 
 

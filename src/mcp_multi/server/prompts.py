@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -26,7 +26,10 @@ from ..protocol.errors import InvalidParams, ResourceNotFound
 from ..protocol.text import clip
 from .notifier import Notifier
 from .resources import Completer, Resources, complete_from
-from .tools import ToolRegistry
+from .tools import NO_CLIENT, ToolRegistry
+
+if TYPE_CHECKING:
+    from .asking import Asker
 
 __all__ = [
     "Prompt",
@@ -42,8 +45,12 @@ SHOWN = 200
 # What one argument value may hold: prompts are text for a model, not a file transfer.
 MAX_ARGUMENT = 64 * 1024
 
-Render = Callable[[Mapping[str, str]], Awaitable[list[dict[str, Any]]]]
-"""(the arguments given, all strings) -> the prompt's messages."""
+Render = Callable[[Mapping[str, str], "Asker"], Awaitable[list[dict[str, Any]]]]
+"""(the arguments given, all strings; the request's asker) -> the prompt's messages.
+
+A prompt that needs something from the client (a sampling reply, a form, its roots) asks
+it through the asker, as a tool does: a server-to-client request in the handshake era, an
+``input_required`` result in 2026-07-28 (:mod:`mcp_multi.server.asking`)."""
 
 
 def message(content: dict[str, Any] | str, role: str = "user") -> dict[str, Any]:
@@ -151,10 +158,12 @@ class PromptRegistry:
                                 {"prompt": clip(name, SHOWN)})
         return prompt
 
-    async def render(self, name: Any, arguments: Any) -> dict[str, Any]:
-        """The ``prompts/get`` result of ``name`` with ``arguments``."""
+    async def render(self, name: Any, arguments: Any,
+                     asker: Asker = NO_CLIENT) -> dict[str, Any]:
+        """The ``prompts/get`` result of ``name`` with ``arguments``; ``asker`` is the request
+        being served (what the prompt may ask its client through)."""
         prompt = self.get(name)
-        messages = await prompt.render(prompt.check(arguments))
+        messages = await prompt.render(prompt.check(arguments), asker)
         return {"description": prompt.description, "messages": messages}
 
     def complete(self, name: Any, argument: str, value: str,
@@ -211,7 +220,7 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
 def demo_prompts(registry: ToolRegistry, resources: Resources) -> tuple[Prompt, ...]:
     """The prompts every server offers (they read the server's own tools)."""
 
-    async def explain_tool_call(args: Mapping[str, str]) -> list[dict[str, Any]]:
+    async def explain_tool_call(args: Mapping[str, str], asker: Asker) -> list[dict[str, Any]]:
         name = args["tool"]
         uri = f"server://tools/{name}"
         try:
@@ -227,7 +236,7 @@ def demo_prompts(registry: ToolRegistry, resources: Resources) -> tuple[Prompt, 
             ask += "\n\n" + _checked_arguments(registry, name, raw)
         return [embedded(item), message(ask)]
 
-    async def explain_error(args: Mapping[str, str]) -> list[dict[str, Any]]:
+    async def explain_error(args: Mapping[str, str], asker: Asker) -> list[dict[str, Any]]:
         code = args["code"].strip()
         meaning, cause = ERROR_CODES.get(code, ("not a code MCP defines",
                                                 "a code the server chose itself"))

@@ -69,6 +69,9 @@ class ServerSettings:
         page_size: entries in one page of ``tools/list``, ``resources/list``,
             ``resources/templates/list`` and ``prompts/list``; a longer list is paged with
             ``nextCursor``.
+        ask_timeout: seconds a handler waits for its client to answer one request the server
+            sent it (sampling, elicitation, roots; handshake era).
+        max_asks: requests to its client one session may have awaiting answers at once.
     """
 
     host: str = "127.0.0.1"
@@ -109,6 +112,9 @@ class ServerSettings:
     max_commands: int = 8
     command_slot_wait: float = 5.0
     page_size: int = 100
+    # Asking the client (issue 9)
+    ask_timeout: float = 300.0
+    max_asks: int = 16
 
     @property
     def session_bytes(self) -> int:

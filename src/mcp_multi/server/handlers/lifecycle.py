@@ -49,6 +49,8 @@ async def initialize(call: Call) -> dict[str, Any]:
     client_info = params.get("clientInfo")
     session.client_info = client_info if isinstance(client_info, dict) else None
     call.server.notifier.join(session)
+    declared = params.get("capabilities")
+    session.client_capabilities = declared if isinstance(declared, dict) else {}
     return {
         "protocolVersion": version,
         "capabilities": capabilities(modern=False),

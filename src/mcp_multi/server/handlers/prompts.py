@@ -22,6 +22,7 @@ async def prompts_list(call: Call) -> dict[str, Any]:
 
 @route(m.PROMPTS_GET)
 async def prompts_get(call: Call) -> dict[str, Any]:
-    """Render a prompt; an unknown prompt or a missing required argument is -32602."""
+    """Render a prompt; an unknown prompt or a missing required argument is -32602. The
+    prompt may ask the client (an ``input_required`` result in 2026-07-28)."""
     return await call.server.prompts.render(call.params.get("name"),
-                                            call.params.get("arguments"))
+                                            call.params.get("arguments"), call)

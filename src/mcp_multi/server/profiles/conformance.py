@@ -4,12 +4,14 @@ call by name, gathered from one module per area."""
 from __future__ import annotations
 
 from ..tools import Tool
-from . import Profile, combine, content_fixtures
+from . import Profile, ask_fixtures, combine, content_fixtures
 
 __all__ = ["profile"]
 
 
 def profile() -> Profile:
     tools: list[Tool] = []
+    tools += ask_fixtures.TOOLS
     parts = [content_fixtures.profile()]
-    return combine("conformance", *parts, Profile("", tools=tuple(tools)))
+    return combine("conformance", *parts,
+                   Profile("", tools=tuple(tools), prompts=ask_fixtures.PROMPTS))

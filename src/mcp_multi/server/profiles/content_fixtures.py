@@ -29,6 +29,7 @@ from ..tools import Tool, ToolContext, ToolError
 from . import Profile
 
 if TYPE_CHECKING:
+    from ..asking import Asker
     from ..handlers.router import ServerContext
 
 __all__ = ["AUDIO_WAV", "IMAGE_PNG", "profile"]
@@ -174,17 +175,18 @@ TEMPLATE = ResourceTemplate(
 # ---------------------------------------------------------------- prompts
 
 def _fixed(*messages: dict[str, Any]) -> Any:
-    async def render(args: Mapping[str, str]) -> list[dict[str, Any]]:
+    async def render(args: Mapping[str, str], asker: Asker) -> list[dict[str, Any]]:
         return list(messages)
 
     return render
 
 
-async def _with_arguments(args: Mapping[str, str]) -> list[dict[str, Any]]:
+async def _with_arguments(args: Mapping[str, str], asker: Asker) -> list[dict[str, Any]]:
     return [message(f"Prompt with arguments: arg1='{args['arg1']}', arg2='{args['arg2']}'")]
 
 
-async def _with_embedded_resource(args: Mapping[str, str]) -> list[dict[str, Any]]:
+async def _with_embedded_resource(args: Mapping[str, str],
+                                  asker: Asker) -> list[dict[str, Any]]:
     return [
         embedded({"uri": args["resourceUri"], "mimeType": "text/plain",
                   "text": "Embedded resource content for testing."}),
