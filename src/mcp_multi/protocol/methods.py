@@ -35,8 +35,10 @@ __all__ = [
     "TASKS_CANCEL",
     "TASKS_GET",
     "TASKS_LIST",
+    "TASKS_NOTIFICATION",
     "TASKS_RESULT",
     "TASKS_STATUS",
+    "TASKS_UPDATE",
     "TOOLS_CALL",
     "TOOLS_LIST",
     "TOOLS_LIST_CHANGED",
@@ -76,6 +78,8 @@ TASKS_GET = "tasks/get"
 TASKS_RESULT = "tasks/result"
 TASKS_CANCEL = "tasks/cancel"
 TASKS_LIST = "tasks/list"
+TASKS_UPDATE = "tasks/update"
+TASKS_NOTIFICATION = "notifications/tasks"
 TASKS_STATUS = "notifications/tasks/status"
 # The modern era (2026-07-28).
 SERVER_DISCOVER = "server/discover"

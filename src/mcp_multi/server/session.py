@@ -57,6 +57,7 @@ class ServerSession:
         "inflight",
         "lifecycle",
         "log_level",
+        "peer",
         "send",
         "stateless",
         "transport",
@@ -73,6 +74,9 @@ class ServerSession:
         # True for the throw-away session of one stateless (modern) HTTP request.
         self.stateless = stateless
         self.client_info: dict[str, Any] | None = None
+        # The client's address where the transport knows it (what a stateless client's
+        # tasks are counted by, having no session to count them by).
+        self.peer = ""
         self.log_level: str | None = None
         self.inflight: dict[RequestId, asyncio.Task[Any]] = {}
         self.created = time.monotonic()

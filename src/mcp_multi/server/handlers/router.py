@@ -24,6 +24,7 @@ from ...protocol.versions import HANDSHAKE, MODERN, Era
 from ..resources import Resources, ServerStats
 from ..session import SendFn, ServerSession
 from ..settings import ServerSettings
+from ..tasks import TaskRunner
 from ..tools import ToolRegistry
 
 __all__ = ["ROUTER", "Call", "Handler", "Route", "Router", "ServerContext", "check_cursor",
@@ -34,13 +35,18 @@ Params = dict[str, Any]
 
 @dataclass(slots=True, frozen=True)
 class ServerContext:
-    """What the handlers of one server share: its settings, tools, resources and counters."""
+    """What the handlers of one server share: its settings, tools, resources and counters,
+    and its tasks."""
 
     settings: ServerSettings
     registry: ToolRegistry
     resources: Resources
     stats: ServerStats
     server_info: dict[str, str] = field(default_factory=dict)
+    tasks: TaskRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", TaskRunner(self.settings))
 
 
 @dataclass(slots=True)

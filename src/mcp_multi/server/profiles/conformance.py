@@ -4,11 +4,12 @@ call by name, gathered from one module per area."""
 from __future__ import annotations
 
 from ..tools import Tool
-from . import Profile
+from . import Profile, task_fixtures
 
 __all__ = ["profile"]
 
 
 def profile() -> Profile:
     tools: list[Tool] = []
+    tools += task_fixtures.TOOLS
     return Profile("conformance", tools=tuple(tools))

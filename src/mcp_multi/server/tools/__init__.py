@@ -22,6 +22,7 @@ from typing import Any
 import jsonschema
 
 from mcp_multi.protocol.errors import MCPError
+from mcp_multi.protocol.params_headers import HeaderAnnotationError, HeaderParam, header_params
 from mcp_multi.protocol.text import clip
 from mcp_multi.server.settings import ServerSettings
 
@@ -29,6 +30,8 @@ __all__ = [
     "ALL_TOOLS",
     "CommandSlots",
     "DisabledToolError",
+    "RunTaskFn",
+    "TaskWork",
     "Tool",
     "ToolContext",
     "ToolError",
@@ -141,13 +144,31 @@ class CommandSlots:
 @dataclass(slots=True)
 class ToolContext:
     """What a running tool may use: settings, progress/log notifications to its caller, and
-    the server's command slots with the caller's name (its session id) to count them by."""
+    the server's command slots with the caller's name (its session id) to count them by.
+
+    A tool that may run as a task (``execution.taskSupport``) returns
+    ``await ctx.as_task(work)``: where the client can take a task, ``run_task`` starts
+    ``work`` as one and the call answers with the task's handle; elsewhere ``work`` runs at
+    once. What the tool does before that (asking the client, say) happens in the call itself.
+    """
 
     settings: ServerSettings
     progress: ProgressFn = _no_progress
     log: LogFn = _no_log
     commands: CommandSlots = field(default_factory=CommandSlots)
     caller: str = ""
+    run_task: RunTaskFn | None = None
+
+    async def as_task(self, work: TaskWork) -> dict[str, Any]:
+        """``work``'s result, or the handle of the task running it (see the class)."""
+        if self.run_task is None:
+            return await work(self)
+        return await self.run_task(work)
+
+
+# The work a tool hands to ``ToolContext.as_task``, and what starts it as a task.
+TaskWork = Callable[[ToolContext], Awaitable[dict[str, Any]]]
+RunTaskFn = Callable[[TaskWork], Awaitable[dict[str, Any]]]
 
 
 Handler = Callable[[dict[str, Any], ToolContext], Awaitable[dict[str, Any]]]
@@ -161,6 +182,7 @@ class Tool:
     handler: Handler
     title: str | None = None
     annotations: dict[str, Any] = field(default_factory=dict)
+    execution: dict[str, Any] = field(default_factory=dict)  # taskSupport (tasks extension)
 
     def to_wire(self) -> dict[str, Any]:
         """The tool's entry in a ``tools/list`` result."""
@@ -173,6 +195,8 @@ class Tool:
             entry["title"] = self.title
         if self.annotations:
             entry["annotations"] = self.annotations
+        if self.execution:
+            entry["execution"] = self.execution
         return entry
 
 
@@ -213,6 +237,16 @@ class ToolRegistry:
         self._validators = {
             n: jsonschema.Draft202012Validator(t.input_schema) for n, t in self._tools.items()
         }
+        # Arguments mirrored into Mcp-Param-* headers, for the tools that have any (an
+        # invalid annotation is a bad tool definition: the server does not start).
+        self._header_params: dict[str, tuple[HeaderParam, ...]] = {}
+        for n, t in self._tools.items():
+            try:
+                found = header_params(t.input_schema)
+            except HeaderAnnotationError as exc:
+                raise ValueError(f"tool {n}: {exc}") from None
+            if found:
+                self._header_params[n] = found
         self._listing = [t.to_wire() for t in self._tools.values()]
         self.commands = CommandSlots()
 
@@ -236,6 +270,10 @@ class ToolRegistry:
         if name in ALL_TOOLS:
             raise DisabledToolError(name)
         raise UnknownToolError(name)
+
+    def header_params(self, name: str) -> tuple[HeaderParam, ...]:
+        """The arguments of tool ``name`` mirrored into ``Mcp-Param-*`` headers (often none)."""
+        return self._header_params.get(name, ())
 
     def validation_errors(self, name: str, arguments: dict[str, Any]) -> list[str]:
         """Readable schema violations of ``arguments``, each naming the field; empty when valid."""

@@ -1,0 +1,114 @@
+"""The tasks extension's methods (``tasks/get``, ``tasks/update``, ``tasks/cancel``;
+2026-07-28 only) and what ``tools/call`` asks of it.
+
+Every method needs the client to declare ``io.modelcontextprotocol/tasks`` in the request's
+client capabilities (-32021 otherwise, naming it). ``tasks/result`` and ``tasks/list`` of the
+2025-11-25 design are gone (-32601): the result is inlined in ``tasks/get``, and nobody can
+list tasks. In the handshake era nothing here exists: results there have no ``resultType``
+to tell a task handle from a result, and tools run to the end inside the call.
+
+:func:`task_context` is the hook of ``tools/call``: for a tool whose ``execution.taskSupport``
+is ``optional`` or ``required`` it lets the tool become a task (:meth:`ToolContext.as_task`)
+when the client can take one, and refuses a ``required`` one when it cannot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...protocol import methods as m
+from ...protocol.errors import InvalidParams
+from ...protocol.tasks import (
+    TASKS_EXTENSION,
+    TaskSupport,
+    declares_tasks,
+    missing_tasks_capability,
+    task_support,
+)
+from ...protocol.versions import MODERN
+from ..tasks import Owner, TaskControl
+from ..tools import TaskWork, Tool, ToolContext
+from .router import Call, ServerContext, route
+
+__all__ = ["advertise", "client_takes_tasks", "task_context", "tasks_cancel", "tasks_get",
+           "tasks_update"]
+
+
+def advertise(server: ServerContext, capabilities: dict[str, Any]) -> dict[str, Any]:
+    """``capabilities`` (``server/discover``'s) with the tasks extension declared, when one
+    of the server's tools can run as a task; unchanged otherwise."""
+    registry = server.registry
+    if any(task_support(registry.get(name).execution) is not TaskSupport.FORBIDDEN
+           for name in registry.names):
+        extensions = capabilities.setdefault("extensions", {})
+        extensions[TASKS_EXTENSION] = {}
+    return capabilities
+
+
+def client_takes_tasks(call: Call) -> bool:
+    """Whether this request's client declared the tasks extension (2026-07-28 only)."""
+    return call.envelope is not None and declares_tasks(call.envelope.client_capabilities)
+
+
+def task_context(call: Call, tool: Tool, ctx: ToolContext) -> None:
+    """Let ``tool`` run as a task on this call where it may (sets ``ctx.run_task``).
+
+    Raises:
+        MissingRequiredClientCapability: the tool runs only as a task and this client cannot
+            take one.
+    """
+    support = task_support(tool.execution)
+    if support is TaskSupport.FORBIDDEN:
+        return
+    if not client_takes_tasks(call):
+        if support is TaskSupport.REQUIRED:
+            raise missing_tasks_capability(f"tool '{tool.name}' runs only as a task")
+        return
+    runner, owner, settings = call.server.tasks, Owner.of(call.session), call.server.settings
+    commands = call.server.registry.commands
+
+    async def run_task(work: TaskWork) -> dict[str, Any]:
+        async def as_task(control: TaskControl) -> dict[str, Any]:
+            async def progress(done: float, total: float | None, message: str | None) -> None:
+                if message:
+                    control.say(message)
+
+            return await work(ToolContext(settings=settings, progress=progress,
+                                          commands=commands, caller=owner.client))
+
+        return runner.start(owner, as_task, f"Running {tool.name}")
+
+    ctx.run_task = run_task
+
+
+def _require_extension(call: Call, method: str) -> Owner:
+    if not client_takes_tasks(call):
+        raise missing_tasks_capability(f"{method} is a method of the tasks extension")
+    return Owner.of(call.session)
+
+
+def _task_id(call: Call) -> Any:
+    task_id = call.params.get("taskId")
+    if not isinstance(task_id, str):
+        raise InvalidParams('Invalid params: "taskId" must be a string')
+    return task_id
+
+
+@route(m.TASKS_GET, MODERN)
+async def tasks_get(call: Call) -> dict[str, Any]:
+    owner = _require_extension(call, m.TASKS_GET)
+    return call.server.tasks.get(owner, _task_id(call))
+
+
+@route(m.TASKS_UPDATE, MODERN)
+async def tasks_update(call: Call) -> dict[str, Any]:
+    owner = _require_extension(call, m.TASKS_UPDATE)
+    call.server.tasks.update(owner, _task_id(call), call.params.get("inputResponses"))
+    return {}
+
+
+@route(m.TASKS_CANCEL, MODERN)
+async def tasks_cancel(call: Call) -> dict[str, Any]:
+    owner = _require_extension(call, m.TASKS_CANCEL)
+    call.server.tasks.cancel(owner, _task_id(call))
+    return {}
