@@ -20,6 +20,12 @@ headers) or by its first request (stream transports). Modern requests are also c
 against their own ``_meta`` envelope, and their results are stamped with ``resultType``,
 ``serverInfo`` and the route's cache hint. Handlers see one :class:`Call` and do not care
 which era they serve, except where the revisions differ (resource-not-found codes).
+
+Responses the client sends are answers to what the server asked it (sampling, elicitation,
+roots): the dispatcher hands them to the session's waiting asks, and drops one nobody waits
+for. A modern handler that needs input it was not given raises
+:class:`~mcp_multi.server.asking.InputNeeded`, which becomes the request's ``input_required``
+result (see :mod:`mcp_multi.server.asking`).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from ..protocol.jsonrpc import (
 from ..protocol.server_state import SessionEvent
 from ..protocol.text import for_display
 from ..protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, opening_era, supports
+from .asking import InputNeeded, RoundAsking
 from .handlers import ROUTER, Call, Router, ServerContext
 from .profiles import load_profile
 from .resources import Resources, ServerStats
@@ -135,7 +142,8 @@ class Dispatcher:
             return await self._request(session, message, notify or session.send)
         if isinstance(message, Notification):
             self._notification(session, message)
-        # Responses (to our pings) and error responses need no answer.
+        else:
+            self._answer(session, message)
         return None
 
     async def receive(self, session: ServerSession, data: bytes | str) -> None:
@@ -155,8 +163,8 @@ class Dispatcher:
                 await self._spawn(session, msg)
             elif isinstance(msg, Notification):
                 self._notification(session, msg)
-            elif isinstance(msg, (Response, ErrorResponse)):
-                logger.debug("session %s: response %s ignored", session.id, _shown(msg.id))
+            else:
+                self._answer(session, msg)
 
     async def _receive_batch(self, session: ServerSession, frame: Frame) -> None:
         requests = []
@@ -165,6 +173,8 @@ class Dispatcher:
                 requests.append(msg)
             elif isinstance(msg, Notification):
                 self._notification(session, msg)
+            else:
+                self._answer(session, msg)
 
         async def answer() -> None:
             # A member cancelled by notifications/cancelled has no answer.
@@ -274,7 +284,8 @@ class Dispatcher:
             raise MethodNotFound(f"Method not found: {req.method}")
         if req.method != m.INITIALIZE:
             lifecycle.process(_EVENTS.get(req.method, SessionEvent.REQUEST), req.method)
-        return await found.handler(Call(self.context, session, params, notify, req.id))
+        return await found.handler(
+            Call(self.context, session, params, notify, req.id, method=req.method))
 
     async def _modern_request(self, session: ServerSession, req: Request, params: Params,
                               notify: SendFn) -> dict[str, Any]:
@@ -289,9 +300,21 @@ class Dispatcher:
         found = self.router.find(MODERN, req.method)
         if found is None:
             raise MethodNotFound(f"Method not found: {req.method}")
-        result = await found.handler(
-            Call(self.context, session, params, notify, req.id, envelope))
+        call = Call(self.context, session, params, notify, req.id, envelope, req.method)
+        try:
+            result = await found.handler(call)
+        except InputNeeded:
+            assert isinstance(call.asking, RoundAsking)
+            return call.asking.result()
         return complete_result(result, self.server_info, found.cache)
+
+    @staticmethod
+    def _answer(session: ServerSession, reply: Response | ErrorResponse) -> None:
+        """Hand the client's answer to the ask awaiting it; drop one nobody awaits."""
+        asks = session.asks
+        if asks is None or not asks.resolve(reply):
+            logger.debug("session %s: response %s answers nothing asked; dropped",
+                         session.id, _shown(reply.id))
 
     def _notification(self, session: ServerSession, note: Notification) -> None:
         params = note.params or {}

@@ -71,6 +71,9 @@ class ServerSettings:
             may hold half of them (at least one).
         command_slot_wait: seconds a ``run_command`` call waits for a free slot before it is
             told the server is busy.
+        ask_timeout: seconds a handler waits for its client to answer one request the server
+            sent it (sampling, elicitation, roots; handshake era).
+        max_asks: requests to its client one session may have awaiting answers at once.
     """
 
     host: str = "127.0.0.1"
@@ -113,6 +116,9 @@ class ServerSettings:
     # run_command across sessions (issue 8, defect 17)
     max_commands: int = 8
     command_slot_wait: float = 5.0
+    # Asking the client (issue 9)
+    ask_timeout: float = 300.0
+    max_asks: int = 16
 
     @property
     def session_bytes(self) -> int:

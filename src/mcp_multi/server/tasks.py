@@ -46,6 +46,7 @@ import orjson
 
 from ..protocol import methods as m
 from ..protocol.errors import InternalError, InvalidParams, InvalidRequest, JSONRPCError
+from ..protocol.input_required import check_answer, input_request
 from ..protocol.jsonrpc import notification
 from ..protocol.tasks import TaskState, TaskStatus
 from ..protocol.text import for_display
@@ -333,7 +334,7 @@ class TaskRunner:
             future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             running.pending[key] = future
             state = record.state
-            state.input_requests[key] = {"method": method, "params": params}
+            state.input_requests[key] = input_request(method, params)
             state.advance(TaskStatus.INPUT_REQUIRED, f"Waiting for the client: {method}")
             self._changed(record)
             try:
@@ -379,10 +380,11 @@ class TaskRunner:
 
     def update(self, owner: Owner, task_id: Any, responses: Any) -> None:
         """``tasks/update``: deliver answers to pending input requests (others are ignored).
+        Nothing is delivered unless every answer to a pending request is usable.
 
         Raises:
             InvalidParams: unknown task, ``inputResponses`` not an object, or an answer to a
-                pending request that is not an object.
+                pending request that is not a result of its method.
         """
         record = self.find(owner, task_id)
         if not isinstance(responses, Mapping):
@@ -392,12 +394,13 @@ class TaskRunner:
             return
         for key, answer in responses.items():
             future = running.pending.get(key)
-            if future is None or future.done():
+            asked = record.state.input_requests.get(key)
+            if future is None or future.done() or asked is None:
                 continue
-            if not isinstance(answer, dict):
+            problem = check_answer(asked["method"], answer)
+            if problem is not None:
                 raise InvalidParams(
-                    f"Invalid params: the response to {for_display(str(key), 80)} must be an "
-                    "object")
+                    f"Invalid params: the response to {for_display(str(key), 80)} {problem}")
         for key, answer in responses.items():
             future = running.pending.get(key)
             if future is not None and not future.done():

@@ -41,6 +41,8 @@ async def initialize(call: Call) -> dict[str, Any]:
     session.lifecycle.process(SessionEvent.INITIALIZE, m.INITIALIZE, protocol_version=version)
     client_info = params.get("clientInfo")
     session.client_info = client_info if isinstance(client_info, dict) else None
+    declared = params.get("capabilities")
+    session.client_capabilities = declared if isinstance(declared, dict) else {}
     return {
         "protocolVersion": version,
         "capabilities": capabilities(modern=False),

@@ -9,18 +9,23 @@ eras it serves and, for a cacheable modern result, its freshness hint::
     async def tools_list(call: Call) -> dict[str, Any]: ...
 
 A new method is that: one handler, one registration, in the module of its area.
+
+A handler that needs its client (sampling, elicitation, roots) awaits ``call.ask(method,
+params)``; :mod:`mcp_multi.server.asking` says how that travels in each era.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...protocol.envelope import CacheHint, Envelope
 from ...protocol.errors import InvalidParams
+from ...protocol.input_required import RequestStateCodec, missing_capabilities
 from ...protocol.jsonrpc import RequestId
 from ...protocol.versions import HANDSHAKE, MODERN, Era
+from ..asking import Asking, Questions, RoundAsking, StreamAsking
 from ..resources import Resources, ServerStats
 from ..session import SendFn, ServerSession
 from ..settings import ServerSettings
@@ -36,13 +41,15 @@ Params = dict[str, Any]
 @dataclass(slots=True, frozen=True)
 class ServerContext:
     """What the handlers of one server share: its settings, tools, resources and counters,
-    and its tasks."""
+    its tasks, and the codec of the ``requestState`` it issues (a random secret per
+    server)."""
 
     settings: ServerSettings
     registry: ToolRegistry
     resources: Resources
     stats: ServerStats
     server_info: dict[str, str] = field(default_factory=dict)
+    state_codec: RequestStateCodec = field(default_factory=RequestStateCodec.random)
     tasks: TaskRunner = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +67,7 @@ class Call:
         notify: where request-scoped notifications (progress, log messages) go.
         request_id: the JSON-RPC id.
         envelope: the modern ``_meta`` envelope; ``None`` in the handshake era.
+        method: the request's method (what a 2026-07-28 ``requestState`` is bound to).
     """
 
     server: ServerContext
@@ -68,6 +76,10 @@ class Call:
     notify: SendFn
     request_id: RequestId
     envelope: Envelope | None = None
+    method: str = ""
+    # How this request asks its client: made at its first ask (most requests never ask).
+    asking: Asking | None = field(default=None, init=False, repr=False)
+    _asked: int = field(default=0, init=False, repr=False)
 
     @property
     def modern(self) -> bool:
@@ -79,6 +91,49 @@ class Call:
         if self.envelope is not None:
             return self.envelope.log_level
         return self.session.log_level
+
+    @property
+    def client_capabilities(self) -> dict[str, Any]:
+        """What the client declared: in this request's envelope (2026-07-28), else in its
+        session's ``initialize``."""
+        if self.envelope is not None:
+            return self.envelope.client_capabilities
+        return self.session.client_capabilities
+
+    def can_ask(self, method: str, params: Mapping[str, Any] | None = None) -> bool:
+        """Whether the client declared what asking ``method`` (with ``params``) needs."""
+        return missing_capabilities(method, params or {}, self.client_capabilities) is None
+
+    async def ask(self, method: str, params: dict[str, Any], *,
+                  key: str | None = None) -> dict[str, Any]:
+        """Ask the client ``method`` (``sampling/createMessage``, ``elicitation/create``,
+        ``roots/list``) and return its result.
+
+        ``key`` names the question within this request (2026-07-28 ``inputRequests`` key);
+        by default it is derived from the order of the asks.
+
+        Raises:
+            MissingRequiredClientCapability: the client did not declare what it needs.
+            AskFailed: the client refused, did not answer in time, or went away.
+            InvalidParams: (2026-07-28) its ``inputResponses`` or ``requestState`` are bad.
+        """
+        if key is None:
+            self._asked += 1
+            key = f"{method.partition('/')[0]}-{self._asked}"
+        answers = await self.ask_all({key: (method, params)})
+        return answers[key]
+
+    async def ask_all(self, questions: Questions) -> dict[str, dict[str, Any]]:
+        """Ask several questions at once (``{key: (method, params)}``); their answers by key.
+
+        In the handshake era they go out together and are awaited together; in 2026-07-28 one
+        ``input_required`` round carries all those not answered yet. Raises as :meth:`ask`.
+        """
+        asking = self.asking
+        if asking is None:
+            asking = self.asking = (RoundAsking(self, self.server.state_codec)
+                                    if self.envelope is not None else StreamAsking(self))
+        return await asking.ask_all(questions)
 
 
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]

@@ -14,6 +14,8 @@ when the client can take one, and refuses a ``required`` one when it cannot.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from ...protocol import methods as m
@@ -26,12 +28,13 @@ from ...protocol.tasks import (
     task_support,
 )
 from ...protocol.versions import MODERN
+from ..asking import Questions, refusal
 from ..tasks import Owner, TaskControl
 from ..tools import TaskWork, Tool, ToolContext
 from .router import Call, ServerContext, route
 
-__all__ = ["advertise", "client_takes_tasks", "task_context", "tasks_cancel", "tasks_get",
-           "tasks_update"]
+__all__ = ["TaskAsker", "advertise", "client_takes_tasks", "task_context", "tasks_cancel",
+           "tasks_get", "tasks_update"]
 
 
 def advertise(server: ServerContext, capabilities: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +69,7 @@ def task_context(call: Call, tool: Tool, ctx: ToolContext) -> None:
         return
     runner, owner, settings = call.server.tasks, Owner.of(call.session), call.server.settings
     commands = call.server.registry.commands
+    declared = call.envelope.client_capabilities if call.envelope is not None else {}
 
     async def run_task(work: TaskWork) -> dict[str, Any]:
         async def as_task(control: TaskControl) -> dict[str, Any]:
@@ -74,11 +78,39 @@ def task_context(call: Call, tool: Tool, ctx: ToolContext) -> None:
                     control.say(message)
 
             return await work(ToolContext(settings=settings, progress=progress,
-                                          commands=commands, caller=owner.client))
+                                          commands=commands, caller=owner.client,
+                                          asker=TaskAsker(control, declared)))
 
         return runner.start(owner, as_task, f"Running {tool.name}")
 
     ctx.run_task = run_task
+
+
+class TaskAsker:
+    """How the work of a task asks its client: the task waits in ``input_required`` with the
+    question listed, until ``tasks/update`` brings the answer (see
+    :class:`~mcp_multi.server.tasks.TaskRunner`). The task mints the keys, each used once;
+    a key the tool suggests is not needed. A client that did not declare what a question
+    needs (in the request that made the task) is not asked: the task fails with -32021."""
+
+    def __init__(self, control: TaskControl, declared: Mapping[str, Any]) -> None:
+        self._control = control
+        self._declared = declared
+
+    def can_ask(self, method: str, params: Mapping[str, Any] | None = None) -> bool:
+        return refusal(method, params or {}, self._declared) is None
+
+    async def ask(self, method: str, params: dict[str, Any], *,
+                  key: str | None = None) -> dict[str, Any]:
+        refused = refusal(method, params, self._declared)
+        if refused is not None:
+            raise refused
+        return await self._control.ask(method, params)
+
+    async def ask_all(self, questions: Questions) -> dict[str, dict[str, Any]]:
+        keys = list(questions)
+        answers = await asyncio.gather(*(self.ask(*questions[k]) for k in keys))
+        return dict(zip(keys, answers, strict=True))
 
 
 def _require_extension(call: Call, method: str) -> Owner:

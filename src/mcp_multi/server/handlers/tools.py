@@ -8,7 +8,7 @@ from typing import Any
 
 from ...protocol import methods as m
 from ...protocol.envelope import CacheHint
-from ...protocol.errors import InvalidParams
+from ...protocol.errors import InvalidParams, JSONRPCError
 from ...protocol.versions import LATEST_HANDSHAKE_VERSION, supports
 from ..tools import DisabledToolError, ToolContext, ToolError, UnknownToolError
 from .logging import log_fn, progress_fn
@@ -56,14 +56,17 @@ async def tools_call(call: Call) -> dict[str, Any]:
     # Streamable HTTP this opens the response stream, so a long call stays visible).
     await progress(0, None, f"Calling {name}")
     ctx = ToolContext(settings=server.settings, progress=progress, log=log_fn(call, name),
-                      commands=server.registry.commands, caller=call.session.id)
+                      commands=server.registry.commands, caller=call.session.id,
+                      asker=call)
     if tool.execution:  # it may run as a task (the tasks extension)
         task_context(call, tool, ctx)
     try:
         return await tool.handler(arguments, ctx)
     except ToolError as exc:
         return m.tool_result(str(exc), is_error=True)
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, JSONRPCError):
+        # A protocol error (a capability the client lacks, bad inputResponses) answers the
+        # request itself; it is not the tool's failure.
         raise
     except Exception as exc:
         logger.exception("tool %s failed", name)

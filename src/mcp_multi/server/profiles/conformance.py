@@ -4,12 +4,13 @@ call by name, gathered from one module per area."""
 from __future__ import annotations
 
 from ..tools import Tool
-from . import Profile, task_fixtures
+from . import Profile, ask_fixtures, task_fixtures
 
 __all__ = ["profile"]
 
 
 def profile() -> Profile:
     tools: list[Tool] = []
+    tools += ask_fixtures.TOOLS
     tools += task_fixtures.TOOLS
     return Profile("conformance", tools=tuple(tools))
