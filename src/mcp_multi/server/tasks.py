@@ -36,7 +36,6 @@ import asyncio
 import logging
 import secrets
 import time
-import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -100,22 +99,20 @@ class Owner:
 
     scope: str
     client: str
-    session: weakref.ref[ServerSession] | None = None
+    # Held until the reaper sees it closed (at most REAP_INTERVAL later), then let go.
+    session: ServerSession | None = None
 
     @classmethod
     def of(cls, session: ServerSession) -> Owner:
         """The owner a request on ``session`` speaks for."""
         if session.stateless:
             return cls("", "stateless:" + session.peer)
-        return cls("session:" + session.id, "session:" + session.id, weakref.ref(session))
+        return cls("session:" + session.id, "session:" + session.id, session)
 
     @property
     def gone(self) -> bool:
         """Whether the owning session has ended (never, for the stateless scope)."""
-        if self.session is None:
-            return False
-        session = self.session()
-        return session is None or session.closed
+        return self.session is not None and self.session.closed
 
 
 @dataclass(slots=True)
