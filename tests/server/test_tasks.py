@@ -30,6 +30,7 @@ from .wire import (
     connect,
     enveloped,
     mirrored_headers,
+    read_event,
     stdio_args,
 )
 
@@ -479,3 +480,47 @@ async def test_shutdown_stops_running_tasks(tmp_path: Path) -> None:
         async with asyncio.timeout(5):
             await server.close()
     await eventually(lambda: tasks.running == 0)
+
+
+# ------------------------------------------------------------------ status notifications
+
+
+async def test_status_notifications_on_the_listen_stream(client: Stateless) -> None:
+    task_id = await client.start("confirm_delete", {"filename": "n.txt"})
+    other = await client.start("slow_compute", {"seconds": 30})
+    body = {"jsonrpc": "2.0", "id": 99, "method": "subscriptions/listen", "params": enveloped(
+        {"notifications": {"taskIds": [task_id, "forged-id"]}}, **{CAPS: ASKABLE})}
+    headers = {"Accept": MCP_ACCEPT, "Content-Type": "application/json",
+               **mirrored_headers(body)}
+    async with client.http.post(client.url, data=orjson.dumps(body), headers=headers) as resp:
+        assert resp.content_type == "text/event-stream"
+
+        async def next_message() -> dict[str, Any]:
+            while True:
+                event = await read_event(resp.content)
+                assert event is not None
+                if event.data:
+                    return orjson.loads(event.data)  # type: ignore[no-any-return]
+
+        ack = await next_message()
+        assert ack["method"] == "notifications/subscriptions/acknowledged"
+        assert ack["params"]["notifications"] == {"taskIds": [task_id]}
+        waiting = await client.wait(task_id, {"input_required"})
+        [key] = waiting["inputRequests"]
+        await client.result("tasks/update", {"taskId": task_id, "inputResponses": {
+            key: {"action": "accept", "content": {"confirm": False}}}})
+        await client.result("tasks/cancel", {"taskId": other})  # not listened to
+        seen = []
+        async with asyncio.timeout(5):
+            while not seen or seen[-1]["params"]["status"] != "completed":
+                note = await next_message()
+                assert note["method"] == "notifications/tasks"
+                assert note["params"]["taskId"] == task_id
+                seen.append(note)
+        assert seen[-1]["params"]["result"]["content"][0]["text"] == "Kept n.txt"
+    status, err = await client.error("subscriptions/listen", {
+        "notifications": {"taskIds": [task_id]}}, caps={})
+    assert status == 400 and err["code"] == -32021
+    status, err = await client.error("subscriptions/listen", {
+        "notifications": {"taskIds": ["x"] * 1000}})
+    assert status == 400 and err["code"] == -32602

@@ -10,12 +10,14 @@ to tell a task handle from a result, and tools run to the end inside the call.
 :func:`task_context` is the hook of ``tools/call``: for a tool whose ``execution.taskSupport``
 is ``optional`` or ``required`` it lets the tool become a task (:meth:`ToolContext.as_task`)
 when the client can take one, and refuses a ``required`` one when it cannot.
+:func:`listen_tasks` is the hook of ``subscriptions/listen``: its ``taskIds`` get
+``notifications/tasks`` on the listen stream, each what ``tasks/get`` would answer then.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...protocol import methods as m
@@ -33,8 +35,8 @@ from ..tasks import Owner, TaskControl
 from ..tools import TaskWork, Tool, ToolContext
 from .router import Call, ServerContext, route
 
-__all__ = ["TaskAsker", "advertise", "client_takes_tasks", "task_context", "tasks_cancel",
-           "tasks_get", "tasks_update"]
+__all__ = ["TaskAsker", "advertise", "client_takes_tasks", "listen_tasks", "task_context",
+           "tasks_cancel", "tasks_get", "tasks_update"]
 
 
 def advertise(server: ServerContext, capabilities: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +113,32 @@ class TaskAsker:
         keys = list(questions)
         answers = await asyncio.gather(*(self.ask(*questions[k]) for k in keys))
         return dict(zip(keys, answers, strict=True))
+
+
+# Task ids one subscriptions/listen may ask about.
+MAX_LISTENED = 256
+
+
+def listen_tasks(call: Call, wanted: Mapping[str, Any]) -> tuple[list[str], Callable[[], None]]:
+    """The ``taskIds`` part of a ``subscriptions/listen``: status notifications of those
+    tasks (the ones this caller may see) go to the listen stream. Returns the ids agreed to,
+    for the acknowledgement, and what ends the listening.
+
+    Raises:
+        MissingRequiredClientCapability: task ids asked for by a client that did not declare
+            the extension.
+        InvalidParams: ``taskIds`` is not a list of at most :data:`MAX_LISTENED` ids.
+    """
+    task_ids = wanted.get("taskIds")
+    if task_ids is None:
+        return [], lambda: None
+    owner = _require_extension(call, "task status notifications")
+    if not isinstance(task_ids, list) or len(task_ids) > MAX_LISTENED:
+        raise InvalidParams(
+            f'Invalid params: "taskIds" must be a list of at most {MAX_LISTENED} task ids')
+    runner, send = call.server.tasks, call.notify
+    accepted = runner.listen(owner, task_ids, send)
+    return accepted, lambda: runner.unlisten(accepted, send)
 
 
 def _require_extension(call: Call, method: str) -> Owner:
