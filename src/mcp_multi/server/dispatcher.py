@@ -313,7 +313,7 @@ class Dispatcher:
         """Hand the client's answer to the ask awaiting it; drop one nobody awaits."""
         asks = session.asks
         if asks is None or not asks.resolve(reply):
-            logger.debug("session %s: response %s answers nothing asked; dropped",
+            logger.debug("session %s: response %s ignored: it answers nothing asked",
                          session.id, _shown(reply.id))
 
     def _notification(self, session: ServerSession, note: Notification) -> None:
