@@ -23,7 +23,8 @@ COMMON = {"tools/list", "tools/call", "resources/list", "resources/read",
 def test_each_era_serves_its_methods() -> None:
     assert set(ROUTER.methods(HANDSHAKE)) == COMMON | {
         "initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"}
-    assert set(ROUTER.methods(MODERN)) == COMMON | {"server/discover", "subscriptions/listen"}
+    assert set(ROUTER.methods(MODERN)) == COMMON | {"server/discover", "subscriptions/listen",
+                                                    "tasks/get", "tasks/update", "tasks/cancel"}
     cached = {method for method in ROUTER.methods(MODERN)
               if (found := ROUTER.find(MODERN, method)) and found.cache is not None}
     assert cached == {"server/discover", "tools/list", "resources/list", "resources/read",

@@ -65,6 +65,7 @@ class ServerSession:
         "inflight",
         "lifecycle",
         "log_level",
+        "peer",
         "send",
         "stateless",
         "transport",
@@ -83,6 +84,9 @@ class ServerSession:
         self.client_info: dict[str, Any] | None = None
         self.client_capabilities: dict[str, Any] = {}
         self.asks: PendingAsks | None = None
+        # The client's address where the transport knows it (what a stateless client's
+        # tasks are counted by, having no session to count them by).
+        self.peer = ""
         self.log_level: str | None = None
         self.inflight: dict[RequestId, asyncio.Task[Any]] = {}
         self.created = time.monotonic()

@@ -38,6 +38,11 @@ class ServerSettings:
             Streamable HTTP stream, for replay).
         max_stateless_requests: 2026-07-28 requests over HTTP served at once (each stands
             alone, so no session limit counts them); past it they get HTTP 503.
+        task_ttl: seconds a task (tasks extension) lives from its creation: its work is
+            stopped past it, and its result kept until then.
+        max_tasks_per_client: tasks one client (a session, or a stateless client's address)
+            may hold, running or finished; past it creating one is refused.
+        max_tasks: tasks the whole server holds; past it creating one is refused.
         session_buffer_bytes: bytes of events a legacy SSE stream may have waiting for a
             client that does not read (at least 4 messages of ``max_message_size``); past it
             the stream is ended. Also what one Streamable HTTP session keeps in its response
@@ -93,6 +98,9 @@ class ServerSettings:
     session_queue_size: int = 256
     session_buffer_bytes: int = 16 * 1024 * 1024
     max_stateless_requests: int = 1000
+    task_ttl: float = 600.0
+    max_tasks_per_client: int = 64
+    max_tasks: int = 4096
     allowed_origins: tuple[str, ...] = ()
     command_timeout: float = 10.0
     command_output_cap: int = 64 * 1024

@@ -11,6 +11,7 @@ from ...protocol.errors import InvalidParams
 from ...protocol.server_state import SessionEvent
 from ...protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, negotiate
 from .router import Call, ServerContext, route
+from .tasks import advertise
 
 __all__ = ["capabilities", "discover", "initialize", "instructions", "ping"]
 
@@ -63,7 +64,7 @@ async def initialize(call: Call) -> dict[str, Any]:
 async def discover(call: Call) -> dict[str, Any]:
     return {
         "supportedVersions": list(MODERN_VERSIONS),
-        "capabilities": capabilities(modern=True),
+        "capabilities": advertise(call.server, capabilities(modern=True)),
         "instructions": instructions(call.server),
     }
 

@@ -33,6 +33,7 @@ from ..prompts import PromptRegistry
 from ..resources import Resources, ServerStats
 from ..session import SendFn, ServerSession
 from ..settings import ServerSettings
+from ..tasks import TaskRunner
 from ..tools import ToolRegistry
 
 __all__ = ["ROUTER", "Call", "Handler", "Route", "Router", "ServerContext", "page", "route"]
@@ -44,7 +45,7 @@ T = TypeVar("T")
 @dataclass(slots=True, frozen=True)
 class ServerContext:
     """What the handlers of one server share: its settings, tools, resources, prompts,
-    counters, the notifier that reaches its other sessions, and the codec of the
+    counters, the notifier that reaches its other sessions, its tasks, and the codec of the
     ``requestState`` it issues (a random secret per server)."""
 
     settings: ServerSettings
@@ -55,6 +56,10 @@ class ServerContext:
     prompts: PromptRegistry = field(default_factory=PromptRegistry)
     notifier: Notifier = field(default_factory=Notifier)
     state_codec: RequestStateCodec = field(default_factory=RequestStateCodec.random)
+    tasks: TaskRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", TaskRunner(self.settings))
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from ...protocol.versions import MODERN
 from ..notifier import LIST_KINDS, MAX_SUBSCRIPTIONS, Listener, ListKind
 from .lifecycle import capabilities
 from .router import Call, route
+from .tasks import listen_tasks
 
 __all__ = ["subscriptions_listen"]
 
@@ -25,22 +26,30 @@ async def subscriptions_listen(call: Call) -> dict[str, Any]:
 
     Only what the client asked for and the server can send is honoured, and the
     acknowledgement says which: the lists whose changes are announced (``listChanged`` in
-    our capabilities) and ``resourceSubscriptions`` (each URI's
-    ``notifications/resources/updated``). The stream stays open until the client closes it
-    (HTTP) or cancels the request (stdio, WebSocket).
+    our capabilities), ``resourceSubscriptions`` (each URI's
+    ``notifications/resources/updated``) and the status of tasks (``taskIds``, the tasks
+    extension). The stream stays open until the client closes it (HTTP) or cancels the
+    request (stdio, WebSocket).
     """
-    lists, uris = _wanted(call.params.get("notifications", {}))
+    wanted = call.params.get("notifications", {})
+    lists, uris = _wanted(wanted)
     offered = capabilities(modern=True)
     lists = frozenset(kind for kind in lists if offered[kind].get("listChanged"))
     listener = Listener(call.notify, call.request_id, lists, uris)
     agreed: dict[str, Any] = {_FILTER_KEYS[kind]: True for kind in LIST_KINDS if kind in lists}
     if uris:
         agreed["resourceSubscriptions"] = sorted(uris)
-    with call.server.notifier.listening(listener):
-        # Registered before the acknowledgement, so no change after it is missed.
-        await call.notify(listener.tagged(m.SUBSCRIPTIONS_ACKNOWLEDGED,
-                                          {"notifications": agreed}))
-        await asyncio.Event().wait()
+    task_ids, stop_tasks = listen_tasks(call, wanted)  # the tasks extension's statuses
+    if task_ids:
+        agreed["taskIds"] = task_ids
+    try:
+        with call.server.notifier.listening(listener):
+            # Registered before the acknowledgement, so no change after it is missed.
+            await call.notify(listener.tagged(m.SUBSCRIPTIONS_ACKNOWLEDGED,
+                                              {"notifications": agreed}))
+            await asyncio.Event().wait()
+    finally:
+        stop_tasks()
     return {"_meta": {SUBSCRIPTION_ID_META: call.request_id}}  # pragma: no cover
 
 

@@ -13,6 +13,7 @@ from ...protocol.versions import LATEST_HANDSHAKE_VERSION, supports
 from ..tools import DisabledToolError, ToolContext, ToolError, UnknownToolError
 from .logging import log_fn, progress_fn
 from .router import Call, page, route
+from .tasks import task_context
 
 __all__ = ["tools_call", "tools_list"]
 
@@ -58,6 +59,8 @@ async def tools_call(call: Call) -> dict[str, Any]:
     ctx = ToolContext(settings=server.settings, progress=progress, log=log_fn(call, name),
                       commands=server.registry.commands, caller=call.session.id,
                       asker=call)
+    if tool.execution:  # it may run as a task (the tasks extension)
+        task_context(call, tool, ctx)
     try:
         return await tool.handler(arguments, ctx)
     except ToolError as exc:

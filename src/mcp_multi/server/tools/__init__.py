@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 
 from mcp_multi.protocol.errors import MCPError
+from mcp_multi.protocol.params_headers import HeaderAnnotationError, HeaderParam, header_params
 from mcp_multi.protocol.text import clip
 from mcp_multi.server.settings import ServerSettings
 
@@ -37,6 +38,8 @@ __all__ = [
     "AskFn",
     "CommandSlots",
     "DisabledToolError",
+    "RunTaskFn",
+    "TaskWork",
     "Tool",
     "ToolContext",
     "ToolError",
@@ -169,7 +172,13 @@ class CommandSlots:
 class ToolContext:
     """What a running tool may use: settings, progress/log notifications to its caller, the
     server's command slots with the caller's name (its session id) to count them by, and its
-    client to ask (``asker``: the request being served)."""
+    client to ask (``asker``: the request being served).
+
+    A tool that may run as a task (``execution.taskSupport``) returns
+    ``await ctx.as_task(work)``: where the client can take a task, ``run_task`` starts
+    ``work`` as one and the call answers with the task's handle; elsewhere ``work`` runs at
+    once. What the tool does before that (asking the client, say) happens in the call itself.
+    """
 
     settings: ServerSettings
     progress: ProgressFn = _no_progress
@@ -177,6 +186,7 @@ class ToolContext:
     commands: CommandSlots = field(default_factory=CommandSlots)
     caller: str = ""
     asker: Asker = NO_CLIENT
+    run_task: RunTaskFn | None = None
 
     async def ask(self, method: str, params: dict[str, Any], *,
                   key: str | None = None) -> dict[str, Any]:
@@ -203,6 +213,17 @@ class ToolContext:
         """Whether the client declared the capability asking ``method`` needs."""
         return self.asker.can_ask(method, params)
 
+    async def as_task(self, work: TaskWork) -> dict[str, Any]:
+        """``work``'s result, or the handle of the task running it (see the class)."""
+        if self.run_task is None:
+            return await work(self)
+        return await self.run_task(work)
+
+
+# The work a tool hands to ``ToolContext.as_task``, and what starts it as a task.
+TaskWork = Callable[[ToolContext], Awaitable[dict[str, Any]]]
+RunTaskFn = Callable[[TaskWork], Awaitable[dict[str, Any]]]
+
 
 Handler = Callable[[dict[str, Any], ToolContext], Awaitable[dict[str, Any]]]
 
@@ -215,6 +236,7 @@ class Tool:
     handler: Handler
     title: str | None = None
     annotations: dict[str, Any] = field(default_factory=dict)
+    execution: dict[str, Any] = field(default_factory=dict)  # taskSupport (tasks extension)
 
     def to_wire(self) -> dict[str, Any]:
         """The tool's entry in a ``tools/list`` result."""
@@ -227,6 +249,8 @@ class Tool:
             entry["title"] = self.title
         if self.annotations:
             entry["annotations"] = self.annotations
+        if self.execution:
+            entry["execution"] = self.execution
         return entry
 
 
@@ -267,6 +291,16 @@ class ToolRegistry:
         self._validators = {
             n: jsonschema.Draft202012Validator(t.input_schema) for n, t in self._tools.items()
         }
+        # Arguments mirrored into Mcp-Param-* headers, for the tools that have any (an
+        # invalid annotation is a bad tool definition: the server does not start).
+        self._header_params: dict[str, tuple[HeaderParam, ...]] = {}
+        for n, t in self._tools.items():
+            try:
+                found = header_params(t.input_schema)
+            except HeaderAnnotationError as exc:
+                raise ValueError(f"tool {n}: {exc}") from None
+            if found:
+                self._header_params[n] = found
         self._listing = [t.to_wire() for t in self._tools.values()]
         self.commands = CommandSlots()
 
@@ -290,6 +324,10 @@ class ToolRegistry:
         if name in ALL_TOOLS:
             raise DisabledToolError(name)
         raise UnknownToolError(name)
+
+    def header_params(self, name: str) -> tuple[HeaderParam, ...]:
+        """The arguments of tool ``name`` mirrored into ``Mcp-Param-*`` headers (often none)."""
+        return self._header_params.get(name, ())
 
     def validation_errors(self, name: str, arguments: dict[str, Any]) -> list[str]:
         """Readable schema violations of ``arguments``, each naming the field; empty when valid."""
