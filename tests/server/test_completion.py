@@ -44,9 +44,9 @@ def template(uri: str, argument: str, value: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("params, values", [
     (prompt("explain_tool_call", "tool", "e"), ["echo"]),
-    (prompt("explain_tool_call", "tool", "M"), ["math_calc"]),
-    (prompt("explain_tool_call", "tool", "test_tool_with_"), ["test_tool_with_logging",
-                                                              "test_tool_with_progress"]),
+    (prompt("explain_tool_call", "tool", "MA"), ["math_calc"]),
+    (prompt("explain_tool_call", "tool", "test_tool_with_"), [
+        "test_tool_with_logging", "test_tool_with_progress", "test_tool_with_task"]),
     (prompt("explain_error", "code", "-3202"), ["-32020", "-32021", "-32022"]),
     (prompt("explain_error", "message", "x"), []),  # an argument without a completer
     (prompt("test_prompt_with_arguments", "arg1", "par"), ["paris", "park", "party"]),
