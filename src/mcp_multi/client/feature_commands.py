@@ -70,14 +70,14 @@ def parse_reference(text: str) -> dict[str, str]:
     """The ``ref`` of ``completion/complete`` from ``prompt:NAME`` or ``resource:URI``.
 
     Raises:
-        ValueError: neither form.
+        ArgumentError: neither form.
     """
     kind, _, value = text.partition(":")
     if kind == "prompt" and value:
         return {"type": "ref/prompt", "name": value}
     if kind == "resource" and value:
         return {"type": "ref/resource", "uri": value}
-    raise ValueError(f"bad reference {text!r}: use prompt:NAME or resource:URI_TEMPLATE")
+    raise ArgumentError(f"bad reference {text!r}: use prompt:NAME or resource:URI_TEMPLATE")
 
 
 def _offers(connection: MCPConnection, feature: str) -> bool:

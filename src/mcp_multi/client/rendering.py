@@ -34,6 +34,8 @@ __all__ = [
 
 # Characters of one multi-line block (a text item, a pretty-printed structure) shown.
 BLOCK_LIMIT = 4000
+# Characters of one string inside a pretty-printed structure.
+STRING_LIMIT = 300
 INDENT = "  "
 
 
@@ -54,10 +56,30 @@ def _indented(text: str, indent: str, limit: int = BLOCK_LIMIT) -> list[str]:
     return [indent + line for line in shown.split("\n")] if shown else [indent]
 
 
+def _summarized(value: Any, depth: int = 0) -> Any:
+    """``value`` with binary payloads (``data``, ``blob``) replaced by their size and every
+    other long string clipped: what a person can read of a structure."""
+    if depth > 20:
+        return "…"
+    if isinstance(value, dict):
+        return {
+            str(key): (f"<base64, {decoded_size(item)}>"
+                       if key in ("data", "blob") and isinstance(item, str)
+                       else _summarized(item, depth + 1))
+            for key, item in list(value.items())[:200]
+        }
+    if isinstance(value, list):
+        return [_summarized(item, depth + 1) for item in value[:200]]
+    if isinstance(value, str):
+        return clip(value, STRING_LIMIT)
+    return value
+
+
 def json_block(value: Any, indent: str = INDENT, limit: int = BLOCK_LIMIT) -> list[str]:
-    """``value`` as indented, pretty-printed JSON lines, escaped and clipped."""
+    """``value`` as indented, pretty-printed JSON lines: binary payloads as their size,
+    long strings and the whole block clipped, control characters escaped."""
     try:
-        text = json.dumps(value, indent=2, ensure_ascii=False, default=repr)
+        text = json.dumps(_summarized(value), indent=2, ensure_ascii=False, default=repr)
     except (ValueError, RecursionError):
         text = repr(value)
     return _indented(text, indent, limit)
@@ -68,14 +90,15 @@ def _mime(item: dict[str, Any]) -> str:
     return for_display(str(mime), 100) if mime else "no MIME type"
 
 
-def _resource_item_lines(resource: dict[str, Any], indent: str) -> list[str]:
+def _resource_item_lines(resource: dict[str, Any], indent: str, label: str = "") -> list[str]:
     """An embedded resource or one item of ``resources/read``: its URI, then a clipped text
     or the size of its blob."""
-    uri = for_display(str(resource.get("uri", "")), 500)
+    head = f"{indent}{label}{for_display(str(resource.get('uri', '')), 500)}"
     if "blob" in resource:
-        return [f"{indent}{uri} ({_mime(resource)}, {decoded_size(resource['blob'])})"]
+        return [f"{head} ({_mime(resource)}, {decoded_size(resource['blob'])})"]
+    if resource.get("mimeType"):
+        head += f" ({_mime(resource)})"
     text = resource.get("text")
-    head = f"{indent}{uri} ({_mime(resource)})" if resource.get("mimeType") else f"{indent}{uri}"
     if text is None:
         return [head]
     return [head + ":", *_indented(str(text), indent + INDENT)]
@@ -94,8 +117,7 @@ def content_lines(item: object, indent: str = INDENT) -> list[str]:
         resource = item.get("resource")
         if not isinstance(resource, dict):
             return [f"{indent}resource (malformed)"]
-        lines = _resource_item_lines(resource, indent + "resource ")
-        return lines
+        return _resource_item_lines(resource, indent, "resource ")
     if kind == "resource_link":
         name = for_display(str(item.get("name", "")), 200)
         uri = for_display(str(item.get("uri", "")), 500)
@@ -114,16 +136,13 @@ def is_plain_result(result: dict[str, Any]) -> bool:
 def tool_result_lines(result: dict[str, Any]) -> list[str]:
     """A ``tools/call`` result as the shell shows it.
 
-    Text-only results: the seed's ``Result: {...}`` line, exactly (with its
-    ``structuredContent``, if any, pretty-printed below it). Anything else: ``Result:``
-    (``Result (isError):``), then each content item, then ``structuredContent``.
+    Text-only results: the seed's ``Result: {...}`` line, exactly (its ``repr`` shows a
+    ``structuredContent`` too). Anything else: ``Result:`` (``Result (isError):``), then each
+    content item, then ``structuredContent`` pretty-printed and clipped.
     """
-    structured = result.get("structuredContent")
     if is_plain_result(result):
-        lines = [f"Result: {result!r}"]
-        if structured is not None:
-            lines += ["  structuredContent:", *json_block(structured, INDENT * 2)]
-        return lines
+        return [f"Result: {result!r}"]
+    structured = result.get("structuredContent")
     lines = ["Result (isError):" if result.get("isError") else "Result:"]
     content = result.get("content")
     for item in content if isinstance(content, list) else ():
