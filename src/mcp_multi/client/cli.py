@@ -37,6 +37,7 @@ from .conformance import run_conformance
 from .connection import DEFAULT_TIMEOUT
 from .multi import MultiServerMCPClient
 from .notices import Notices
+from .person import person_handlers
 from .repl import Shell, default_history_path, run_shell
 from .targets import (
     DEFAULT_TRANSPORT,
@@ -64,7 +65,8 @@ examples:
   mcp-client --mode conformance http://localhost:3000/mcp    one-shot, for the MCP suite
 
 interactive commands: servers, add, remove, tools [server], call, broadcast, ping [server],
-  send, help, quit
+  send, resources, templates, read, prompts, prompt, complete, subscribe, unsubscribe,
+  loglevel, tasks, help, quit
 """
 
 
@@ -243,8 +245,12 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
         if args.mode == "test" and not specs:
             _status("Error: test mode needs at least one server (or --demo)")
             return 2
-        # The shell shows every server's notifications, tagged with the server's name.
+        # The shell shows every server's notifications, tagged with the server's name, and
+        # on a terminal the person answers what servers ask (elsewhere the policies do).
         notices = Notices(lambda line: print(line, flush=True), live=sys.stderr.isatty())
+        handlers = args.handlers
+        if args.mode == "interactive" and sys.stdin.isatty():
+            handlers = person_handlers(handlers)
         client = MultiServerMCPClient(
             timeout=args.timeout,
             on_frame=_trace if args.trace else None,
@@ -252,7 +258,7 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
             transport_options={"connect_timeout": min(args.timeout, 10.0)},
             headers=args.headers,
             protocol_version=protocol_version,
-            handlers=args.handlers,
+            handlers=handlers,
         )
         stack.push_async_callback(client.close)
         errors = await client.add_all(specs)

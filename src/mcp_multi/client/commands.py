@@ -89,15 +89,6 @@ def _first_line(text: object) -> str:
     return lines[0].strip() if lines else ""
 
 
-def _requires_task(client: MultiServerMCPClient, server: str, tool: str) -> bool:
-    connection = client.connections.get(server)
-    for entry in (connection.cached_tools or ()) if connection is not None else ():
-        execution = entry.get("execution")
-        if entry.get("name") == tool and isinstance(execution, dict):
-            return execution.get("taskSupport") == "required"
-    return False
-
-
 class Shell(FeatureCommands):
     """Runs shell commands against a :class:`MultiServerMCPClient` and prints their output.
 
@@ -248,13 +239,10 @@ class Shell(FeatureCommands):
         if "/" in name:
             self.write(f"Result: {await self.client.request(server, name, arguments)!r}")
             return
-        if _requires_task(self.client, server, name):
-            result = await self.client.call(server, name, arguments)  # runs as a task
-        else:
-            # A progress token, so a tool that reports progress can show it while it runs.
-            token = f"shell-{next(self._progress_tokens)}"
-            result = await self.client.request(server, methods.TOOLS_CALL, {
-                "name": name, "arguments": arguments, "_meta": {"progressToken": token}})
+        # A progress token, so a tool that reports progress can show it while it runs.
+        token = f"shell-{next(self._progress_tokens)}"
+        result = await self.client.get(server).call_tool(
+            name, arguments, meta={"progressToken": token})
         for line in tool_result_lines(result):
             self.write(line)
 
