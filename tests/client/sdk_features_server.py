@@ -9,6 +9,7 @@ script with ``sys.executable`` to serve stdio.
 from __future__ import annotations
 
 import base64
+import warnings
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -57,7 +58,9 @@ def build_features_server() -> MCPServer:
     @server.tool()
     async def slow(ctx: Context) -> str:
         """Reports progress and logs"""
-        await ctx.info("slow started")
+        with warnings.catch_warnings():  # logging is deprecated in 2026-07-28, still served
+            warnings.simplefilter("ignore")
+            await ctx.info("slow started")
         for step in (1, 2, 3):
             await ctx.report_progress(step, 3, f"step {step}")
         return "slow done"
