@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import (
@@ -19,18 +19,28 @@ from mcp_types import (
     EmbeddedResource,
     EmptyResult,
     ImageContent,
+    ModelHint,
+    ModelPreferences,
     PromptReference,
+    SamplingMessage,
     SetLevelRequestParams,
     SubscribeRequestParams,
     TextContent,
     TextResourceContents,
     UnsubscribeRequestParams,
 )
+from pydantic import BaseModel, Field
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(992)  # 1000 bytes
 WAV = b"RIFF" + bytes(2044)  # 2048 bytes
 NAMES = ("Ada", "Alan", "Grace")
 PATHS = ("README.md", "src", "tests")
+
+
+class Person(BaseModel):
+    name: str
+    colour: Literal["red", "green", "blue"] = "green"
+    age: int = Field(default=30, ge=0)
 
 
 def build_features_server() -> MCPServer:
@@ -72,6 +82,29 @@ def build_features_server() -> MCPServer:
             await ctx.session.send_resource_updated(uri)
         await ctx.notify_resource_updated(uri)
         return f"touched {uri}"
+
+    @server.tool()
+    async def ask(ctx: Context) -> str:
+        """Ask the person for a name and a colour"""
+        result = await ctx.elicit("Who are you?", schema=Person)
+        if result.action != "accept":
+            return f"no answer: {result.action}"
+        return f"hello {result.data.name} ({result.data.colour}, {result.data.age})"
+
+    @server.tool()
+    async def haiku(topic: str, ctx: Context) -> str:
+        """Ask the client's model for a haiku"""
+        with warnings.catch_warnings():  # sampling is deprecated in 2026-07-28, still served
+            warnings.simplefilter("ignore")
+            result = await ctx.session.create_message(
+                [SamplingMessage(role="user", content=TextContent(
+                    type="text", text=f"Write a haiku about {topic}"))],
+                max_tokens=50, system_prompt="You are a poet",
+                model_preferences=ModelPreferences(hints=[ModelHint(name="claude")],
+                                                   intelligence_priority=0.8),
+                related_request_id=ctx.request_id)
+        content = result.content
+        return f"model {result.model} said: {getattr(content, 'text', content)}"
 
     @server.resource("info://about", mime_type="text/plain")
     def about() -> str:
