@@ -342,9 +342,7 @@ async def run_reply_command(argv: list[str], params: dict[str, Any], *,
                 proc.stdin.write(orjson.dumps(params))
                 await proc.stdin.drain()
                 proc.stdin.close()
-            output = await proc.stdout.read(limit + 1)
-            if len(output) > limit:
-                raise InternalError(f"the sampling command printed over {limit} bytes")
+            output = await _read_bounded(proc.stdout, limit)
             code = await proc.wait()
     except TimeoutError:
         raise InternalError(f"the sampling command ran over {timeout:g}s") from None
@@ -355,6 +353,18 @@ async def run_reply_command(argv: list[str], params: dict[str, Any], *,
     if code != 0:
         raise InternalError(f"the sampling command failed (exit code {code})")
     return output.decode("utf-8", "replace")
+
+
+async def _read_bounded(stream: asyncio.StreamReader, limit: int) -> bytes:
+    """Everything ``stream`` gives until its end; over ``limit`` bytes is an error."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise InternalError(f"the sampling command printed over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _kill_group(pid: int) -> None:
