@@ -36,6 +36,8 @@ from .config import load_config, parse_header
 from .conformance import run_conformance
 from .connection import DEFAULT_TIMEOUT
 from .multi import MultiServerMCPClient
+from .notices import Notices
+from .person import person_handlers
 from .repl import Shell, default_history_path, run_shell
 from .targets import (
     DEFAULT_TRANSPORT,
@@ -63,7 +65,8 @@ examples:
   mcp-client --mode conformance http://localhost:3000/mcp    one-shot, for the MCP suite
 
 interactive commands: servers, add, remove, tools [server], call, broadcast, ping [server],
-  send, help, quit
+  send, resources, templates, read, prompts, prompt, complete, subscribe, unsubscribe,
+  loglevel, tasks, help, quit
 """
 
 
@@ -242,13 +245,20 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
         if args.mode == "test" and not specs:
             _status("Error: test mode needs at least one server (or --demo)")
             return 2
+        # The shell shows every server's notifications, tagged with the server's name, and
+        # on a terminal the person answers what servers ask (elsewhere the policies do).
+        notices = Notices(lambda line: print(line, flush=True), live=sys.stderr.isatty())
+        handlers = args.handlers
+        if args.mode == "interactive" and sys.stdin.isatty():
+            handlers = person_handlers(handlers)
         client = MultiServerMCPClient(
             timeout=args.timeout,
             on_frame=_trace if args.trace else None,
+            on_notification=notices.hook if args.mode == "interactive" else None,
             transport_options={"connect_timeout": min(args.timeout, 10.0)},
             headers=args.headers,
             protocol_version=protocol_version,
-            handlers=args.handlers,
+            handlers=handlers,
         )
         stack.push_async_callback(client.close)
         errors = await client.add_all(specs)
@@ -273,7 +283,7 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
         if terminal:
             _status("MCP multi-server client. Type 'help' for commands, 'quit' to exit.")
             await client.list_tools()  # so tab completion knows the tool names
-        shell = Shell(client, default_transport=args.transport)
+        shell = Shell(client, default_transport=args.transport, notices=notices)
         await run_shell(shell, terminal=terminal,
                         history_path=args.history or default_history_path())
         return 0

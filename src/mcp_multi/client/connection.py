@@ -465,8 +465,10 @@ class MCPConnection(SessionOpening, ServerMessages):
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None, *,
         timeout: float | None = None, task_timeout: float = TASK_TIMEOUT,
+        meta: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Call a tool and return its result (which may hold ``isError: true``).
+        """Call a tool and return its result (which may hold ``isError: true``); ``meta``
+        goes in the request's ``_meta`` (the shell's ``progressToken``).
 
         A call the server runs as a task is followed to its end (see the module docstring),
         for at most ``task_timeout`` seconds. A 2026-07-28 server refusing the call's
@@ -479,6 +481,8 @@ class MCPConnection(SessionOpening, ServerMessages):
             RequestTimeout, ConnectionClosed, InputRequired: as for :meth:`request`.
         """
         params = tool_call_params(name, arguments)
+        if meta:
+            params["_meta"] = dict(meta)
         if self._legacy_tasks(name):
             params["task"] = {}
         try:
