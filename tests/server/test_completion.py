@@ -3,33 +3,28 @@ and in both eras."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from mcp_multi.server.app import RunningServer
 
-from ..conftest import StartServer
-from .wire import TRANSPORTS, RawPeer, connect
-
-
-@pytest.fixture(params=TRANSPORTS)
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+from .wire import RawPeer, connect
 
 
 @pytest.fixture
-async def server(start_mcp_server: StartServer) -> RunningServer:
-    return await start_mcp_server(name="completion-server", profile="conformance")
+def transport(profile_transport: str) -> str:
+    return profile_transport
 
 
 @pytest.fixture
-async def peer(transport: str, server: RunningServer) -> AsyncIterator[RawPeer]:
-    p = await connect(transport, server)
-    await p.initialize()
-    yield p
-    await p.close()
+def server(profile_server: RunningServer) -> RunningServer:
+    return profile_server
+
+
+@pytest.fixture
+def peer(profile_peer: RawPeer) -> RawPeer:
+    return profile_peer
 
 
 def prompt(name: str, argument: str, value: str) -> dict[str, Any]:

@@ -11,8 +11,7 @@ import pytest
 
 from mcp_multi.server.app import RunningServer
 
-from ..conftest import StartServer
-from .wire import TRANSPORTS, RawPeer, connect
+from .wire import RawPeer, connect
 
 DEMO = ["explain_tool_call", "explain_error"]
 FIXTURES = ["test_simple_prompt", "test_prompt_with_arguments",
@@ -20,22 +19,19 @@ FIXTURES = ["test_simple_prompt", "test_prompt_with_arguments",
             "test_input_required_result_prompt"]
 
 
-@pytest.fixture(params=TRANSPORTS)
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture
+def transport(profile_transport: str) -> str:
+    return profile_transport
 
 
 @pytest.fixture
-async def server(start_mcp_server: StartServer) -> RunningServer:
-    return await start_mcp_server(name="prompt-server", profile="conformance")
+def server(profile_server: RunningServer) -> RunningServer:
+    return profile_server
 
 
 @pytest.fixture
-async def peer(transport: str, server: RunningServer) -> AsyncIterator[RawPeer]:
-    p = await connect(transport, server)
-    await p.initialize()
-    yield p
-    await p.close()
+def peer(profile_peer: RawPeer) -> RawPeer:
+    return profile_peer
 
 
 @pytest.fixture
