@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 
 from mcp_multi.client.answering import (
     ClientHandlers,
@@ -26,7 +28,7 @@ from mcp_multi.client.answering import (
 from mcp_multi.client.connection import MAX_INPUT_ROUNDS, MCPConnection
 from mcp_multi.client.inbound import MAX_ANSWERING
 from mcp_multi.client.multi import MultiServerMCPClient
-from mcp_multi.client.person import sampling_lines
+from mcp_multi.client.person import Person, sampling_lines
 from mcp_multi.protocol.errors import InputRequired, InternalError
 from mcp_multi.transport import WebSocketTransport
 
@@ -250,3 +252,21 @@ def test_a_hostile_sampling_request_is_shown_clipped_and_escaped() -> None:
     for line in lines:
         assert len(line) < 4200, len(line)  # a text block shows up to 4000 characters
         assert "\x1b" not in line and "\x07" not in line
+
+
+async def test_a_catastrophic_pattern_with_its_own_default_does_not_freeze_the_shell() -> None:
+    """Before: the person's form was validated with the server's ``pattern``, and the
+    server also chose the default a person takes with Enter: ``^(a+)+$`` against 25 ``a``
+    and a ``!`` took seconds of the event loop (forty, days). Now patterns are not checked
+    on the client (an elicitation's string schema has none; the server checks)."""
+    schema = {"type": "object", "properties": {"name": {
+        "type": "string", "pattern": "^(a+)+$", "default": "a" * 25 + "!"}}}
+    shown: list[str] = []
+    with create_pipe_input() as pipe:
+        person = Person(shown.append, input=pipe, output=DummyOutput(), terminal=False)
+        pipe.send_text("a\n\na\n")  # accept, Enter takes the default, send it
+        started_at = time.monotonic()
+        async with asyncio.timeout(TIMEOUT):
+            answer = await person.elicit("s", {"message": "name?", "requestedSchema": schema})
+    assert time.monotonic() - started_at < 1.0
+    assert answer == {"action": "accept", "content": {"name": "a" * 25 + "!"}}
