@@ -168,6 +168,9 @@ class MCPConnection(SessionOpening, ServerMessages):
         self._renewing = asyncio.Lock()
         self._handlers = handlers
         self._answering = 0  # server requests being answered now
+        self._refused = 0  # server requests refused for being too many at once
+        self._refreshing = False  # a tools/list refresh runs (list_changed)
+        self._refresh_again = False  # ...and the list changed again meanwhile
 
     # -- state -------------------------------------------------------------------------
 
@@ -511,6 +514,9 @@ class MCPConnection(SessionOpening, ServerMessages):
                            task_timeout: float) -> dict[str, Any]:
         """Poll ``task`` to its end and return its result; cancel it when we give up."""
         shown: str | None = None
+        # Keys already answered: a task still listing one (the server has not taken the
+        # answer in yet, or asks forever) is polled at its pace, not answered again at once.
+        answered: set[str] = set()
         try:
             async with asyncio.timeout(task_timeout):
                 while True:
@@ -519,12 +525,15 @@ class MCPConnection(SessionOpening, ServerMessages):
                         self._report_task(task)
                     if task.terminal:
                         return await self._task_outcome(task, timeout)
-                    if task.status == "input_required" and task.input_requests:
+                    asked = {key: request for key, request in (task.input_requests or {}).items()
+                             if key not in answered} if task.status == "input_required" else {}
+                    if asked:
                         responses = await self._give_input(methods.TOOLS_CALL, {
-                            "inputRequests": task.input_requests})
+                            "inputRequests": asked})
                         await self.request(methods.TASKS_UPDATE, {
                             "taskId": task.task_id, "inputResponses": responses},
                             timeout=timeout)
+                        answered.update(asked)
                     else:
                         await asyncio.sleep(task.poll_seconds)
                     polled = await self.request(methods.TASKS_GET, {"taskId": task.task_id},

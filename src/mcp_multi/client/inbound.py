@@ -5,8 +5,10 @@ connection takes frames from the transport and decodes them with the protocol co
 response resolves the future its id names, a request from the server is answered by the
 connection's :class:`~mcp_multi.client.answering.ClientHandlers` (read at each request, so
 they may be swapped at run time; at most :data:`MAX_ANSWERING` at once, the rest refused
-with -32603 rather than queued without bound), a notification updates state (``tools/list_changed``
-drops the cached tool list) and is logged and handed to the optional hook. When the reader
+with -32603 rather than queued without bound, and logged as dropped frames are), a
+notification updates state (``tools/list_changed`` drops the cached tool list and refreshes
+it: one refresh at a time, and one more if the list changed meanwhile, however many
+notifications came) and is logged and handed to the optional hook. When the reader
 ends, for whatever reason, the connection is closed and every pending request fails at once.
 
 A server's text reaches errors and log lines only escaped and clipped
@@ -91,6 +93,9 @@ class ServerMessages:
     _tools: list[dict[str, Any]] | None
     _dropped: int
     _answering: int
+    _refused: int
+    _refreshing: bool
+    _refresh_again: bool
     handlers: ClientHandlers | None
 
     if TYPE_CHECKING:
@@ -178,16 +183,37 @@ class ServerMessages:
         else:
             self._handle_notification(message)
 
+    def _tools_changed(self) -> None:
+        """``tools/list_changed``: drop the cached list and refresh it, coalescing a flood
+        of notifications into at most one refresh running and one to follow."""
+        self._tools = None
+        if self._refreshing:
+            self._refresh_again = True
+            return
+        self._refreshing = True
+        self._spawn(self._refresh_tools())
+
     async def _refresh_tools(self) -> None:
         try:
-            await self.list_tools(refresh=True)
-        except MCPError as exc:
-            logger.info("%s: could not refresh the tool list: %s", self.name, exc)
+            while True:
+                self._refresh_again = False
+                try:
+                    await self.list_tools(refresh=True)
+                except MCPError as exc:
+                    logger.info("%s: could not refresh the tool list: %s", self.name, exc)
+                if not self._refresh_again:
+                    return
+        finally:
+            self._refreshing = False
 
     def _answer_request(self, request: Request) -> None:
         if self._answering >= MAX_ANSWERING:
-            logger.warning("%s: refusing %s: %d server requests are being answered already",
-                           self.name, for_display(request.method, 100), self._answering)
+            # A flood must not flood the log: the first few, then one in every thousand.
+            self._refused += 1
+            if self._refused <= 5 or self._refused % 1000 == 0:
+                logger.warning("%s: refusing %s (%d so far): %d server requests are being "
+                               "answered already", self.name, for_display(request.method, 100),
+                               self._refused, self._answering)
             self._spawn(self._send_quietly(error_response(request.id, InternalError(
                 "Too many requests from the server at once"))))
             return
@@ -209,8 +235,7 @@ class ServerMessages:
     def _handle_notification(self, note: Notification) -> None:
         params = note.params or {}
         if note.method == methods.TOOLS_LIST_CHANGED:
-            self._tools = None
-            self._spawn(self._refresh_tools())
+            self._tools_changed()
         elif note.method == methods.LOGGING_MESSAGE:
             level = _LOG_LEVELS.get(str(params.get("level")), logging.INFO)
             if logger.isEnabledFor(level):

@@ -343,14 +343,34 @@ def _pick(text: str, choices: list[tuple[Any, str]]) -> Any:
 
 
 def _invalid(value: Any, schema: dict[str, Any]) -> str | None:
-    """Why ``value`` does not fit ``schema`` (one line), or ``None`` when it does."""
+    """Why ``value`` does not fit ``schema`` (one line), or ``None`` when it does.
+
+    ``pattern`` is not checked: the server chose both the regular expression and the
+    default it offers, and Python's ``re`` has no time limit, so a catastrophic pattern
+    (``^(a+)+$`` against forty ``a`` and a ``!``) would freeze the whole client. An
+    elicitation's string schema has no ``pattern`` anyway; the server checks what it gets.
+    """
     try:
         validator = jsonschema.Draft202012Validator(
-            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+            _without_patterns(schema),
+            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     except (jsonschema.exceptions.SchemaError, RecursionError, TypeError, ValueError):
         return None  # a schema we cannot check is not the person's fault
     return None if error is None else for_display(error.message, 300)
+
+
+def _without_patterns(schema: Any, depth: int = 0) -> Any:
+    """``schema`` without its ``pattern`` and ``patternProperties`` keywords, at any depth
+    (a schema nested past 64 levels is returned as ``{}``: nothing left to check)."""
+    if depth > 64:
+        return {}
+    if isinstance(schema, dict):
+        return {k: _without_patterns(v, depth + 1) for k, v in schema.items()
+                if k not in ("pattern", "patternProperties")}
+    if isinstance(schema, list):
+        return [_without_patterns(v, depth + 1) for v in schema]
+    return schema
 
 
 def _as_text(value: Any) -> str:

@@ -238,13 +238,15 @@ class RequestStateCodec:
         the request ``binding`` names.
 
         Raises:
-            InvalidParams: it is not a string, too long, malformed, forged or altered,
-                expired, or issued for another request.
+            InvalidParams: it is not a string, too long, not ASCII, malformed, forged or
+                altered, expired, or issued for another request.
         """
         if not isinstance(state, str):
             raise InvalidParams('Invalid params: "requestState" must be a string')
         if len(state) > MAX_STATE_CHARS:
             raise InvalidParams("Invalid params: requestState is too long")
+        if not state.isascii():  # we issue base64url only; the HMAC takes ASCII text
+            raise InvalidParams("Invalid params: requestState failed its integrity check")
         version, _, rest = state.partition(".")
         payload, _, mac = rest.partition(".")
         if version != _STATE_VERSION or not hmac.compare_digest(mac, self._mac(payload)):

@@ -36,7 +36,7 @@ from ..protocol.jsonrpc import RequestId, notification
 from ..protocol.versions import HANDSHAKE
 from .session import ServerSession
 
-__all__ = ["LIST_KINDS", "MAX_SUBSCRIPTIONS", "ListKind", "Listener", "Notifier",
+__all__ = ["LIST_KINDS", "MAX_SUBSCRIPTIONS", "MAX_WATCHED_URI", "ListKind", "Listener", "Notifier",
            "SubscriptionLimit"]
 
 logger = logging.getLogger(__name__)
@@ -52,12 +52,16 @@ _LIST_CHANGED: dict[ListKind, str] = {
 
 # Resource URIs one session (or one listen stream) may watch at once.
 MAX_SUBSCRIPTIONS = 1000
+# Characters of one watched URI: the count alone let a session keep 1000 URIs of a message's
+# size each (a template matching any id), for as long as it lived.
+MAX_WATCHED_URI = 8192
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class SubscriptionLimit(Exception):
-    """A session asked to watch more than :data:`MAX_SUBSCRIPTIONS` resources."""
+    """A session asked to watch more than :data:`MAX_SUBSCRIPTIONS` resources, or a URI
+    longer than :data:`MAX_WATCHED_URI` characters."""
 
 
 @dataclass(eq=False, slots=True)
@@ -95,8 +99,12 @@ class Notifier:
         """Send ``session`` ``notifications/resources/updated`` for ``uri`` from now on.
 
         Raises:
-            SubscriptionLimit: the session already watches :data:`MAX_SUBSCRIPTIONS` URIs.
+            SubscriptionLimit: the session already watches :data:`MAX_SUBSCRIPTIONS` URIs,
+                or ``uri`` is longer than :data:`MAX_WATCHED_URI`.
         """
+        if len(uri) > MAX_WATCHED_URI:
+            raise SubscriptionLimit(f"a watched URI may hold at most {MAX_WATCHED_URI} "
+                                    "characters")
         watched = self._watching.setdefault(session, set())
         if uri not in watched and len(watched) >= MAX_SUBSCRIPTIONS:
             raise SubscriptionLimit(f"a session may watch at most {MAX_SUBSCRIPTIONS} resources")

@@ -84,8 +84,8 @@ class ServerSession:
         self.client_info: dict[str, Any] | None = None
         self.client_capabilities: dict[str, Any] = {}
         self.asks: PendingAsks | None = None
-        # The client's address where the transport knows it (what a stateless client's
-        # tasks are counted by, having no session to count them by).
+        # The client's address where the transport knows it (what tasks are counted by
+        # across a client's sessions, and a stateless client's, having no session).
         self.peer = ""
         self.log_level: str | None = None
         self.inflight: dict[RequestId, asyncio.Task[Any]] = {}

@@ -14,8 +14,10 @@ session, the stateless scope, where the task id itself is the credential (256 ra
 the spec lets a server use ids as bearer handles). A task of another scope is answered exactly
 as an unknown id (-32602), so its existence does not leak. There is no ``tasks/list``.
 
-Bounds. Each task counts against its *client* (its session, or a stateless client's address)
-and the server: ``max_tasks_per_client`` and ``max_tasks`` tasks, running or finished, and
+Bounds. Each task counts against its *client* (its session, or a stateless client's address),
+its client's address, and the server: ``max_tasks_per_client`` tasks, running or finished,
+an address's share of the server's (three quarters, as in the session tables: one address
+opening session after session cannot take them all), ``max_tasks``, and
 :data:`RESULT_BYTES` of kept results in all. A task lives ``task_ttl`` seconds from its
 creation: a reaper stops work still running then and forgets the task; it also ends the tasks
 of a session that went away (nobody can read them any more). A result larger than a message
@@ -50,6 +52,7 @@ from ..protocol.jsonrpc import notification
 from ..protocol.tasks import TaskState, TaskStatus
 from ..protocol.text import for_display
 from .session import SendFn, ServerSession
+from .session_table import default_share
 from .settings import ServerSettings
 from .tools import ToolError
 
@@ -99,6 +102,7 @@ class Owner:
 
     scope: str
     client: str
+    address: str = ""  # the client's network address, where the transport knows it
     # Held until the reaper sees it closed (at most REAP_INTERVAL later), then let go.
     session: ServerSession | None = None
 
@@ -106,8 +110,8 @@ class Owner:
     def of(cls, session: ServerSession) -> Owner:
         """The owner a request on ``session`` speaks for."""
         if session.stateless:
-            return cls("", "stateless:" + session.peer)
-        return cls("session:" + session.id, "session:" + session.id, session)
+            return cls("", "stateless:" + session.peer, session.peer)
+        return cls("session:" + session.id, "session:" + session.id, session.peer, session)
 
     @property
     def gone(self) -> bool:
@@ -163,15 +167,18 @@ class TaskStore(Protocol):
 
 
 class MemoryTaskStore:
-    """Task records in this process's memory, bounded per client, in count and in bytes."""
+    """Task records in this process's memory, bounded per client, per address and in all, in
+    count and in bytes."""
 
     def __init__(self, per_client: int, total: int, result_bytes: int = RESULT_BYTES) -> None:
         self.per_client = per_client
         self.total = total
+        self.per_address = default_share(total)
         self.result_bytes = result_bytes
         self.bytes_held = 0
         self._records: dict[str, TaskRecord] = {}
         self._by_client: Counter[str] = Counter()
+        self._by_address: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._records)
@@ -182,10 +189,16 @@ class MemoryTaskStore:
             raise InvalidRequest(
                 f"Too many tasks: this client holds {self.per_client}, the most it may; "
                 "wait for one to expire or cancel one")
+        address = record.owner.address
+        if self._by_address[address] >= self.per_address:
+            raise InvalidRequest(
+                f"Too many tasks: this address holds {self.per_address} of the server's "
+                f"{self.total}, one address's share; wait for one to expire or cancel one")
         if len(self._records) >= self.total:
             raise InvalidRequest(f"Too many tasks: the server holds {self.total}; retry later")
         self._records[record.task_id] = record
         self._by_client[client] += 1
+        self._by_address[address] += 1
 
     def find(self, task_id: str) -> TaskRecord | None:
         return self._records.get(task_id)
@@ -200,6 +213,10 @@ class MemoryTaskStore:
             self._by_client[client] -= 1
             if not self._by_client[client]:
                 del self._by_client[client]
+            address = record.owner.address
+            self._by_address[address] -= 1
+            if not self._by_address[address]:
+                del self._by_address[address]
             self.bytes_held -= record.size
             record.size = 0
         return record

@@ -135,6 +135,7 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     assert handler is not None
     outbox = Outbox(settings.session_queue_size, budget, state.sse_buffer, handler.cancel)
     session = ServerSession("sse", outbox.send)
+    session.peer = address  # what its tasks are counted by, with its other sessions'
     response = await open_event_stream(request)
     writer = TimedWriter(request, response)  # a write stuck on a full socket aborts it
     ended_because: list[str] = []

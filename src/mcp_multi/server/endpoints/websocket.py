@@ -160,6 +160,7 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     outbound = Outbound(ws, transport, state, handler)
     session = ServerSession("websocket", outbound.send)
+    session.peer = address  # what its tasks are counted by, with its other sessions'
     state.websocket_sessions.add(
         session, address, busy=lambda: bool(session.inflight or outbound.backlog),
         evict=lambda why: outbound.end(WSCloseCode.TRY_AGAIN_LATER, f"session ended: {why}"))

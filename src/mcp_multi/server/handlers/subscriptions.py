@@ -9,7 +9,7 @@ from ...protocol import methods as m
 from ...protocol.envelope import SUBSCRIPTION_ID_META
 from ...protocol.errors import InvalidParams
 from ...protocol.versions import MODERN
-from ..notifier import LIST_KINDS, MAX_SUBSCRIPTIONS, Listener, ListKind
+from ..notifier import LIST_KINDS, MAX_SUBSCRIPTIONS, MAX_WATCHED_URI, Listener, ListKind
 from .lifecycle import capabilities
 from .router import Call, route
 from .tasks import listen_tasks
@@ -65,4 +65,7 @@ def _wanted(raw: Any) -> tuple[frozenset[ListKind], frozenset[str]]:
     if len(uris) > MAX_SUBSCRIPTIONS:
         raise InvalidParams(f"Invalid params: at most {MAX_SUBSCRIPTIONS} resource "
                             "subscriptions per stream")
+    if any(len(uri) > MAX_WATCHED_URI for uri in uris):
+        raise InvalidParams(f"Invalid params: a resource subscription's URI may hold at most "
+                            f"{MAX_WATCHED_URI} characters")
     return lists, frozenset(uris)
