@@ -367,7 +367,7 @@ async def test_server_info_in_the_body_of_discover_names_the_server(
         assert (conn.server.server_name, conn.server.server_version) == ("in-body", "7")
 
 
-async def test_an_input_required_result_is_reported_incomplete(
+async def test_input_required_without_handlers_is_reported_incomplete(
         start_http_script: StartHTTPScript) -> None:
     script = await start_http_script()
     needs_input = {"resultType": "input_required", "requestState": "s1", "inputRequests": {
@@ -383,8 +383,10 @@ async def test_an_input_required_result_is_reported_incomplete(
     async with http_connection(script.url) as conn:
         with pytest.raises(InputRequired) as raised:
             await conn.call_tool("greet", {})
-        assert str(raised.value) == ("Server needs input the client cannot give yet: "
-                                     "sampling/createMessage, elicitation/create")
+        assert str(raised.value).startswith(
+            "srv: tools/call needs input the client did not give "
+            "(sampling/createMessage, elicitation/create): Method not found")
+        assert raised.value.methods == ["sampling/createMessage", "elicitation/create"]
         assert raised.value.result["requestState"] == "s1"
         assert conn.is_open
 

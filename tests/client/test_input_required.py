@@ -1,8 +1,10 @@
-"""A 2026-07-28 ``input_required`` result is shown as incomplete, never as ``Result:``.
+"""A 2026-07-28 ``input_required`` result the client cannot satisfy is shown as incomplete,
+never as ``Result:``.
 
-Until the client answers such results, the library raises for them; the shell, broadcast and
-test mode each show it as a failure naming what the server asked for; conformance mode counts
-it as an answer (the server did answer), shown as incomplete.
+When the handlers cannot answer (none given) or the server keeps asking, the library
+raises; the shell, broadcast and test mode each show it as a failure naming what the server
+asked for; conformance mode counts it as an answer (the server did answer), shown as
+incomplete.
 """
 
 from __future__ import annotations
@@ -59,5 +61,5 @@ async def test_conformance_mode_counts_input_required_as_an_answer(
     script.post = asker
     code, out, err = await run_client(["--mode", "conformance", script.url], "")
     assert code == 0, out + err
-    assert ("call ask {}: incomplete: Server needs input the client cannot give yet: "
-            "elicitation/create") in out.splitlines()
+    assert ("call ask {}: incomplete: conformance: tools/call still needs input after 8 "
+            "rounds (elicitation/create)") in out.splitlines(), out

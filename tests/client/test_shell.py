@@ -264,7 +264,8 @@ async def test_trace_prints_every_frame_to_stderr(start_mcp_server: StartServer)
     assert '[s1] <- {"jsonrpc":"2.0","id":1,"result":' in err
     assert '[s1] -> {"jsonrpc":"2.0","method":"notifications/initialized"}' in err
     assert ('[s1] -> {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo",'
-            '"arguments":{"message":"hi"}}}') in err
+            '"arguments":{"message":"hi"},"_meta":{"progressToken":"shell-1"}}}') in err
+    assert "[s1] progress 0: Calling echo\n" in err  # progress is status: stderr
 
 
 async def test_help_and_bad_command_lines() -> None:

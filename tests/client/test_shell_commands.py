@@ -69,7 +69,7 @@ call s resources/list {}
 
 def test_completion_knows_ping_and_send() -> None:
     completer = ShellCompleter(MultiServerMCPClient())
-    assert complete(completer, "p") == ["ping"]
+    assert complete(completer, "p") == ["ping", "prompts", "prompt"]
     assert complete(completer, "se") == ["servers", "send"]
     assert complete(completer, "send nobody resources/r") == ["resources/read"]
     assert complete(completer, "send nobody p") == ["ping", "prompts/list", "prompts/get"]

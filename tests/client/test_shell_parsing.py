@@ -52,10 +52,12 @@ def complete(completer: ShellCompleter, text: str) -> list[str]:
 def test_completion_of_commands_and_transports() -> None:
     completer = ShellCompleter(MultiServerMCPClient())
     assert complete(completer, "") == [
-        "servers", "add", "remove", "tools", "call", "broadcast", "ping", "send", "help", "quit",
-        "exit"]
+        "servers", "add", "remove", "tools", "call", "broadcast", "ping", "send", "resources",
+        "templates", "read", "prompts", "prompt", "complete", "subscribe", "unsubscribe",
+        "loglevel", "tasks", "help", "quit", "exit"]
     assert complete(completer, "b") == ["broadcast"]
     assert complete(completer, "add x localhost:1 ") == ["websocket", "sse", "http"]
     assert complete(completer, "add x st") == ["stdio"]
     assert complete(completer, "call nobody res") == [
-        "resources/list", "resources/read", "resources/templates/list"]
+        "resources/list", "resources/read", "resources/templates/list", "resources/subscribe",
+        "resources/unsubscribe"]

@@ -25,7 +25,6 @@ from mcp_multi.protocol.lifecycle import (
     parse_discover_result,
     parse_initialize_result,
     parse_tools_page,
-    reply_to_server_request,
     tool_call_params,
     unwrap_result,
 )
@@ -90,12 +89,6 @@ def test_small_builders() -> None:
     assert tool_call_params("echo", {"message": "x"}) == {
         "name": "echo", "arguments": {"message": "x"}}
     assert cancelled_params(4, "timeout") == {"requestId": 4, "reason": "timeout"}
-
-
-def test_server_requests_ping_answered_others_refused() -> None:
-    assert reply_to_server_request("ping") == {}
-    with pytest.raises(MethodNotFound):
-        reply_to_server_request("sampling/createMessage")
 
 
 def discover(**overrides: Any) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 
 Per server, in order: handshake, ping, tools listing, a sensible call of each tool, a call
 of a disabled tool (found through ``server://info``; it must fail), an unknown tool (must
-fail), bad arguments (must fail), resources list and read; then one broadcast over all
-servers and the removal of each. Servers are checked concurrently; every check is timed.
+fail), bad arguments (must fail), resources list and read, resource templates, prompts
+(list, and get the first one with its required arguments filled from completions or sample
+values) and completions; then one broadcast over all servers and the removal of each. A
+server that does not advertise prompts, templates or completions skips those checks.
+Servers are checked concurrently; every check is timed.
 
 A check passes, fails, or is skipped when the server lacks what it needs (an SDK server has
 no ``server://info``). The run passes when no check failed. What a server said reaches a
@@ -16,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol import methods
-from ..protocol.errors import JSONRPCError, MCPError
+from ..protocol.errors import JSONRPCError, MCPError, MethodNotFound
 from ..protocol.text import for_display
 from .connection import MCPConnection
 from .multi import MultiServerMCPClient, ServerNotFound
@@ -51,6 +55,8 @@ SAMPLE_ARGUMENTS: dict[str, dict[str, Any]] = {
 EXPECTED_TEXT = {"echo": "mcp-client test", "math_calc": "8", "run_command": "mcp-client-test"}
 UNKNOWN_TOOL = "mcp_client_test_no_such_tool"
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+SAMPLE_PROMPT_VALUE = "test"
+_TEMPLATE_VARIABLE = re.compile(r"\{[+#./;?&]?([A-Za-z0-9_]+)")
 
 
 class Skip(Exception):
@@ -152,6 +158,8 @@ class _ServerChecks:
         self.connection = connection
         self.tools: list[dict[str, Any]] = []
         self.resources: list[dict[str, Any]] = []
+        self.templates: list[dict[str, Any]] = []
+        self.prompts: list[dict[str, Any]] = []
 
     async def handshake(self) -> str:
         server = self.connection.server
@@ -235,6 +243,108 @@ class _ServerChecks:
         return f"{uri}: {len(contents)} content item(s)"
 
 
+    def _offers(self, capability: str) -> bool:
+        server = self.connection.server
+        return server is not None and server.has_capability(capability)
+
+    async def _listed(self, method: str, key: str) -> list[dict[str, Any]]:
+        """The first page of a list (a check needs no more); -32601 is a skip."""
+        try:
+            result = await self.connection.request(method)
+        except MethodNotFound:
+            raise Skip(f"server does not answer {method}") from None
+        items = result.get(key)
+        if not isinstance(items, list):
+            raise CheckFailed(f"result has no {key} list")
+        return [item for item in items if isinstance(item, dict)]
+
+    async def templates_list(self) -> str:
+        if not self._offers("resources"):
+            raise Skip("server has no resources capability")
+        self.templates = await self._listed(methods.RESOURCES_TEMPLATES_LIST,
+                                            "resourceTemplates")
+        return f"{len(self.templates)} templates: " + ", ".join(
+            str(t.get("uriTemplate")) for t in self.templates)
+
+    async def prompts_list(self) -> str:
+        if not self._offers("prompts"):
+            raise Skip("server has no prompts capability")
+        self.prompts = await self._listed(methods.PROMPTS_LIST, "prompts")
+        return f"{len(self.prompts)} prompts: " + ", ".join(
+            str(p.get("name")) for p in self.prompts)
+
+    async def prompts_get(self) -> str:
+        if not self.prompts:
+            raise Skip("no prompts listed")
+        prompt = self.prompts[0]
+        name = str(prompt.get("name"))
+        arguments: dict[str, str] = {}
+        for argument in _prompt_arguments(prompt):
+            if argument.get("required"):
+                arguments[str(argument["name"])] = await self._sample_argument(
+                    {"type": "ref/prompt", "name": name}, str(argument["name"]), arguments)
+        params: dict[str, Any] = {"name": name}
+        if arguments:
+            params["arguments"] = arguments
+        result = await self.connection.request(methods.PROMPTS_GET, params)
+        messages = result.get("messages")
+        if not isinstance(messages, list):
+            raise CheckFailed(f"{name}: result has no messages list")
+        shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        return f"{name}({shown}): {len(messages)} message(s)"
+
+    async def _sample_argument(self, ref: dict[str, Any], argument: str,
+                               context: dict[str, str]) -> str:
+        """A value for a required argument: the server's first completion, else a sample."""
+        if self._offers("completions"):
+            params: dict[str, Any] = {"ref": ref, "argument": {"name": argument, "value": ""}}
+            if context:
+                params["context"] = {"arguments": dict(context)}
+            try:
+                result = await self.connection.request(methods.COMPLETION_COMPLETE, params)
+                values = result["completion"]["values"]
+                if values and isinstance(values[0], str):
+                    return values[0]
+            except (MCPError, LookupError, TypeError):
+                pass  # the sample value serves; the completion check reports what failed
+        return SAMPLE_PROMPT_VALUE
+
+    async def completion(self) -> str:
+        if not self._offers("completions"):
+            raise Skip("server has no completions capability")
+        target = self._completion_target()
+        if target is None:
+            raise Skip("no prompt argument or template variable to complete")
+        ref, argument = target
+        result = await self.connection.request(methods.COMPLETION_COMPLETE, {
+            "ref": ref, "argument": {"name": argument, "value": ""}})
+        completion = result.get("completion")
+        values = completion.get("values") if isinstance(completion, dict) else None
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise CheckFailed("result has no completion values")
+        what = ref.get("name") or ref.get("uri")
+        return f"{what} {argument}: {len(values)} value(s)" + (
+            f": {', '.join(values[:5])}" if values else "")
+
+    def _completion_target(self) -> tuple[dict[str, Any], str] | None:
+        for prompt in self.prompts:
+            for argument in _prompt_arguments(prompt):
+                return {"type": "ref/prompt", "name": str(prompt.get("name"))}, str(
+                    argument["name"])
+        for template in self.templates:
+            uri = str(template.get("uriTemplate", ""))
+            variable = _TEMPLATE_VARIABLE.search(uri)
+            if variable:
+                return {"type": "ref/resource", "uri": uri}, variable[1]
+        return None
+
+
+def _prompt_arguments(prompt: dict[str, Any]) -> list[dict[str, Any]]:
+    arguments = prompt.get("arguments")
+    return [a for a in arguments if isinstance(a, dict) and isinstance(a.get("name"), str)
+            ] if isinstance(arguments, list) else []
+
+
 async def _timed(server: str, check: str, run: Callable[[], Awaitable[str]]) -> CheckResult:
     start = time.perf_counter()
     try:
@@ -269,6 +379,10 @@ async def _check_server(connection: MCPConnection) -> list[CheckResult]:
     results.append(await _timed(name, "bad arguments", checks.bad_arguments))
     results.append(await _timed(name, "resources/list", checks.resources_list))
     results.append(await _timed(name, "resources/read", checks.resources_read))
+    results.append(await _timed(name, "resources/templates/list", checks.templates_list))
+    results.append(await _timed(name, "prompts/list", checks.prompts_list))
+    results.append(await _timed(name, "prompts/get", checks.prompts_get))
+    results.append(await _timed(name, "completion/complete", checks.completion))
     return results
 
 

@@ -31,10 +31,13 @@ from ..protocol.errors import MCPError
 from ..protocol.text import for_display, printable
 from ..protocol.versions import SUPPORTED_VERSIONS
 from ..transport import transport_names
+from .answering import ClientHandlers, policy_handlers
 from .config import load_config, parse_header
 from .conformance import run_conformance
 from .connection import DEFAULT_TIMEOUT
 from .multi import MultiServerMCPClient
+from .notices import Notices
+from .person import person_handlers
 from .repl import Shell, default_history_path, run_shell
 from .targets import (
     DEFAULT_TRANSPORT,
@@ -58,10 +61,12 @@ examples:
   mcp-client api=http://localhost:8082/mcp "local=stdio:mcp-server --stdio --name local"
   mcp-client --config ~/.cursor/mcp.json --header "Authorization: Bearer TOKEN"
   mcp-client localhost:8080 --mode test --report report.xml
+  mcp-client api=http://localhost:8082/mcp --sampling reply:OK --elicitation defaults --roots .
   mcp-client --mode conformance http://localhost:3000/mcp    one-shot, for the MCP suite
 
 interactive commands: servers, add, remove, tools [server], call, broadcast, ping [server],
-  send, help, quit
+  send, resources, templates, read, prompts, prompt, complete, subscribe, unsubscribe,
+  loglevel, tasks, help, quit
 """
 
 
@@ -105,6 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="speak only this MCP version: "
              f"{', '.join(SUPPORTED_VERSIONS)}; default auto: server/discover "
              "(2026-07-28) first over http and stdio, falling back to initialize",
+    )
+    parser.add_argument(
+        "--sampling", metavar="POLICY", default="decline",
+        help="how to answer a server's sampling requests where nobody is asked: decline "
+             "(default), reply:TEXT, or command:CMD (CMD gets the request as JSON on stdin "
+             "and prints the reply, or a whole CreateMessageResult)",
+    )
+    parser.add_argument(
+        "--elicitation", metavar="POLICY", default=None,
+        help="how to answer a server's elicitation requests where nobody is asked: decline "
+             "or defaults (accept with the form's defaults when they make it valid); "
+             "default decline, and defaults in conformance mode",
+    )
+    parser.add_argument(
+        "--roots", action="append", default=[], type=Path, metavar="DIR",
+        help="offer DIR to servers as a root (file:// URI; repeatable; none by default)",
     )
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
@@ -198,13 +219,24 @@ def _command_line_servers(args: argparse.Namespace) -> list[ServerSpec]:
     return specs
 
 
+def _policies(args: argparse.Namespace) -> ClientHandlers:
+    """The ``--sampling``, ``--elicitation`` and ``--roots`` policies; the conformance suite
+    asks a client to accept elicitations with their defaults, so that mode does by default.
+
+    Raises:
+        ValueError: a policy or directory is bad (one line saying which).
+    """
+    elicitation = args.elicitation or ("defaults" if args.mode == "conformance" else "decline")
+    return policy_handlers(args.sampling, elicitation, args.roots)
+
+
 async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
     protocol_version = None if args.protocol_version == "auto" else args.protocol_version
     if args.mode == "conformance":
         return await run_conformance(
             specs[0], timeout=args.timeout, protocol_version=protocol_version,
             headers=args.headers, on_frame=_trace if args.trace else None,
-            write=lambda line: print(line, flush=True))
+            handlers=args.handlers, write=lambda line: print(line, flush=True))
     async with AsyncExitStack() as stack:
         if args.demo:
             from .demo import demo_servers  # the server package, loaded only when asked
@@ -213,12 +245,20 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
         if args.mode == "test" and not specs:
             _status("Error: test mode needs at least one server (or --demo)")
             return 2
+        # The shell shows every server's notifications, tagged with the server's name, and
+        # on a terminal the person answers what servers ask (elsewhere the policies do).
+        notices = Notices(lambda line: print(line, flush=True), live=sys.stderr.isatty())
+        handlers = args.handlers
+        if args.mode == "interactive" and sys.stdin.isatty():
+            handlers = person_handlers(handlers)
         client = MultiServerMCPClient(
             timeout=args.timeout,
             on_frame=_trace if args.trace else None,
+            on_notification=notices.hook if args.mode == "interactive" else None,
             transport_options={"connect_timeout": min(args.timeout, 10.0)},
             headers=args.headers,
             protocol_version=protocol_version,
+            handlers=handlers,
         )
         stack.push_async_callback(client.close)
         errors = await client.add_all(specs)
@@ -243,7 +283,7 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
         if terminal:
             _status("MCP multi-server client. Type 'help' for commands, 'quit' to exit.")
             await client.list_tools()  # so tab completion knows the tool names
-        shell = Shell(client, default_transport=args.transport)
+        shell = Shell(client, default_transport=args.transport, notices=notices)
         await run_shell(shell, terminal=terminal,
                         history_path=args.history or default_history_path())
         return 0
@@ -257,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         args.transport = normalize_transport(args.transport)
         args.headers = dict(parse_header(text) for text in args.header)
         specs = _command_line_servers(args)
+        args.handlers = _policies(args)
     except ValueError as exc:
         parser.error(str(exc))
     if not 0 < args.timeout < math.inf:  # also refuses nan: every request is bounded

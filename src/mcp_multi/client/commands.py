@@ -18,16 +18,20 @@ escapes control characters itself. Reading lines (prompt, history, completion) i
 
 from __future__ import annotations
 
-import json
+import asyncio
+import itertools
 import logging
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from ..protocol import methods
 from ..protocol.errors import MCPError
-from ..protocol.jsonrpc import dumps
 from ..protocol.text import clip, for_display
+from .arguments import ArgumentError, parse_json_args, strip_comment
+from .feature_commands import FEATURE_COMMANDS, FEATURE_HELP, FeatureCommands, NotOffered
 from .multi import MultiServerMCPClient
+from .notices import Notices
+from .rendering import tool_result_lines
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +45,8 @@ __all__ = [
     "strip_comment",
 ]
 
-COMMANDS = ("servers", "add", "remove", "tools", "call", "broadcast", "ping", "send", "help",
-            "quit", "exit")
+COMMANDS = ("servers", "add", "remove", "tools", "call", "broadcast", "ping", "send",
+            *FEATURE_COMMANDS, "help", "quit", "exit")
 
 RAW_METHODS = (
     methods.PING,
@@ -51,9 +55,16 @@ RAW_METHODS = (
     methods.RESOURCES_LIST,
     methods.RESOURCES_READ,
     methods.RESOURCES_TEMPLATES_LIST,
-    "prompts/list",
-    "prompts/get",
+    methods.PROMPTS_LIST,
+    methods.PROMPTS_GET,
+    methods.COMPLETION_COMPLETE,
+    methods.RESOURCES_SUBSCRIBE,
+    methods.RESOURCES_UNSUBSCRIBE,
     methods.LOGGING_SET_LEVEL,
+    methods.TASKS_LIST,
+    methods.TASKS_GET,
+    methods.TASKS_RESULT,
+    methods.TASKS_CANCEL,
 )
 
 HELP = """\
@@ -68,61 +79,9 @@ Commands:
   broadcast <tool> [json_args]             call a tool on every server at once
   ping [server]                            ping every server at once, or one: round-trip times
   send <server> <method> [json_params]     send any method by name, e.g. send calc ping
+""" + FEATURE_HELP + """
   help                                     show this help
   quit                                     exit (also: exit, Ctrl-D)"""
-
-
-class ArgumentError(ValueError):
-    """A command line the shell cannot parse; the message says what is wrong."""
-
-
-def strip_comment(line: str) -> str:
-    """Drop a trailing ``# comment`` (a ``#`` at the start or after a space, outside strings).
-
-    The seed's examples carry such comments (``tools math    # Should only show math_calc``).
-    """
-    in_string = escaped = False
-    for index, char in enumerate(line):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char == "#" and (index == 0 or line[index - 1].isspace()):
-            return line[:index].rstrip()
-    return line.strip()
-
-
-def parse_json_args(text: str) -> dict[str, Any]:
-    """The JSON object of a ``call``/``broadcast`` line (``{}`` when empty).
-
-    Raises:
-        ArgumentError: not JSON (the message says where it broke), not an object, or
-            holding what JSON-RPC cannot carry.
-    """
-    text = text.strip()
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"column {exc.colno}"
-        if exc.lineno != 1:
-            where = f"line {exc.lineno} {where}"
-        raise ArgumentError(f"invalid JSON arguments at {where}: {exc.msg}") from None
-    except RecursionError:
-        raise ArgumentError("invalid JSON arguments: nested too deeply") from None
-    if not isinstance(value, dict):
-        raise ArgumentError(f"JSON arguments must be an object, not {type(value).__name__}")
-    try:
-        dumps(value)  # what the wire cannot carry (integers over 64 bits, deep nesting)
-    except TypeError as exc:
-        raise ArgumentError(f"JSON arguments cannot be sent: {exc}") from None
-    return value
 
 
 def _first_line(text: object) -> str:
@@ -130,13 +89,15 @@ def _first_line(text: object) -> str:
     return lines[0].strip() if lines else ""
 
 
-class Shell:
+class Shell(FeatureCommands):
     """Runs shell commands against a :class:`MultiServerMCPClient` and prints their output.
 
     Args:
         client: the servers to work with.
         out: where output goes (stdout, looked up at each write, when ``None``).
         default_transport: the transport ``add`` uses when the line names none.
+        notices: what shows the servers' notifications (its :meth:`~.Notices.hook` is the
+            client's notification hook); one that prints through :meth:`write` by default.
     """
 
     def __init__(
@@ -145,10 +106,16 @@ class Shell:
         *,
         out: TextIO | None = None,
         default_transport: str | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self.client = client
         self._out = out
         self.default_transport = default_transport
+        self.notices = notices if notices is not None else Notices(self.write)
+        self._listeners: dict[str, asyncio.Task[None]] = {}
+        self._subscribed: dict[str, set[str]] = {}
+        self.seen: dict[tuple[str, str], list[str]] = {}
+        self._progress_tokens = itertools.count(1)
 
     def write(self, text: str) -> None:
         stream = self._out if self._out is not None else sys.stdout
@@ -175,17 +142,22 @@ class Shell:
             "ping": self._ping,
             "send": self._send,
             "help": self._help,
+            **self.feature_handlers(),
         }.get(command)
         if handler is None:
             self.write(f"Error: unknown command {command!r} (type 'help' for the commands)")
             return True
         try:
             await handler(rest)
+        except NotOffered as exc:
+            self.write(str(exc))
         except (ArgumentError, MCPError) as exc:
             self.write(f"Error: {for_display(str(exc))}")
         except Exception as exc:  # whatever a server provokes is one line, never a traceback
             logger.debug("%s failed", command, exc_info=True)
             self.write(f"Error: {for_display(f'{type(exc).__name__}: {exc}')}")
+        finally:
+            self.notices.settle()
         return True
 
     async def _help(self, rest: str) -> None:
@@ -265,10 +237,14 @@ class Shell:
         server, name = words[0], words[1]
         arguments = parse_json_args(words[2] if len(words) == 3 else "")
         if "/" in name:
-            result = await self.client.request(server, name, arguments)
-        else:
-            result = await self.client.call(server, name, arguments)
-        self.write(f"Result: {result!r}")
+            self.write(f"Result: {await self.client.request(server, name, arguments)!r}")
+            return
+        # A progress token, so a tool that reports progress can show it while it runs.
+        token = f"shell-{next(self._progress_tokens)}"
+        result = await self.client.get(server).call_tool(
+            name, arguments, meta={"progressToken": token})
+        for line in tool_result_lines(result):
+            self.write(line)
 
     async def _broadcast(self, rest: str) -> None:
         words = rest.split(None, 1)

@@ -14,6 +14,16 @@ the 2026-07-28 era every request carries the ``_meta`` envelope and ``ping`` (wh
 revision removed) becomes a ``server/discover`` round trip. When a Streamable HTTP server
 forgets our session (:class:`SessionExpired`) the connection initializes again and resends.
 
+What the server asks of us (sampling, elicitation, roots) the connection's
+:attr:`MCPConnection.handlers` answer (:mod:`mcp_multi.client.answering`): a server request
+in the handshake era, an ``input_required`` result in 2026-07-28, which :meth:`request`
+answers and retries (a new id, ``inputResponses``, the ``requestState`` echoed) for at most
+:data:`MAX_INPUT_ROUNDS` rounds. A ``tools/call`` the server runs as a task (the tasks
+extension, which every connection declares) is followed to its end by :meth:`call_tool`:
+``tasks/get`` polled at the pace the server asks (bounded), input it asks for given with
+``tasks/update``, each new status shown to the notification hook as a
+``notifications/tasks/status``; a call given up on sends ``tasks/cancel``.
+
 Failure rules, which make hangs impossible:
 
 - every request is bounded by a timeout (the connection's, or the call's own); on expiry
@@ -30,46 +40,75 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from ..protocol import methods
 from ..protocol.client_state import ClientEvent, ClientLifecycle, ClientState
-from ..protocol.envelope import with_envelope
+from ..protocol.envelope import CLIENT_CAPABILITIES_META, with_envelope
 from ..protocol.errors import (
     ConnectionClosed,
+    HeaderMismatch,
+    InputRequired,
+    InternalError,
+    JSONRPCError,
     MCPError,
     ProtocolError,
+    RequestCancelled,
     RequestTimeout,
     SessionExpired,
 )
-from ..protocol.jsonrpc import RequestId, encode
+from ..protocol.jsonrpc import Notification, RequestId, encode
 from ..protocol.lifecycle import (
+    TASKS_EXTENSION,
     InitializeResult,
+    TaskState,
+    asked_methods,
     cancelled_params,
-    check_complete,
+    input_retry_params,
+    is_input_required,
     parse_tools_page,
+    read_task,
     tool_call_params,
     unwrap_result,
 )
 from ..protocol.text import for_display
 from ..protocol.versions import LATEST_HANDSHAKE_VERSION, is_supported
 from ..transport import ClientTransport
+from .answering import ClientHandlers, answer_input_requests
 from .inbound import FrameHook, NotificationHook, ServerMessages
 from .opening import SessionOpening
 
-__all__ = ["DEFAULT_TIMEOUT", "FrameHook", "MCPConnection", "NotificationHook"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_INPUT_ROUNDS",
+    "TASK_TIMEOUT",
+    "FrameHook",
+    "MCPConnection",
+    "NotificationHook",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 MAX_TOOL_PAGES = 1000
+# How many times one request is answered input and sent again before we give up on it.
+MAX_INPUT_ROUNDS = 8
+# The longest a task-run tool call is followed (each poll also has the request timeout).
+TASK_TIMEOUT = 600.0
 # Requests that negotiate: never cancelled (the specification forbids it for initialize).
 _NEGOTIATION = (methods.INITIALIZE, methods.SERVER_DISCOVER)
 
 
 def _seconds(limit: float) -> str:
     return f"{round(limit, 2):g}"
+
+
+def _task_error(error: JSONRPCError) -> JSONRPCError:
+    """A failed task's error with its message escaped and clipped (code and data kept)."""
+    error.message = for_display(error.message)
+    error.args = (error.message,)
+    return error
 
 
 class MCPConnection(SessionOpening, ServerMessages):
@@ -83,6 +122,10 @@ class MCPConnection(SessionOpening, ServerMessages):
         on_notification: optional hook shown every notification from the server.
         protocol_version: speak exactly this version (``--protocol-version``); ``None``
             picks the era as the module docstring says.
+        handlers: what answers the server's sampling, elicitation and roots requests
+            (``None``: nothing; only those with a handler are declared). Replaceable at
+            run time through :attr:`handlers` (the capabilities declared stay those of
+            the handlers given at connection time in the handshake era).
 
     Raises:
         ValueError: ``protocol_version`` is not one we speak.
@@ -99,6 +142,7 @@ class MCPConnection(SessionOpening, ServerMessages):
         on_frame: FrameHook | None = None,
         on_notification: NotificationHook | None = None,
         protocol_version: str | None = None,
+        handlers: ClientHandlers | None = None,
     ) -> None:
         if protocol_version is not None and not is_supported(protocol_version):
             raise ValueError(f"unknown protocol version {protocol_version!r}")
@@ -122,6 +166,8 @@ class MCPConnection(SessionOpening, ServerMessages):
         self._epoch = 0  # sessions opened so far (a Streamable HTTP session can expire)
         self._deadline: float | None = None  # while connecting: when connect() must end
         self._renewing = asyncio.Lock()
+        self._handlers = handlers
+        self._answering = 0  # server requests being answered now
 
     # -- state -------------------------------------------------------------------------
 
@@ -167,6 +213,24 @@ class MCPConnection(SessionOpening, ServerMessages):
     def __repr__(self) -> str:
         state = self._life.reason or self._life.state.value
         return f"<MCPConnection {self.name} {self.transport_kind} {self.url} {state}>"
+
+    @property
+    def handlers(self) -> ClientHandlers | None:
+        """What answers the server's requests; read at each request, so it may be swapped."""
+        return self._handlers
+
+    @handlers.setter
+    def handlers(self, handlers: ClientHandlers | None) -> None:
+        self._handlers = handlers
+        if self._meta is not None:  # 2026-07-28 declares capabilities on every request
+            self._meta = {**self._meta, CLIENT_CAPABILITIES_META: self.client_capabilities()}
+
+    def client_capabilities(self) -> dict[str, Any]:
+        """The capabilities this connection declares: those of its handlers, and the tasks
+        extension (a task-run tool call is followed by :meth:`call_tool`)."""
+        declared = self._handlers.capabilities() if self._handlers is not None else {}
+        declared["extensions"] = {TASKS_EXTENSION: {}}
+        return declared
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -267,13 +331,47 @@ class MCPConnection(SessionOpening, ServerMessages):
             params: the request's params (omitted from the message when ``None``).
             timeout: seconds to wait; the connection's timeout when ``None``.
 
+        A result asking for input (2026-07-28 ``input_required``) is answered by
+        :attr:`handlers` and the request sent again, each round under ``timeout``.
+
         Raises:
             JSONRPCError: the server answered with an error (the subclass matches the code).
-            InputRequired: the server answered ``resultType: input_required`` (it needs
-                input this client cannot give yet).
+            InputRequired: the server asked for input the handlers did not give, or still
+                asked after :data:`MAX_INPUT_ROUNDS` rounds.
             RequestTimeout: no answer in time (the server is told the request is cancelled).
             ConnectionClosed: the connection is gone, or went away while we waited.
         """
+        result = await self._request_once(method, params, timeout)
+        rounds = 0
+        while is_input_required(result):
+            if rounds == MAX_INPUT_ROUNDS:
+                asked = asked_methods(result)
+                raise InputRequired(
+                    f"{self.name}: {method} still needs input after {MAX_INPUT_ROUNDS} rounds"
+                    + (f" ({for_display(', '.join(asked), 200)})" if asked else ""),
+                    asked, result)
+            rounds += 1
+            responses = await self._give_input(method, result)
+            params = input_retry_params(params, result, responses)
+            result = await self._request_once(method, params, timeout)
+        return unwrap_result(result) if self._meta is not None else result
+
+    async def _give_input(self, method: str, result: dict[str, Any]) -> dict[str, Any]:
+        """The ``inputResponses`` to what ``result`` asks for; raises when not given."""
+        requests = result.get("inputRequests")
+        try:
+            return await answer_input_requests(
+                self._handlers, self.name, requests if isinstance(requests, Mapping) else {})
+        except JSONRPCError as exc:
+            asked = asked_methods(result)
+            raise InputRequired(
+                f"{self.name}: {method} needs input the client did not give "
+                f"({for_display(', '.join(asked), 200)}): {for_display(str(exc), 300)}",
+                asked, result) from None
+
+    async def _request_once(self, method: str, params: dict[str, Any] | None,
+                            timeout: float | None) -> dict[str, Any]:
+        """One request and its answer, the raw result (see :meth:`request`)."""
         self._check_open()
         if self._meta is not None and method != methods.INITIALIZE:
             params = with_envelope(params, self._meta)
@@ -287,8 +385,7 @@ class MCPConnection(SessionOpening, ServerMessages):
         try:
             async with asyncio.timeout(limit):
                 await self._send_request(message)
-                result = check_complete(await future)
-            return unwrap_result(result) if self._meta is not None else result
+                return await future
         except TimeoutError:
             self._cancel_remotely(method, request_id, f"no response within {_seconds(limit)}s")
             raise RequestTimeout(
@@ -357,8 +454,8 @@ class MCPConnection(SessionOpening, ServerMessages):
             page, cursor = parse_tools_page(await self.request(methods.TOOLS_LIST, params))
             tools.extend(page)
             if cursor is None:
-                self._tools = tools
-                return tools
+                self._tools = self.transport.accept_tools(tools)
+                return self._tools
             if cursor in seen:
                 raise ProtocolError(f"{self.name}: tools/list repeated cursor "
                                     f"{for_display(repr(cursor), 200)}")
@@ -366,16 +463,125 @@ class MCPConnection(SessionOpening, ServerMessages):
         raise ProtocolError(f"{self.name}: tools/list has more than {MAX_TOOL_PAGES} pages")
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None = None, *, timeout: float | None = None
+        self, name: str, arguments: dict[str, Any] | None = None, *,
+        timeout: float | None = None, task_timeout: float = TASK_TIMEOUT,
+        meta: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Call a tool and return its result (which may hold ``isError: true``).
+        """Call a tool and return its result (which may hold ``isError: true``); ``meta``
+        goes in the request's ``_meta`` (the shell's ``progressToken``).
+
+        A call the server runs as a task is followed to its end (see the module docstring),
+        for at most ``task_timeout`` seconds. A 2026-07-28 server refusing the call's
+        ``Mcp-Param-*`` headers (-32020) makes us list the tools again and retry once.
 
         Raises:
-            JSONRPCError: the server refused the call (unknown or disabled tool, bad params).
-            RequestTimeout, ConnectionClosed: as for :meth:`request`.
+            JSONRPCError: the server refused the call (unknown or disabled tool, bad params),
+                or its task failed (the task's error).
+            RequestCancelled: its task was cancelled.
+            RequestTimeout, ConnectionClosed, InputRequired: as for :meth:`request`.
         """
-        return await self.request(methods.TOOLS_CALL, tool_call_params(name, arguments),
-                                  timeout=timeout)
+        params = tool_call_params(name, arguments)
+        if meta:
+            params["_meta"] = dict(meta)
+        if self._legacy_tasks(name):
+            params["task"] = {}
+        try:
+            result = await self.request(methods.TOOLS_CALL, params, timeout=timeout)
+        except HeaderMismatch:
+            if self._meta is None:
+                raise
+            await self.list_tools(refresh=True)
+            result = await self.request(methods.TOOLS_CALL, params, timeout=timeout)
+        task = read_task(result)
+        if task is None:
+            return result
+        return await self._follow_task(task, timeout, task_timeout)
+
+    def _legacy_tasks(self, name: str) -> bool:
+        """Whether ``name`` must run as a 2025-11-25 task: the tool requires it and the
+        server offers task-augmented ``tools/call`` (SEP-2663 servers decide themselves)."""
+        offered = self.server.capabilities.get("tasks") if self.server else None
+        if not isinstance(offered, dict) or self._tools is None:
+            return False
+        tool = next((t for t in self._tools if t.get("name") == name), None)
+        execution = tool.get("execution") if tool else None
+        return isinstance(execution, dict) and execution.get("taskSupport") == "required"
+
+    async def _follow_task(self, task: TaskState, timeout: float | None,
+                           task_timeout: float) -> dict[str, Any]:
+        """Poll ``task`` to its end and return its result; cancel it when we give up."""
+        shown: str | None = None
+        try:
+            async with asyncio.timeout(task_timeout):
+                while True:
+                    if task.status != shown:
+                        shown = task.status
+                        self._report_task(task)
+                    if task.terminal:
+                        return await self._task_outcome(task, timeout)
+                    if task.status == "input_required" and task.input_requests:
+                        responses = await self._give_input(methods.TOOLS_CALL, {
+                            "inputRequests": task.input_requests})
+                        await self.request(methods.TASKS_UPDATE, {
+                            "taskId": task.task_id, "inputResponses": responses},
+                            timeout=timeout)
+                    else:
+                        await asyncio.sleep(task.poll_seconds)
+                    polled = await self.request(methods.TASKS_GET, {"taskId": task.task_id},
+                                                timeout=timeout)
+                    task = read_task(polled, polled=True, legacy=task.legacy) or task
+        except TimeoutError:
+            self._cancel_task(task.task_id)
+            raise RequestTimeout(f"{self.name}: task {for_display(task.task_id, 100)} did "
+                                 f"not end within {_seconds(task_timeout)}s") from None
+        except BaseException:
+            if not task.terminal:
+                self._cancel_task(task.task_id)
+            raise
+
+    async def _task_outcome(self, task: TaskState, timeout: float | None) -> dict[str, Any]:
+        if task.status == "cancelled":
+            raise RequestCancelled(f"{self.name}: task {for_display(task.task_id, 100)} "
+                                   "was cancelled")
+        if task.status == "completed" and task.result is not None:
+            return task.result
+        if task.error is not None:
+            raise _task_error(JSONRPCError.from_error(task.error))
+        if task.legacy or task.status == "completed":
+            return await self.request(methods.TASKS_RESULT, {"taskId": task.task_id},
+                                      timeout=timeout)
+        raise InternalError(f"{self.name}: task {for_display(task.task_id, 100)} failed"
+                            + (f": {task.message}" if task.message else ""))
+
+    def _report_task(self, task: TaskState) -> None:
+        """Show a task's new status to the notification hook, as the server would."""
+        if self._on_notification is None:
+            return
+        params: dict[str, Any] = {"taskId": task.task_id, "status": task.status}
+        if task.message:
+            params["statusMessage"] = task.message
+        try:
+            self._on_notification(self.name, Notification(methods.TASKS_STATUS, params))
+        except Exception:
+            logger.exception("%s: notification hook failed", self.name)
+
+    def _cancel_task(self, task_id: str) -> None:
+        if self._life.closed:
+            return
+        self._spawn(self._cancel_quietly(task_id))
+
+    async def _cancel_quietly(self, task_id: str) -> None:
+        try:
+            await self.request(methods.TASKS_CANCEL, {"taskId": task_id})
+        except MCPError as exc:
+            logger.debug("%s: could not cancel task %s: %s", self.name,
+                         for_display(task_id, 100), exc)
+
+    async def roots_changed(self) -> None:
+        """Tell the server our roots changed (handshake era, when roots are offered; the
+        2026-07-28 server asks for them with each request that needs them)."""
+        if self._meta is None and self._handlers is not None and self._handlers.roots:
+            await self.notify(methods.ROOTS_LIST_CHANGED)
 
     # -- internals ---------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 Mixed into :class:`~mcp_multi.client.connection.MCPConnection`. One reader task per
 connection takes frames from the transport and decodes them with the protocol core: a
-response resolves the future its id names, a request from the server is answered from
-:mod:`mcp_multi.protocol.lifecycle`, a notification updates state (``tools/list_changed``
+response resolves the future its id names, a request from the server is answered by the
+connection's :class:`~mcp_multi.client.answering.ClientHandlers` (read at each request, so
+they may be swapped at run time; at most :data:`MAX_ANSWERING` at once, the rest refused
+with -32603 rather than queued without bound), a notification updates state (``tools/list_changed``
 drops the cached tool list) and is logged and handed to the optional hook. When the reader
 ends, for whatever reason, the connection is closed and every pending request fails at once.
 
@@ -21,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol import methods
 from ..protocol.client_state import ClientLifecycle
-from ..protocol.errors import ConnectionClosed, JSONRPCError, MCPError, RequestFailed
+from ..protocol.errors import (
+    ConnectionClosed,
+    InternalError,
+    JSONRPCError,
+    MCPError,
+    RequestFailed,
+)
 from ..protocol.jsonrpc import (
     ErrorResponse,
     Message,
@@ -32,11 +40,11 @@ from ..protocol.jsonrpc import (
     decode,
     error_response,
 )
-from ..protocol.lifecycle import reply_to_server_request
 from ..protocol.text import for_display
 from ..transport import ClientTransport
+from .answering import ClientHandlers, answer_server_request
 
-__all__ = ["FrameHook", "NotificationHook", "ServerMessages"]
+__all__ = ["MAX_ANSWERING", "FrameHook", "NotificationHook", "ServerMessages"]
 
 logger = logging.getLogger("mcp_multi.client.connection")
 
@@ -45,6 +53,10 @@ FrameHook = Callable[[str, str, "bytes | str"], None]
 
 NotificationHook = Callable[[str, Notification], None]
 """Called as ``hook(server_name, notification)`` for every notification the server sends."""
+
+# The most server requests one connection answers at once (a person answers one at a time;
+# a server flooding requests must not start thousands of handlers).
+MAX_ANSWERING = 16
 
 _LOG_LEVELS = {
     "debug": logging.DEBUG,
@@ -78,6 +90,8 @@ class ServerMessages:
     _on_notification: NotificationHook | None
     _tools: list[dict[str, Any]] | None
     _dropped: int
+    _answering: int
+    handlers: ClientHandlers | None
 
     if TYPE_CHECKING:
         def _spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
@@ -160,7 +174,7 @@ class ServerMessages:
             else:
                 future.set_exception(_bounded(message.error))
         elif isinstance(message, Request):
-            self._spawn(self._answer(message))
+            self._answer_request(message)
         else:
             self._handle_notification(message)
 
@@ -170,13 +184,27 @@ class ServerMessages:
         except MCPError as exc:
             logger.info("%s: could not refresh the tool list: %s", self.name, exc)
 
+    def _answer_request(self, request: Request) -> None:
+        if self._answering >= MAX_ANSWERING:
+            logger.warning("%s: refusing %s: %d server requests are being answered already",
+                           self.name, for_display(request.method, 100), self._answering)
+            self._spawn(self._send_quietly(error_response(request.id, InternalError(
+                "Too many requests from the server at once"))))
+            return
+        self._answering += 1
+        self._spawn(self._answer(request))
+
     async def _answer(self, request: Request) -> None:
         try:
-            reply = {"jsonrpc": "2.0", "id": request.id,
-                     "result": reply_to_server_request(request.method)}
-        except JSONRPCError as exc:
-            reply = error_response(request.id, exc)
-        await self._send_quietly(reply)
+            try:
+                result = await answer_server_request(self.handlers, self.name,
+                                                     request.method, request.params)
+                reply = {"jsonrpc": "2.0", "id": request.id, "result": result}
+            except JSONRPCError as exc:
+                reply = error_response(request.id, exc)
+            await self._send_quietly(reply)
+        finally:
+            self._answering -= 1
 
     def _handle_notification(self, note: Notification) -> None:
         params = note.params or {}

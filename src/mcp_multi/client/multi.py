@@ -12,12 +12,14 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from ..protocol.errors import JSONRPCError, MCPError
 from ..transport import create_transport
+from .answering import ClientHandlers, roots_handler
 from .connection import DEFAULT_TIMEOUT, FrameHook, MCPConnection, NotificationHook
 from .targets import ServerSpec, resolve_target, valid_name
 
@@ -101,6 +103,9 @@ class MultiServerMCPClient:
         headers: HTTP headers for every remote server (a server's own headers win).
         protocol_version: the protocol version every connection speaks (``None``: each
             picks its era, see :class:`MCPConnection`).
+        handlers: what answers servers' sampling, elicitation and roots requests
+            (:mod:`mcp_multi.client.answering`); :attr:`handlers` may be replaced at run
+            time, and every connection reads the new ones at its next server request.
     """
 
     def __init__(
@@ -112,6 +117,7 @@ class MultiServerMCPClient:
         transport_options: dict[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         protocol_version: str | None = None,
+        handlers: ClientHandlers | None = None,
     ) -> None:
         self.timeout = timeout
         self.headers = dict(headers or {})
@@ -121,6 +127,36 @@ class MultiServerMCPClient:
         self._transport_options = transport_options or {}
         self._connections: dict[str, MCPConnection] = {}
         self._broadcast_ids = itertools.count(1)
+        self._handlers = handlers
+
+    @property
+    def handlers(self) -> ClientHandlers | None:
+        """What answers servers' requests (sampling, elicitation, roots)."""
+        return self._handlers
+
+    @handlers.setter
+    def handlers(self, handlers: ClientHandlers | None) -> None:
+        self._handlers = handlers
+        for connection in self._connections.values():
+            connection.handlers = handlers
+
+    async def set_roots(self, directories: Sequence[str | Path]) -> None:
+        """Offer ``directories`` as the roots from now on, and tell every connected server
+        whose session declared roots that they changed (``notifications/roots/list_changed``).
+
+        Raises:
+            ValueError: one of them is not a directory.
+        """
+        current = self._handlers or ClientHandlers()
+        self.handlers = replace(current, roots=roots_handler(directories))
+
+        async def tell(connection: MCPConnection) -> None:
+            try:
+                await connection.roots_changed()
+            except MCPError as exc:
+                logger.info("%s: could not send roots/list_changed: %s", connection.name, exc)
+
+        await asyncio.gather(*(tell(c) for c in self._connections.values() if c.is_open))
 
     # -- servers -----------------------------------------------------------------------
 
@@ -242,6 +278,7 @@ class MultiServerMCPClient:
             on_frame=self._on_frame,
             on_notification=self._on_notification,
             protocol_version=self.protocol_version,
+            handlers=self._handlers,
         )
 
     async def remove(self, name: str) -> None:

@@ -5,8 +5,10 @@ connection probes ``server/discover`` at 2026-07-28 on the transports where both
 (Streamable HTTP, stdio) and falls back to the ``initialize`` handshake, as the official SDK
 does (the verdicts are pure functions in :mod:`mcp_multi.protocol.lifecycle`); on WebSocket and
 legacy SSE it runs the handshake. A version given (``--protocol-version``) is used as it is,
-without fallback. An HTTP 401 or 403 to the probe is no era verdict: the server wants
-credentials, and the connection fails with what it said (:class:`AuthorizationRequired`).
+without fallback. Both handshakes declare the connection's client capabilities (its
+handlers' kinds and the tasks extension). An HTTP 401 or 403 to the probe is no era
+verdict: the server wants credentials, and the connection fails with what it said
+(:class:`AuthorizationRequired`).
 
 The probe waits at most half the connection's timeout (and :data:`PROBE_TIMEOUT`), so a
 silent server leaves the fallback handshake time within the one deadline of ``connect``.
@@ -70,6 +72,8 @@ class SessionOpening:
 
         async def notify(self, method: str, params: dict[str, Any] | None = None) -> None: ...
 
+        def client_capabilities(self) -> dict[str, Any]: ...
+
     async def _open_session(self) -> InitializeResult:
         wanted = self.requested_version
         if wanted is None:
@@ -83,8 +87,8 @@ class SessionOpening:
     async def _handshake(self, version: str, *, forced: bool = False) -> InitializeResult:
         """``initialize`` asking for ``version``, then ``notifications/initialized``."""
         self._meta = None
-        result = await self.request(methods.INITIALIZE,
-                                    initialize_params(__version__, protocol_version=version))
+        result = await self.request(methods.INITIALIZE, initialize_params(
+            __version__, protocol_version=version, capabilities=self.client_capabilities()))
         server = parse_initialize_result(result)
         if forced and server.protocol_version != version:
             raise ProtocolError(f"{self.name}: the server chose protocol "
@@ -94,12 +98,13 @@ class SessionOpening:
         return server
 
     async def _discover(self, version: str, timeout: float | None = None) -> dict[str, Any]:
-        meta = request_meta(CLIENT_NAME, __version__, version)
+        meta = request_meta(CLIENT_NAME, __version__, version, self.client_capabilities())
         return await self.request(methods.SERVER_DISCOVER, with_envelope(None, meta),
                                   timeout=timeout)
 
     def _adopt(self, server: InitializeResult) -> InitializeResult:
-        self._meta = request_meta(CLIENT_NAME, __version__, server.protocol_version)
+        self._meta = request_meta(CLIENT_NAME, __version__, server.protocol_version,
+                                  self.client_capabilities())
         self.transport.negotiated(server.protocol_version)
         return server
 

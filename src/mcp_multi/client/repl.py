@@ -23,6 +23,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from ..protocol.methods import LOG_LEVELS
 from ..protocol.text import for_display
 from ..transport import transport_names
 from .commands import (
@@ -33,6 +34,7 @@ from .commands import (
     parse_json_args,
     strip_comment,
 )
+from .feature_commands import FEATURE_COMMANDS
 from .multi import MultiServerMCPClient
 
 __all__ = [
@@ -47,11 +49,20 @@ __all__ = [
 ]
 
 
-class ShellCompleter(Completer):
-    """Completes commands, server names, and the tool names each server last listed."""
+_SERVER_FIRST = ("tools", "call", "remove", "ping", "send", *FEATURE_COMMANDS)
 
-    def __init__(self, client: MultiServerMCPClient) -> None:
+
+class ShellCompleter(Completer):
+    """Completes commands, server names, the tool names each server last listed, and the
+    prompts, resources and templates the shell's last listings showed."""
+
+    def __init__(self, client: MultiServerMCPClient,
+                 seen: dict[tuple[str, str], list[str]] | None = None) -> None:
         self.client = client
+        self.seen = seen if seen is not None else {}
+
+    def _seen(self, kind: str, server: str) -> list[str]:
+        return self.seen.get((kind, server), [])
 
     def _tool_names(self, server: str | None) -> list[str]:
         connections = self.client.connections
@@ -71,7 +82,7 @@ class ShellCompleter(Completer):
         if index == 0:
             return COMMANDS
         command = words[0].lower()
-        if index == 1 and command in ("tools", "call", "remove", "ping", "send"):
+        if index == 1 and command in _SERVER_FIRST:
             return self.client.names
         if index == 1 and command == "broadcast":
             return self._tool_names(None)
@@ -83,6 +94,21 @@ class ShellCompleter(Completer):
             return ("stdio",)
         if index == 3 and command == "add":
             return tuple(kind for kind in transport_names() if kind != "stdio")
+        if index == 2:
+            return self._second_argument(command, words[1])
+        return ()
+
+    def _second_argument(self, command: str, server: str) -> Iterable[str]:
+        if command == "loglevel":
+            return LOG_LEVELS
+        if command == "prompt":
+            return self._seen("prompt", server)
+        if command in ("read", "subscribe", "unsubscribe"):
+            return self._seen("resource", server)
+        if command == "complete":
+            return [*(f"prompt:{name}" for name in self._seen("prompt", server)),
+                    *(f"resource:{uri}" for uri in self._seen("template", server)),
+                    "prompt:", "resource:"]
         return ()
 
     def get_completions(
@@ -168,6 +194,14 @@ async def run_shell(
         history_path: where a terminal session keeps its history.
         stdin: where piped commands come from (``sys.stdin`` by default).
     """
+    try:
+        await _read_commands(shell, terminal, history_path, stdin)
+    finally:
+        await shell.close_subscriptions()
+
+
+async def _read_commands(shell: Shell, terminal: bool | None, history_path: Path | None,
+                         stdin: TextIO | None) -> None:
     source = stdin if stdin is not None else sys.stdin
     if terminal is None:
         terminal = source.isatty() and sys.stdout.isatty()
@@ -187,19 +221,21 @@ async def run_shell(
                 return
     session: PromptSession[str] = PromptSession(
         history=_history(history_path),
-        completer=ShellCompleter(shell.client),
+        completer=ShellCompleter(shell.client, shell.seen),
         complete_while_typing=False,
     )
-    with patch_stdout(raw=True):
-        while True:
+    while True:
+        # Notifications that come while the prompt is shown print above it (patch_stdout);
+        # while a command runs there is no prompt, and progress may redraw its own line.
+        with patch_stdout(raw=True):
             try:
                 line = await session.prompt_async("> ")
             except KeyboardInterrupt:
                 continue
             except EOFError:
                 return
-            if not await _interruptible(shell, line):
-                return
+        if not await _interruptible(shell, line):
+            return
 
 
 async def _interruptible(shell: Shell, line: str) -> bool:

@@ -29,9 +29,18 @@ A transport outage is never an era verdict: it fails the connection, and so does
 or 403 (:class:`AuthorizationRequired`): the server wants credentials, whatever its era.
 
 A 2026-07-28 result may be ``resultType: input_required``: the server needs the client to
-answer requests of its own (sampling, elicitation, roots) before it can finish. Until the
-client can answer them, :func:`check_complete` turns such a result into
-:class:`InputRequired`, so it is never taken for a success.
+answer requests of its own (sampling, elicitation, roots) before it can finish. The client
+answers them and sends the same request again (a new id) with :func:`input_retry_params`:
+the answers in ``inputResponses`` and the server's ``requestState`` echoed exactly (or left
+out when the server sent none). A result still asking after the client's last round goes
+through :func:`check_complete`, which turns it into :class:`InputRequired`, so it is never
+taken for a success.
+
+The tasks extension (``io.modelcontextprotocol/tasks``) may answer ``tools/call`` with a task
+instead of a result: flat, ``resultType: task`` with ``taskId``, ``status`` and
+``pollIntervalMs`` (SEP-2663), or the 2025-11-25 form, a ``task`` member holding them (with
+``pollInterval``). :func:`read_task` reads either as one :class:`TaskState`; the client polls
+``tasks/get`` until the status is terminal (:data:`TERMINAL_TASK_STATUSES`).
 """
 
 from __future__ import annotations
@@ -40,13 +49,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import methods
 from .envelope import SERVER_INFO_META
 from .errors import (
     UNSUPPORTED_PROTOCOL_VERSION,
     InputRequired,
     JSONRPCError,
-    MethodNotFound,
     ProtocolError,
 )
 from .jsonrpc import RequestId
@@ -55,17 +62,25 @@ from .versions import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_VERSI
 
 __all__ = [
     "CLIENT_NAME",
+    "MAX_POLL_SECONDS",
+    "MIN_POLL_SECONDS",
+    "TASKS_EXTENSION",
+    "TERMINAL_TASK_STATUSES",
     "InitializeResult",
     "ProbeVerdict",
+    "TaskState",
+    "asked_methods",
     "cancelled_params",
     "check_complete",
     "initialize_params",
+    "input_retry_params",
+    "is_input_required",
     "judge_discover_error",
     "judge_discover_result",
     "parse_discover_result",
     "parse_initialize_result",
     "parse_tools_page",
-    "reply_to_server_request",
+    "read_task",
     "tool_call_params",
     "unwrap_result",
 ]
@@ -239,6 +254,17 @@ def unwrap_result(result: dict[str, Any]) -> dict[str, Any]:
     return unwrapped
 
 
+def asked_methods(result: Mapping[str, Any]) -> list[str]:
+    """The methods an ``input_required`` result's ``inputRequests`` name, each once."""
+    requests = result.get("inputRequests")
+    asked: list[str] = []
+    for request in requests.values() if isinstance(requests, Mapping) else ():
+        method = request.get("method") if isinstance(request, Mapping) else None
+        if isinstance(method, str) and method not in asked:
+            asked.append(method)
+    return asked
+
+
 def check_complete(result: dict[str, Any]) -> dict[str, Any]:
     """``result`` itself, unless the server said it needs input first.
 
@@ -248,12 +274,7 @@ def check_complete(result: dict[str, Any]) -> dict[str, Any]:
     """
     if result.get("resultType") != "input_required":
         return result
-    requests = result.get("inputRequests")
-    asked: list[str] = []
-    for request in requests.values() if isinstance(requests, Mapping) else ():
-        method = request.get("method") if isinstance(request, Mapping) else None
-        if isinstance(method, str) and method not in asked:
-            asked.append(method)
+    asked = asked_methods(result)
     shown = for_display(", ".join(asked), _NAME_LIMIT)
     if asked:
         message = f"Server needs input the client cannot give yet: {shown}"
@@ -289,14 +310,85 @@ def cancelled_params(request_id: RequestId, reason: str) -> dict[str, Any]:
     return {"requestId": request_id, "reason": reason}
 
 
-def reply_to_server_request(method: str) -> dict[str, Any]:
-    """The result a client without capabilities answers to a request from the server.
+def is_input_required(result: Mapping[str, Any]) -> bool:
+    """Whether a result asks for input before the request can finish (2026-07-28)."""
+    return result.get("resultType") == "input_required"
 
-    ``ping`` is answered with an empty result, as every MCP peer must.
+
+def input_retry_params(params: Mapping[str, Any] | None, result: Mapping[str, Any],
+                       responses: Mapping[str, Any]) -> dict[str, Any]:
+    """The params of the retry of a request whose answer was ``result`` (input required):
+    the original params, the answers in ``inputResponses``, and ``requestState`` exactly as
+    the server sent it, or none when it sent none."""
+    retry = {k: v for k, v in (params or {}).items()
+             if k not in ("inputResponses", "requestState")}
+    retry["inputResponses"] = dict(responses)
+    state = result.get("requestState")
+    if state is not None:
+        retry["requestState"] = state
+    return retry
+
+
+TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+TERMINAL_TASK_STATUSES = frozenset({"completed", "failed", "cancelled"})
+# How often a task is polled at most and at least, whatever the server suggests.
+MIN_POLL_SECONDS = 0.05
+MAX_POLL_SECONDS = 5.0
+_DEFAULT_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """Where a task is: its id, status, and what the server said with it.
+
+    ``legacy``: the 2025-11-25 form, whose result is fetched with ``tasks/result``; the
+    SEP-2663 form inlines ``result`` or ``error`` in ``tasks/get`` when it is done.
+    """
+
+    task_id: str
+    status: str
+    poll_seconds: float = _DEFAULT_POLL_SECONDS
+    message: str | None = None
+    legacy: bool = False
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    input_requests: dict[str, Any] | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_TASK_STATUSES
+
+
+def read_task(result: Mapping[str, Any], *, polled: bool = False,
+              legacy: bool = False) -> TaskState | None:
+    """The task a ``tools/call`` result describes (``None``: a plain result), or, with
+    ``polled``, the task a ``tasks/get`` result is (of the form ``legacy`` says).
 
     Raises:
-        MethodNotFound: any other method (we declare no sampling, roots or elicitation).
+        ProtocolError: it says it is a task but has no string ``taskId`` and ``status``.
     """
-    if method == methods.PING:
-        return {}
-    raise MethodNotFound(f"Method not found: {method}")
+    body: Mapping[str, Any] = result
+    if not polled and result.get("resultType") != "task":
+        wrapped = result.get("task")
+        if not isinstance(wrapped, Mapping):
+            return None
+        body, legacy = wrapped, True
+    task_id, status = body.get("taskId"), body.get("status")
+    if not isinstance(task_id, str) or not isinstance(status, str):
+        raise ProtocolError("the server's task has no taskId or status")
+    interval = body.get("pollIntervalMs")
+    if interval is None:
+        interval = body.get("pollInterval")
+    seconds = interval / 1000 if isinstance(interval, int | float) and not isinstance(
+        interval, bool) else _DEFAULT_POLL_SECONDS
+    message = body.get("statusMessage")
+    inline, error, asked = (result.get(key) for key in ("result", "error", "inputRequests"))
+    return TaskState(
+        task_id=task_id, status=status,
+        poll_seconds=min(max(seconds, MIN_POLL_SECONDS), MAX_POLL_SECONDS),
+        message=for_display(message, _NAME_LIMIT) if isinstance(message, str) else None,
+        legacy=legacy,
+        result=inline if isinstance(inline, dict) else None,
+        error=error if isinstance(error, dict) else None,
+        input_requests=asked if isinstance(asked, dict) else None,
+    )

@@ -37,6 +37,7 @@ __all__ = [
     "TASKS_LIST",
     "TASKS_RESULT",
     "TASKS_STATUS",
+    "TASKS_UPDATE",
     "TOOLS_CALL",
     "TOOLS_LIST",
     "TOOLS_LIST_CHANGED",
@@ -76,6 +77,7 @@ TASKS_GET = "tasks/get"
 TASKS_RESULT = "tasks/result"
 TASKS_CANCEL = "tasks/cancel"
 TASKS_LIST = "tasks/list"
+TASKS_UPDATE = "tasks/update"
 TASKS_STATUS = "notifications/tasks/status"
 # The modern era (2026-07-28).
 SERVER_DISCOVER = "server/discover"

@@ -114,6 +114,11 @@ class ClientTransport(ABC):
         """Learn the protocol version the handshake settled on (for transports that send it)."""
         return None
 
+    def accept_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Learn the server's tools; return those this transport can call (all, unless the
+        transport has rules about them, as Streamable HTTP has for ``x-mcp-header``)."""
+        return tools
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
 

@@ -61,6 +61,13 @@ from ..protocol.errors import (
     TransportError,
 )
 from ..protocol.jsonrpc import RequestId, dumps, encode, is_request_id, loads
+from ..protocol.param_headers import (
+    InvalidToolHeaders,
+    ParamHeader,
+    param_header_values,
+    tool_param_headers,
+)
+from ..protocol.text import for_display
 from ..protocol.versions import is_modern
 from ..protocol.wire import (
     ACCEPT_BOTH,
@@ -125,6 +132,9 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         self._listening = asyncio.Event()
         self.session_id: str | None = None
         self.protocol_version: str | None = None
+        # Tool name -> the Mcp-Param-* headers its calls carry (2026-07-28 x-mcp-header);
+        # only tools that ask for some are here, so a plain call costs one failed lookup.
+        self._param_headers: dict[str, tuple[ParamHeader, ...]] = {}
 
     @property
     def modern(self) -> bool:
@@ -143,6 +153,28 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         self.protocol_version = protocol_version
         if self._life.state is ClientState.OPENING:
             self._life.process(ClientEvent.OPENED)
+
+    def accept_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """2026-07-28: remember which tools mirror arguments into ``Mcp-Param-*`` headers,
+        and leave out (one warning each) the tools whose ``x-mcp-header`` is invalid, as the
+        specification requires of a Streamable HTTP client. Earlier eras: all tools."""
+        if not self.modern:
+            return tools
+        accepted: list[dict[str, Any]] = []
+        headers: dict[str, tuple[ParamHeader, ...]] = {}
+        for tool in tools:
+            try:
+                wanted = tool_param_headers(tool)
+            except InvalidToolHeaders as exc:
+                logger.warning("%s: leaving out tool %s: %s", self.url,
+                               for_display(repr(tool.get("name")), 100),
+                               for_display(str(exc), 200))
+                continue
+            if wanted:
+                headers[tool["name"]] = wanted
+            accepted.append(tool)
+        self._param_headers = headers
+        return accepted
 
     async def close(self) -> None:
         if self._life.closed and self._http is None:
@@ -208,6 +240,13 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             # The handshake negotiates the version: no earlier answer may leak onto it.
             headers.pop(VERSION_HEADER, None)
         headers.update(mirror_headers(message))
+        if self._param_headers and message.get("method") == methods.TOOLS_CALL:
+            params = message.get("params") or {}
+            wanted = self._param_headers.get(str(params.get("name")))
+            if wanted:
+                arguments = params.get("arguments")
+                headers.update(param_header_values(wanted, arguments if isinstance(
+                    arguments, dict) else None))
         return headers
 
     def _check_open(self) -> aiohttp.ClientSession:
