@@ -233,10 +233,10 @@ async def test_roots_listed_synced_and_changed(target: Target, tmp_path: Path) -
     notes = Notifications()
     handlers = policy_handlers(roots=[first, second])
     async with connected(target, handlers, notes) as (client, connection):
-        # Right after the handshake the server asks for the roots and logs what it got.
+        result = await connection.call_tool(ROOTS, {})
+        # The server asked for them (after the handshake, or for this call) and logged it.
         await notes.wait_for("notifications/message",
                              lambda p: "2 root(s) received" in str(p.get("data")))
-        result = await connection.call_tool(ROOTS, {})
         [text] = texts(result)
         assert text.startswith("Current MCP Roots (2 total):")
         assert f"1. alpha\n   URI: {first.as_uri()}" in text
