@@ -56,3 +56,18 @@ async def installed(tool: Path, cwd: Path) -> None:
 def passed_scenarios(output: str) -> set[str]:
     """Scenario names the summary of a ``server`` run marks as passed."""
     return set(re.findall(r"^\S*✓\S* ([\w-]+):", output, re.MULTILINE))
+
+
+def listed_scenarios(listing: str, part: str) -> dict[str, tuple[str, ...]]:
+    """The scenarios of one part of ``conformance list`` ("Server", "Client") with the
+    versions (or ``extension``) each is listed for."""
+    section = listing.split(f"{part} scenarios", 1)[1].split("\n\n", 1)[0]
+    return {name: tuple(versions.split(","))
+            for name, versions in re.findall(r"^\s*- (\S+) \[([^\]]+)\]", section,
+                                             re.MULTILINE)}
+
+
+def summary(output: str) -> dict[str, bool]:
+    """Each scenario of a ``server`` run's summary: whether it passed."""
+    return {name: mark == "✓"
+            for mark, name in re.findall(r"^\S*([✓✗])\S* ([\w-]+):", output, re.MULTILINE)}

@@ -161,7 +161,7 @@ async def test_resources(peer: RawPeer, transport: str) -> None:
     numbers = orjson.loads(stats["contents"][0]["text"])
     assert numbers["connections"] >= 1 and numbers["memory_rss_bytes"] > 0
     templates = (await peer.request("resources/templates/list"))["result"]
-    assert templates == {"resourceTemplates": []}
+    assert [t["uriTemplate"] for t in templates["resourceTemplates"]] == ["server://tools/{name}"]
     missing = await peer.request("resources/read", {"uri": "server://nope"})
     assert missing["error"]["code"] == -32002
 

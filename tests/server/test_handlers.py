@@ -17,16 +17,18 @@ from mcp_multi.server.session import ServerSession
 from mcp_multi.server.settings import ServerSettings
 
 COMMON = {"tools/list", "tools/call", "resources/list", "resources/read",
-          "resources/templates/list"}
+          "resources/templates/list", "prompts/list", "prompts/get", "completion/complete"}
 
 
 def test_each_era_serves_its_methods() -> None:
-    assert set(ROUTER.methods(HANDSHAKE)) == COMMON | {"initialize", "ping", "logging/setLevel"}
-    assert set(ROUTER.methods(MODERN)) == COMMON | {"server/discover", "subscriptions/listen"}
+    assert set(ROUTER.methods(HANDSHAKE)) == COMMON | {
+        "initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"}
+    assert set(ROUTER.methods(MODERN)) == COMMON | {"server/discover", "subscriptions/listen",
+                                                    "tasks/get", "tasks/update", "tasks/cancel"}
     cached = {method for method in ROUTER.methods(MODERN)
               if (found := ROUTER.find(MODERN, method)) and found.cache is not None}
     assert cached == {"server/discover", "tools/list", "resources/list", "resources/read",
-                      "resources/templates/list"}
+                      "resources/templates/list", "prompts/list"}
 
 
 def test_a_method_registers_once_per_era() -> None:

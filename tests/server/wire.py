@@ -329,7 +329,10 @@ def mirrored_headers(body: Any) -> dict[str, str]:
         headers["MCP-Protocol-Version"] = meta[VERSION_META]
     if isinstance(body.get("method"), str):
         headers["Mcp-Method"] = body["method"]
-    name = params.get("uri" if body.get("method") == "resources/read" else "name")
+    method = body.get("method")
+    field = {"resources/read": "uri", "tasks/get": "taskId", "tasks/update": "taskId",
+             "tasks/cancel": "taskId"}.get(method if isinstance(method, str) else "", "name")
+    name = params.get(field)
     if isinstance(name, str):
         headers["Mcp-Name"] = name
     return headers
@@ -383,6 +386,9 @@ def stdio_args(server: RunningServer) -> list[str]:
             str(s.max_message_size), "--log-level", "WARNING"]
     if s.tools is not None:
         args += ["--tools", *s.tools]
+    if s.profile is not None:
+        args += ["--profile", s.profile]
+    args += ["--page-size", str(s.page_size)]
     return args
 
 

@@ -62,11 +62,15 @@ LOG_LEVEL_META = "io.modelcontextprotocol/logLevel"
 SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
 SUBSCRIPTION_ID_META = "io.modelcontextprotocol/subscriptionId"
 
-# Method -> the params field its ``Mcp-Name`` header mirrors.
+# Method -> the params field its ``Mcp-Name`` header mirrors (the tasks extension's methods
+# mirror the task id, so a load balancer can route a poll to the instance holding the task).
 NAME_BEARING_METHODS: dict[str, str] = {
     "tools/call": "name",
     "resources/read": "uri",
     "prompts/get": "name",
+    "tasks/get": "taskId",
+    "tasks/update": "taskId",
+    "tasks/cancel": "taskId",
 }
 
 _B64_SENTINEL = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
@@ -198,8 +202,9 @@ def check_headers(headers: Iterable[tuple[str, str]], method: str,
 
 def complete_result(result: dict[str, Any], server_info: Mapping[str, Any],
                     cache: CacheHint | None = None) -> dict[str, Any]:
-    """Stamp a handler's result for the modern era, in place, and return it."""
-    result["resultType"] = "complete"
+    """Stamp a handler's result for the modern era, in place, and return it (a result that
+    already says what it is, such as a task's ``resultType: "task"``, keeps its type)."""
+    result.setdefault("resultType", "complete")
     if cache is not None:
         result.setdefault("ttlMs", cache.ttl_ms)
         result.setdefault("cacheScope", cache.scope)

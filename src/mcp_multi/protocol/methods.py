@@ -35,6 +35,7 @@ __all__ = [
     "TASKS_CANCEL",
     "TASKS_GET",
     "TASKS_LIST",
+    "TASKS_NOTIFICATION",
     "TASKS_RESULT",
     "TASKS_STATUS",
     "TASKS_UPDATE",
@@ -78,6 +79,7 @@ TASKS_RESULT = "tasks/result"
 TASKS_CANCEL = "tasks/cancel"
 TASKS_LIST = "tasks/list"
 TASKS_UPDATE = "tasks/update"
+TASKS_NOTIFICATION = "notifications/tasks"
 TASKS_STATUS = "notifications/tasks/status"
 # The modern era (2026-07-28).
 SERVER_DISCOVER = "server/discover"

@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-commands", type=int, default=8, metavar="N",
                    help="run_command processes run at once by the whole server; one session "
                         "may hold half of them (default 8)")
+    p.add_argument("--page-size", type=int, default=100, metavar="N",
+                   help="entries in one page of tools/list, resources/list, "
+                        "resources/templates/list and prompts/list (default 100)")
+    p.add_argument("--ask-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="seconds to wait for the client to answer a sampling, elicitation or "
+                        "roots request (default 300)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -110,7 +116,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         if value < (0 if name == "--port" else 1) or (name == "--port" and value > 65535):
             raise ValueError(f"{name} {value} is out of range")
     for name, seconds in (("--body-timeout", args.body_timeout),
-                          ("--send-timeout", args.send_timeout)):
+                          ("--send-timeout", args.send_timeout),
+                          ("--ask-timeout", args.ask_timeout)):
         if not 0 < seconds < float("inf"):
             raise ValueError(f"{name} {seconds} must be a positive number of seconds")
     if args.max_buffered_bytes < 1:
@@ -118,6 +125,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     # run_command across sessions (issue 8, defect 17)
     if args.max_commands < 1:
         raise ValueError(f"--max-commands {args.max_commands} is out of range")
+    if args.page_size < 1:
+        raise ValueError(f"--page-size {args.page_size} is out of range")
     return ServerSettings(
         body_timeout=args.body_timeout,
         send_timeout=args.send_timeout,
@@ -143,6 +152,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         command_timeout=args.command_timeout,
         auth_token=args.auth_token,
         max_commands=args.max_commands,
+        page_size=args.page_size,
+        ask_timeout=args.ask_timeout,
     )
 
 

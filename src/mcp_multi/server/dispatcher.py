@@ -20,6 +20,12 @@ headers) or by its first request (stream transports). Modern requests are also c
 against their own ``_meta`` envelope, and their results are stamped with ``resultType``,
 ``serverInfo`` and the route's cache hint. Handlers see one :class:`Call` and do not care
 which era they serve, except where the revisions differ (resource-not-found codes).
+
+Responses the client sends are answers to what the server asked it (sampling, elicitation,
+roots): the dispatcher hands them to the session's waiting asks, and drops one nobody waits
+for. A modern handler that needs input it was not given raises
+:class:`~mcp_multi.server.asking.InputNeeded`, which becomes the request's ``input_required``
+result (see :mod:`mcp_multi.server.asking`).
 """
 
 from __future__ import annotations
@@ -47,8 +53,11 @@ from ..protocol.jsonrpc import (
 from ..protocol.server_state import SessionEvent
 from ..protocol.text import for_display
 from ..protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, opening_era, supports
+from .asking import InputNeeded, RoundAsking
 from .handlers import ROUTER, Call, Router, ServerContext
+from .notifier import Notifier
 from .profiles import load_profile
+from .prompts import PromptRegistry, demo_prompts
 from .resources import Resources, ServerStats
 from .session import SendFn, ServerSession
 from .settings import ServerSettings
@@ -83,14 +92,17 @@ class Dispatcher:
     """Routes MCP messages to handlers; one instance per server, shared by all sessions."""
 
     def __init__(self, settings: ServerSettings, registry: ToolRegistry, resources: Resources,
-                 stats: ServerStats, router: Router = ROUTER) -> None:
+                 stats: ServerStats, router: Router = ROUTER, *,
+                 prompts: PromptRegistry | None = None, notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.resources = resources
         self.stats = stats
         self.router = router
         self.server_info = {"name": settings.name, "version": _version()}
-        self.context = ServerContext(settings, registry, resources, stats, self.server_info)
+        notifier = notifier or Notifier()
+        self.context = ServerContext(settings, registry, resources, stats, self.server_info,
+                                     prompts or PromptRegistry(notifier=notifier), notifier)
         self._batches: set[asyncio.Task[None]] = set()  # batch answers being gathered
 
     # ----------------------------------------------------------------- entry points
@@ -135,7 +147,8 @@ class Dispatcher:
             return await self._request(session, message, notify or session.send)
         if isinstance(message, Notification):
             self._notification(session, message)
-        # Responses (to our pings) and error responses need no answer.
+        else:
+            self._answer(session, message)
         return None
 
     async def receive(self, session: ServerSession, data: bytes | str) -> None:
@@ -155,8 +168,8 @@ class Dispatcher:
                 await self._spawn(session, msg)
             elif isinstance(msg, Notification):
                 self._notification(session, msg)
-            elif isinstance(msg, (Response, ErrorResponse)):
-                logger.debug("session %s: response %s ignored", session.id, _shown(msg.id))
+            else:
+                self._answer(session, msg)
 
     async def _receive_batch(self, session: ServerSession, frame: Frame) -> None:
         requests = []
@@ -165,6 +178,8 @@ class Dispatcher:
                 requests.append(msg)
             elif isinstance(msg, Notification):
                 self._notification(session, msg)
+            else:
+                self._answer(session, msg)
 
         async def answer() -> None:
             # A member cancelled by notifications/cancelled has no answer.
@@ -274,7 +289,8 @@ class Dispatcher:
             raise MethodNotFound(f"Method not found: {req.method}")
         if req.method != m.INITIALIZE:
             lifecycle.process(_EVENTS.get(req.method, SessionEvent.REQUEST), req.method)
-        return await found.handler(Call(self.context, session, params, notify, req.id))
+        return await found.handler(
+            Call(self.context, session, params, notify, req.id, method=req.method))
 
     async def _modern_request(self, session: ServerSession, req: Request, params: Params,
                               notify: SendFn) -> dict[str, Any]:
@@ -289,9 +305,21 @@ class Dispatcher:
         found = self.router.find(MODERN, req.method)
         if found is None:
             raise MethodNotFound(f"Method not found: {req.method}")
-        result = await found.handler(
-            Call(self.context, session, params, notify, req.id, envelope))
+        call = Call(self.context, session, params, notify, req.id, envelope, req.method)
+        try:
+            result = await found.handler(call)
+        except InputNeeded:
+            assert isinstance(call.asking, RoundAsking)
+            return call.asking.result()
         return complete_result(result, self.server_info, found.cache)
+
+    @staticmethod
+    def _answer(session: ServerSession, reply: Response | ErrorResponse) -> None:
+        """Hand the client's answer to the ask awaiting it; drop one nobody awaits."""
+        asks = session.asks
+        if asks is None or not asks.resolve(reply):
+            logger.debug("session %s: response %s ignored: it answers nothing asked",
+                         session.id, _shown(reply.id))
 
     def _notification(self, session: ServerSession, note: Notification) -> None:
         params = note.params or {}
@@ -310,16 +338,25 @@ class Dispatcher:
 
 def build_dispatcher(settings: ServerSettings, transports: tuple[str, ...],
                      endpoints: dict[str, str], router: Router = ROUTER) -> Dispatcher:
-    """The dispatcher of one server: its tools, counters and resources.
+    """The dispatcher of one server: its tools, counters, resources and prompts (ours, and
+    those of its profile).
 
     ``transports`` and ``endpoints`` are what ``server://info`` reports; ``router`` holds the
     handlers (every method of :mod:`mcp_multi.server.handlers` by default). Raises
     ``ValueError`` for an unknown tool name.
     """
-    registry = ToolRegistry(settings.tools, load_profile(settings.profile).tools)
+    profile = load_profile(settings.profile)
+    registry = ToolRegistry(settings.tools, profile.tools)
     stats = ServerStats()
-    resources = Resources(settings, registry, stats, transports, endpoints)
-    return Dispatcher(settings, registry, resources, stats, router)
+    resources = Resources(settings, registry, stats, transports, endpoints, profile.resources,
+                          profile.templates)
+    notifier = Notifier()
+    prompts = PromptRegistry(demo_prompts(registry, resources) + profile.prompts, notifier)
+    dispatcher = Dispatcher(settings, registry, resources, stats, router, prompts=prompts,
+                            notifier=notifier)
+    for start in profile.on_start:
+        start(dispatcher.context)
+    return dispatcher
 
 
 def _version() -> str:

@@ -5,8 +5,10 @@ POST endpoint, a Streamable HTTP ``Mcp-Session-Id``, or a stdio pipe. Its lifecy
 handshake, negotiated version, closed) is one
 :class:`~mcp_multi.protocol.server_state.ServerLifecycle` that the dispatcher feeds; ``era``,
 ``initialized``, ``protocol_version`` and ``closed`` are read-only views of it. The session
-also holds the requests in flight (so ``notifications/cancelled`` can stop them), and its
-``send`` pushes a server-to-client message onto the session's stream.
+also holds the requests in flight (so ``notifications/cancelled`` can stop them), the
+capabilities its client declared in ``initialize``, the requests the server sent its client
+and awaits answers to (:class:`~mcp_multi.server.asking.PendingAsks`, made at the first), and
+its ``send`` pushes a server-to-client message onto the session's stream.
 
 A modern (2026-07-28) request over Streamable HTTP has no session: the endpoint gives it a
 throw-away one whose era is already ``modern``.
@@ -18,11 +20,14 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.jsonrpc import RequestId
 from ..protocol.server_state import ServerLifecycle, SessionEvent, SessionState
 from ..protocol.versions import HANDSHAKE, MODERN, Era
+
+if TYPE_CHECKING:
+    from .asking import PendingAsks
 
 __all__ = ["Outgoing", "SendFn", "ServerSession", "new_session_id"]
 
@@ -51,12 +56,16 @@ class ServerSession:
     """State of one client session on the server."""
 
     __slots__ = (
+        "__weakref__",  # the notifier holds sessions weakly
+        "asks",
+        "client_capabilities",
         "client_info",
         "created",
         "id",
         "inflight",
         "lifecycle",
         "log_level",
+        "peer",
         "send",
         "stateless",
         "transport",
@@ -73,6 +82,11 @@ class ServerSession:
         # True for the throw-away session of one stateless (modern) HTTP request.
         self.stateless = stateless
         self.client_info: dict[str, Any] | None = None
+        self.client_capabilities: dict[str, Any] = {}
+        self.asks: PendingAsks | None = None
+        # The client's address where the transport knows it (what a stateless client's
+        # tasks are counted by, having no session to count them by).
+        self.peer = ""
         self.log_level: str | None = None
         self.inflight: dict[RequestId, asyncio.Task[Any]] = {}
         self.created = time.monotonic()
@@ -110,8 +124,11 @@ class ServerSession:
         return True
 
     def close(self) -> None:
-        """End the session: every request still running is cancelled."""
+        """End the session: every request still running is cancelled, every question to
+        the client still waiting fails."""
         self.lifecycle.process(SessionEvent.CLOSE)
+        if self.asks is not None:
+            self.asks.fail_all("The session closed before its client answered")
         for task in list(self.inflight.values()):
             task.cancel()
         self.inflight.clear()

@@ -38,6 +38,11 @@ class ServerSettings:
             Streamable HTTP stream, for replay).
         max_stateless_requests: 2026-07-28 requests over HTTP served at once (each stands
             alone, so no session limit counts them); past it they get HTTP 503.
+        task_ttl: seconds a task (tasks extension) lives from its creation: its work is
+            stopped past it, and its result kept until then.
+        max_tasks_per_client: tasks one client (a session, or a stateless client's address)
+            may hold, running or finished; past it creating one is refused.
+        max_tasks: tasks the whole server holds; past it creating one is refused.
         session_buffer_bytes: bytes of events a legacy SSE stream may have waiting for a
             client that does not read (at least 4 messages of ``max_message_size``); past it
             the stream is ended. Also what one Streamable HTTP session keeps in its response
@@ -66,6 +71,12 @@ class ServerSettings:
             may hold half of them (at least one).
         command_slot_wait: seconds a ``run_command`` call waits for a free slot before it is
             told the server is busy.
+        page_size: entries in one page of ``tools/list``, ``resources/list``,
+            ``resources/templates/list`` and ``prompts/list``; a longer list is paged with
+            ``nextCursor``.
+        ask_timeout: seconds a handler waits for its client to answer one request the server
+            sent it (sampling, elicitation, roots; handshake era).
+        max_asks: requests to its client one session may have awaiting answers at once.
     """
 
     host: str = "127.0.0.1"
@@ -87,6 +98,9 @@ class ServerSettings:
     session_queue_size: int = 256
     session_buffer_bytes: int = 16 * 1024 * 1024
     max_stateless_requests: int = 1000
+    task_ttl: float = 600.0
+    max_tasks_per_client: int = 64
+    max_tasks: int = 4096
     allowed_origins: tuple[str, ...] = ()
     command_timeout: float = 10.0
     command_output_cap: int = 64 * 1024
@@ -105,6 +119,10 @@ class ServerSettings:
     # run_command across sessions (issue 8, defect 17)
     max_commands: int = 8
     command_slot_wait: float = 5.0
+    page_size: int = 100
+    # Asking the client (issue 9)
+    ask_timeout: float = 300.0
+    max_asks: int = 16
 
     @property
     def session_bytes(self) -> int:

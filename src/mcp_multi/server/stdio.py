@@ -61,6 +61,8 @@ async def serve_lines(dispatcher: Dispatcher, read: ReadFn, write: WriteFn) -> N
         for event in framer.end():
             await _handle(dispatcher, session, event)
     finally:
+        if session.asks is not None:  # no answer can come any more: do not wait for one
+            session.asks.fail_all("stdin ended before the client answered")
         running = list(session.inflight.values())
         if running:
             await asyncio.wait(running, timeout=DRAIN_SECONDS)

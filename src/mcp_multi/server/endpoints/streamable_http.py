@@ -21,8 +21,9 @@ Handshake era (2025-03-26 … 2025-11-25):
 - ``DELETE`` ends the session.
 
 Modern era (2026-07-28): every POST stands alone — no session, no GET or DELETE (405). The
-body must carry the ``_meta`` envelope and agree with the ``Mcp-Method``/``Mcp-Name`` headers
-(-32020); errors map to HTTP statuses (404 for an unknown method, 400 for the rest). A
+body must carry the ``_meta`` envelope and agree with the ``Mcp-Method``/``Mcp-Name`` headers,
+and a ``tools/call`` with the ``Mcp-Param-*`` headers its tool's ``x-mcp-header`` annotations
+ask for (-32020); errors map to HTTP statuses (404 for an unknown method, 400 for the rest). A
 request's SSE stream has no ids, and closing it cancels the request.
 
 Everywhere: 406 without the right ``Accept``, 415 for a body that is not JSON, 413 for an
@@ -60,6 +61,7 @@ from ...protocol.jsonrpc import (
     loads,
     parse_message,
 )
+from ...protocol.params_headers import check_param_headers
 from ...protocol.sse import KEEPALIVE_SECONDS
 from ...protocol.versions import (
     HANDSHAKE,
@@ -229,6 +231,8 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
             raise unsupported_version(header)
         if has_envelope(params):
             check_headers(request.headers.items(), msg.method, params)
+            if msg.method == m.TOOLS_CALL:
+                _check_param_headers(state, request, params)
     except JSONRPCError as exc:
         state.stats.errors += 1
         return error_reply(_MODERN_STATUS.get(exc.code, 400), exc, msg.id)
@@ -239,6 +243,7 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
         return error_reply(503, InvalidRequest(
             f"Server busy: {limit} stateless requests are running; retry later"), msg.id)
     session = ServerSession("http", era=MODERN, stateless=True)
+    session.peer = request.remote or ""
     stream = EventStream("", resumable=False, limit=state.settings.session_queue_size)
     task = asyncio.create_task(_run(state, session, msg, stream))
     state.stateless_tasks.add(task)
@@ -250,6 +255,16 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
         # A closed response stream is the modern era's cancellation.
         if not task.done():
             task.cancel()
+
+
+def _check_param_headers(state: ServerState, request: web.Request, params: dict[str, Any]) -> None:
+    """The ``Mcp-Param-*`` headers of a ``tools/call`` against its arguments, for a tool
+    that mirrors any (see :mod:`~mcp_multi.protocol.params_headers`); an unknown tool has
+    none, and the call itself says it is unknown."""
+    name = params.get("name")
+    mirrored = state.dispatcher.registry.header_params(name) if isinstance(name, str) else ()
+    if mirrored:
+        check_param_headers(request.headers.items(), mirrored, params.get("arguments"))
 
 
 def _modern_status(final: dict[str, Any] | None) -> int:
@@ -425,3 +440,4 @@ async def close_http_sessions(app: web.Application) -> None:
             _end_session(state, session, "server shutting down")
     for task in list(state.stateless_tasks):
         task.cancel()
+    state.dispatcher.context.tasks.close()  # the tasks extension's work, every transport's

@@ -11,16 +11,25 @@ from ...protocol.errors import InvalidParams
 from ...protocol.server_state import SessionEvent
 from ...protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, negotiate
 from .router import Call, ServerContext, route
+from .tasks import advertise
 
 __all__ = ["capabilities", "discover", "initialize", "instructions", "ping"]
 
 
 def capabilities(modern: bool) -> dict[str, Any]:
-    """What the server offers; 2026-07-28 has no resource subscriptions."""
+    """What the server offers.
+
+    ``listChanged`` is declared where a list can change while the server runs and the change
+    is announced: prompts (a profile may add and remove them). Tools and resources are
+    fixed for the life of the process. Subscriptions to resources are ``resources/subscribe``
+    in the handshake era; 2026-07-28 has no such method (``subscriptions/listen`` names the
+    URIs instead).
+    """
     resources: dict[str, Any] = {"listChanged": False}
     if not modern:
-        resources["subscribe"] = False
-    return {"tools": {"listChanged": False}, "resources": resources, "logging": {}}
+        resources["subscribe"] = True
+    return {"tools": {"listChanged": False}, "resources": resources,
+            "prompts": {"listChanged": True}, "completions": {}, "logging": {}}
 
 
 def instructions(server: ServerContext) -> str:
@@ -40,6 +49,9 @@ async def initialize(call: Call) -> dict[str, Any]:
     session.lifecycle.process(SessionEvent.INITIALIZE, m.INITIALIZE, protocol_version=version)
     client_info = params.get("clientInfo")
     session.client_info = client_info if isinstance(client_info, dict) else None
+    call.server.notifier.join(session)
+    declared = params.get("capabilities")
+    session.client_capabilities = declared if isinstance(declared, dict) else {}
     return {
         "protocolVersion": version,
         "capabilities": capabilities(modern=False),
@@ -52,7 +64,7 @@ async def initialize(call: Call) -> dict[str, Any]:
 async def discover(call: Call) -> dict[str, Any]:
     return {
         "supportedVersions": list(MODERN_VERSIONS),
-        "capabilities": capabilities(modern=True),
+        "capabilities": advertise(call.server, capabilities(modern=True)),
         "instructions": instructions(call.server),
     }
 

@@ -1,5 +1,6 @@
 """The resource methods: ``resources/list``, ``resources/read``, ``resources/templates/list``
-(both eras)."""
+(both eras), and ``resources/subscribe`` / ``resources/unsubscribe`` (handshake era; in
+2026-07-28 a ``subscriptions/listen`` stream names the URIs it watches)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from typing import Any
 from ...protocol import methods as m
 from ...protocol.envelope import CacheHint
 from ...protocol.errors import InvalidParams, ResourceNotFound
-from .router import Call, check_cursor, route
+from ...protocol.versions import HANDSHAKE
+from ..notifier import SubscriptionLimit
+from .router import Call, page, route
 
-__all__ = ["resources_list", "resources_read", "resources_templates_list"]
+__all__ = ["resources_list", "resources_read", "resources_subscribe",
+           "resources_templates_list", "resources_unsubscribe"]
 
 # The resource list is fixed for the life of a server process; the resources themselves
 # (uptime, statistics) are stale at once.
@@ -19,15 +23,14 @@ _FIXED = CacheHint(300_000)
 
 @route(m.RESOURCES_LIST, cache=_FIXED)
 async def resources_list(call: Call) -> dict[str, Any]:
-    check_cursor(call.params)
-    return {"resources": call.server.resources.list_resources()}
+    resources, more = page(call.server.resources.list_resources(), call.params, "resources",
+                           call.server.settings.page_size)
+    return {"resources": resources, **more}
 
 
 @route(m.RESOURCES_READ, cache=CacheHint(0, "private"))
 async def resources_read(call: Call) -> dict[str, Any]:
-    uri = call.params.get("uri")
-    if not isinstance(uri, str):
-        raise InvalidParams('Invalid params: "uri" must be a string')
+    uri = _uri(call)
     try:
         return call.server.resources.read(uri)
     except ResourceNotFound as exc:
@@ -38,5 +41,33 @@ async def resources_read(call: Call) -> dict[str, Any]:
 
 @route(m.RESOURCES_TEMPLATES_LIST, cache=_FIXED)
 async def resources_templates_list(call: Call) -> dict[str, Any]:
-    check_cursor(call.params)
-    return {"resourceTemplates": []}
+    templates, more = page(call.server.resources.list_templates(), call.params,
+                           "resourceTemplates", call.server.settings.page_size)
+    return {"resourceTemplates": templates, **more}
+
+
+@route(m.RESOURCES_SUBSCRIBE, HANDSHAKE)
+async def resources_subscribe(call: Call) -> dict[str, Any]:
+    """Watch a resource that exists (reading it proves that): its changes reach this
+    session, and no other, as ``notifications/resources/updated``."""
+    uri = _uri(call)
+    call.server.resources.read(uri)  # ResourceNotFound (-32002) for a URI we do not have
+    try:
+        call.server.notifier.subscribe(call.session, uri)
+    except SubscriptionLimit as exc:
+        raise InvalidParams(f"Invalid params: {exc}") from None
+    return {}
+
+
+@route(m.RESOURCES_UNSUBSCRIBE, HANDSHAKE)
+async def resources_unsubscribe(call: Call) -> dict[str, Any]:
+    """Stop watching a resource; unsubscribing from one not watched is not an error."""
+    call.server.notifier.unsubscribe(call.session, _uri(call))
+    return {}
+
+
+def _uri(call: Call) -> str:
+    uri = call.params.get("uri")
+    if not isinstance(uri, str):
+        raise InvalidParams('Invalid params: "uri" must be a string')
+    return uri

@@ -9,38 +9,57 @@ eras it serves and, for a cacheable modern result, its freshness hint::
     async def tools_list(call: Call) -> dict[str, Any]: ...
 
 A new method is that: one handler, one registration, in the module of its area.
+
+A handler that needs its client (sampling, elicitation, roots) awaits ``call.ask(method,
+params)``; :mod:`mcp_multi.server.asking` says how that travels in each era.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import base64
+import binascii
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ...protocol.envelope import CacheHint, Envelope
 from ...protocol.errors import InvalidParams
+from ...protocol.input_required import RequestStateCodec, missing_capabilities
 from ...protocol.jsonrpc import RequestId
 from ...protocol.versions import HANDSHAKE, MODERN, Era
+from ..asking import Asking, Questions, RoundAsking, StreamAsking
+from ..notifier import Notifier
+from ..prompts import PromptRegistry
 from ..resources import Resources, ServerStats
 from ..session import SendFn, ServerSession
 from ..settings import ServerSettings
+from ..tasks import TaskRunner
 from ..tools import ToolRegistry
 
-__all__ = ["ROUTER", "Call", "Handler", "Route", "Router", "ServerContext", "check_cursor",
-           "route"]
+__all__ = ["ROUTER", "Call", "Handler", "Route", "Router", "ServerContext", "page", "route"]
 
 Params = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(slots=True, frozen=True)
 class ServerContext:
-    """What the handlers of one server share: its settings, tools, resources and counters."""
+    """What the handlers of one server share: its settings, tools, resources, prompts,
+    counters, the notifier that reaches its other sessions, its tasks, and the codec of the
+    ``requestState`` it issues (a random secret per server)."""
 
     settings: ServerSettings
     registry: ToolRegistry
     resources: Resources
     stats: ServerStats
     server_info: dict[str, str] = field(default_factory=dict)
+    prompts: PromptRegistry = field(default_factory=PromptRegistry)
+    notifier: Notifier = field(default_factory=Notifier)
+    state_codec: RequestStateCodec = field(default_factory=RequestStateCodec.random)
+    tasks: TaskRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", TaskRunner(self.settings))
 
 
 @dataclass(slots=True)
@@ -54,6 +73,7 @@ class Call:
         notify: where request-scoped notifications (progress, log messages) go.
         request_id: the JSON-RPC id.
         envelope: the modern ``_meta`` envelope; ``None`` in the handshake era.
+        method: the request's method (what a 2026-07-28 ``requestState`` is bound to).
     """
 
     server: ServerContext
@@ -62,6 +82,10 @@ class Call:
     notify: SendFn
     request_id: RequestId
     envelope: Envelope | None = None
+    method: str = ""
+    # How this request asks its client: made at its first ask (most requests never ask).
+    asking: Asking | None = field(default=None, init=False, repr=False)
+    _asked: int = field(default=0, init=False, repr=False)
 
     @property
     def modern(self) -> bool:
@@ -73,6 +97,49 @@ class Call:
         if self.envelope is not None:
             return self.envelope.log_level
         return self.session.log_level
+
+    @property
+    def client_capabilities(self) -> dict[str, Any]:
+        """What the client declared: in this request's envelope (2026-07-28), else in its
+        session's ``initialize``."""
+        if self.envelope is not None:
+            return self.envelope.client_capabilities
+        return self.session.client_capabilities
+
+    def can_ask(self, method: str, params: Mapping[str, Any] | None = None) -> bool:
+        """Whether the client declared what asking ``method`` (with ``params``) needs."""
+        return missing_capabilities(method, params or {}, self.client_capabilities) is None
+
+    async def ask(self, method: str, params: dict[str, Any], *,
+                  key: str | None = None) -> dict[str, Any]:
+        """Ask the client ``method`` (``sampling/createMessage``, ``elicitation/create``,
+        ``roots/list``) and return its result.
+
+        ``key`` names the question within this request (2026-07-28 ``inputRequests`` key);
+        by default it is derived from the order of the asks.
+
+        Raises:
+            MissingRequiredClientCapability: the client did not declare what it needs.
+            AskFailed: the client refused, did not answer in time, or went away.
+            InvalidParams: (2026-07-28) its ``inputResponses`` or ``requestState`` are bad.
+        """
+        if key is None:
+            self._asked += 1
+            key = f"{method.partition('/')[0]}-{self._asked}"
+        answers = await self.ask_all({key: (method, params)})
+        return answers[key]
+
+    async def ask_all(self, questions: Questions) -> dict[str, dict[str, Any]]:
+        """Ask several questions at once (``{key: (method, params)}``); their answers by key.
+
+        In the handshake era they go out together and are awaited together; in 2026-07-28 one
+        ``input_required`` round carries all those not answered yet. Raises as :meth:`ask`.
+        """
+        asking = self.asking
+        if asking is None:
+            asking = self.asking = (RoundAsking(self, self.server.state_codec)
+                                    if self.envelope is not None else StreamAsking(self))
+        return await asking.ask_all(questions)
 
 
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]
@@ -122,7 +189,41 @@ ROUTER = Router()
 route = ROUTER.route
 
 
-def check_cursor(params: Params) -> None:
-    """Refuse any pagination cursor: every list fits one page, so none we issued exists."""
-    if params.get("cursor") is not None:
-        raise InvalidParams("Invalid params: unknown cursor")
+def page(items: Sequence[T], params: Params, kind: str, size: int) -> tuple[Sequence[T], Params]:
+    """One page of a list result, and the fields that go with it (``nextCursor`` when more
+    follow).
+
+    The cursor is opaque to clients: the list's ``kind`` and the offset of the page, base64
+    encoded. A cursor that is not one we issue for ``kind`` (another list's, a forged or
+    truncated one, an offset past the end) is invalid params. The first page of a list that
+    fits is ``items`` itself, not a copy (``tools/list`` is asked often).
+
+    Raises:
+        InvalidParams: a bad cursor.
+    """
+    cursor = params.get("cursor")
+    start = 0 if cursor is None else _offset(cursor, kind, len(items))
+    if start == 0 and len(items) <= size:
+        return items, {}
+    end = start + size
+    more: Params = {"nextCursor": _cursor(kind, end)} if end < len(items) else {}
+    return items[start:end], more
+
+
+def _cursor(kind: str, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(cursor: Any, kind: str, length: int) -> int:
+    bad = InvalidParams(f"Invalid params: not a {kind} cursor this server issued",
+                        {"cursor": cursor[:100] if isinstance(cursor, str) else None})
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= 64:
+        raise bad
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise bad from None
+    named, _, number = text.partition(":")
+    if named != kind or not number.isdigit() or not 0 < int(number) <= length:
+        raise bad
+    return int(number)

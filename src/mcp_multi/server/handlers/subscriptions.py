@@ -8,26 +8,61 @@ from typing import Any
 from ...protocol import methods as m
 from ...protocol.envelope import SUBSCRIPTION_ID_META
 from ...protocol.errors import InvalidParams
-from ...protocol.jsonrpc import notification
 from ...protocol.versions import MODERN
+from ..notifier import LIST_KINDS, MAX_SUBSCRIPTIONS, Listener, ListKind
+from .lifecycle import capabilities
 from .router import Call, route
+from .tasks import listen_tasks
 
 __all__ = ["subscriptions_listen"]
+
+# The filter's key for each list, as the client names it.
+_FILTER_KEYS: dict[ListKind, str] = {kind: f"{kind}ListChanged" for kind in LIST_KINDS}
 
 
 @route(m.SUBSCRIPTIONS_LISTEN, MODERN)
 async def subscriptions_listen(call: Call) -> dict[str, Any]:
-    """Open a change-notification stream: acknowledge, then hold until cancelled.
+    """Open a change-notification stream: acknowledge, then deliver until cancelled.
 
-    Our tools and resources never change while the server runs, so no notification type
-    is honoured and the acknowledgement says so (an empty filter); the stream stays open
-    until the client closes it (HTTP) or cancels the request (stdio, WebSocket).
+    Only what the client asked for and the server can send is honoured, and the
+    acknowledgement says which: the lists whose changes are announced (``listChanged`` in
+    our capabilities), ``resourceSubscriptions`` (each URI's
+    ``notifications/resources/updated``) and the status of tasks (``taskIds``, the tasks
+    extension). The stream stays open until the client closes it (HTTP) or cancels the
+    request (stdio, WebSocket).
     """
     wanted = call.params.get("notifications", {})
-    if not isinstance(wanted, dict):
-        raise InvalidParams('Invalid params: "notifications" must be an object')
-    await call.notify(notification(m.SUBSCRIPTIONS_ACKNOWLEDGED, {
-        "_meta": {SUBSCRIPTION_ID_META: call.request_id}, "notifications": {},
-    }))
-    await asyncio.Event().wait()
+    lists, uris = _wanted(wanted)
+    offered = capabilities(modern=True)
+    lists = frozenset(kind for kind in lists if offered[kind].get("listChanged"))
+    listener = Listener(call.notify, call.request_id, lists, uris)
+    agreed: dict[str, Any] = {_FILTER_KEYS[kind]: True for kind in LIST_KINDS if kind in lists}
+    if uris:
+        agreed["resourceSubscriptions"] = sorted(uris)
+    task_ids, stop_tasks = listen_tasks(call, wanted)  # the tasks extension's statuses
+    if task_ids:
+        agreed["taskIds"] = task_ids
+    try:
+        with call.server.notifier.listening(listener):
+            # Registered before the acknowledgement, so no change after it is missed.
+            await call.notify(listener.tagged(m.SUBSCRIPTIONS_ACKNOWLEDGED,
+                                              {"notifications": agreed}))
+            await asyncio.Event().wait()
+    finally:
+        stop_tasks()
     return {"_meta": {SUBSCRIPTION_ID_META: call.request_id}}  # pragma: no cover
+
+
+def _wanted(raw: Any) -> tuple[frozenset[ListKind], frozenset[str]]:
+    """The lists and resource URIs a ``notifications`` filter asks for."""
+    if not isinstance(raw, dict):
+        raise InvalidParams('Invalid params: "notifications" must be an object')
+    lists = frozenset(kind for kind, key in _FILTER_KEYS.items() if raw.get(key) is True)
+    uris = raw.get("resourceSubscriptions", [])
+    if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+        raise InvalidParams('Invalid params: "resourceSubscriptions" must be an array of '
+                            'strings')
+    if len(uris) > MAX_SUBSCRIPTIONS:
+        raise InvalidParams(f"Invalid params: at most {MAX_SUBSCRIPTIONS} resource "
+                            "subscriptions per stream")
+    return lists, frozenset(uris)

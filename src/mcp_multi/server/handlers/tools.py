@@ -8,11 +8,12 @@ from typing import Any
 
 from ...protocol import methods as m
 from ...protocol.envelope import CacheHint
-from ...protocol.errors import InvalidParams
+from ...protocol.errors import InvalidParams, JSONRPCError
 from ...protocol.versions import LATEST_HANDSHAKE_VERSION, supports
 from ..tools import DisabledToolError, ToolContext, ToolError, UnknownToolError
 from .logging import log_fn, progress_fn
-from .router import Call, check_cursor, route
+from .router import Call, page, route
+from .tasks import task_context
 
 __all__ = ["tools_call", "tools_list"]
 
@@ -21,8 +22,9 @@ logger = logging.getLogger(__name__)
 
 @route(m.TOOLS_LIST, cache=CacheHint(300_000))
 async def tools_list(call: Call) -> dict[str, Any]:
-    check_cursor(call.params)
-    return {"tools": call.server.registry.list_tools()}
+    tools, more = page(call.server.registry.list_tools(), call.params, "tools",
+                       call.server.settings.page_size)
+    return {"tools": tools, **more}
 
 
 @route(m.TOOLS_CALL)
@@ -55,12 +57,17 @@ async def tools_call(call: Call) -> dict[str, Any]:
     # Streamable HTTP this opens the response stream, so a long call stays visible).
     await progress(0, None, f"Calling {name}")
     ctx = ToolContext(settings=server.settings, progress=progress, log=log_fn(call, name),
-                      commands=server.registry.commands, caller=call.session.id)
+                      commands=server.registry.commands, caller=call.session.id,
+                      asker=call)
+    if tool.execution:  # it may run as a task (the tasks extension)
+        task_context(call, tool, ctx)
     try:
         return await tool.handler(arguments, ctx)
     except ToolError as exc:
         return m.tool_result(str(exc), is_error=True)
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, JSONRPCError):
+        # A protocol error (a capability the client lacks, bad inputResponses) answers the
+        # request itself; it is not the tool's failure.
         raise
     except Exception as exc:
         logger.exception("tool %s failed", name)

@@ -5,6 +5,9 @@ receives the validated arguments and a :class:`ToolContext` and returns a ``tool
 result dict (see :func:`mcp_multi.protocol.methods.tool_result`); it raises
 :class:`ToolError` for a failure the caller should see as ``isError: true``.
 
+A tool that needs its client awaits ``ctx.ask(method, params)`` (sampling, elicitation, roots;
+see :mod:`mcp_multi.server.asking`), which works the same in both protocol eras.
+
 Tools that start processes take a slot of the server's :class:`CommandSlots` first, so that no
 number of callers or sessions can make the server run more than ``settings.max_commands`` of
 them at once.
@@ -15,20 +18,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from mcp_multi.protocol.errors import MCPError
+from mcp_multi.protocol.params_headers import HeaderAnnotationError, HeaderParam, header_params
 from mcp_multi.protocol.text import clip
 from mcp_multi.server.settings import ServerSettings
 
+if TYPE_CHECKING:
+    from mcp_multi.server.asking import Asker, Questions
+
 __all__ = [
     "ALL_TOOLS",
+    "NO_CLIENT",
+    "AskFn",
     "CommandSlots",
     "DisabledToolError",
+    "RunTaskFn",
+    "TaskWork",
     "Tool",
     "ToolContext",
     "ToolError",
@@ -63,6 +74,8 @@ class DisabledToolError(MCPError):
 
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 LogFn = Callable[[str, Any], Awaitable[None]]
+# (method, params) -> the client's result: what ``ToolContext.ask`` is.
+AskFn = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 async def _no_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -71,6 +84,23 @@ async def _no_progress(progress: float, total: float | None, message: str | None
 
 async def _no_log(level: str, data: Any) -> None:
     return None
+
+
+class _NoClient:
+    """The asker of a tool run where no client can be asked (outside a request)."""
+
+    async def ask(self, method: str, params: dict[str, Any], *,
+                  key: str | None = None) -> dict[str, Any]:
+        raise ToolError(f"No client to ask {method}: this tool runs outside a request")
+
+    async def ask_all(self, questions: Questions) -> dict[str, dict[str, Any]]:
+        raise ToolError("No client to ask: this tool runs outside a request")
+
+    def can_ask(self, method: str, params: Mapping[str, Any] | None = None) -> bool:
+        return False
+
+
+NO_CLIENT = _NoClient()
 
 
 class CommandSlots:
@@ -140,14 +170,59 @@ class CommandSlots:
 
 @dataclass(slots=True)
 class ToolContext:
-    """What a running tool may use: settings, progress/log notifications to its caller, and
-    the server's command slots with the caller's name (its session id) to count them by."""
+    """What a running tool may use: settings, progress/log notifications to its caller, the
+    server's command slots with the caller's name (its session id) to count them by, and its
+    client to ask (``asker``: the request being served).
+
+    A tool that may run as a task (``execution.taskSupport``) returns
+    ``await ctx.as_task(work)``: where the client can take a task, ``run_task`` starts
+    ``work`` as one and the call answers with the task's handle; elsewhere ``work`` runs at
+    once. What the tool does before that (asking the client, say) happens in the call itself.
+    """
 
     settings: ServerSettings
     progress: ProgressFn = _no_progress
     log: LogFn = _no_log
     commands: CommandSlots = field(default_factory=CommandSlots)
     caller: str = ""
+    asker: Asker = NO_CLIENT
+    run_task: RunTaskFn | None = None
+
+    async def ask(self, method: str, params: dict[str, Any], *,
+                  key: str | None = None) -> dict[str, Any]:
+        """Ask the client ``method`` (``sampling/createMessage``, ``elicitation/create``,
+        ``roots/list``) with ``params`` and return its result dict.
+
+        ``key`` names the question within the call (the 2026-07-28 ``inputRequests`` key);
+        by default it is derived from the order of the asks, so a tool must ask the same
+        questions in the same order when run again with the same answers.
+
+        Raises:
+            MissingRequiredClientCapability: the client did not declare what it needs (the
+                call fails with -32021).
+            AskFailed: the client refused, did not answer in time, or went away (a
+                :class:`ToolError`: the caller sees ``isError``).
+        """
+        return await self.asker.ask(method, params, key=key)
+
+    async def ask_all(self, questions: Questions) -> dict[str, dict[str, Any]]:
+        """Ask several questions at once, ``{key: (method, params)}``; answers by key."""
+        return await self.asker.ask_all(questions)
+
+    def can_ask(self, method: str, params: Mapping[str, Any] | None = None) -> bool:
+        """Whether the client declared the capability asking ``method`` needs."""
+        return self.asker.can_ask(method, params)
+
+    async def as_task(self, work: TaskWork) -> dict[str, Any]:
+        """``work``'s result, or the handle of the task running it (see the class)."""
+        if self.run_task is None:
+            return await work(self)
+        return await self.run_task(work)
+
+
+# The work a tool hands to ``ToolContext.as_task``, and what starts it as a task.
+TaskWork = Callable[[ToolContext], Awaitable[dict[str, Any]]]
+RunTaskFn = Callable[[TaskWork], Awaitable[dict[str, Any]]]
 
 
 Handler = Callable[[dict[str, Any], ToolContext], Awaitable[dict[str, Any]]]
@@ -161,6 +236,7 @@ class Tool:
     handler: Handler
     title: str | None = None
     annotations: dict[str, Any] = field(default_factory=dict)
+    execution: dict[str, Any] = field(default_factory=dict)  # taskSupport (tasks extension)
 
     def to_wire(self) -> dict[str, Any]:
         """The tool's entry in a ``tools/list`` result."""
@@ -173,6 +249,8 @@ class Tool:
             entry["title"] = self.title
         if self.annotations:
             entry["annotations"] = self.annotations
+        if self.execution:
+            entry["execution"] = self.execution
         return entry
 
 
@@ -213,6 +291,16 @@ class ToolRegistry:
         self._validators = {
             n: jsonschema.Draft202012Validator(t.input_schema) for n, t in self._tools.items()
         }
+        # Arguments mirrored into Mcp-Param-* headers, for the tools that have any (an
+        # invalid annotation is a bad tool definition: the server does not start).
+        self._header_params: dict[str, tuple[HeaderParam, ...]] = {}
+        for n, t in self._tools.items():
+            try:
+                found = header_params(t.input_schema)
+            except HeaderAnnotationError as exc:
+                raise ValueError(f"tool {n}: {exc}") from None
+            if found:
+                self._header_params[n] = found
         self._listing = [t.to_wire() for t in self._tools.values()]
         self.commands = CommandSlots()
 
@@ -236,6 +324,10 @@ class ToolRegistry:
         if name in ALL_TOOLS:
             raise DisabledToolError(name)
         raise UnknownToolError(name)
+
+    def header_params(self, name: str) -> tuple[HeaderParam, ...]:
+        """The arguments of tool ``name`` mirrored into ``Mcp-Param-*`` headers (often none)."""
+        return self._header_params.get(name, ())
 
     def validation_errors(self, name: str, arguments: dict[str, Any]) -> list[str]:
         """Readable schema violations of ``arguments``, each naming the field; empty when valid."""
