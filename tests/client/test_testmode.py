@@ -125,6 +125,17 @@ async def test_a_misbehaving_server_fails_its_checks(start_scripted: StartScript
     assert verdicts[("lenient", "resources/list")] == "SKIP"  # no resources capability
 
 
+def test_sample_arguments_follow_formats_and_minimums() -> None:
+    tool = {"name": "t", "inputSchema": {"type": "object", "required": ["u", "when", "n", "x"],
+                                         "properties": {
+                                             "u": {"type": "string", "format": "uri"},
+                                             "when": {"type": "string", "format": "date-time"},
+                                             "n": {"type": "integer", "minimum": 5},
+                                             "x": {"type": "string", "format": "unheard-of"}}}}
+    assert sample_arguments(tool) == {"u": "https://mcp-client-test.invalid/",
+                                      "when": "2026-01-01T00:00:00Z", "n": 5, "x": "test"}
+
+
 def test_sample_arguments_from_schemas() -> None:
     assert sample_arguments({"name": "echo"}) == {"message": "mcp-client test"}
     tool = {"name": "other", "inputSchema": {

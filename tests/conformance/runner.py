@@ -2,7 +2,7 @@
 
 The runner (``../shared/tools/conformance``, or ``$MCP_CONFORMANCE_TOOL``, or ``conformance``
 on ``PATH``) installs Node and the npm suite into a cache on first use; :func:`installed`
-skips the calling test only when that install fails.
+skips the calling test only when that install fails, and never in CI (``$CI`` set).
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ async def run_tool(*args: str, cwd: Path, timeout: float) -> tuple[int, str]:
 async def installed(tool: Path, cwd: Path) -> None:
     """Make sure the suite is installed (``conformance list``); skip the test if it cannot be."""
     code, out = await run_tool(str(tool), "list", cwd=cwd, timeout=INSTALL_TIMEOUT)
+    if code != 0 and os.environ.get("CI"):  # CI has the registries: a failure is a failure
+        pytest.fail(f"the conformance suite could not be installed in CI:\n{out[-2000:]}")
     if code != 0:
         pytest.skip(f"the conformance suite (Node, npm) could not be installed:\n{out[-2000:]}")
 

@@ -119,8 +119,26 @@ def _sample_value(schema: dict[str, Any]) -> Any:
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = kind[0] if kind else "string"
+    if kind in (None, "string") and schema.get("format") in _SAMPLE_FORMATS:
+        return _SAMPLE_FORMATS[schema["format"]]
+    minimum = schema.get("minimum")
+    if kind in ("integer", "number") and isinstance(minimum, int | float) \
+            and not isinstance(minimum, bool) and minimum > 1:
+        return int(minimum) if kind == "integer" and minimum == int(minimum) else minimum
     return {"integer": 1, "number": 1, "boolean": True, "array": [], "object": {},
             "null": None}.get(str(kind), "test")
+
+
+# Strings a JSON Schema ``format`` asks for. The URL is on a reserved name (RFC 2606) that never
+# resolves, so a tool that fetches what it is given reaches nothing.
+_SAMPLE_FORMATS = {
+    "uri": "https://mcp-client-test.invalid/",
+    "url": "https://mcp-client-test.invalid/",
+    "email": "mcp-client-test@example.invalid",
+    "date": "2026-01-01",
+    "date-time": "2026-01-01T00:00:00Z",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+}
 
 
 def _text_of(result: dict[str, Any]) -> str:
