@@ -47,9 +47,10 @@ async def server(start_mcp_server: StartServer) -> RunningServer:
 async def open_peer(transport: str, server: RunningServer,
                     capabilities: dict[str, Any] | None = None) -> RawPeer:
     """A handshake-era peer that declared ``capabilities`` (all three by default)."""
-    if transport == "stdio":
+    if transport == "stdio":  # a twin of ``server``: the same profile and limits
         peer: RawPeer = await StdioPeer.spawn(*stdio_args(server), "--profile", "conformance",
-                                              "--ask-timeout", str(ASK_TIMEOUT))
+                                              "--ask-timeout", str(ASK_TIMEOUT),
+                                              "--max-asks", "2")
     else:
         peer = await connect(transport, server)
     reply = await peer.request("initialize", {
@@ -201,8 +202,6 @@ async def test_cancelling_the_call_cancels_its_ask(peer: RawPeer) -> None:
 
 async def test_outstanding_asks_are_capped_per_session(transport: str,
                                                        server: RunningServer) -> None:
-    if transport == "stdio":
-        pytest.skip("the cap is the server's setting; the stdio twin runs with the default")
     peer = await open_peer(transport, server)
     try:
         for n in (1, 2):  # max_asks=2

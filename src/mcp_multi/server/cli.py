@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ask-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="seconds to wait for the client to answer a sampling, elicitation or "
                         "roots request (default 300)")
+    p.add_argument("--max-asks", type=int, default=16, metavar="N",
+                   help="requests to its client (sampling, elicitation, roots) one session may "
+                        "have awaiting answers at once; one more fails its tool call "
+                        "(default 16)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -127,6 +131,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         raise ValueError(f"--max-commands {args.max_commands} is out of range")
     if args.page_size < 1:
         raise ValueError(f"--page-size {args.page_size} is out of range")
+    if args.max_asks < 1:
+        raise ValueError(f"--max-asks {args.max_asks} is out of range")
     return ServerSettings(
         body_timeout=args.body_timeout,
         send_timeout=args.send_timeout,
@@ -154,6 +160,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         max_commands=args.max_commands,
         page_size=args.page_size,
         ask_timeout=args.ask_timeout,
+        max_asks=args.max_asks,
     )
 
 
