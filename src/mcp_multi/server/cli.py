@@ -106,33 +106,24 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     root = (args.root or Path.cwd()).resolve()
     if not root.is_dir():
         raise ValueError(f"--root {args.root} is not a directory")
-    if args.max_connections is not None and args.max_connections < 1:
-        raise ValueError(f"--max-connections {args.max_connections} is out of range")
-    for name, seconds in (("--header-timeout", args.header_timeout),
-                          ("--keepalive-timeout", args.keepalive_timeout)):
-        if not 0 < seconds < float("inf"):
-            raise ValueError(f"{name} {seconds} must be a positive number of seconds")
-    for name, value in (("--port", args.port), ("--max-message-size", args.max_message_size),
-                        ("--max-sessions", args.max_sessions),
-                        ("--max-sessions-per-client",
-                         1 if args.max_sessions_per_client is None
-                         else args.max_sessions_per_client)):
-        if value < (0 if name == "--port" else 1) or (name == "--port" and value > 65535):
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port} is out of range")
+    counts = {"--max-connections": args.max_connections, "--max-message-size":
+              args.max_message_size, "--max-sessions": args.max_sessions,
+              "--max-sessions-per-client": args.max_sessions_per_client,
+              "--max-buffered-bytes": args.max_buffered_bytes,
+              "--max-commands": args.max_commands, "--page-size": args.page_size,
+              "--max-asks": args.max_asks}
+    for name, value in counts.items():
+        if value is not None and value < 1:  # None: the option's default is derived
             raise ValueError(f"{name} {value} is out of range")
-    for name, seconds in (("--body-timeout", args.body_timeout),
-                          ("--send-timeout", args.send_timeout),
-                          ("--ask-timeout", args.ask_timeout)):
-        if not 0 < seconds < float("inf"):
-            raise ValueError(f"{name} {seconds} must be a positive number of seconds")
-    if args.max_buffered_bytes < 1:
-        raise ValueError(f"--max-buffered-bytes {args.max_buffered_bytes} is out of range")
-    # run_command across sessions (issue 8, defect 17)
-    if args.max_commands < 1:
-        raise ValueError(f"--max-commands {args.max_commands} is out of range")
-    if args.page_size < 1:
-        raise ValueError(f"--page-size {args.page_size} is out of range")
-    if args.max_asks < 1:
-        raise ValueError(f"--max-asks {args.max_asks} is out of range")
+    seconds = {"--header-timeout": args.header_timeout,
+               "--keepalive-timeout": args.keepalive_timeout,
+               "--body-timeout": args.body_timeout, "--send-timeout": args.send_timeout,
+               "--ask-timeout": args.ask_timeout}
+    for name, value in seconds.items():
+        if not 0 < value < float("inf"):
+            raise ValueError(f"{name} {value} must be a positive number of seconds")
     return ServerSettings(
         body_timeout=args.body_timeout,
         send_timeout=args.send_timeout,
