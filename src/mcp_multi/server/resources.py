@@ -130,13 +130,19 @@ class Resource:
 
     def to_wire(self) -> dict[str, Any]:
         """The resource's entry in a ``resources/list`` result."""
-        entry: dict[str, Any] = {"uri": self.uri, "name": self.name,
-                                 "description": self.description}
-        if self.title:
-            entry["title"] = self.title
-        if self.mime_type:
-            entry["mimeType"] = self.mime_type
-        return entry
+        return _entry({"uri": self.uri}, self.name, self.description, self.title,
+                      self.mime_type)
+
+
+def _entry(entry: dict[str, Any], name: str, description: str, title: str | None,
+           mime_type: str | None) -> dict[str, Any]:
+    """A listing entry: what names it (``uri`` or ``uriTemplate``), then the common fields."""
+    entry.update(name=name, description=description)
+    if title:
+        entry["title"] = title
+    if mime_type:
+        entry["mimeType"] = mime_type
+    return entry
 
 
 _VARIABLE = re.compile(r"\{([A-Za-z0-9_]+)\}")
@@ -200,13 +206,8 @@ class ResourceTemplate:
 
     def to_wire(self) -> dict[str, Any]:
         """The template's entry in a ``resources/templates/list`` result."""
-        entry: dict[str, Any] = {"uriTemplate": self.uri_template, "name": self.name,
-                                 "description": self.description}
-        if self.title:
-            entry["title"] = self.title
-        if self.mime_type:
-            entry["mimeType"] = self.mime_type
-        return entry
+        return _entry({"uriTemplate": self.uri_template}, self.name, self.description,
+                      self.title, self.mime_type)
 
 
 def _json_item(body: Any) -> dict[str, Any]:
