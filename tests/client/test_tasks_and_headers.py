@@ -17,7 +17,7 @@ from mcp_multi.client.cli import main
 from mcp_multi.client.multi import MultiServerMCPClient
 from mcp_multi.protocol.errors import RequestTimeout
 from mcp_multi.protocol.jsonrpc import Notification
-from mcp_multi.protocol.param_headers import InvalidToolHeaders, tool_param_headers
+from mcp_multi.protocol.params_headers import HeaderAnnotationError, header_params
 
 from ..transport.http_script import Recorded, StartHTTPScript, json_reply
 
@@ -52,13 +52,13 @@ TOOLS = [
 
 
 def test_annotations_are_read_and_checked() -> None:
-    headers = tool_param_headers(TOOLS[0])
+    headers = header_params(TOOLS[0]["inputSchema"])
     assert [(h.path, h.header) for h in headers] == [
         (("region",), "Mcp-Param-Region"), (("n",), "Mcp-Param-N"),
         (("flag",), "Mcp-Param-Flag"), (("nested", "zone"), "Mcp-Param-Zone")]
     for tool in TOOLS[1:]:
-        with pytest.raises(InvalidToolHeaders):
-            tool_param_headers(tool)
+        with pytest.raises(HeaderAnnotationError):
+            header_params(tool["inputSchema"])
 
 
 async def test_param_headers_are_sent_and_bad_tools_left_out(

@@ -166,22 +166,29 @@ def _value_at(arguments: Any, path: tuple[str, ...]) -> Any:
     return value
 
 
-def param_headers(params: Iterable[HeaderParam], arguments: Mapping[str, Any]
+def param_headers(params: Iterable[HeaderParam], arguments: Mapping[str, Any] | None
                   ) -> dict[str, str]:
     """The ``Mcp-Param-*`` headers a client sends with ``arguments`` (the client side)."""
     headers: dict[str, str] = {}
     for param in params:
-        value = _value_at(arguments, param.path)
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (int, str)):
-            text = str(value)
-        else:
-            continue  # not a value this annotation can carry; the server refuses the call
-        headers[param.header] = encode_header_value(text)
+        text = _header_text(_value_at(arguments, param.path))
+        if text is not None:
+            headers[param.header] = encode_header_value(text)
     return headers
+
+
+def _header_text(value: Any) -> str | None:
+    """A value as its header's text; ``None`` for no header (absent, null, or nothing an
+    annotation can carry, which the server then refuses)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if abs(value) <= _SAFE_INTEGER else None
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _SAFE_INTEGER:
+        return str(int(value))
+    if isinstance(value, str):
+        return value
+    return None
 
 
 def check_param_headers(headers: Iterable[tuple[str, str]], params: Iterable[HeaderParam],

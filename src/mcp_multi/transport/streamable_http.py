@@ -61,11 +61,11 @@ from ..protocol.errors import (
     TransportError,
 )
 from ..protocol.jsonrpc import RequestId, dumps, encode, is_request_id, loads
-from ..protocol.param_headers import (
-    InvalidToolHeaders,
-    ParamHeader,
-    param_header_values,
-    tool_param_headers,
+from ..protocol.params_headers import (
+    HeaderAnnotationError,
+    HeaderParam,
+    header_params,
+    param_headers,
 )
 from ..protocol.text import for_display
 from ..protocol.versions import is_modern
@@ -134,7 +134,7 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         self.protocol_version: str | None = None
         # Tool name -> the Mcp-Param-* headers its calls carry (2026-07-28 x-mcp-header);
         # only tools that ask for some are here, so a plain call costs one failed lookup.
-        self._param_headers: dict[str, tuple[ParamHeader, ...]] = {}
+        self._param_headers: dict[str, tuple[HeaderParam, ...]] = {}
 
     @property
     def modern(self) -> bool:
@@ -161,11 +161,11 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         if not self.modern:
             return tools
         accepted: list[dict[str, Any]] = []
-        headers: dict[str, tuple[ParamHeader, ...]] = {}
+        headers: dict[str, tuple[HeaderParam, ...]] = {}
         for tool in tools:
             try:
-                wanted = tool_param_headers(tool)
-            except InvalidToolHeaders as exc:
+                wanted = header_params(tool.get("inputSchema"))
+            except HeaderAnnotationError as exc:
                 logger.warning("%s: leaving out tool %s: %s", self.url,
                                for_display(repr(tool.get("name")), 100),
                                for_display(str(exc), 200))
@@ -245,7 +245,7 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             wanted = self._param_headers.get(str(params.get("name")))
             if wanted:
                 arguments = params.get("arguments")
-                headers.update(param_header_values(wanted, arguments if isinstance(
+                headers.update(param_headers(wanted, arguments if isinstance(
                     arguments, dict) else None))
         return headers
 
