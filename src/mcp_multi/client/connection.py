@@ -60,7 +60,6 @@ from ..protocol.errors import (
 )
 from ..protocol.jsonrpc import Notification, RequestId, encode
 from ..protocol.lifecycle import (
-    TASKS_EXTENSION,
     InitializeResult,
     TaskState,
     asked_methods,
@@ -72,6 +71,7 @@ from ..protocol.lifecycle import (
     tool_call_params,
     unwrap_result,
 )
+from ..protocol.tasks import TaskSupport, task_support, tasks_capability
 from ..protocol.text import for_display
 from ..protocol.versions import LATEST_HANDSHAKE_VERSION, is_supported
 from ..transport import ClientTransport
@@ -232,7 +232,7 @@ class MCPConnection(SessionOpening, ServerMessages):
         """The capabilities this connection declares: those of its handlers, and the tasks
         extension (a task-run tool call is followed by :meth:`call_tool`)."""
         declared = self._handlers.capabilities() if self._handlers is not None else {}
-        declared["extensions"] = {TASKS_EXTENSION: {}}
+        declared.update(tasks_capability())
         return declared
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -508,7 +508,8 @@ class MCPConnection(SessionOpening, ServerMessages):
             return False
         tool = next((t for t in self._tools if t.get("name") == name), None)
         execution = tool.get("execution") if tool else None
-        return isinstance(execution, dict) and execution.get("taskSupport") == "required"
+        return task_support(execution if isinstance(execution, dict) else None) \
+            is TaskSupport.REQUIRED
 
     async def _follow_task(self, task: TaskState, timeout: float | None,
                            task_timeout: float) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol import methods
 from ..protocol.errors import MCPError, MethodNotFound
+from ..protocol.tasks import declares_tasks
 from ..protocol.text import for_display
 from .arguments import ArgumentError, parse_json_args
 from .connection import MCPConnection
@@ -59,7 +60,6 @@ FEATURE_HELP = """\
   tasks [server]                           list the server's tasks"""
 
 MAX_PAGES = 100
-TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 
 
 class NotOffered(Exception):
@@ -85,9 +85,7 @@ def _offers(connection: MCPConnection, feature: str) -> bool:
     if server is None:
         return False
     if feature == "tasks":
-        extensions = server.capabilities.get("extensions")
-        return "tasks" in server.capabilities or (
-            isinstance(extensions, dict) and TASKS_EXTENSION in extensions)
+        return "tasks" in server.capabilities or declares_tasks(server.capabilities)
     return server.has_capability(feature)
 
 

@@ -57,6 +57,7 @@ from .errors import (
     ProtocolError,
 )
 from .jsonrpc import RequestId
+from .tasks import TASKS_EXTENSION, TERMINAL
 from .text import for_display
 from .versions import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_VERSIONS
 
@@ -329,8 +330,7 @@ def input_retry_params(params: Mapping[str, Any] | None, result: Mapping[str, An
     return retry
 
 
-TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
-TERMINAL_TASK_STATUSES = frozenset({"completed", "failed", "cancelled"})
+TERMINAL_TASK_STATUSES = TERMINAL  # plain status strings match these StrEnum members
 # How often a task is polled at most and at least, whatever the server suggests.
 MIN_POLL_SECONDS = 0.05
 MAX_POLL_SECONDS = 5.0
