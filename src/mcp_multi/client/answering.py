@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import shlex
 import signal
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
 
 from ..protocol import methods
@@ -60,6 +60,7 @@ __all__ = [
     "answer_input_requests",
     "answer_server_request",
     "elicitation_defaults",
+    "field_problem",
     "policy_handlers",
     "roots_handler",
 ]
@@ -400,57 +401,44 @@ def elicitation_defaults(params: Mapping[str, Any]) -> dict[str, Any] | None:
     return content
 
 
+# The primitive field types an elicitation form may hold (and arrays of enum choices).
+_FIELD_TYPES = ("string", "number", "integer", "boolean", "array")
+
+
 def _fits(value: Any, field: Mapping[str, Any]) -> bool:
-    """Whether ``value`` is valid for one primitive field of an elicitation schema."""
-    kind = field.get("type")
-    if kind == "string":
-        return isinstance(value, str) and _fits_string(value, field)
-    if kind in ("number", "integer"):
-        return _fits_number(value, field, integer=kind == "integer")
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "array":
-        return _fits_array(value, field)
-    return False
+    """Whether ``value`` is valid for one field of an elicitation schema (one we can check)."""
+    return field.get("type") in _FIELD_TYPES and \
+        field_problem(value, field, uncheckable="uncheckable") is None
 
 
-def _choices(field: Mapping[str, Any]) -> list[Any] | None:
-    """The allowed values of an enum field (``enum`` or titled ``oneOf``/``anyOf``)."""
-    if isinstance(field.get("enum"), list):
-        return list(field["enum"])
-    for key in ("oneOf", "anyOf"):
-        options = field.get(key)
-        if isinstance(options, list):
-            return [o.get("const") for o in options if isinstance(o, Mapping)]
-    return None
+def field_problem(value: Any, schema: Mapping[str, Any], *,
+                  uncheckable: str | None = None) -> str | None:
+    """Why ``value`` does not fit ``schema`` (one line), or ``None`` when it does; a schema
+    that cannot be checked gives ``uncheckable``.
+
+    ``pattern`` is not checked: the server chose both the regular expression and the
+    default it offers, and Python's ``re`` has no time limit, so a catastrophic pattern
+    (``^(a+)+$`` against forty ``a`` and a ``!``) would freeze the whole client. An
+    elicitation's string schema has no ``pattern`` anyway; the server checks what it gets.
+    """
+    try:
+        validator = jsonschema.Draft202012Validator(
+            _without_patterns(schema),
+            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except (jsonschema.exceptions.SchemaError, RecursionError, TypeError, ValueError):
+        return uncheckable
+    return None if error is None else for_display(error.message, 300)
 
 
-def _fits_string(value: str, field: Mapping[str, Any]) -> bool:
-    choices = _choices(field)
-    if choices is not None and value not in choices:
-        return False
-    low, high = field.get("minLength"), field.get("maxLength")
-    return not ((isinstance(low, int) and len(value) < low)
-                or (isinstance(high, int) and len(value) > high))
-
-
-def _fits_number(value: Any, field: Mapping[str, Any], *, integer: bool) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    if not math.isfinite(value) or (integer and value != int(value)):
-        return False
-    low, high = field.get("minimum"), field.get("maximum")
-    return not ((isinstance(low, int | float) and value < low)
-                or (isinstance(high, int | float) and value > high))
-
-
-def _fits_array(value: Any, field: Mapping[str, Any]) -> bool:
-    if not isinstance(value, list):
-        return False
-    items = field.get("items")
-    choices = _choices(items) if isinstance(items, Mapping) else None
-    if choices is not None and any(v not in choices for v in value):
-        return False
-    low, high = field.get("minItems"), field.get("maxItems")
-    return not ((isinstance(low, int) and len(value) < low)
-                or (isinstance(high, int) and len(value) > high))
+def _without_patterns(schema: Any, depth: int = 0) -> Any:
+    """``schema`` without its ``pattern`` and ``patternProperties`` keywords, at any depth
+    (a schema nested past 64 levels is returned as ``{}``: nothing left to check)."""
+    if depth > 64:
+        return {}
+    if isinstance(schema, Mapping):
+        return {k: _without_patterns(v, depth + 1) for k, v in schema.items()
+                if k not in ("pattern", "patternProperties")}
+    if isinstance(schema, list):
+        return [_without_patterns(v, depth + 1) for v in schema]
+    return schema

@@ -31,14 +31,13 @@ import webbrowser
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import jsonschema
 from prompt_toolkit import PromptSession
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from ..protocol.text import for_display
-from .answering import ClientHandlers, Declined
+from .answering import ClientHandlers, Declined, field_problem
 from .rendering import content_lines
 
 __all__ = ["PERSON_TIMEOUT", "Person", "person_handlers"]
@@ -149,7 +148,7 @@ class Person:
                 value = await self._field(name, prop, name in required)
                 if value is not _OMITTED:
                     content[name] = value
-            error = _invalid(content, schema)
+            error = field_problem(content, schema)
             if error is None:
                 break
             self._write(f"  the form does not fit the requested schema: {error}; again")
@@ -185,7 +184,7 @@ class Person:
             except ValueError as exc:
                 self._write(f"  {exc}; again")
                 continue
-            error = _invalid(value, prop)
+            error = field_problem(value, prop)
             if error is None:
                 return value
             self._write(f"  {error}; again")
@@ -340,37 +339,6 @@ def _pick(text: str, choices: list[tuple[Any, str]]) -> Any:
         if text in (str(value), label):
             return value
     raise ValueError(f"choose a number from 1 to {len(choices)}")
-
-
-def _invalid(value: Any, schema: dict[str, Any]) -> str | None:
-    """Why ``value`` does not fit ``schema`` (one line), or ``None`` when it does.
-
-    ``pattern`` is not checked: the server chose both the regular expression and the
-    default it offers, and Python's ``re`` has no time limit, so a catastrophic pattern
-    (``^(a+)+$`` against forty ``a`` and a ``!``) would freeze the whole client. An
-    elicitation's string schema has no ``pattern`` anyway; the server checks what it gets.
-    """
-    try:
-        validator = jsonschema.Draft202012Validator(
-            _without_patterns(schema),
-            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
-    except (jsonschema.exceptions.SchemaError, RecursionError, TypeError, ValueError):
-        return None  # a schema we cannot check is not the person's fault
-    return None if error is None else for_display(error.message, 300)
-
-
-def _without_patterns(schema: Any, depth: int = 0) -> Any:
-    """``schema`` without its ``pattern`` and ``patternProperties`` keywords, at any depth
-    (a schema nested past 64 levels is returned as ``{}``: nothing left to check)."""
-    if depth > 64:
-        return {}
-    if isinstance(schema, dict):
-        return {k: _without_patterns(v, depth + 1) for k, v in schema.items()
-                if k not in ("pattern", "patternProperties")}
-    if isinstance(schema, list):
-        return [_without_patterns(v, depth + 1) for v in schema]
-    return schema
 
 
 def _as_text(value: Any) -> str:
