@@ -32,16 +32,16 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
 
 
-async def run_client(args: list[str], commands: str,
-                     cwd: Path = ROOT) -> tuple[int, str, str]:
-    """Run ``python mcp_client.py ARGS`` with ``commands`` on its stdin."""
+async def run_client(args: list[str], commands: str = "", cwd: Path = ROOT,
+                     timeout: float = TIMEOUT) -> tuple[int, str, str]:
+    """Run ``python mcp_client.py ARGS`` with ``commands`` on its stdin, within ``timeout``."""
     env = {**os.environ, "MCP_CLIENT_HISTORY": os.devnull, "PYTHONUNBUFFERED": "1"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "mcp_client.py"), *args, cwd=cwd, env=env,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     try:
-        async with asyncio.timeout(TIMEOUT):
+        async with asyncio.timeout(timeout):
             out, err = await proc.communicate(commands.encode())
     finally:
         if proc.returncode is None:

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import shlex
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +30,7 @@ from mcp_multi.protocol.errors import JSONRPCError
 from mcp_multi.protocol.jsonrpc import Notification
 from mcp_multi.transport import stdio_url
 
+from ..client.test_shell import run_client as run_shell
 from .everything import INSTALL_TIMEOUT, Everything, installed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -340,21 +340,9 @@ async def test_subscription_updates_logging_and_progress(target: Target) -> None
 
 
 async def run_client(args: list[str], commands: str = "") -> tuple[int, str, str]:
-    """Run ``python mcp_client.py ARGS`` with ``commands`` on a piped stdin."""
-    env = {**os.environ, "MCP_CLIENT_HISTORY": os.devnull, "PYTHONUNBUFFERED": "1"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "mcp_client.py"), *args, cwd=ROOT, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    try:
-        async with asyncio.timeout(CLI_TIMEOUT):
-            out, err = await proc.communicate(commands.encode())
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    """Run ``python mcp_client.py ARGS`` with ``commands`` on a piped stdin (Node's server
+    starts slower than ours: a longer limit)."""
+    return await run_shell(args, commands, timeout=CLI_TIMEOUT)
 
 
 def result_lines(out: str) -> list[str]:
