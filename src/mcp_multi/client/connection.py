@@ -40,7 +40,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from ..protocol import methods
@@ -92,6 +92,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 MAX_TOOL_PAGES = 1000
+# One page's result -> its items and the next cursor (None at the end).
+PageReader = Callable[[dict[str, Any]], tuple[list[dict[str, Any]], str | None]]
 # How many times one request is answered input and sent again before we give up on it.
 MAX_INPUT_ROUNDS = 8
 # The longest a task-run tool call is followed (each poll also has the request timeout).
@@ -449,21 +451,39 @@ class MCPConnection(SessionOpening, ServerMessages):
         """
         if self._tools is not None and not refresh:
             return self._tools
-        tools: list[dict[str, Any]] = []
+        tools = await self.list_all(methods.TOOLS_LIST, "tools", read=parse_tools_page,
+                                    max_pages=MAX_TOOL_PAGES)
+        self._tools = self.transport.accept_tools(tools)
+        return self._tools
+
+    async def list_all(self, method: str, key: str, *,
+                       read: PageReader | None = None,
+                       max_pages: int = MAX_TOOL_PAGES) -> list[dict[str, Any]]:
+        """Every item of a paginated list (``tools/list``, ``resources/list``, ...), following
+        ``nextCursor``: at most ``max_pages`` pages, and a cursor seen before is refused (a
+        server cannot keep the client walking in a loop).
+
+        ``read`` takes one page's result apart into its items and the next cursor; by default
+        the objects of its ``key`` list.
+
+        Raises:
+            ProtocolError: a page without its list, a repeated cursor, too many pages.
+        """
+        read_page = read or (lambda result: _page_items(method, key, result))
+        items: list[dict[str, Any]] = []
         cursor: str | None = None
         seen: set[str] = set()
-        for _ in range(MAX_TOOL_PAGES):
+        for _ in range(max_pages):
             params = {"cursor": cursor} if cursor is not None else None
-            page, cursor = parse_tools_page(await self.request(methods.TOOLS_LIST, params))
-            tools.extend(page)
+            page, cursor = read_page(await self.request(method, params))
+            items.extend(page)
             if cursor is None:
-                self._tools = self.transport.accept_tools(tools)
-                return self._tools
+                return items
             if cursor in seen:
-                raise ProtocolError(f"{self.name}: tools/list repeated cursor "
+                raise ProtocolError(f"{self.name}: {method} repeated cursor "
                                     f"{for_display(repr(cursor), 200)}")
             seen.add(cursor)
-        raise ProtocolError(f"{self.name}: tools/list has more than {MAX_TOOL_PAGES} pages")
+        raise ProtocolError(f"{self.name}: {method} has more than {max_pages} pages")
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None, *,
@@ -653,3 +673,15 @@ class MCPConnection(SessionOpening, ServerMessages):
             await self._send_bounded(message)
         except MCPError as exc:
             logger.debug("%s: could not send %s: %s", self.name, message.get("method"), exc)
+
+
+def _page_items(method: str, key: str,
+                result: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """The objects of one page's ``key`` list (others skipped), and the next cursor."""
+    page = result.get(key)
+    if not isinstance(page, list):
+        raise ProtocolError(f"{method} answered without a {key} list")
+    cursor = result.get("nextCursor")
+    if cursor is not None and cursor != "" and not isinstance(cursor, str):
+        raise ProtocolError(f"{method} sent a cursor that is not a string")
+    return [item for item in page if isinstance(item, dict)], cursor or None

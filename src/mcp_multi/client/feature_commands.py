@@ -90,23 +90,8 @@ def _offers(connection: MCPConnection, feature: str) -> bool:
 
 
 async def _list_pages(connection: MCPConnection, method: str, key: str) -> list[dict[str, Any]]:
-    """Every item of a paginated list, following ``nextCursor`` (bounded, no loops)."""
-    items: list[dict[str, Any]] = []
-    cursor: object = None
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        result = await connection.request(method, {"cursor": cursor} if cursor else None)
-        page = result.get(key)
-        if not isinstance(page, list):
-            raise MCPError(f"{method} answered without a {key} list")
-        items.extend(item for item in page if isinstance(item, dict))
-        cursor = result.get("nextCursor")
-        if not cursor:
-            return items
-        if not isinstance(cursor, str) or cursor in seen:
-            raise MCPError(f"{method} repeated or sent a bad cursor")
-        seen.add(cursor)
-    raise MCPError(f"{method} has more than {MAX_PAGES} pages")
+    """Every item of a paginated list (at most :data:`MAX_PAGES` pages)."""
+    return await connection.list_all(method, key, max_pages=MAX_PAGES)
 
 
 def _shown(item: dict[str, Any], key: str, limit: int = 500) -> str:
