@@ -154,8 +154,9 @@ class Notifier:
         """Tell the sessions and listen streams watching ``uri`` that it changed. Returns how
         many targets it was sent to."""
         params = {"uri": uri}
+        plain = notification(m.RESOURCES_UPDATED, params)  # one message for all sessions
         targets: list[tuple[Send, dict[str, Any]]] = [
-            (session.send, notification(m.RESOURCES_UPDATED, params))
+            (session.send, plain)
             for session in self._live() if uri in self._watching.get(session, ())
         ]
         targets += [(lis.send, lis.tagged(m.RESOURCES_UPDATED, params))
