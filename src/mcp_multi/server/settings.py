@@ -59,6 +59,8 @@ class ServerSettings:
         auth_introspection_client: ``(client_id, client_secret)`` for the issuer's token
             introspection endpoint; ``None`` checks tokens as JWTs against its keys.
         auth_fetch_timeout: seconds one request to the authorization server may take.
+        auth_key_refresh_interval: least seconds between two fetches of the issuer's keys
+            made for tokens signed with a key the server does not know.
         metrics_token: bearer token required on ``/metrics`` when set (instead of the MCP
             endpoints' credentials).
         max_websocket_sessions: concurrent WebSocket sessions allowed.
@@ -121,6 +123,7 @@ class ServerSettings:
     auth_scopes: tuple[str, ...] = ()
     auth_introspection_client: tuple[str, str] | None = field(default=None, repr=False)
     auth_fetch_timeout: float = 5.0
+    auth_key_refresh_interval: float = 30.0
     metrics_token: str | None = field(default=None, repr=False)
     # Bounds of the endpoints' session tables and WebSocket send buffers (issue 8: 9, 11).
     max_websocket_sessions: int = 1000

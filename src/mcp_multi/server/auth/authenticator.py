@@ -148,9 +148,10 @@ class Authenticator:
         resource: the protected resource metadata; ``None`` without ``--auth-issuer``.
         required_scopes: scopes every token from the issuer must grant (``--auth-scopes``);
             static tokens are trusted as configured and need none.
-        required: whether a request without a good token is refused. False on a server with
-            no credentials configured: then a token a lookup knows still names its caller,
-            and any other request is :data:`~.principal.ANONYMOUS`.
+        required: whether a request without a token is refused. False on a server with no
+            credentials of its own (a policy's static tokens only): a request without a
+            token is then :data:`~.principal.ANONYMOUS`, but a token nobody knows is still
+            refused (401), never taken for no token.
     """
 
     def __init__(self, *, token_lookups: list[TokenLookup] | None = None,
@@ -181,7 +182,7 @@ class Authenticator:
             if principal is not None:
                 return principal
         if self.verifier is None:
-            return self._unauthorized(path, invalid=True) if self.required else ANONYMOUS
+            return self._unauthorized(path, invalid=True)
         try:
             principal = await self.verifier.verify(token)
         except InvalidToken as exc:

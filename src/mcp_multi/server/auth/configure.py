@@ -78,7 +78,8 @@ def build_authenticator(settings: ServerSettings) -> Authenticator:
         lookups.append(static_token_lookup(settings.auth_token))
     if settings.auth_issuer is None:
         return Authenticator(token_lookups=lookups, required=settings.authenticates)
-    client = IssuerClient(settings.auth_issuer, timeout=settings.auth_fetch_timeout)
+    client = IssuerClient(settings.auth_issuer, timeout=settings.auth_fetch_timeout,
+                          refresh_interval=settings.auth_key_refresh_interval)
     resource = ProtectedResource(settings.auth_issuer, settings.auth_scopes,
                                  settings.auth_audience, settings.name)
     return Authenticator(token_lookups=lookups,

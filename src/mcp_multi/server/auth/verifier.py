@@ -145,13 +145,15 @@ class IssuerClient:
     """The server's view of its authorization server: metadata, keys, and the HTTP client
     that fetches them (bounded in size and time). One per server; ``close`` at shutdown."""
 
-    def __init__(self, issuer: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, issuer: str, *, timeout: float = 5.0,
+                 refresh_interval: float = KEY_REFRESH_INTERVAL) -> None:
         self.issuer = issuer
         self.timeout = timeout
+        self.refresh_interval = refresh_interval
         self.metadata: dict[str, Any] | None = None
         self._http: aiohttp.ClientSession | None = None
         self._keys: _Keys | None = None
-        self._last_key_fetch = -KEY_REFRESH_INTERVAL
+        self._last_key_fetch = -refresh_interval
         self._lock = asyncio.Lock()
         self._down_until = 0.0
         self._down_logged = False
@@ -254,10 +256,10 @@ class IssuerClient:
     async def key_for(self, kid: str | None) -> Key:
         """The issuer's public key ``kid`` (the only key without a kid, for a token that
         names none); fetches the key set when it is missing, old, or lacks ``kid`` (at most
-        once per :data:`KEY_REFRESH_INTERVAL`). Raises :class:`InvalidToken` for a key the
-        issuer does not publish, :class:`IssuerUnavailable` when it cannot be asked (unless
-        the old key set still holds ``kid``: keys past their age are used while the issuer
-        is down)."""
+        once per ``refresh_interval``). Raises :class:`InvalidToken` for a key the issuer
+        does not publish, :class:`IssuerUnavailable` when it cannot be asked (unless the old
+        key set still holds ``kid``: keys past their age are used while the issuer is
+        down)."""
         keys = self._keys
         if keys is not None and not self._stale(keys):
             found = _pick(keys, kid)
@@ -284,7 +286,7 @@ class IssuerClient:
         return time.monotonic() - keys.fetched >= KEY_MAX_AGE
 
     def _may_refresh(self) -> bool:
-        return time.monotonic() - self._last_key_fetch >= KEY_REFRESH_INTERVAL
+        return time.monotonic() - self._last_key_fetch >= self.refresh_interval
 
     async def _fetch_keys(self) -> _Keys:
         metadata = await self._discover() if self.metadata is None else self.metadata
