@@ -36,7 +36,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import orjson
@@ -193,10 +193,10 @@ class IssuerClient:
             return await self._read_json(resp, url)
 
     async def post_form(self, url: str, form: dict[str, str],
-                        auth: aiohttp.BasicAuth) -> dict[str, Any]:
+                        authorization: str) -> dict[str, Any]:
         """POST ``form`` to ``url`` with client credentials; the JSON answer."""
-        async with self._session().post(url, data=form, auth=auth,
-                                        allow_redirects=False) as resp:
+        async with self._session().post(url, data=form, allow_redirects=False,
+                                        headers={"Authorization": authorization}) as resp:
             if resp.status != 200:
                 raise IssuerUnavailable(f"{for_display(url, 200)}: HTTP {resp.status}")
             return await self._read_json(resp, url)
@@ -465,7 +465,9 @@ class TokenIntrospector:
         self.issuer = issuer
         self.audiences = audiences
         self.endpoint = endpoint
-        self._auth = aiohttp.BasicAuth(client_id, client_secret)
+        # client_secret_basic: each part form-urlencoded first (RFC 6749 section 2.3.1).
+        self._auth = aiohttp.encode_basic_auth(quote(client_id, safe=""),
+                                               quote(client_secret, safe=""))
         self._cache: OrderedDict[bytes, tuple[float, Principal | None]] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
