@@ -309,7 +309,7 @@ async def test_rotated_key_is_fetched_once(start_mcp_server: StartServer,
     flood of made-up key ids within the refresh interval costs the issuer nothing."""
     fetches = _count_jwks(oauth_server)
     server = await start_mcp_server(auth_issuer=oauth_server.issuer,
-                                    auth_key_refresh_interval=0.5)
+                                    auth_key_refresh_interval=INTERVAL)
     assert (await post_mcp(server, INITIALIZE, bearer(token_for(oauth_server, server))))[0] \
         == 200
     assert fetches == [1]
@@ -317,15 +317,19 @@ async def test_rotated_key_is_fetched_once(start_mcp_server: StartServer,
     oauth_server.ec_key = ECKey.generate_key("P-256", {"kid": "ec-rotated", "use": "sig",
                                                        "alg": "ES256"})
     oauth_server.signing_alg = "ES256"
-    await asyncio.sleep(0.6)  # the refresh interval (0.5 s) has passed since the fetch
+    await asyncio.sleep(INTERVAL + 0.1)  # the refresh interval has passed since the fetch
     assert (await post_mcp(server, INITIALIZE, bearer(token_for(oauth_server, server))))[0] \
         == 200
     assert fetches == [2]
     flood = [oauth_server.bad_token("unknown_key", resource=server.base_url + "/mcp")
              for _ in range(5)]
+    await asyncio.sleep(INTERVAL + 0.1)
     statuses = await asyncio.gather(*(post_mcp(server, INITIALIZE, bearer(t)) for t in flood))
     assert [s[0] for s in statuses] == [401] * 5
     assert fetches == [3]  # one refresh for the first unknown kid, none for the rest
+
+
+INTERVAL = 1.0  # the key refresh interval of test_rotated_key_is_fetched_once
 
 
 def _count_jwks(oauth: OAuthServer) -> list[int]:
