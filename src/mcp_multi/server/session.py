@@ -89,7 +89,8 @@ class ServerSession:
         # The client's address where the transport knows it (what tasks are counted by
         # across a client's sessions, and a stateless client's, having no session).
         self.peer = ""
-        # Who the session's client is, once the transport's guard has checked its credentials.
+        # Who the session belongs to: set by the endpoint that opens it from the request's
+        # credentials; a later request on it must come from the same caller.
         self.principal: Principal = ANONYMOUS
         self.log_level: str | None = None
         self.inflight: dict[RequestId, asyncio.Task[Any]] = {}

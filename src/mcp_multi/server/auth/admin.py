@@ -71,6 +71,12 @@ class Permissions:
         policy = self.policy
         return None if policy is None else policy.access(principal)
 
+    def principal_for_token(self, token: str) -> Principal | None:
+        """The caller a static token of the policy in force stands for (``None``: not one
+        of them, or no policy). What the guard asks first, so a reload applies at once."""
+        policy = self.policy
+        return None if policy is None else policy.principal_for_token(token)
+
     # ---------------------------------------------------------------- changes
 
     async def reload(self) -> bool:
