@@ -39,7 +39,7 @@ default_role = "guest"
 
 [roles.guest]
 tools = ["echo", "get_*"]
-resources = ["server://info"]
+resources = ["server://info", "server://tools/*"]
 prompts = ["explain_error"]
 
 [roles.ops]
@@ -92,7 +92,7 @@ def test_access_of_a_role() -> None:
     assert [guest.tool(n) for n in ("echo", "get_time", "run_command", "admin_tools")] == \
         [True, True, False, False]
     assert guest.readable("server://info") and not guest.readable("server://stats")
-    assert not guest.readable("server://tools/echo", "server://tools/{name}")
+    assert guest.readable("server://tools/echo", "server://tools/{name}")
     ops = policy.access(policy.principal_for_token(OPS_TOKEN) or ANONYMOUS)
     assert ops.tool("admin_tools") and ops.readable("server://tools/echo",
                                                     "server://tools/{name}")
@@ -267,7 +267,7 @@ async def test_resources_templates_and_prompts_follow_the_roles(
     assert names(await ask(ops, wire, "resources/list"), "resources", "uri") == \
         ["server://info", "server://stats"]
     assert names(await ask(guest, wire, "resources/templates/list"), "resourceTemplates",
-                 "uriTemplate") == []
+                 "uriTemplate") == ["server://tools/{name}"]
     assert names(await ask(guest, wire, "prompts/list"), "prompts") == ["explain_error"]
     assert names(await ask(ops, wire, "prompts/list"), "prompts") == \
         ["explain_tool_call", "explain_error"]
@@ -276,11 +276,14 @@ async def test_resources_templates_and_prompts_follow_the_roles(
     assert '"run_command"' not in info["result"]["contents"][0]["text"]
     assert '"echo"' in info["result"]["contents"][0]["text"]
     # A hidden resource, template read or prompt is answered as one that does not exist.
-    for uri in ("server://stats", "server://tools/echo"):
+    for uri in ("server://stats", "server://tools/run_command"):
         hidden = await ask(guest, wire, "resources/read", {"uri": uri}, id=7)
         missing = await ask(ops, wire, "resources/read", {"uri": uri + "-none"}, id=8)
         assert hidden["error"]["code"] == missing["error"]["code"]
         assert hidden["error"]["message"] == missing["error"]["message"].replace("-none", "")
+        assert hidden["error"].get("data") == {"uri": uri}
+    echo = await ask(guest, wire, "resources/read", {"uri": "server://tools/echo"}, id=13)
+    assert '"echo"' in echo["result"]["contents"][0]["text"]
     hidden = await ask(guest, wire, "prompts/get",
                        {"name": "explain_tool_call", "arguments": {"tool": "echo"}}, id=9)
     missing = await ask(ops, wire, "prompts/get", {"name": "explain_tool_callx"}, id=10)
