@@ -298,6 +298,31 @@ async def test_resources_templates_and_prompts_follow_the_roles(
         "ref": {"type": "ref/resource", "uri": "server://tools/{name}"},
         "argument": {"name": "name", "value": ""}}, id=12)
     assert offered["result"]["completion"]["values"] == OPS_TOOLS
+    offered = await ask(guest, wire, "completion/complete", {
+        "ref": {"type": "ref/resource", "uri": "server://tools/{name}"},
+        "argument": {"name": "name", "value": ""}}, id=14)
+    assert offered["result"]["completion"]["values"] == GUEST_TOOLS
+
+
+async def test_explain_tool_call_names_only_the_callers_tools(
+        start_mcp_server: StartServer, tmp_path: Path) -> None:
+    text = POLICY.replace('prompts = ["explain_error"]', 'prompts = ["explain_*"]')
+    server = await start_mcp_server(policy=write_policy(tmp_path, text))
+    guest = await peer_for("websocket", server, None)
+    try:
+        hidden = await guest.request("prompts/get", {
+            "name": "explain_tool_call", "arguments": {"tool": "run_command"}}, 1)
+        missing = await guest.request("prompts/get", {
+            "name": "explain_tool_call", "arguments": {"tool": "nothing"}}, 2)
+        assert hidden["error"]["message"] == missing["error"]["message"].replace(
+            "nothing", "run_command")
+        assert hidden["error"]["message"].endswith("tools: echo, get_time")
+        shown = await guest.request("prompts/get", {
+            "name": "explain_tool_call", "arguments": {"tool": "echo"}}, 3)
+        assert shown["result"]["messages"][0]["content"]["resource"]["uri"] == \
+            "server://tools/echo"
+    finally:
+        await guest.close()
 
 
 async def test_stdio_callers_hold_the_default_role(policy_server: RunningServer) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ...protocol import methods as m
 from ...protocol.envelope import CacheHint
-from ..prompts import unknown_prompt
+from ..prompts import no_enabled_tool, unknown_prompt
 from .router import Call, page, private, route
 
 __all__ = ["check_prompt", "prompts_get", "prompts_list"]
@@ -39,5 +39,14 @@ async def prompts_get(call: Call) -> dict[str, Any]:
 def check_prompt(call: Call, name: Any) -> None:
     """Refuse a prompt the caller's policy hides as one the server does not have."""
     access = call.server.permissions.access(call.session.principal)
-    if access is not None and isinstance(name, str) and not access.prompt(name):
+    if access is None or not isinstance(name, str):
+        return
+    if not access.prompt(name):
         raise unknown_prompt(name)
+    if name == "explain_tool_call" and call.method == m.PROMPTS_GET:
+        # It embeds a tool's schema and names the tools: only the caller's.
+        arguments = call.params.get("arguments")
+        tool = arguments.get("tool") if isinstance(arguments, dict) else None
+        shown = [n for n in call.server.registry.names if access.tool(n)]
+        if isinstance(tool, str) and tool not in shown:
+            raise no_enabled_tool(tool, shown)
