@@ -93,11 +93,12 @@ async def test_progress_comes_before_the_result(peer: RawPeer) -> None:
 
 async def test_subscriptions_listen_acknowledges(peer: RawPeer) -> None:
     await peer.send({"jsonrpc": "2.0", "id": 21, "method": "subscriptions/listen",
-                     "params": enveloped({"notifications": {"toolsListChanged": True}})})
+                     "params": enveloped({"notifications": {"resourcesListChanged": True}})})
     ack = await peer.recv()
     assert ack["method"] == "notifications/subscriptions/acknowledged"
     assert ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 21
-    assert ack["params"]["notifications"] == {}  # our lists never change: nothing to honour
+    # the resource list never changes without a policy: nothing to honour
+    assert ack["params"]["notifications"] == {}
     if not isinstance(peer, StreamableHTTPPeer):  # over HTTP, closing the stream ends it
         await peer.send({"jsonrpc": "2.0", "method": "notifications/cancelled",
                          "params": {"requestId": 21}})

@@ -177,12 +177,15 @@ async def test_modern_listen_stream(server: RunningServer, transport: str) -> No
         await peer.send({"jsonrpc": "2.0", "id": "L", "method": "subscriptions/listen",
                          "params": enveloped({"notifications": {
                              "promptsListChanged": True, "toolsListChanged": True,
+                             "resourcesListChanged": True,
                              "resourceSubscriptions": [WATCHED]}})})
         ack = await peer.recv()
         assert ack["method"] == "notifications/subscriptions/acknowledged"
-        # Tools never change here, so only what can be sent is honoured.
+        # The resource list never changes without a policy, so only what can be sent is
+        # honoured (an admin may change the tools).
         assert ack["params"] == {"_meta": {SUB_ID: "L"}, "notifications": {
-            "promptsListChanged": True, "resourceSubscriptions": [WATCHED]}}
+            "toolsListChanged": True, "promptsListChanged": True,
+            "resourceSubscriptions": [WATCHED]}}
         for tool, method, extra in [
                 ("test_touch_watched_resource", "notifications/resources/updated",
                  {"uri": WATCHED}),

@@ -39,6 +39,8 @@ __all__ = [
     "demo_prompts",
     "embedded",
     "message",
+    "no_enabled_tool",
+    "unknown_prompt",
 ]
 
 SHOWN = 200
@@ -129,6 +131,12 @@ class Prompt:
         return arguments
 
 
+def unknown_prompt(name: str) -> InvalidParams:
+    """The error of a ``prompts/get`` (or completion) of a prompt the server does not have."""
+    return InvalidParams(f"Invalid params: unknown prompt {clip(name, SHOWN)!r}",
+                         {"prompt": clip(name, SHOWN)})
+
+
 class PromptRegistry:
     """The prompts one server offers; changes are announced through ``notifier``."""
 
@@ -154,8 +162,7 @@ class PromptRegistry:
             raise InvalidParams('Invalid params: "name" must be a string')
         prompt = self._prompts.get(name)
         if prompt is None:
-            raise InvalidParams(f"Invalid params: unknown prompt {clip(name, SHOWN)!r}",
-                                {"prompt": clip(name, SHOWN)})
+            raise unknown_prompt(name)
         return prompt
 
     async def render(self, name: Any, arguments: Any,
@@ -226,9 +233,7 @@ def demo_prompts(registry: ToolRegistry, resources: Resources) -> tuple[Prompt, 
         try:
             item = resources.read(uri)["contents"][0]
         except ResourceNotFound:
-            raise InvalidParams(f"Invalid params: no tool {clip(name, SHOWN)!r} is enabled "
-                                f"here; tools: {', '.join(registry.names)}",
-                                {"argument": "tool"}) from None
+            raise no_enabled_tool(name, registry.names) from None
         ask = (f"Explain what calling the MCP tool `{name}` does: what each argument means, "
                "which are required, and what the result holds.")
         raw = args.get("arguments")
@@ -268,6 +273,12 @@ def demo_prompts(registry: ToolRegistry, resources: Resources) -> tuple[Prompt, 
             ),
         ),
     )
+
+
+def no_enabled_tool(name: str, names: list[str]) -> InvalidParams:
+    """The error of ``explain_tool_call`` for a tool that is not enabled (``names`` are)."""
+    return InvalidParams(f"Invalid params: no tool {clip(name, SHOWN)!r} is enabled here; "
+                         f"tools: {', '.join(names)}", {"argument": "tool"})
 
 
 def _checked_arguments(registry: ToolRegistry, name: str, raw: str) -> str:
