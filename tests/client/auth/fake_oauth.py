@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 import orjson
 from aiohttp import WSMsgType, web
 
+SSE_QUEUES = web.AppKey("sse_queues", dict[str, "asyncio.Queue[dict[str, Any]]"])
 TOOLS = [{"name": "echo", "inputSchema": {"type": "object",
                                           "properties": {"text": {"type": "string"}}}}]
 
@@ -159,7 +160,9 @@ class FakeOAuth:
         """``None`` when the request may pass, else the 401/403 to answer."""
         header = request.headers.get("Authorization")
         self.mcp_auth_headers.append(header)
-        prm = f"{self.base}/.well-known/oauth-protected-resource{request.path}"
+        # The legacy transport's POSTs belong to the resource of its stream.
+        path = "/sse" if request.path == "/message" else request.path
+        prm = f"{self.base}/.well-known/oauth-protected-resource{path}"
         scope = f', scope="{" ".join(self.required)}"' if self.required else ""
         token = self.tokens.get(header[7:]) if header and header.startswith("Bearer ") else None
         if token is None or token.expires_at < time.time():
@@ -193,7 +196,7 @@ class FakeOAuth:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        request.app["sse_queues"]["one"] = queue
+        request.app[SSE_QUEUES]["one"] = queue
         await response.write(b"event: endpoint\ndata: /message?sessionId=one\n\n")
         while True:
             reply = await queue.get()
@@ -206,7 +209,7 @@ class FakeOAuth:
             return refusal
         reply = answer(message)
         if reply is not None:
-            request.app["sse_queues"]["one"].put_nowait(reply)
+            request.app[SSE_QUEUES]["one"].put_nowait(reply)
         return web.Response(status=202)
 
     async def ws(self, request: web.Request) -> web.StreamResponse:
@@ -247,7 +250,7 @@ async def start_fake_oauth() -> tuple[FakeOAuth, web.AppRunner]:
     """Start the app on 127.0.0.1:0; the caller cleans the runner up."""
     state = FakeOAuth()
     app = web.Application()
-    app["sse_queues"] = {}
+    app[SSE_QUEUES] = {}
     app.router.add_get("/.well-known/oauth-protected-resource{tail:/.*}", state.prm)
     app.router.add_get("/.well-known/oauth-authorization-server/as", state.metadata)
     app.router.add_post("/as/register", state.register)
