@@ -86,6 +86,14 @@ class ClientTransport(ABC):
             raise NotImplementedError(f"{cls.kind} has no host:port form")
         return f"{cls.scheme}://{host}:{port}{cls.default_path}"
 
+    # The authorization an HTTP transport's requests go through (set by its constructor).
+    _auth: RequestAuth | None = None
+
+    @property
+    def auth(self) -> RequestAuth | None:
+        """The authorization this transport's HTTP requests go through (``None``: none)."""
+        return self._auth
+
     def __init__(self, url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         self.url = url
         self.connect_timeout = connect_timeout

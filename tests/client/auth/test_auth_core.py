@@ -4,6 +4,8 @@ that grants never show their tokens."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mcp_multi.client.auth.agent import AuthorizationFailed, redirect_query
@@ -83,7 +85,7 @@ def test_resource_must_cover_the_server() -> None:
 def test_metadata_for_another_issuer_is_refused() -> None:
     doc = {"issuer": ISSUER + "/", "authorization_endpoint": f"{ISSUER}/authorize",
            "token_endpoint": f"{ISSUER}/token"}
-    with pytest.raises(AuthorizationFailed, match="not 'https://as.example.com/tenant'"):
+    with pytest.raises(AuthorizationFailed, match=re.escape("not 'https://as.example.com/tenant'")):
         AuthServerMetadata.from_document(doc, ISSUER)
 
 
@@ -126,7 +128,7 @@ def test_rfc_9207_iss_table(supported: bool, iss: str | None, accepted: bool) ->
     if accepted:
         assert pending.check(query) == "c"
     else:
-        with pytest.raises(AuthorizationFailed, match="iss|issuer"):
+        with pytest.raises(AuthorizationFailed, match=r"iss|issuer"):
             pending.check(query)
 
 

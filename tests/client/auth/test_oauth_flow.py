@@ -130,7 +130,7 @@ async def test_a_bad_iss_stops_before_the_token_request(fake_oauth: FakeOAuth,
 async def test_oversized_metadata_is_refused(fake_oauth: FakeOAuth) -> None:
     fake_oauth.metadata_padding = MAX_METADATA_BYTES
     async with _client(fake_oauth) as client:
-        with pytest.raises(AuthorizationFailed, match="over .* bytes"):
+        with pytest.raises(AuthorizationFailed, match=r"over .* bytes"):
             await client.add_spec(ServerSpec("s", "http", fake_oauth.mcp_url))
     assert not fake_oauth.clients
 
