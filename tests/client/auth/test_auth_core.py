@@ -178,3 +178,15 @@ def test_grants_and_settings_never_show_secrets() -> None:
         assert "secret" not in text.replace("client_secret", "")
     again = StoredGrant.from_dict({**grant.to_dict(), "unknown": 1, "expires_at": "soon"})
     assert again.access_token == "AT-secret" and again.expires_at is None
+
+
+def test_an_https_issuer_cannot_downgrade_its_endpoints() -> None:
+    doc = {"issuer": ISSUER, "authorization_endpoint": "http://as.example.com/authorize",
+           "token_endpoint": f"{ISSUER}/token"}
+    with pytest.raises(AuthorizationFailed, match="lacks the authorization"):
+        AuthServerMetadata.from_document(doc, ISSUER)
+    plain = "http://127.0.0.1:9"
+    metadata = AuthServerMetadata.from_document(
+        {"issuer": plain, "authorization_endpoint": f"{plain}/a", "token_endpoint": f"{plain}/t",
+         "registration_endpoint": "javascript:alert(1)"}, plain)
+    assert metadata.registration_endpoint is None

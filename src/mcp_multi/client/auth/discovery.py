@@ -104,8 +104,10 @@ class AuthServerMetadata:
                 f"the authorization server metadata names issuer "
                 f"'{for_display(str(doc.get('issuer')), 200)}', not "
                 f"'{for_display(issuer, 200)}' it was fetched for; refusing it")
-        authorize = _url(doc, "authorization_endpoint")
-        token = _url(doc, "token_endpoint")
+        # An https issuer's endpoints are https too: its metadata cannot downgrade them.
+        plain = issuer.startswith("http://")
+        authorize = _url(doc, "authorization_endpoint", plain)
+        token = _url(doc, "token_endpoint", plain)
         if authorize is None or token is None:
             raise AuthorizationFailed(f"the metadata of {for_display(issuer, 200)} lacks the "
                                       "authorization or token endpoint")
@@ -113,7 +115,7 @@ class AuthServerMetadata:
             issuer=issuer,
             authorization_endpoint=authorize,
             token_endpoint=token,
-            registration_endpoint=_url(doc, "registration_endpoint"),
+            registration_endpoint=_url(doc, "registration_endpoint", plain),
             scopes_supported=_strings(doc.get("scopes_supported")),
             grant_types_supported=_strings(doc.get("grant_types_supported")),
             token_endpoint_auth_methods_supported=_strings(
@@ -148,9 +150,11 @@ class Discovery:
         return self.metadata.issuer
 
 
-def _url(doc: dict[str, Any], name: str) -> str | None:
+def _url(doc: dict[str, Any], name: str, plain: bool) -> str | None:
+    """The endpoint ``name`` of a metadata document: https, or http when ``plain``."""
     value = doc.get(name)
-    if isinstance(value, str) and value.startswith(("https://", "http://")):
+    if isinstance(value, str) and value.startswith(("https://", "http://") if plain
+                                                   else ("https://",)):
         return value
     return None
 

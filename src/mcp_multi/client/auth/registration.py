@@ -89,6 +89,16 @@ def choose_auth_method(supported: tuple[str, ...] | None, has_secret: bool,
     return "none" if "none" in listed or not has_secret else "client_secret_basic"
 
 
+def _is_document_url(url: str) -> bool:
+    """A Client ID Metadata Document URL must be https with a path."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.path not in ("", "/"):
+        return True
+    logger.warning("ignoring the client metadata URL %s: it must be https with a path",
+                   for_display(url, 200))
+    return False
+
+
 def is_loopback(uri: str) -> bool:
     host = (urlsplit(uri).hostname or "").lower()
     return host in ("127.0.0.1", "localhost", "::1")
@@ -115,7 +125,8 @@ async def register(
     if client_id:
         method = choose_auth_method(supported, bool(client_secret), auth_method)
         return ClientRegistration(client_id, client_secret, method, metadata.issuer)
-    if client_metadata_url and metadata.client_id_metadata_document_supported:
+    if client_metadata_url and metadata.client_id_metadata_document_supported and (
+            _is_document_url(client_metadata_url)):
         return ClientRegistration(client_metadata_url, None, "none", metadata.issuer,
                                   "client id metadata document")
     if metadata.registration_endpoint is None:
