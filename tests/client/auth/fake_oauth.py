@@ -56,6 +56,15 @@ class FakeOAuth:
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     mcp_auth_headers: list[str | None] = field(default_factory=list)
+    _waiters: list[tuple[int, asyncio.Event]] = field(default_factory=list)
+
+    async def seen(self, count: int) -> None:
+        """Wait until the MCP side has seen ``count`` requests."""
+        if len(self.mcp_auth_headers) >= count:
+            return
+        event = asyncio.Event()
+        self._waiters.append((count, event))
+        await event.wait()
 
     @property
     def issuer(self) -> str:
@@ -160,6 +169,9 @@ class FakeOAuth:
         """``None`` when the request may pass, else the 401/403 to answer."""
         header = request.headers.get("Authorization")
         self.mcp_auth_headers.append(header)
+        for count, event in self._waiters:
+            if len(self.mcp_auth_headers) >= count:
+                event.set()
         # The legacy transport's POSTs belong to the resource of its stream.
         path = "/sse" if request.path == "/message" else request.path
         prm = f"{self.base}/.well-known/oauth-protected-resource{path}"

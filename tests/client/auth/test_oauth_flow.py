@@ -6,8 +6,10 @@ the authorization server sends, and no token in the logs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import orjson
 import pytest
 
 from mcp_multi.client.auth.agent import AuthorizationFailed, HeadlessAgent
@@ -203,6 +205,61 @@ async def test_no_token_code_or_secret_reaches_the_logs(
             continue  # the fake server's own access log, not the client's
         text = record.getMessage()
         assert not any(secret in text for secret in secrets), text
+
+
+class SlowAgent(HeadlessAgent):
+    """A person who takes their time at the browser: approves once ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def authorize(self, url: str) -> dict[str, str]:
+        self.calls += 1
+        self.started.set()
+        await self.release.wait()
+        return await super().authorize(url)
+
+
+async def test_a_request_given_up_leaves_the_authorization_running(
+        fake_oauth: FakeOAuth) -> None:
+    agent = SlowAgent()
+    auth = OAuthAuth(fake_oauth.mcp_url, agent=agent)
+    transport = StreamableHTTPTransport(fake_oauth.mcp_url, auth=auth)
+    await transport.connect()
+    try:
+        first = asyncio.create_task(
+            transport.send({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        await agent.started.wait()
+        first.cancel()  # its timeout, say: the person is still at the browser
+        second = asyncio.create_task(
+            transport.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        async with asyncio.timeout(5):
+            await fake_oauth.seen(2)
+        agent.release.set()
+        await second
+        assert orjson.loads(await transport.receive())["id"] == 2
+    finally:
+        await transport.close()
+        await auth.close()
+    assert agent.calls == 1 and len(fake_oauth.authorize_requests) == 1
+
+
+async def test_close_stops_an_authorization_in_progress(fake_oauth: FakeOAuth) -> None:
+    agent = SlowAgent()
+    auth = OAuthAuth(fake_oauth.mcp_url, agent=agent)
+    transport = StreamableHTTPTransport(fake_oauth.mcp_url, auth=auth)
+    await transport.connect()
+    sending = asyncio.create_task(
+        transport.send({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+    await agent.started.wait()
+    await auth.close()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    await transport.close()
+    assert not fake_oauth.token_requests
 
 
 def _bytes(frame: bytes | str) -> bytes:

@@ -183,6 +183,12 @@ def _challenge_values(headers: Mapping[str, str]) -> list[str]:
     return [value] if value else []
 
 
+def _retrieve(task: asyncio.Task[bool]) -> None:
+    """Mark a reaction's outcome seen: nobody may be left waiting for it."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _union(*groups: Iterable[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for group in groups:
@@ -220,6 +226,7 @@ class OAuthAuth:
         self._requested: tuple[str, ...] = ()
         self._grant: StoredGrant | None = self.store.load(server_url)
         self._header: dict[str, str] | None = None
+        self._reaction: asyncio.Task[bool] | None = None  # the refusal being handled
         if self._grant is not None and self._grant.access_token:
             self._header = self._bearer(self._grant.access_token)
             self._requested = tuple((self._grant.scope or "").split())
@@ -247,6 +254,19 @@ class OAuthAuth:
 
     async def refused(self, method: str, url: str, status: int,
                       headers: Mapping[str, str]) -> bool:
+        """React in a task of its own that the request only waits for: a request given up
+        (its timeout, a cancelled probe) leaves the authorization running (a person may be
+        at the browser), and a refusal arriving meanwhile waits for it instead of starting
+        another."""
+        task = self._reaction
+        if task is None or task.done():
+            task = self._reaction = asyncio.create_task(
+                self._react(method, url, status, headers), name="mcp-oauth")
+            task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def _react(self, method: str, url: str, status: int,
+                     headers: Mapping[str, str]) -> bool:
         sent = self._header
         challenge = bearer_challenge(_challenge_values(headers))
         async with self._lock:
@@ -293,6 +313,11 @@ class OAuthAuth:
         return self.store.delete(self.server_url)
 
     async def close(self) -> None:
+        """Stop an authorization in progress and release the user agent."""
+        task, self._reaction = self._reaction, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await self.agent.close()
 
     # -- reactions -------------------------------------------------------------------
