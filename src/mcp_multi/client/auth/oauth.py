@@ -219,6 +219,7 @@ class OAuthAuth:
         self.agent: UserAgent = agent if agent is not None else HeadlessAgent()
         self.timeout = timeout
         self._lock = asyncio.Lock()
+        self._reaction: asyncio.Task[bool] | None = None  # the refusal being handled
         self._attempts = 0
         self._redirect_uri: str | None = None
         self._discovery: Discovery | None = None
@@ -226,7 +227,6 @@ class OAuthAuth:
         self._requested: tuple[str, ...] = ()
         self._grant: StoredGrant | None = self.store.load(server_url)
         self._header: dict[str, str] | None = None
-        self._reaction: asyncio.Task[bool] | None = None  # the refusal being handled
         if self._grant is not None and self._grant.access_token:
             self._header = self._bearer(self._grant.access_token)
             self._requested = tuple((self._grant.scope or "").split())
