@@ -41,7 +41,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol import methods
 from ..protocol.client_state import ClientEvent, ClientLifecycle, ClientState
@@ -78,6 +78,9 @@ from ..transport import ClientTransport
 from .answering import ClientHandlers, answer_input_requests
 from .inbound import FrameHook, NotificationHook, ServerMessages
 from .opening import SessionOpening
+
+if TYPE_CHECKING:
+    from .auth.hook import RequestAuth
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -183,6 +186,11 @@ class MCPConnection(SessionOpening, ServerMessages):
     @property
     def transport_kind(self) -> str:
         return self.transport.kind
+
+    @property
+    def auth(self) -> RequestAuth | None:
+        """The authorization of this server's HTTP requests (its transport's), if any."""
+        return self.transport.auth
 
     @property
     def state(self) -> ClientState:

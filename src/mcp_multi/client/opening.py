@@ -7,8 +7,10 @@ does (the verdicts are pure functions in :mod:`mcp_multi.protocol.lifecycle`); o
 legacy SSE it runs the handshake. A version given (``--protocol-version``) is used as it is,
 without fallback. Both handshakes declare the connection's client capabilities (its
 handlers' kinds and the tasks extension). An HTTP 401 or 403 to the probe is no era
-verdict: the server wants credentials, and the connection fails with what it said
-(:class:`AuthorizationRequired`).
+verdict: the server wants credentials. A transport with an authorization
+(:mod:`mcp_multi.client.auth`) obtains them and sends the probe again before this layer
+sees anything; without one, or when it gives up, the connection fails with what the server
+said (:class:`AuthorizationRequired`).
 
 The probe waits at most half the connection's timeout (and :data:`PROBE_TIMEOUT`), so a
 silent server leaves the fallback handshake time within the one deadline of ``connect``.
