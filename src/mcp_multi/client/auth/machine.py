@@ -1,0 +1,544 @@
+"""Machine-to-machine grants: a client that obtains tokens without a person.
+
+Three extensions of MCP authorization let a client act as itself (or for a user who already
+signed in elsewhere) instead of sending a person to an authorization page:
+
+- **client credentials** (``io.modelcontextprotocol/oauth-client-credentials``): the
+  ``client_credentials`` grant, the client authenticated by its secret (HTTP Basic,
+  ``client_secret_basic``) or, as recommended, by a JWT it signs with its private key
+  (``private_key_jwt``, RFC 7523 section 2.2);
+- **workload identity federation** (``io.modelcontextprotocol/auth/wif``): the JWT-bearer
+  grant (RFC 7523 section 2.1) with a JWT the client's platform issued to it (a Kubernetes
+  service account token, a SPIFFE JWT-SVID...), read afresh from its file each time since
+  platforms rotate it; a refused assertion is an error to report, never a reason to retry
+  or to try another grant;
+- **enterprise-managed authorization** (``io.modelcontextprotocol/enterprise-managed-
+  authorization``): the user's ID token from the enterprise identity provider is exchanged
+  there (RFC 8693 token exchange) for an Identity Assertion JWT Authorization Grant
+  (ID-JAG), which the client then presents to the MCP server's authorization server as a
+  JWT-bearer grant.
+
+The pieces are small and separate: a :class:`ClientAuthentication` adds the client's
+credentials to a token request, the ``*_form`` functions build a grant's parameters, and
+:func:`request_token` makes the one POST (with a DPoP proof and its nonce retry when a
+:class:`~.dpop.DPoPProver` is given) and reads the answer into a :class:`TokenResponse`.
+:class:`MachineGrant` puts them together for :class:`~.oauth.OAuthAuth`.
+
+Nothing here logs or shows a secret, a key, an assertion or a token: errors carry only the
+authorization server's ``error`` code and its description, made safe for a terminal.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote_plus
+
+import aiohttp
+import orjson
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from ...protocol.errors import MCPError
+from ...protocol.text import for_display
+from .dpop import DPoPProver
+
+__all__ = [
+    "CLIENT_ASSERTION_TYPE",
+    "GRANT_CLIENT_CREDENTIALS",
+    "GRANT_ENTERPRISE",
+    "GRANT_JWT_BEARER",
+    "GRANT_TOKEN_EXCHANGE",
+    "MACHINE_GRANTS",
+    "TOKEN_TYPE_ID_JAG",
+    "TOKEN_TYPE_ID_TOKEN",
+    "ClientAuthentication",
+    "ClientSecretBasic",
+    "ClientSecretPost",
+    "MachineGrant",
+    "PrivateKeyJWT",
+    "PublicClient",
+    "TokenRequestError",
+    "TokenResponse",
+    "choose_auth_method",
+    "client_authentication",
+    "client_credentials_form",
+    "jwt_bearer_form",
+    "request_token",
+    "token_exchange_form",
+]
+
+logger = logging.getLogger(__name__)
+
+GRANT_CLIENT_CREDENTIALS = "client_credentials"
+GRANT_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+# Not an OAuth grant type of its own: token exchange at the IdP, then JWT-bearer at the AS.
+GRANT_ENTERPRISE = "enterprise"
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+TOKEN_TYPE_ID_JAG = "urn:ietf:params:oauth:token-type:id-jag"
+TOKEN_TYPE_ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
+
+# The names a configuration may give ``OAuthSettings.grant`` for these grants.
+MACHINE_GRANTS: dict[str, str] = {
+    "client_credentials": GRANT_CLIENT_CREDENTIALS,
+    "jwt_bearer": GRANT_JWT_BEARER,
+    "jwt-bearer": GRANT_JWT_BEARER,
+    "wif": GRANT_JWT_BEARER,
+    GRANT_JWT_BEARER: GRANT_JWT_BEARER,
+    "enterprise": GRANT_ENTERPRISE,
+    "id-jag": GRANT_ENTERPRISE,
+    GRANT_TOKEN_EXCHANGE: GRANT_ENTERPRISE,
+}
+
+# A signed client assertion lives this long: long enough for clock skew, short enough that
+# a copy is soon worthless (RFC 7523 section 3 asks for an expiry; each request signs anew).
+ASSERTION_LIFETIME = 300
+# What the client accepts from a token endpoint: an answer is a small JSON object.
+MAX_TOKEN_RESPONSE = 64 * 1024
+MAX_TOKEN_LENGTH = 16 * 1024
+# Signing algorithms for private_key_jwt, by key type, the first one preferred.
+_ALGORITHMS_BY_KEY: dict[str, tuple[str, ...]] = {
+    "EC": ("ES256", "ES384", "ES512"),
+    "RSA": ("RS256", "PS256", "RS384", "PS384", "RS512", "PS512"),
+    "OKP": ("EdDSA", "Ed25519"),
+}
+
+
+class TokenRequestError(MCPError):
+    """A token endpoint refused a request or answered something that is no token.
+
+    The message names the endpoint's ``error`` code and description (clipped and escaped),
+    never a credential.
+
+    Attributes:
+        error: the OAuth ``error`` code (``invalid_client``, ``invalid_grant``...), or
+            ``None`` when the answer was not an OAuth error at all.
+        status: the HTTP status (``None`` when no response arrived).
+    """
+
+    def __init__(self, message: str, *, error: str | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    """A successful token endpoint answer (RFC 6749 section 5.1, RFC 8693 section 2.2.1).
+
+    ``expires_in`` is in seconds (``None``: not said); ``issued_token_type`` is set by a
+    token exchange. The tokens never appear in ``repr``.
+    """
+
+    access_token: str = field(repr=False)
+    token_type: str
+    expires_in: float | None = None
+    scope: str | None = None
+    refresh_token: str | None = field(default=None, repr=False)
+    issued_token_type: str | None = None
+
+    def expires_at(self, now: float | None = None) -> float | None:
+        """The Unix time the access token expires, or ``None``."""
+        if self.expires_in is None:
+            return None
+        return (time.time() if now is None else now) + self.expires_in
+
+
+# --- client authentication -------------------------------------------------------------
+
+
+class ClientAuthentication(Protocol):
+    """How a client proves who it is to a token endpoint (RFC 6749 section 2.3)."""
+
+    def apply(self, form: dict[str, str], headers: dict[str, str], *, audience: str) -> None:
+        """Add the client's credentials to one request's ``form`` and ``headers``.
+
+        ``audience`` is the authorization server's issuer identifier (what a signed
+        assertion is addressed to). Called once per request: an assertion is never reused.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PublicClient:
+    """No credentials (``none``): the client id goes in the form when there is one."""
+
+    client_id: str | None = None
+
+    def apply(self, form: dict[str, str], headers: dict[str, str], *, audience: str) -> None:
+        if self.client_id is not None:
+            form["client_id"] = self.client_id
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecretBasic:
+    """``client_secret_basic``: HTTP Basic with the form-encoded id and secret (RFC 6749
+    section 2.3.1 encodes both before joining them, so a ``:`` in an id cannot split it)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+    def apply(self, form: dict[str, str], headers: dict[str, str], *, audience: str) -> None:
+        pair = f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecretPost:
+    """``client_secret_post``: the id and secret as form parameters."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+    def apply(self, form: dict[str, str], headers: dict[str, str], *, audience: str) -> None:
+        form["client_id"] = self.client_id
+        form["client_secret"] = self.client_secret
+
+
+_SigningKey = ECKey | RSAKey | OKPKey
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateKeyJWT:
+    """``private_key_jwt`` (RFC 7523 section 2.2): a JWT signed with the client's private
+    key, ``iss`` and ``sub`` the client id, ``aud`` the authorization server's issuer, a
+    fresh ``jti`` and a short ``exp``. The client id itself is not sent (section 3: the
+    assertion's ``sub`` names the client)."""
+
+    client_id: str
+    key: _SigningKey = field(repr=False)
+    algorithm: str
+
+    @classmethod
+    def from_pem(cls, client_id: str, private_key_pem: str,
+                 algorithm: str | None = None) -> PrivateKeyJWT:
+        """Load the client's key from PEM (PKCS#8 or the key type's own form).
+
+        ``algorithm``: the JWS algorithm (``None``: the first one the key's type signs).
+
+        Raises:
+            ValueError: the PEM holds no private key, or the algorithm does not fit it.
+        """
+        key = _load_private_key(private_key_pem)
+        allowed = _ALGORITHMS_BY_KEY[key.key_type]
+        chosen = algorithm or allowed[0]
+        if chosen not in allowed:
+            raise ValueError(f"a {key.key_type} key cannot sign {for_display(chosen, 40)}")
+        return cls(client_id, key, chosen)
+
+    def assertion(self, audience: str, *, now: float | None = None) -> str:
+        """A freshly signed client assertion for ``audience``."""
+        issued = int(time.time() if now is None else now)
+        claims = {"iss": self.client_id, "sub": self.client_id, "aud": audience,
+                  "jti": secrets.token_urlsafe(24), "iat": issued,
+                  "exp": issued + ASSERTION_LIFETIME}
+        return jwt.encode({"alg": self.algorithm, "typ": "JWT"}, claims, self.key,
+                          algorithms=[self.algorithm])
+
+    def apply(self, form: dict[str, str], headers: dict[str, str], *, audience: str) -> None:
+        form["client_assertion_type"] = CLIENT_ASSERTION_TYPE
+        form["client_assertion"] = self.assertion(audience)
+
+
+def _load_private_key(pem: str) -> _SigningKey:
+    key_types: tuple[type[_SigningKey], ...] = (ECKey, RSAKey, OKPKey)
+    for key_type in key_types:
+        try:
+            key = key_type.import_key(pem.encode())
+        except (JoseError, ValueError, TypeError):
+            continue
+        if not key.is_private:
+            raise ValueError("the PEM holds no private key")
+        return key
+    raise ValueError("the private key is not a PEM private key")
+
+
+def choose_auth_method(supported: list[str] | None, *, has_secret: bool,
+                       has_key: bool) -> str:
+    """The token endpoint authentication method to use, given what the authorization
+    server lists (``token_endpoint_auth_methods_supported``; ``None``: not listed, which
+    RFC 8414 says means ``client_secret_basic``) and what credentials the client holds.
+
+    A key is preferred (the client credentials extension recommends JWT authentication),
+    then a secret by Basic, then by POST; without either the client is public.
+    """
+    offered = supported if supported is not None else ["client_secret_basic"]
+    if has_key and "private_key_jwt" in offered:
+        return "private_key_jwt"
+    if has_secret:
+        for method in ("client_secret_basic", "client_secret_post"):
+            if method in offered:
+                return method
+        return "client_secret_basic"
+    if has_key:
+        return "private_key_jwt"
+    return "none"
+
+
+def client_authentication(method: str, *, client_id: str | None,
+                          client_secret: str | None = None,
+                          private_key_pem: str | None = None,
+                          signing_alg: str | None = None) -> ClientAuthentication:
+    """The :class:`ClientAuthentication` for a method name.
+
+    Raises:
+        ValueError: the method is unknown or its credentials are missing.
+    """
+    if method == "none":
+        return PublicClient(client_id)
+    if client_id is None:
+        raise ValueError(f"{method} needs a client id")
+    if method in ("client_secret_basic", "client_secret_post"):
+        if client_secret is None:
+            raise ValueError(f"{method} needs a client secret")
+        if method == "client_secret_basic":
+            return ClientSecretBasic(client_id, client_secret)
+        return ClientSecretPost(client_id, client_secret)
+    if method == "private_key_jwt":
+        if private_key_pem is None:
+            raise ValueError("private_key_jwt needs a private key")
+        return PrivateKeyJWT.from_pem(client_id, private_key_pem, signing_alg)
+    raise ValueError(f"unknown token endpoint auth method {for_display(method, 60)}")
+
+
+# --- grant parameters ------------------------------------------------------------------
+
+
+def _common(form: dict[str, str], resource: str | None, scope: str | None) -> dict[str, str]:
+    if resource is not None:
+        form["resource"] = resource
+    if scope:
+        form["scope"] = scope
+    return form
+
+
+def client_credentials_form(*, resource: str | None, scope: str | None) -> dict[str, str]:
+    """The ``client_credentials`` grant's parameters (OAuth 2.1 section 4.2), with the
+    resource indicator (RFC 8707) MCP requires."""
+    return _common({"grant_type": GRANT_CLIENT_CREDENTIALS}, resource, scope)
+
+
+def jwt_bearer_form(assertion: str, *, resource: str | None,
+                    scope: str | None) -> dict[str, str]:
+    """The JWT-bearer grant's parameters (RFC 7523 section 2.1)."""
+    return _common({"grant_type": GRANT_JWT_BEARER, "assertion": assertion}, resource, scope)
+
+
+def token_exchange_form(subject_token: str, *, audience: str, resource: str,
+                        scope: str | None,
+                        subject_token_type: str = TOKEN_TYPE_ID_TOKEN,
+                        requested_token_type: str = TOKEN_TYPE_ID_JAG) -> dict[str, str]:
+    """A token exchange request (RFC 8693 section 2.1) for an ID-JAG: ``audience`` is the
+    MCP server's authorization server's issuer, ``resource`` the MCP server."""
+    form = {"grant_type": GRANT_TOKEN_EXCHANGE, "requested_token_type": requested_token_type,
+            "audience": audience, "subject_token": subject_token,
+            "subject_token_type": subject_token_type}
+    return _common(form, resource, scope)
+
+
+# --- the request -----------------------------------------------------------------------
+
+
+async def request_token(session: aiohttp.ClientSession, endpoint: str,
+                        form: Mapping[str, str], *, auth: ClientAuthentication,
+                        audience: str, dpop: DPoPProver | None = None,
+                        timeout: float = 30.0) -> TokenResponse:
+    """POST one token request and read the answer.
+
+    Args:
+        session: the HTTP session to use.
+        endpoint: the token endpoint's URL.
+        form: the grant's parameters (the ``*_form`` functions).
+        auth: the client's authentication, applied afresh to each attempt.
+        audience: the authorization server's issuer (for a client assertion).
+        dpop: prove possession of this key (RFC 9449 section 5); when the server answers
+            ``use_dpop_nonce`` with a new ``DPoP-Nonce``, the request is sent once more
+            with it (section 8).
+        timeout: seconds for the whole exchange, per attempt.
+
+    Raises:
+        TokenRequestError: the server refused (its ``error`` code is kept), answered
+            something that is no token response, or could not be reached.
+    """
+    retried = False
+    while True:
+        body = dict(form)
+        headers = {"Accept": "application/json"}
+        auth.apply(body, headers, audience=audience)
+        if dpop is not None:
+            headers["DPoP"] = dpop.proof("POST", endpoint)
+        status, answer, response_headers = await _post(session, endpoint, body, headers,
+                                                       timeout)
+        if status == 200:
+            if dpop is not None:
+                dpop.observe(endpoint, response_headers)
+            return _token_response(answer)
+        error, description = _oauth_error(answer)
+        if (dpop is not None and not retried and error == "use_dpop_nonce"
+                and dpop.observe(endpoint, response_headers)):
+            retried = True
+            continue
+        raise TokenRequestError(_refusal(status, error, description), error=error,
+                                status=status)
+
+
+async def _post(session: aiohttp.ClientSession, endpoint: str, body: dict[str, str],
+                headers: dict[str, str],
+                timeout: float) -> tuple[int, Any, Mapping[str, str]]:
+    try:
+        async with session.post(endpoint, data=body, headers=headers, allow_redirects=False,
+                                timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            raw = await response.content.read(MAX_TOKEN_RESPONSE + 1)
+            if len(raw) > MAX_TOKEN_RESPONSE:
+                raise TokenRequestError("the token endpoint's answer is too large",
+                                        status=response.status)
+            try:
+                answer = orjson.loads(raw) if raw else None
+            except orjson.JSONDecodeError:
+                answer = None
+            return response.status, answer, response.headers
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise TokenRequestError(
+            f"the token endpoint could not be reached: {for_display(type(exc).__name__)}"
+        ) from None
+
+
+def _oauth_error(answer: Any) -> tuple[str | None, str | None]:
+    if not isinstance(answer, dict):
+        return None, None
+    error, description = answer.get("error"), answer.get("error_description")
+    return (error if isinstance(error, str) else None,
+            description if isinstance(description, str) else None)
+
+
+def _refusal(status: int, error: str | None, description: str | None) -> str:
+    if error is None:
+        return f"the token endpoint answered HTTP {status} without an OAuth error"
+    text = f"the token endpoint refused: {for_display(error, 80)}"
+    if description:
+        text += f" ({for_display(description, 300)})"
+    return text
+
+
+def _token_response(answer: Any) -> TokenResponse:
+    if not isinstance(answer, dict):
+        raise TokenRequestError("the token endpoint's answer is not a JSON object")
+    token, token_type = answer.get("access_token"), answer.get("token_type")
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenRequestError("the token endpoint's answer has no usable access_token")
+    if not isinstance(token_type, str) or not token_type:
+        raise TokenRequestError("the token endpoint's answer has no token_type")
+    expires_in = answer.get("expires_in")
+    if isinstance(expires_in, str) and expires_in.isdigit():  # some servers quote it
+        expires_in = int(expires_in)
+    if (not isinstance(expires_in, int | float) or isinstance(expires_in, bool)
+            or not math.isfinite(expires_in) or expires_in < 0):
+        expires_in = None
+    scope, refresh, issued = (answer.get(name) for name in
+                              ("scope", "refresh_token", "issued_token_type"))
+    return TokenResponse(
+        access_token=token, token_type=for_display(token_type, 40),
+        expires_in=float(expires_in) if expires_in is not None else None,
+        scope=scope if isinstance(scope, str) else None,
+        refresh_token=(refresh if isinstance(refresh, str) and 0 < len(refresh)
+                       <= MAX_TOKEN_LENGTH else None),
+        issued_token_type=issued if isinstance(issued, str) else None)
+
+
+# --- the grants together ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MachineGrant:
+    """One machine-to-machine way of getting an access token, ready to run.
+
+    Attributes:
+        grant: :data:`GRANT_CLIENT_CREDENTIALS`, :data:`GRANT_JWT_BEARER` (workload
+            identity) or :data:`GRANT_ENTERPRISE` (ID token -> ID-JAG -> access token).
+        auth: the client's authentication at the authorization server.
+        assertion: the workload JWT (JWT-bearer), when given inline.
+        assertion_file: the file the workload JWT is read from at each request (platforms
+            rotate it); used when ``assertion`` is ``None``.
+        id_token: the user's ID token from the enterprise IdP (enterprise).
+        idp_token_endpoint: the IdP's token endpoint (enterprise).
+        idp_auth: the client's authentication at the IdP (enterprise).
+        idp_issuer: the IdP's issuer (what an assertion to it is addressed to; ``None``:
+            its token endpoint).
+    """
+
+    grant: str
+    auth: ClientAuthentication
+    assertion: str | None = field(default=None, repr=False)
+    assertion_file: str | None = None
+    id_token: str | None = field(default=None, repr=False)
+    idp_token_endpoint: str | None = None
+    idp_auth: ClientAuthentication = field(default_factory=PublicClient)
+    idp_issuer: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.grant == GRANT_JWT_BEARER and not (self.assertion or self.assertion_file):
+            raise ValueError("the jwt-bearer grant needs an assertion or an assertion file")
+        if self.grant == GRANT_ENTERPRISE and not (self.id_token and self.idp_token_endpoint):
+            raise ValueError("enterprise-managed authorization needs the IdP's ID token "
+                             "and token endpoint")
+        if self.grant not in (GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_ENTERPRISE):
+            raise ValueError(f"unknown machine grant {for_display(self.grant, 80)}")
+
+    async def obtain(self, session: aiohttp.ClientSession, *, token_endpoint: str,
+                     issuer: str, resource: str, scope: str | None,
+                     dpop: DPoPProver | None = None,
+                     timeout: float = 30.0) -> TokenResponse:
+        """Get an access token for ``resource`` from the authorization server whose
+        ``issuer`` and ``token_endpoint`` discovery found.
+
+        Raises:
+            TokenRequestError: a token endpoint refused, or the assertion file is unreadable.
+        """
+        if self.grant == GRANT_CLIENT_CREDENTIALS:
+            form = client_credentials_form(resource=resource, scope=scope)
+        elif self.grant == GRANT_JWT_BEARER:
+            form = jwt_bearer_form(self._workload_assertion(), resource=resource, scope=scope)
+        else:
+            id_jag = await self._id_jag(session, issuer=issuer, resource=resource,
+                                        scope=scope, timeout=timeout)
+            form = jwt_bearer_form(id_jag, resource=resource, scope=scope)
+        return await request_token(session, token_endpoint, form, auth=self.auth,
+                                   audience=issuer, dpop=dpop, timeout=timeout)
+
+    def _workload_assertion(self) -> str:
+        if self.assertion:
+            return self.assertion
+        assert self.assertion_file is not None
+        try:
+            text = Path(self.assertion_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TokenRequestError(
+                f"the workload token file cannot be read: {for_display(type(exc).__name__)}"
+            ) from None
+        if not text or len(text) > MAX_TOKEN_LENGTH:
+            raise TokenRequestError("the workload token file holds no usable JWT")
+        return text
+
+    async def _id_jag(self, session: aiohttp.ClientSession, *, issuer: str, resource: str,
+                      scope: str | None, timeout: float) -> str:
+        assert self.id_token is not None and self.idp_token_endpoint is not None
+        form = token_exchange_form(self.id_token, audience=issuer, resource=resource,
+                                   scope=scope)
+        answer = await request_token(session, self.idp_token_endpoint, form,
+                                     auth=self.idp_auth,
+                                     audience=self.idp_issuer or self.idp_token_endpoint,
+                                     timeout=timeout)
+        if answer.issued_token_type not in (None, TOKEN_TYPE_ID_JAG):
+            raise TokenRequestError("the identity provider issued a token that is no ID-JAG")
+        logger.debug("the identity provider issued an ID-JAG")
+        return answer.access_token

@@ -1,0 +1,205 @@
+"""Machine-to-machine grants against a real authorization server on loopback: client
+credentials with a secret or a signed assertion, workload JWT-bearer, and the enterprise
+token exchange followed by the ID-JAG grant."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from mcp_multi.client.auth.machine import (
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_ENTERPRISE,
+    GRANT_JWT_BEARER,
+    ClientSecretBasic,
+    ClientSecretPost,
+    MachineGrant,
+    PrivateKeyJWT,
+    PublicClient,
+    TokenRequestError,
+    choose_auth_method,
+    client_authentication,
+    client_credentials_form,
+    request_token,
+)
+
+from .m2m_servers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    IDP_CLIENT_ID,
+    AuthServer,
+    auth_server,
+    jose_claims,
+    jose_header,
+)
+
+__all__ = ["auth_server"]
+
+
+def key_pem(server: AuthServer) -> str:
+    return server.client_key.as_pem(private=True).decode()
+
+
+async def obtain(server: AuthServer, grant: MachineGrant, scope: str | None = "mcp:read"):
+    async with aiohttp.ClientSession() as session:
+        return await grant.obtain(session, token_endpoint=server.token_endpoint,
+                                  issuer=server.issuer, resource=server.resource, scope=scope)
+
+
+async def test_client_credentials_with_a_secret_by_basic(auth_server: AuthServer) -> None:
+    grant = MachineGrant(GRANT_CLIENT_CREDENTIALS, ClientSecretBasic(CLIENT_ID, CLIENT_SECRET))
+    token = await obtain(auth_server, grant)
+    assert token.token_type == "Bearer" and token.expires_in == 600
+    assert jose_claims(token.access_token)["sub"] == CLIENT_ID
+    [sent] = auth_server.requests
+    assert sent.form == {"grant_type": "client_credentials", "resource": auth_server.resource,
+                         "scope": "mcp:read"}
+    assert sent.headers["Authorization"].startswith("Basic ")
+
+
+async def test_client_credentials_with_private_key_jwt(auth_server: AuthServer) -> None:
+    grant = MachineGrant(GRANT_CLIENT_CREDENTIALS,
+                         PrivateKeyJWT.from_pem(CLIENT_ID, key_pem(auth_server), "ES256"))
+    first = await obtain(auth_server, grant, scope=None)
+    second = await obtain(auth_server, grant, scope=None)  # the server refuses a replayed jti
+    assert first.access_token and second.access_token
+    sent = auth_server.requests[0]
+    assert "client_id" not in sent.form and "scope" not in sent.form
+    assert "Authorization" not in sent.headers
+    assertion = sent.form["client_assertion"]
+    claims = jose_claims(assertion)
+    assert claims["iss"] == claims["sub"] == CLIENT_ID
+    assert claims["aud"] == auth_server.issuer
+    assert 0 < claims["exp"] - time.time() <= 300
+    assert jose_header(assertion)["alg"] == "ES256"
+    assert claims["jti"] != jose_claims(auth_server.requests[1].form["client_assertion"])["jti"]
+
+
+async def test_a_refused_client_gets_the_servers_error_without_its_credentials(
+        auth_server: AuthServer) -> None:
+    other = auth_server.token_key.as_pem(private=True).decode()  # not the registered key
+    grant = MachineGrant(GRANT_CLIENT_CREDENTIALS, PrivateKeyJWT.from_pem(CLIENT_ID, other))
+    with pytest.raises(TokenRequestError) as caught:
+        await obtain(auth_server, grant)
+    assert caught.value.error == "invalid_client" and caught.value.status == 401
+    assertion = auth_server.requests[0].form["client_assertion"]
+    assert assertion not in str(caught.value) and "PRIVATE" not in str(caught.value)
+    secret = MachineGrant(GRANT_CLIENT_CREDENTIALS, ClientSecretPost(CLIENT_ID, "wrong-secret"))
+    with pytest.raises(TokenRequestError) as caught:
+        await obtain(auth_server, secret)
+    assert "wrong-secret" not in str(caught.value) and "invalid_client" in str(caught.value)
+
+
+async def test_workload_jwt_bearer(auth_server: AuthServer, tmp_path: Path) -> None:
+    grant = MachineGrant(GRANT_JWT_BEARER, PublicClient(),
+                         assertion=auth_server.workload_jwt())
+    token = await obtain(auth_server, grant)
+    assert jose_claims(token.access_token)["sub"] == "workload-1"
+    sent = auth_server.requests[0].form
+    assert sent["grant_type"] == GRANT_JWT_BEARER and sent["resource"] == auth_server.resource
+    assert "client_id" not in sent
+    # From a file, read at each request: a rotated token is picked up.
+    path = tmp_path / "token"
+    path.write_text(auth_server.workload_jwt(expired=True) + "\n")
+    from_file = MachineGrant(GRANT_JWT_BEARER, PublicClient(), assertion_file=str(path))
+    with pytest.raises(TokenRequestError):
+        await obtain(auth_server, from_file)
+    path.write_text(auth_server.workload_jwt())
+    assert (await obtain(auth_server, from_file)).access_token
+
+
+async def test_a_refused_workload_jwt_is_reported_once(auth_server: AuthServer) -> None:
+    """No retry and no other grant after invalid_grant (the WIF extension's rule)."""
+    grant = MachineGrant(GRANT_JWT_BEARER, PublicClient(),
+                         assertion=auth_server.workload_jwt(audience="https://wrong.example"))
+    with pytest.raises(TokenRequestError) as caught:
+        await obtain(auth_server, grant)
+    assert caught.value.error == "invalid_grant"
+    assert len(auth_server.requests) == 1
+
+
+async def test_an_unreadable_workload_token_file(auth_server: AuthServer,
+                                                 tmp_path: Path) -> None:
+    grant = MachineGrant(GRANT_JWT_BEARER, PublicClient(),
+                         assertion_file=str(tmp_path / "missing"))
+    with pytest.raises(TokenRequestError, match="cannot be read"):
+        await obtain(auth_server, grant)
+    assert auth_server.requests == []
+
+
+async def test_enterprise_managed_authorization(auth_server: AuthServer) -> None:
+    grant = MachineGrant(GRANT_ENTERPRISE, ClientSecretBasic(CLIENT_ID, CLIENT_SECRET),
+                         id_token=auth_server.id_token(),
+                         idp_token_endpoint=auth_server.idp_token_endpoint,
+                         idp_auth=PublicClient(IDP_CLIENT_ID))
+    token = await obtain(auth_server, grant)
+    assert jose_claims(token.access_token)["sub"] == "alice@example.com"
+    exchange, bearer = auth_server.requests
+    assert exchange.path == "/idp/token" and bearer.path == "/token"
+    assert exchange.form["audience"] == auth_server.issuer
+    assert exchange.form["resource"] == auth_server.resource
+    assert "Authorization" not in exchange.headers
+    assert bearer.form["grant_type"] == GRANT_JWT_BEARER
+    assert jose_header(bearer.form["assertion"])["typ"] == "oauth-id-jag+jwt"
+    assert bearer.headers["Authorization"].startswith("Basic ")
+
+
+async def test_an_idp_refusal_stops_before_the_authorization_server(
+        auth_server: AuthServer) -> None:
+    grant = MachineGrant(GRANT_ENTERPRISE, ClientSecretBasic(CLIENT_ID, CLIENT_SECRET),
+                         id_token=auth_server.id_token(),
+                         idp_token_endpoint=auth_server.idp_token_endpoint,
+                         idp_auth=PublicClient("another-client"))
+    with pytest.raises(TokenRequestError, match="invalid_request"):
+        await obtain(auth_server, grant)
+    assert [r.path for r in auth_server.requests] == ["/idp/token"]
+
+
+@pytest.mark.parametrize(("path", "problem"), [("/oversized", "too large"),
+                                               ("/not-json", "not a JSON object")])
+async def test_what_is_no_token_response(auth_server: AuthServer, path: str,
+                                         problem: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(TokenRequestError, match=problem):
+            await request_token(session, auth_server.base + path,
+                                client_credentials_form(resource=None, scope=None),
+                                auth=PublicClient("c"), audience=auth_server.issuer)
+
+
+async def test_an_unreachable_token_endpoint(unused_tcp_port: int) -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(TokenRequestError, match="could not be reached"):
+            await request_token(session, f"http://127.0.0.1:{unused_tcp_port}/token",
+                                client_credentials_form(resource=None, scope=None),
+                                auth=PublicClient("c"), audience="x", timeout=5)
+
+
+def test_the_auth_method_follows_the_servers_list_and_the_credentials() -> None:
+    both = ["client_secret_basic", "private_key_jwt", "client_secret_post"]
+    assert choose_auth_method(both, has_secret=True, has_key=True) == "private_key_jwt"
+    assert choose_auth_method(both, has_secret=True, has_key=False) == "client_secret_basic"
+    assert choose_auth_method(["client_secret_post"], has_secret=True,
+                              has_key=False) == "client_secret_post"
+    assert choose_auth_method(None, has_secret=True, has_key=False) == "client_secret_basic"
+    assert choose_auth_method(["none"], has_secret=False, has_key=False) == "none"
+
+
+def test_client_authentication_by_name(auth_server: AuthServer) -> None:
+    assert isinstance(client_authentication("private_key_jwt", client_id="c",
+                                            private_key_pem=key_pem(auth_server)),
+                      PrivateKeyJWT)
+    with pytest.raises(ValueError, match="needs a client secret"):
+        client_authentication("client_secret_basic", client_id="c")
+    with pytest.raises(ValueError, match="cannot sign RS256"):
+        client_authentication("private_key_jwt", client_id="c",
+                              private_key_pem=key_pem(auth_server), signing_alg="RS256")
+    with pytest.raises(ValueError, match="not a PEM private key"):
+        client_authentication("private_key_jwt", client_id="c", private_key_pem="nope")
+    with pytest.raises(ValueError, match="unknown"):
+        client_authentication("tls_client_auth", client_id="c")
+    basic = ClientSecretBasic("c", "s3cret")
+    assert "s3cret" not in repr(basic) and "s3cret" not in repr(
+        MachineGrant(GRANT_CLIENT_CREDENTIALS, basic))
