@@ -59,6 +59,7 @@ class AuthServer:
     rs_nonce: bool = False
     refuse_with: str | None = None
     base: str = ""
+    resource_base: str = ""
     requests: list[Recorded] = field(default_factory=list)
     resource_requests: list[Recorded] = field(default_factory=list)
     seen_jtis: set[str] = field(default_factory=set)
@@ -77,7 +78,7 @@ class AuthServer:
 
     @property
     def resource(self) -> str:
-        return f"{self.base}/mcp"
+        return f"{self.resource_base}/mcp"
 
     def workload_jwt(self, *, audience: str | None = None, expired: bool = False) -> str:
         now = int(time.time())
@@ -315,14 +316,19 @@ def build_app(state: AuthServer) -> web.Application:
 
 @pytest.fixture
 async def auth_server() -> AsyncIterator[AuthServer]:
-    """A test authorization server (with its IdP and a DPoP resource) on 127.0.0.1:0."""
+    """A test authorization server (with its IdP) and a DPoP resource, each on its own
+    port of 127.0.0.1."""
     state = AuthServer()
     runner = web.AppRunner(build_app(state))
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.base = f"http://127.0.0.1:{port}"
+    # Two origins, as in real deployments: the authorization server's and the resource's.
+    bases = []
+    for _ in range(2):
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        bases.append(f"http://127.0.0.1:{port}")
+    state.base, state.resource_base = bases
     try:
         yield state
     finally:
