@@ -47,8 +47,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from ...protocol.errors import MCPError
 from ...protocol.text import for_display
+from .agent import AuthorizationFailed
 from .dpop import DPoPProver
 
 __all__ = [
@@ -113,7 +113,7 @@ _ALGORITHMS_BY_KEY: dict[str, tuple[str, ...]] = {
 }
 
 
-class TokenRequestError(MCPError):
+class TokenRequestError(AuthorizationFailed):
     """A token endpoint refused a request or answered something that is no token.
 
     The message names the endpoint's ``error`` code and description (clipped and escaped),
