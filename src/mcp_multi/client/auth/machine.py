@@ -21,7 +21,8 @@ signed in elsewhere) instead of sending a person to an authorization page:
 The pieces are small and separate: a :class:`ClientAuthentication` adds the client's
 credentials to a token request, the ``*_form`` functions build a grant's parameters, and
 :func:`request_token` makes the one POST (with a DPoP proof and its nonce retry when a
-:class:`~.dpop.DPoPProver` is given) and reads the answer into a :class:`TokenResponse`.
+:class:`~.dpop.DPoPProver` is given) and reads the answer as the authorization code flow
+does (:func:`~.flow.parse_token_response`).
 :class:`MachineGrant` puts them together for :class:`~.oauth.OAuthAuth`.
 
 Nothing here logs or shows a secret, a key, an assertion or a token: errors carry only the
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import math
 import secrets
 import time
 from collections.abc import Mapping
@@ -49,7 +49,9 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from ...protocol.text import for_display
 from .agent import AuthorizationFailed
+from .discovery import read_bounded
 from .dpop import DPoPProver
+from .flow import MAX_TOKEN_BYTES, TokenResponse, parse_token_response
 
 __all__ = [
     "CLIENT_ASSERTION_TYPE",
@@ -67,7 +69,6 @@ __all__ = [
     "PrivateKeyJWT",
     "PublicClient",
     "TokenRequestError",
-    "TokenResponse",
     "choose_auth_method",
     "client_authentication",
     "client_credentials_form",
@@ -102,9 +103,6 @@ MACHINE_GRANTS: dict[str, str] = {
 # A signed client assertion lives this long: long enough for clock skew, short enough that
 # a copy is soon worthless (RFC 7523 section 3 asks for an expiry; each request signs anew).
 ASSERTION_LIFETIME = 300
-# What the client accepts from a token endpoint: an answer is a small JSON object.
-MAX_TOKEN_RESPONSE = 64 * 1024
-MAX_TOKEN_LENGTH = 16 * 1024
 # Signing algorithms for private_key_jwt, by key type, the first one preferred.
 _ALGORITHMS_BY_KEY: dict[str, tuple[str, ...]] = {
     "EC": ("ES256", "ES384", "ES512"),
@@ -130,28 +128,6 @@ class TokenRequestError(AuthorizationFailed):
         super().__init__(message)
         self.error = error
         self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class TokenResponse:
-    """A successful token endpoint answer (RFC 6749 section 5.1, RFC 8693 section 2.2.1).
-
-    ``expires_in`` is in seconds (``None``: not said); ``issued_token_type`` is set by a
-    token exchange. The tokens never appear in ``repr``.
-    """
-
-    access_token: str = field(repr=False)
-    token_type: str
-    expires_in: float | None = None
-    scope: str | None = None
-    refresh_token: str | None = field(default=None, repr=False)
-    issued_token_type: str | None = None
-
-    def expires_at(self, now: float | None = None) -> float | None:
-        """The Unix time the access token expires, or ``None``."""
-        if self.expires_in is None:
-            return None
-        return (time.time() if now is None else now) + self.expires_in
 
 
 # --- client authentication -------------------------------------------------------------
@@ -370,6 +346,19 @@ async def request_token(session: aiohttp.ClientSession, endpoint: str,
         TokenRequestError: the server refused (its ``error`` code is kept), answered
             something that is no token response, or could not be reached.
     """
+    answer = await _token_answer(session, endpoint, form, auth=auth, audience=audience,
+                                 dpop=dpop, timeout=timeout)
+    try:
+        return parse_token_response(answer)
+    except AuthorizationFailed as exc:
+        raise TokenRequestError(str(exc), status=200) from None
+
+
+async def _token_answer(session: aiohttp.ClientSession, endpoint: str,
+                        form: Mapping[str, str], *, auth: ClientAuthentication,
+                        audience: str, dpop: DPoPProver | None,
+                        timeout: float) -> dict[str, Any]:
+    """The JSON object of a 200 answer (see :func:`request_token`)."""
     retried = False
     while True:
         body = dict(form)
@@ -379,13 +368,15 @@ async def request_token(session: aiohttp.ClientSession, endpoint: str,
             headers["DPoP"] = dpop.proof("POST", endpoint)
         status, answer, response_headers = await _post(session, endpoint, body, headers,
                                                        timeout)
+        if dpop is not None:
+            fresh = dpop.observe(endpoint, response_headers, status)
         if status == 200:
-            if dpop is not None:
-                dpop.observe(endpoint, response_headers)
-            return _token_response(answer)
+            if not isinstance(answer, dict):
+                raise TokenRequestError("the token endpoint's answer is not a JSON object",
+                                        status=status)
+            return answer
         error, description = _oauth_error(answer)
-        if (dpop is not None and not retried and error == "use_dpop_nonce"
-                and dpop.observe(endpoint, response_headers)):
+        if dpop is not None and not retried and error == "use_dpop_nonce" and fresh:
             retried = True
             continue
         raise TokenRequestError(_refusal(status, error, description), error=error,
@@ -398,16 +389,17 @@ async def _post(session: aiohttp.ClientSession, endpoint: str, body: dict[str, s
     try:
         async with session.post(endpoint, data=body, headers=headers, allow_redirects=False,
                                 timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            raw = await response.content.read(MAX_TOKEN_RESPONSE + 1)
-            if len(raw) > MAX_TOKEN_RESPONSE:
+            try:
+                raw = await read_bounded(response, MAX_TOKEN_BYTES, "the token endpoint")
+            except AuthorizationFailed:
                 raise TokenRequestError("the token endpoint's answer is too large",
-                                        status=response.status)
+                                        status=response.status) from None
             try:
                 answer = orjson.loads(raw) if raw else None
             except orjson.JSONDecodeError:
                 answer = None
             return response.status, answer, response.headers
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise TokenRequestError(
             f"the token endpoint could not be reached: {for_display(type(exc).__name__)}"
         ) from None
@@ -428,31 +420,6 @@ def _refusal(status: int, error: str | None, description: str | None) -> str:
     if description:
         text += f" ({for_display(description, 300)})"
     return text
-
-
-def _token_response(answer: Any) -> TokenResponse:
-    if not isinstance(answer, dict):
-        raise TokenRequestError("the token endpoint's answer is not a JSON object")
-    token, token_type = answer.get("access_token"), answer.get("token_type")
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-        raise TokenRequestError("the token endpoint's answer has no usable access_token")
-    if not isinstance(token_type, str) or not token_type:
-        raise TokenRequestError("the token endpoint's answer has no token_type")
-    expires_in = answer.get("expires_in")
-    if isinstance(expires_in, str) and expires_in.isdigit():  # some servers quote it
-        expires_in = int(expires_in)
-    if (not isinstance(expires_in, int | float) or isinstance(expires_in, bool)
-            or not math.isfinite(expires_in) or expires_in < 0):
-        expires_in = None
-    scope, refresh, issued = (answer.get(name) for name in
-                              ("scope", "refresh_token", "issued_token_type"))
-    return TokenResponse(
-        access_token=token, token_type=for_display(token_type, 40),
-        expires_in=float(expires_in) if expires_in is not None else None,
-        scope=scope if isinstance(scope, str) else None,
-        refresh_token=(refresh if isinstance(refresh, str) and 0 < len(refresh)
-                       <= MAX_TOKEN_LENGTH else None),
-        issued_token_type=issued if isinstance(issued, str) else None)
 
 
 # --- the grants together ---------------------------------------------------------------
@@ -525,7 +492,7 @@ class MachineGrant:
             raise TokenRequestError(
                 f"the workload token file cannot be read: {for_display(type(exc).__name__)}"
             ) from None
-        if not text or len(text) > MAX_TOKEN_LENGTH:
+        if not text or len(text) > MAX_TOKEN_BYTES:
             raise TokenRequestError("the workload token file holds no usable JWT")
         return text
 
@@ -534,11 +501,13 @@ class MachineGrant:
         assert self.id_token is not None and self.idp_token_endpoint is not None
         form = token_exchange_form(self.id_token, audience=issuer, resource=resource,
                                    scope=scope)
-        answer = await request_token(session, self.idp_token_endpoint, form,
+        answer = await _token_answer(session, self.idp_token_endpoint, form,
                                      auth=self.idp_auth,
                                      audience=self.idp_issuer or self.idp_token_endpoint,
-                                     timeout=timeout)
-        if answer.issued_token_type not in (None, TOKEN_TYPE_ID_JAG):
-            raise TokenRequestError("the identity provider issued a token that is no ID-JAG")
+                                     dpop=None, timeout=timeout)
+        id_jag = answer.get("access_token")
+        if answer.get("issued_token_type") != TOKEN_TYPE_ID_JAG or not isinstance(
+                id_jag, str) or not id_jag or len(id_jag) > MAX_TOKEN_BYTES:
+            raise TokenRequestError("the identity provider issued no ID-JAG")
         logger.debug("the identity provider issued an ID-JAG")
-        return answer.access_token
+        return id_jag
