@@ -36,11 +36,15 @@ from urllib.parse import urlsplit, urlunsplit
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from .challenge import BearerChallenge, parse_www_authenticate
+
 __all__ = [
     "DPOP_ALGORITHMS",
     "MAX_NONCE_RETRIES",
     "DPoPProver",
     "access_token_hash",
+    "choose_prover",
+    "dpop_challenge",
     "is_nonce_challenge",
     "proof_target",
 ]
@@ -53,12 +57,6 @@ MAX_NONCE_RETRIES = 3
 MAX_NONCE_LENGTH = 512
 MAX_ORIGINS = 16
 _NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-_MAX_CHALLENGE = 8192
-# One challenge of scheme DPoP and its auth-params, within a WWW-Authenticate value.
-_DPOP_CHALLENGE = re.compile(
-    r'(?:^|,)\s*DPoP(?=\s|,|$)((?:\s*,?\s*[!#$%&\'*+.^_`|~0-9A-Za-z-]+\s*=\s*'
-    r'(?:"(?:[^"\\]|\\.)*"|[^\s,"]*))*)', re.IGNORECASE)
-_ERROR_PARAM = re.compile(r'(?:^|[\s,])error\s*=\s*(?:"([^"]*)"|([^\s,"]*))', re.IGNORECASE)
 
 
 def access_token_hash(access_token: str) -> str:
@@ -89,19 +87,33 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def _challenges(headers: Mapping[str, str]) -> list[str]:
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return list(getall("WWW-Authenticate", []))
+    value = _header(headers, "WWW-Authenticate")
+    return [value] if value else []
+
+
+def dpop_challenge(headers: Mapping[str, str]) -> BearerChallenge | None:
+    """The first ``DPoP`` challenge of a response (RFC 9449 section 7.1), read for what a
+    ``Bearer`` one would say (``resource_metadata``, ``scope``, ``error``); ``None``: none."""
+    for challenge in parse_www_authenticate(_challenges(headers)):
+        if challenge.scheme == "dpop":
+            p = challenge.params
+            return BearerChallenge(resource_metadata=p.get("resource_metadata") or None,
+                                   scope=p.get("scope") or None, error=p.get("error") or None,
+                                   error_description=p.get("error_description") or None)
+    return None
+
+
 def is_nonce_challenge(status: int, headers: Mapping[str, str]) -> bool:
     """Whether an MCP server's response asks for a DPoP nonce: a 401 whose
     ``WWW-Authenticate`` holds a ``DPoP`` challenge with ``error="use_dpop_nonce"``."""
     if status != 401:
         return False
-    challenge = _header(headers, "WWW-Authenticate")
-    if not challenge or len(challenge) > _MAX_CHALLENGE:
-        return False
-    for match in _DPOP_CHALLENGE.finditer(challenge):
-        error = _ERROR_PARAM.search(match.group(1))
-        if error and (error.group(1) or error.group(2)) == "use_dpop_nonce":
-            return True
-    return False
+    return any(c.scheme == "dpop" and c.params.get("error") == "use_dpop_nonce"
+               for c in parse_www_authenticate(_challenges(headers)))
 
 
 def _generate(algorithm: str) -> ECKey | OKPKey | RSAKey:
@@ -206,3 +218,22 @@ class DPoPProver:
             self._streaks.pop(next(iter(self._streaks)))
         self._streaks[origin] = streak + 1
         return True
+
+
+def choose_prover(setting: bool | None, offered: Sequence[str] | None, *,
+                  resource_asks: bool) -> DPoPProver | None:
+    """Whether (and with which algorithm) to bind this server's tokens to a key.
+
+    Args:
+        setting: ``True`` always, ``False`` never, ``None`` when the MCP server asks for
+            DPoP (``resource_asks``: its challenge used the ``DPoP`` scheme) and its
+            authorization server offers an algorithm we sign with.
+        offered: the authorization server's ``dpop_signing_alg_values_supported``
+            (``None``: not listed).
+    """
+    if setting is False or (setting is None and not resource_asks):
+        return None
+    prover = DPoPProver.for_server(offered)
+    if prover is None and setting is True and offered is None:
+        return DPoPProver()  # not advertised is not refused: try the common algorithm
+    return prover

@@ -38,7 +38,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote_plus
 
 import aiohttp
@@ -52,6 +52,9 @@ from .agent import AuthorizationFailed
 from .discovery import read_bounded
 from .dpop import DPoPProver
 from .flow import MAX_TOKEN_BYTES, TokenResponse, parse_token_response
+
+if TYPE_CHECKING:
+    from .oauth import OAuthSettings
 
 __all__ = [
     "CLIENT_ASSERTION_TYPE",
@@ -72,7 +75,9 @@ __all__ = [
     "choose_auth_method",
     "client_authentication",
     "client_credentials_form",
+    "conformance_settings",
     "jwt_bearer_form",
+    "machine_grant",
     "request_token",
     "token_exchange_form",
 ]
@@ -511,3 +516,103 @@ class MachineGrant:
             raise TokenRequestError("the identity provider issued no ID-JAG")
         logger.debug("the identity provider issued an ID-JAG")
         return id_jag
+
+
+# --- from settings ---------------------------------------------------------------------
+
+# The ``extra`` settings these grants read (the ``oauth`` object of a config entry).
+EXTRA_ASSERTION = "assertion"  # the workload JWT itself
+EXTRA_ASSERTION_FILE = "assertion_file"  # or the file it is kept (and rotated) in
+EXTRA_ID_TOKEN = "id_token"  # the user's ID token from the enterprise IdP
+EXTRA_ID_TOKEN_FILE = "id_token_file"
+EXTRA_IDP_TOKEN_ENDPOINT = "idp_token_endpoint"
+EXTRA_IDP_CLIENT_ID = "idp_client_id"
+EXTRA_IDP_CLIENT_SECRET = "idp_client_secret"
+EXTRA_IDP_ISSUER = "idp_issuer"
+
+
+def _extra(settings: OAuthSettings, name: str) -> str | None:
+    value = settings.extra.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def machine_grant(settings: OAuthSettings,
+                  auth_methods: tuple[str, ...] | None) -> MachineGrant:
+    """The :class:`MachineGrant` that ``settings`` describe, authenticating the client by
+    its configured method or else the best one the authorization server lists
+    (``auth_methods``: its ``token_endpoint_auth_methods_supported``).
+
+    Raises:
+        AuthorizationFailed: the grant is unknown or its settings are incomplete.
+    """
+    grant = MACHINE_GRANTS.get(settings.grant)
+    try:
+        if grant is None:
+            raise ValueError(f"unknown grant {for_display(settings.grant, 80)}")
+        method = settings.token_endpoint_auth_method or choose_auth_method(
+            list(auth_methods) if auth_methods is not None else None,
+            has_secret=settings.client_secret is not None,
+            has_key=settings.private_key_pem is not None)
+        auth = client_authentication(method, client_id=settings.client_id,
+                                     client_secret=settings.client_secret,
+                                     private_key_pem=settings.private_key_pem,
+                                     signing_alg=settings.signing_alg)
+        idp_secret = _extra(settings, EXTRA_IDP_CLIENT_SECRET)
+        idp_id = _extra(settings, EXTRA_IDP_CLIENT_ID)
+        idp_auth: ClientAuthentication = (
+            ClientSecretBasic(idp_id, idp_secret) if idp_id and idp_secret
+            else PublicClient(idp_id))
+        return MachineGrant(
+            grant, auth, assertion=_extra(settings, EXTRA_ASSERTION),
+            assertion_file=_extra(settings, EXTRA_ASSERTION_FILE),
+            id_token=_extra(settings, EXTRA_ID_TOKEN) or _read_secret_file(
+                _extra(settings, EXTRA_ID_TOKEN_FILE)),
+            idp_token_endpoint=_extra(settings, EXTRA_IDP_TOKEN_ENDPOINT),
+            idp_auth=idp_auth, idp_issuer=_extra(settings, EXTRA_IDP_ISSUER))
+    except ValueError as exc:
+        raise AuthorizationFailed(f"the {for_display(settings.grant, 80)} grant cannot be "
+                                  f"used: {exc}") from None
+
+
+def _read_secret_file(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{for_display(path, 200)} cannot be read "
+                         f"({type(exc).__name__})") from None
+    return text or None
+
+
+def conformance_settings(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`~.oauth.OAuthSettings` fields an extension scenario of the conformance
+    suite asks for, from its ``MCP_CONFORMANCE_CONTEXT`` (``{}``: not one of them).
+
+    ``auth/client-credentials-*`` give a client id and a secret or a private key;
+    ``auth/wif-jwt-bearer`` a workload JWT (``valid_jwt``; the others it offers are there
+    to be refused); ``auth/enterprise-managed-authorization`` the client's credentials at
+    the authorization server and the user's ID token with the IdP that issued it.
+    """
+    name = context.get("name")
+
+    def text(key: str) -> str | None:
+        value = context.get(key)
+        return value if isinstance(value, str) and value else None
+
+    if name in ("auth/client-credentials-jwt", "auth/client-credentials-basic"):
+        return {"grant": GRANT_CLIENT_CREDENTIALS, "client_id": text("client_id"),
+                "client_secret": text("client_secret"),
+                "private_key_pem": text("private_key_pem"),
+                "signing_alg": text("signing_algorithm")}
+    if name == "auth/wif-jwt-bearer":
+        return {"grant": "jwt_bearer", "extra": {EXTRA_ASSERTION: text("valid_jwt")}}
+    if name == "auth/enterprise-managed-authorization":
+        return {"grant": GRANT_ENTERPRISE, "client_id": text("client_id"),
+                "client_secret": text("client_secret"),
+                "token_endpoint_auth_method": "client_secret_basic",
+                "extra": {EXTRA_ID_TOKEN: text("idp_id_token"),
+                          EXTRA_IDP_TOKEN_ENDPOINT: text("idp_token_endpoint"),
+                          EXTRA_IDP_CLIENT_ID: text("idp_client_id"),
+                          EXTRA_IDP_ISSUER: text("idp_issuer")}}
+    return {}
