@@ -75,7 +75,7 @@ __all__ = [
     "choose_auth_method",
     "client_authentication",
     "client_credentials_form",
-    "conformance_settings",
+    "extension_settings",
     "jwt_bearer_form",
     "machine_grant",
     "request_token",
@@ -585,7 +585,7 @@ def _read_secret_file(path: str | None) -> str | None:
     return text or None
 
 
-def conformance_settings(context: Mapping[str, Any]) -> dict[str, Any]:
+def extension_settings(context: Mapping[str, Any]) -> dict[str, Any]:
     """The :class:`~.oauth.OAuthSettings` fields an extension scenario of the conformance
     suite asks for, from its ``MCP_CONFORMANCE_CONTEXT`` (``{}``: not one of them).
 
