@@ -67,3 +67,40 @@ async def test_every_listed_client_scenario_outside_auth_is_run(tmp_path: Path) 
         if not name.startswith("auth/")
     }
     assert listed == dict(LISTED)
+
+
+# The authorization extensions' scenarios: machine-to-machine grants and DPoP. `conformance
+# list` marks them `[extension]` (no spec version): they run at the suite's default version.
+EXTENSIONS = [
+    "auth/client-credentials-jwt",
+    "auth/client-credentials-basic",
+    "auth/enterprise-managed-authorization",
+    "auth/wif-jwt-bearer",
+    "auth/dpop",
+    "auth/dpop-nonce",
+]
+
+
+@pytest.mark.skipif(" " in sys.executable or " " in str(REPO),
+                    reason="the suite cannot start a command whose path holds spaces")
+@pytest.mark.timeout(INSTALL_TIMEOUT + RUN_TIMEOUT)
+@pytest.mark.parametrize("scenario", EXTENSIONS)
+async def test_client_extension_scenario_passes(scenario: str, tmp_path: Path) -> None:
+    tool = conformance_tool()
+    await installed(tool, tmp_path)
+    args = [str(tool), "client", "--command", CLIENT, "--scenario", scenario]
+    code, out = await run_tool(*args, cwd=tmp_path, timeout=RUN_TIMEOUT)
+    assert code == 0, f"{shlex.join(args)}\n{out[-6000:]}"
+    assert "OVERALL: PASSED" in out and " 0 failed, 0 warnings" in out, out[-6000:]
+
+
+@pytest.mark.timeout(INSTALL_TIMEOUT + 60)
+async def test_every_listed_extension_client_scenario_is_run(tmp_path: Path) -> None:
+    """The suite's `[extension]` client scenarios are exactly EXTENSIONS."""
+    tool = conformance_tool()
+    await installed(tool, tmp_path)
+    code, out = await run_tool(str(tool), "list", cwd=tmp_path, timeout=60)
+    assert code == 0, out
+    client_part = out.split("Client scenarios", 1)[1].split("\n\n", 1)[0]
+    listed = re.findall(r"^\s*- (\S+) \[extension\]", client_part, re.MULTILINE)
+    assert sorted(listed) == sorted(EXTENSIONS)
