@@ -32,6 +32,7 @@ IDP_CLIENT_ID = "idp-client"
 WORKLOAD_ISSUER = "https://workload.issuer.test"
 AS_NONCE = "as-nonce-1"
 RS_NONCE = "rs-nonce-1"
+PRM_PATH = "/.well-known/oauth-protected-resource/mcp"
 
 
 def sign(claims: dict[str, Any], key: ECKey, *, typ: str = "JWT") -> str:
@@ -162,6 +163,7 @@ def check_proof(proof: str | None, method: str, url: str, *,
 def build_app(state: AuthServer) -> web.Application:
     async def metadata(request: web.Request) -> web.Response:
         body = {"issuer": state.issuer, "token_endpoint": state.token_endpoint,
+                "authorization_endpoint": f"{state.base}/authorize",
                 "grant_types_supported": ["client_credentials",
                                           "urn:ietf:params:oauth:grant-type:jwt-bearer"],
                 "token_endpoint_auth_methods_supported": ["private_key_jwt",
@@ -277,12 +279,27 @@ def build_app(state: AuthServer) -> web.Application:
         return web.json_response({"access_token": jag, "token_type": "N_A",
                                   "issued_token_type": "urn:ietf:params:oauth:token-type:id-jag"})
 
+    async def protected_resource(request: web.Request) -> web.Response:
+        return web.json_response({"resource": state.resource,
+                                  "authorization_servers": [state.issuer]})
+
     async def resource(request: web.Request) -> web.Response:
         state.resource_requests.append(Recorded(request.path, {}, dict(request.headers)))
         scheme, _, access = request.headers.get("Authorization", "").partition(" ")
+        metadata = f'resource_metadata="{state.resource_base}{PRM_PATH}"'
+        if not state.dpop:
+            try:
+                claims = _verify(access, state.token_key, audience=state.resource)
+            except (JoseError, ValueError):
+                claims = {}
+            if scheme != "Bearer" or "cnf" in claims or not claims:
+                return web.json_response({"error": "unauthorized"}, status=401,
+                                         headers={"WWW-Authenticate": f"Bearer {metadata}"})
+            return web.json_response({"ok": True, "sub": claims["sub"]})
         if scheme != "DPoP":
-            return web.json_response({"error": "unauthorized"}, status=401,
-                                     headers={"WWW-Authenticate": 'DPoP algs="ES256"'})
+            return web.json_response(
+                {"error": "unauthorized"}, status=401,
+                headers={"WWW-Authenticate": f'DPoP {metadata}, algs="ES256"'})
         nonce = RS_NONCE if state.rs_nonce else None
         error, jkt = check_proof(request.headers.get("DPoP"), request.method, state.resource,
                                  access_token=access, nonce=nonce, seen=state.seen_jtis)
@@ -311,6 +328,7 @@ def build_app(state: AuthServer) -> web.Application:
     app.router.add_post("/token", token)
     app.router.add_post("/idp/token", idp_token)
     app.router.add_route("*", "/mcp", resource)
+    app.router.add_get(PRM_PATH, protected_resource)
     return app
 
 
@@ -333,3 +351,19 @@ async def auth_server() -> AsyncIterator[AuthServer]:
         yield state
     finally:
         await runner.cleanup()
+
+
+async def send(auth: Any, session: Any, url: str, *, limit: int = 6) -> int:
+    """One request as an HTTP transport makes it through a RequestAuth: its headers, then
+    observe, then (on 401/403) refused and the same request again; the final status."""
+    status = 0
+    for _ in range(limit):
+        headers = await auth.headers("POST", url)
+        async with session.post(url, headers=headers, json={}) as response:
+            await response.read()
+            status = response.status
+            auth.observe("POST", url, status, response.headers)
+            if status not in (401, 403) or not await auth.refused("POST", url, status,
+                                                                  response.headers):
+                return status
+    return status

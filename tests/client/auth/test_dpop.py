@@ -10,6 +10,7 @@ from mcp_multi.client.auth.dpop import (
     MAX_NONCE_RETRIES,
     DPoPProver,
     access_token_hash,
+    dpop_challenge,
     is_nonce_challenge,
     proof_target,
 )
@@ -19,6 +20,7 @@ from mcp_multi.client.auth.machine import (
     MachineGrant,
     TokenRequestError,
 )
+from mcp_multi.client.auth.oauth import MemoryTokenStore, OAuthAuth, OAuthSettings, StoredGrant
 
 from .m2m_servers import (
     AS_NONCE,
@@ -29,6 +31,7 @@ from .m2m_servers import (
     auth_server,
     jose_claims,
     jose_header,
+    send,
 )
 
 __all__ = ["auth_server"]
@@ -158,3 +161,53 @@ def test_algorithm_choice_and_targets() -> None:
     assert proof_target("HTTP://Host:8080/mcp?sessionId=1#x") == "http://host:8080/mcp"
     assert proof_target("http://host") == "http://host/"
     assert "jkt" in repr(DPoPProver())
+
+
+async def test_oauth_auth_binds_its_tokens_when_the_server_asks(
+        auth_server: AuthServer) -> None:
+    """The resource challenges with the DPoP scheme, both servers want nonces: OAuthAuth
+    gets a bound token and presents it with a fresh proof per request."""
+    auth_server.dpop = auth_server.as_nonce = auth_server.rs_nonce = True
+    settings = OAuthSettings(grant="client_credentials", client_id=CLIENT_ID,
+                             client_secret=CLIENT_SECRET)
+    auth = OAuthAuth(auth_server.resource, settings)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            assert await send(auth, session, auth_server.resource) == 200
+    assert auth.grant is not None and auth.grant.token_type == "DPoP"
+    assert len(auth_server.requests) == 2  # one nonce retry at the token endpoint
+    presented = [r.headers.get("Authorization", "").split(" ")[0]
+                 for r in auth_server.resource_requests]
+    # no token yet; the token without the nonce; then with it, three times
+    assert presented == ["", "DPoP", "DPoP", "DPoP", "DPoP"]
+    jtis = {jose_claims(r.headers["DPoP"])["jti"] for r in auth_server.resource_requests[1:]}
+    assert len(jtis) == 4
+
+
+async def test_no_dpop_when_the_settings_say_never(auth_server: AuthServer) -> None:
+    auth_server.dpop = True
+    settings = OAuthSettings(grant="client_credentials", client_id=CLIENT_ID,
+                             client_secret=CLIENT_SECRET, dpop=False)
+    auth = OAuthAuth(auth_server.resource, settings)
+    async with aiohttp.ClientSession() as session:  # this server insists on a proof
+        with pytest.raises(TokenRequestError, match="invalid_dpop_proof"):
+            await send(auth, session, auth_server.resource)
+    assert "DPoP" not in auth_server.requests[0].headers
+
+
+def test_a_stored_dpop_token_of_an_earlier_run_is_not_presented() -> None:
+    store = MemoryTokenStore()
+    store.save("https://mcp.example/mcp", StoredGrant(access_token="old", token_type="DPoP",
+                                                      client_id="kept"))
+    auth = OAuthAuth("https://mcp.example/mcp", store=store)
+    assert auth.grant is not None and auth.grant.access_token is None
+    assert auth.grant.client_id == "kept"
+
+
+def test_the_dpop_challenge_is_read_for_discovery() -> None:
+    headers = {"WWW-Authenticate": 'DPoP resource_metadata="https://m/.well-known/x", '
+                                   'scope="a b", algs="ES256"'}
+    challenge = dpop_challenge(headers)
+    assert challenge is not None and challenge.resource_metadata == "https://m/.well-known/x"
+    assert challenge.scopes == ("a", "b")
+    assert dpop_challenge({"WWW-Authenticate": 'Bearer scope="a"'}) is None

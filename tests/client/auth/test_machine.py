@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from mcp_multi.client.auth.agent import AuthorizationFailed
 from mcp_multi.client.auth.machine import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_ENTERPRISE,
@@ -23,8 +24,10 @@ from mcp_multi.client.auth.machine import (
     choose_auth_method,
     client_authentication,
     client_credentials_form,
+    extension_settings,
     request_token,
 )
+from mcp_multi.client.auth.oauth import OAuthAuth, OAuthSettings
 
 from .m2m_servers import (
     CLIENT_ID,
@@ -34,6 +37,7 @@ from .m2m_servers import (
     auth_server,
     jose_claims,
     jose_header,
+    send,
 )
 
 __all__ = ["auth_server"]
@@ -204,3 +208,66 @@ def test_client_authentication_by_name(auth_server: AuthServer) -> None:
     basic = ClientSecretBasic("c", "s3cret")
     assert "s3cret" not in repr(basic) and "s3cret" not in repr(
         MachineGrant(GRANT_CLIENT_CREDENTIALS, basic))
+
+
+class NoPerson:
+    """A UserAgent for machine grants: nobody is there to approve anything."""
+
+    async def start(self) -> str:
+        raise AssertionError("a machine grant needs no user agent")
+
+    async def authorize(self, url: str) -> dict[str, str]:
+        raise AssertionError("a machine grant needs no user agent")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_oauth_auth_with_client_credentials(auth_server: AuthServer) -> None:
+    settings = OAuthSettings(grant="client_credentials", client_id=CLIENT_ID,
+                             private_key_pem=key_pem(auth_server), signing_alg="ES256")
+    auth = OAuthAuth(auth_server.resource, settings, agent=NoPerson())
+    async with aiohttp.ClientSession() as session:
+        assert await send(auth, session, auth_server.resource) == 200
+        assert await send(auth, session, auth_server.resource) == 200
+    [token_request] = auth_server.requests  # the token is kept for the second request
+    assert token_request.form["grant_type"] == "client_credentials"
+    assert token_request.form["resource"] == auth_server.resource
+    assert "client_assertion" in token_request.form
+    assert auth.grant is not None and auth.grant.token_type == "Bearer"
+    assert "eyJ" not in repr(auth.grant) and "PRIVATE" not in repr(settings)
+
+
+async def test_oauth_auth_reports_a_refused_workload_jwt_once(auth_server: AuthServer) -> None:
+    settings = OAuthSettings(grant="jwt_bearer", extra={
+        "assertion": auth_server.workload_jwt(audience="https://wrong.example")})
+    auth = OAuthAuth(auth_server.resource, settings, agent=NoPerson())
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(AuthorizationFailed, match="invalid_grant"):
+            await send(auth, session, auth_server.resource)
+    assert len(auth_server.requests) == 1  # no retry, no other grant
+
+
+@pytest.mark.parametrize(("settings", "problem"), [
+    (OAuthSettings(grant="password"), "unknown grant"),
+    (OAuthSettings(grant="client_credentials", client_id="c"), "secret or a private key"),
+    (OAuthSettings(grant="jwt_bearer"), "needs an assertion"),
+    (OAuthSettings(grant="enterprise", client_id="c", client_secret="s"), "ID token"),
+])
+async def test_incomplete_machine_settings(auth_server: AuthServer, settings: OAuthSettings,
+                                           problem: str) -> None:
+    auth = OAuthAuth(auth_server.resource, settings, agent=NoPerson())
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(AuthorizationFailed, match=problem):
+            await send(auth, session, auth_server.resource)
+    assert auth_server.requests == []
+
+
+def test_extension_settings_of_the_conformance_contexts() -> None:
+    assert extension_settings({"name": "auth/pre-registration", "client_id": "c"}) == {}
+    basic = extension_settings({"name": "auth/client-credentials-basic", "client_id": "c",
+                                "client_secret": "s"})
+    assert OAuthSettings(**basic).grant == "client_credentials"
+    wif = OAuthSettings(**extension_settings({"name": "auth/wif-jwt-bearer",
+                                              "valid_jwt": "a.b.c", "expired_jwt": "x"}))
+    assert wif.extra == {"assertion": "a.b.c"}

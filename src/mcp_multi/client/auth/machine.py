@@ -458,6 +458,9 @@ class MachineGrant:
     idp_issuer: str | None = None
 
     def __post_init__(self) -> None:
+        if self.grant == GRANT_CLIENT_CREDENTIALS and isinstance(self.auth, PublicClient):
+            raise ValueError("the client_credentials grant needs a client secret or a "
+                             "private key (only a confidential client may use it)")
         if self.grant == GRANT_JWT_BEARER and not (self.assertion or self.assertion_file):
             raise ValueError("the jwt-bearer grant needs an assertion or an assertion file")
         if self.grant == GRANT_ENTERPRISE and not (self.id_token and self.idp_token_endpoint):
