@@ -10,6 +10,7 @@ from mcp_multi.client.auth.dpop import (
     MAX_NONCE_RETRIES,
     DPoPProver,
     access_token_hash,
+    choose_prover,
     dpop_challenge,
     is_nonce_challenge,
     proof_target,
@@ -211,3 +212,12 @@ def test_the_dpop_challenge_is_read_for_discovery() -> None:
     assert challenge is not None and challenge.resource_metadata == "https://m/.well-known/x"
     assert challenge.scopes == ("a", "b")
     assert dpop_challenge({"WWW-Authenticate": 'Bearer scope="a"'}) is None
+
+
+@pytest.mark.parametrize("offered", [None, 7, "ES256", [1, "ES256"], {"ES256": 1}])
+def test_a_malformed_algorithm_list_is_not_an_offer(offered: object) -> None:
+    assert choose_prover(None, offered, resource_asks=True) is None
+    forced = choose_prover(True, offered, resource_asks=False)
+    assert forced is not None and forced.algorithm == "ES256"
+    assert choose_prover(False, ["ES256"], resource_asks=True) is None
+    assert choose_prover(None, ["ES256"], resource_asks=False) is None

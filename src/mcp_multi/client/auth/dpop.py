@@ -220,7 +220,7 @@ class DPoPProver:
         return True
 
 
-def choose_prover(setting: bool | None, offered: Sequence[str] | None, *,
+def choose_prover(setting: bool | None, offered: object, *,
                   resource_asks: bool) -> DPoPProver | None:
     """Whether (and with which algorithm) to bind this server's tokens to a key.
 
@@ -228,11 +228,13 @@ def choose_prover(setting: bool | None, offered: Sequence[str] | None, *,
         setting: ``True`` always, ``False`` never, ``None`` when the MCP server asks for
             DPoP (``resource_asks``: its challenge used the ``DPoP`` scheme) and its
             authorization server offers an algorithm we sign with.
-        offered: the authorization server's ``dpop_signing_alg_values_supported``
-            (``None``: not listed).
+        offered: the authorization server's ``dpop_signing_alg_values_supported`` as
+            its metadata gave it (anything but a list of names: not listed).
     """
     if setting is False or (setting is None and not resource_asks):
         return None
+    if not isinstance(offered, list) or not all(isinstance(a, str) for a in offered):
+        offered = None  # absent, or not the list of names RFC 9449 section 5.1 defines
     prover = DPoPProver.for_server(offered)
     if prover is None and setting is True and offered is None:
         return DPoPProver()  # not advertised is not refused: try the common algorithm
