@@ -59,6 +59,7 @@ class AuthServer:
     as_nonce: bool = False
     rs_nonce: bool = False
     refuse_with: str | None = None
+    expires_in: int = 600
     base: str = ""
     resource_base: str = ""
     requests: list[Recorded] = field(default_factory=list)
@@ -232,7 +233,8 @@ def build_app(state: AuthServer) -> web.Application:
             token_type = "DPoP"
         access = sign(claims, state.token_key, typ="at+jwt")
         return web.json_response({"access_token": access, "token_type": token_type,
-                                  "expires_in": 600, "scope": form.get("scope", "")})
+                                  "expires_in": state.expires_in,
+                                  "scope": form.get("scope", "")})
 
     def jwt_bearer_subject(request: web.Request, form: dict[str, str]) -> str:
         assertion = form.get("assertion", "")

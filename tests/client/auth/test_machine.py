@@ -271,3 +271,20 @@ def test_extension_settings_of_the_conformance_contexts() -> None:
     wif = OAuthSettings(**extension_settings({"name": "auth/wif-jwt-bearer",
                                               "valid_jwt": "a.b.c", "expired_jwt": "x"}))
     assert wif.extra == {"assertion": "a.b.c"}
+
+
+async def test_a_machine_grant_asks_again_before_its_token_expires(
+        auth_server: AuthServer) -> None:
+    """No refresh token, nobody to ask: a token about to expire is replaced before the
+    request, not after the server refuses it."""
+    auth_server.expires_in = 10  # within the expiry leeway from the start
+    settings = OAuthSettings(grant="client_credentials", client_id=CLIENT_ID,
+                             client_secret=CLIENT_SECRET)
+    auth = OAuthAuth(auth_server.resource, settings, agent=NoPerson())
+    async with aiohttp.ClientSession() as session:
+        assert await send(auth, session, auth_server.resource) == 200
+        assert await send(auth, session, auth_server.resource) == 200
+    # 401 without a token; then each request with a token obtained just before it
+    assert len(auth_server.requests) == 3
+    sent = [r.headers.get("Authorization", "")[:7] for r in auth_server.resource_requests]
+    assert sent == ["", "Bearer ", "Bearer "]

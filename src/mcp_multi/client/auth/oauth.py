@@ -495,8 +495,12 @@ class OAuthAuth:
         return True
 
     async def _refresh_or_forget(self) -> None:
-        """Before expiry: refresh, or drop the token (the next 401 authorizes again)."""
+        """Before expiry: refresh (a machine grant asks again: it needs nobody), or drop
+        the token (the next 401 authorizes again)."""
         try:
+            if self.settings.grant != "authorization_code":
+                await self._authorize(None, self._requested or None)
+                return
             if await self._refresh():
                 return
         except AuthorizationFailed as exc:
