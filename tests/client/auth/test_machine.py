@@ -288,3 +288,22 @@ async def test_a_machine_grant_asks_again_before_its_token_expires(
     assert len(auth_server.requests) == 3
     sent = [r.headers.get("Authorization", "")[:7] for r in auth_server.resource_requests]
     assert sent == ["", "Bearer ", "Bearer "]
+
+
+async def test_config_spellings_of_the_grant_and_its_settings(auth_server: AuthServer,
+                                                              tmp_path: Path) -> None:
+    """An ``oauth`` object keeps unknown names as written (camelCase in most clients)."""
+    path = tmp_path / "workload.jwt"
+    path.write_text(auth_server.workload_jwt())
+    settings = OAuthSettings(grant="jwtBearer", extra={"assertionFile": str(path)})
+    auth = OAuthAuth(auth_server.resource, settings, agent=NoPerson())
+    async with aiohttp.ClientSession() as session:
+        assert await send(auth, session, auth_server.resource) == 200
+    enterprise = OAuthSettings(
+        grant="enterprise", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+        extra={"idToken": auth_server.id_token(), "idp-client-id": IDP_CLIENT_ID,
+               "IdpTokenEndpoint": auth_server.idp_token_endpoint})
+    auth = OAuthAuth(auth_server.resource, enterprise, agent=NoPerson())
+    async with aiohttp.ClientSession() as session:
+        assert await send(auth, session, auth_server.resource) == 200
+    assert [r.path for r in auth_server.requests] == ["/token", "/idp/token", "/token"]

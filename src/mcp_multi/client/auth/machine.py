@@ -93,17 +93,24 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_TYPE_ID_JAG = "urn:ietf:params:oauth:token-type:id-jag"
 TOKEN_TYPE_ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 
-# The names a configuration may give ``OAuthSettings.grant`` for these grants.
+# The names a configuration may give ``OAuthSettings.grant`` for these grants (matched
+# without case, ``_`` or ``-``: ``client_credentials`` is ``clientCredentials``).
 MACHINE_GRANTS: dict[str, str] = {
-    "client_credentials": GRANT_CLIENT_CREDENTIALS,
-    "jwt_bearer": GRANT_JWT_BEARER,
-    "jwt-bearer": GRANT_JWT_BEARER,
+    "clientcredentials": GRANT_CLIENT_CREDENTIALS,
+    "jwtbearer": GRANT_JWT_BEARER,
     "wif": GRANT_JWT_BEARER,
-    GRANT_JWT_BEARER: GRANT_JWT_BEARER,
+    "workloadidentity": GRANT_JWT_BEARER,
+    "urn:ietf:params:oauth:granttype:jwtbearer": GRANT_JWT_BEARER,
     "enterprise": GRANT_ENTERPRISE,
-    "id-jag": GRANT_ENTERPRISE,
-    GRANT_TOKEN_EXCHANGE: GRANT_ENTERPRISE,
+    "idjag": GRANT_ENTERPRISE,
+    "urn:ietf:params:oauth:granttype:tokenexchange": GRANT_ENTERPRISE,
 }
+
+
+def _name(text: str) -> str:
+    """A setting's name as configurations spell it in any case: ``id_token``, ``idToken``
+    and ``id-token`` are one name."""
+    return text.lower().replace("_", "").replace("-", "")
 
 # A signed client assertion lives this long: long enough for clock skew, short enough that
 # a copy is soon worthless (RFC 7523 section 3 asks for an expiry; each request signs anew).
@@ -535,8 +542,11 @@ EXTRA_IDP_ISSUER = "idp_issuer"
 
 
 def _extra(settings: OAuthSettings, name: str) -> str | None:
-    value = settings.extra.get(name)
-    return value if isinstance(value, str) and value else None
+    wanted = _name(name)
+    for key, value in settings.extra.items():
+        if _name(key) == wanted:
+            return (value.strip() or None) if isinstance(value, str) else None
+    return None
 
 
 def machine_grant(settings: OAuthSettings,
@@ -548,7 +558,7 @@ def machine_grant(settings: OAuthSettings,
     Raises:
         AuthorizationFailed: the grant is unknown or its settings are incomplete.
     """
-    grant = MACHINE_GRANTS.get(settings.grant)
+    grant = MACHINE_GRANTS.get(_name(settings.grant))
     try:
         if grant is None:
             raise ValueError(f"unknown grant {for_display(settings.grant, 80)}")
