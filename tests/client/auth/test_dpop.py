@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from mcp_multi.client.auth.client_auth import ClientSecretBasic
 from mcp_multi.client.auth.dpop import (
     MAX_NONCE_RETRIES,
     DPoPProver,
@@ -17,7 +18,6 @@ from mcp_multi.client.auth.dpop import (
 )
 from mcp_multi.client.auth.machine import (
     GRANT_CLIENT_CREDENTIALS,
-    ClientSecretBasic,
     MachineGrant,
     TokenRequestError,
 )

@@ -11,18 +11,20 @@ import aiohttp
 import pytest
 
 from mcp_multi.client.auth.agent import AuthorizationFailed
+from mcp_multi.client.auth.client_auth import (
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJWT,
+    PublicClient,
+    choose_auth_method,
+    client_authentication,
+)
 from mcp_multi.client.auth.machine import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_ENTERPRISE,
     GRANT_JWT_BEARER,
-    ClientSecretBasic,
-    ClientSecretPost,
     MachineGrant,
-    PrivateKeyJWT,
-    PublicClient,
     TokenRequestError,
-    choose_auth_method,
-    client_authentication,
     client_credentials_form,
     extension_settings,
     request_token,
