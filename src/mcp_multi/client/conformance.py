@@ -43,6 +43,7 @@ from ..protocol.errors import InputRequired, JSONRPCError, MCPError
 from ..protocol.text import for_display
 from .answering import ClientHandlers
 from .auth.agent import HeadlessAgent
+from .auth.machine import extension_settings
 from .auth.oauth import OAuthAuth, OAuthSettings
 from .checklist import sample_arguments
 from .connection import FrameHook, MCPConnection
@@ -133,6 +134,9 @@ def conformance_settings(context: dict[str, Any]) -> OAuthSettings:
         value = context.get(name)
         return value if isinstance(value, str) and value else None
 
+    extension = extension_settings(context)  # the machine-to-machine scenarios
+    if extension:
+        return OAuthSettings(**extension)
     return OAuthSettings(client_id=text("client_id"), client_secret=text("client_secret"),
                          client_metadata_url=text("client_metadata_url") or CLIENT_METADATA_URL)
 

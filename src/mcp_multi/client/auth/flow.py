@@ -39,6 +39,7 @@ from aiohttp import hdrs
 from ...protocol.text import for_display
 from .agent import AuthorizationFailed
 from .discovery import AuthServerMetadata, read_bounded
+from .dpop import DPoPProver
 from .registration import ClientRegistration
 
 __all__ = [
@@ -166,7 +167,8 @@ def _client_auth(registration: ClientRegistration, form: dict[str, str],
 
 async def request_token(http: aiohttp.ClientSession, metadata: AuthServerMetadata,
                         registration: ClientRegistration | None, form: dict[str, str],
-                        *, extra_headers: dict[str, str] | None = None) -> TokenResponse:
+                        *, extra_headers: dict[str, str] | None = None,
+                        dpop: DPoPProver | None = None) -> TokenResponse:
     """POST ``form`` to the token endpoint, authenticated as ``registration``.
 
     Raises:
@@ -178,10 +180,16 @@ async def request_token(http: aiohttp.ClientSession, metadata: AuthServerMetadat
         _client_auth(registration, form, headers)
     url = metadata.token_endpoint
     try:
-        async with http.post(url, data=form, headers=headers,
-                             allow_redirects=False) as response:
-            raw = await read_bounded(response, MAX_TOKEN_BYTES, url)
-            status = response.status
+        for _attempt in range(2):  # DPoP (RFC 9449 section 8): once more with its nonce
+            if dpop is not None:
+                headers["DPoP"] = dpop.proof("POST", url)
+            async with http.post(url, data=form, headers=headers,
+                                 allow_redirects=False) as response:
+                raw = await read_bounded(response, MAX_TOKEN_BYTES, url)
+                status = response.status
+                fresh = dpop is not None and dpop.observe(url, response.headers, status)
+            if not (fresh and status == 400 and b"use_dpop_nonce" in raw):
+                break
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise AuthorizationFailed(f"cannot reach the token endpoint "
                                   f"{for_display(url, 300)}: "
@@ -231,7 +239,7 @@ def _error_text(answer: Any) -> str:
 
 
 async def exchange_code(http: aiohttp.ClientSession, pending: PendingAuthorization,
-                        code: str) -> TokenResponse:
+                        code: str, *, dpop: DPoPProver | None = None) -> TokenResponse:
     """Trade an authorization code (and the PKCE verifier) for tokens."""
     form = {
         "grant_type": "authorization_code",
@@ -240,15 +248,16 @@ async def exchange_code(http: aiohttp.ClientSession, pending: PendingAuthorizati
         "code_verifier": pending.verifier,
         "resource": pending.resource,
     }
-    return await request_token(http, pending.metadata, pending.registration, form)
+    return await request_token(http, pending.metadata, pending.registration, form, dpop=dpop)
 
 
 async def refresh(http: aiohttp.ClientSession, metadata: AuthServerMetadata,
                   registration: ClientRegistration | None, refresh_token: str,
-                  resource: str, scope: str | None = None) -> TokenResponse:
+                  resource: str, scope: str | None = None, *,
+                  dpop: DPoPProver | None = None) -> TokenResponse:
     """A new access token for a refresh token (RFC 6749 section 6)."""
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token,
             "resource": resource}
     if scope:
         form["scope"] = scope
-    return await request_token(http, metadata, registration, form)
+    return await request_token(http, metadata, registration, form, dpop=dpop)

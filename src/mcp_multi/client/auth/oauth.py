@@ -37,7 +37,9 @@ from ...protocol.text import for_display
 from .agent import AuthorizationFailed, HeadlessAgent, UserAgent
 from .challenge import BearerChallenge, bearer_challenge
 from .discovery import Discovery, discover
+from .dpop import DPoPProver, choose_prover, dpop_challenge
 from .flow import PendingAuthorization, TokenResponse, exchange_code, refresh
+from .machine import machine_grant
 from .registration import ClientRegistration, register
 
 __all__ = [
@@ -68,7 +70,8 @@ class OAuthSettings:
         grant: ``authorization_code`` (a person approves) or ``client_credentials`` (a
             machine; the extension's grants are named here too).
         private_key_pem, signing_alg: the client's key for ``private_key_jwt``.
-        dpop: whether to bind tokens to a DPoP key.
+        dpop: bind tokens to a DPoP key: ``True`` always, ``False`` never, ``None`` when
+            the MCP server's challenge asks for it and the authorization server offers it.
         extra: further settings of extension grants, by name.
     """
 
@@ -81,7 +84,7 @@ class OAuthSettings:
     grant: str = "authorization_code"
     private_key_pem: str | None = None
     signing_alg: str | None = None
-    dpop: bool = False
+    dpop: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __repr__(self) -> str:  # never show the secret or the key
@@ -227,6 +230,11 @@ class OAuthAuth:
         self._requested: tuple[str, ...] = ()
         self._grant: StoredGrant | None = self.store.load(server_url)
         self._header: dict[str, str] | None = None
+        self._dpop: DPoPProver | None = None  # this run's key, once tokens are bound to it
+        self._dpop_asked = False  # the server's challenge used the DPoP scheme
+        if self._grant is not None and self._grant.token_type.lower() == "dpop":
+            # bound to the key of an earlier run, which is gone: only the client is reused
+            self._grant.access_token = self._grant.refresh_token = None
         if self._grant is not None and self._grant.access_token:
             self._header = self._bearer(self._grant.access_token)
             self._requested = tuple((self._grant.scope or "").split())
@@ -244,13 +252,19 @@ class OAuthAuth:
             async with self._lock:
                 if self._header is header:  # nobody refreshed it while we waited
                     await self._refresh_or_forget()
-            return self._header or {}
+            header = self._header or {}
+        if self._dpop is not None and header and self._grant is not None \
+                and self._grant.access_token:  # a fresh proof for each request
+            return {**header, "DPoP": self._dpop.proof(method, url,
+                                                        access_token=self._grant.access_token)}
         return header
 
     def observe(self, method: str, url: str, status: int,
                 headers: Mapping[str, str]) -> None:
         if 200 <= status < 300:
             self._attempts = 0
+        if self._dpop is not None:
+            self._dpop.observe(url, headers, status)
 
     async def refused(self, method: str, url: str, status: int,
                       headers: Mapping[str, str]) -> bool:
@@ -268,7 +282,11 @@ class OAuthAuth:
     async def _react(self, method: str, url: str, status: int,
                      headers: Mapping[str, str]) -> bool:
         sent = self._header
+        if self._dpop is not None and self._dpop.retry_for_nonce(url, status, headers):
+            return True  # the same token, a proof with the server's nonce
         challenge = bearer_challenge(_challenge_values(headers))
+        if challenge is None and (challenge := dpop_challenge(headers)) is not None:
+            self._dpop_asked = True
         async with self._lock:
             if self._header is not None and self._header is not sent:
                 return True  # another request authorized while this one waited
@@ -362,16 +380,29 @@ class OAuthAuth:
     async def _authorize(self, challenge: BearerChallenge | None,
                          scopes: tuple[str, ...] | None) -> None:
         """Discovery, registration, the authorization code grant; keeps the tokens."""
-        if self.settings.grant != "authorization_code":
-            raise AuthorizationFailed(f"the {for_display(self.settings.grant, 60)} grant is "
-                                      "not available in this client")
-        if self._redirect_uri is None:
+        machine = self.settings.grant != "authorization_code"
+        if self._redirect_uri is None and not machine:
             self._redirect_uri = await self.agent.start()
         async with self._session() as http:
             discovery = await discover(http, self.server_url, challenge)
             self._discovery = discovery
             scope = self._choose_scope(challenge, discovery, scopes)
+            metadata = discovery.metadata
+            self._dpop = choose_prover(self.settings.dpop,
+                                       metadata.raw.get("dpop_signing_alg_values_supported"),
+                                       resource_asks=self._dpop_asked)
+            if machine:  # a client acting as itself: no person, no registration
+                tokens = await machine_grant(
+                    self.settings, metadata.token_endpoint_auth_methods_supported).obtain(
+                    http, token_endpoint=metadata.token_endpoint,
+                    issuer=discovery.issuer or metadata.token_endpoint,
+                    resource=discovery.resource, scope=scope, dpop=self._dpop,
+                    timeout=self.timeout)
+                self._requested = tuple(scope.split()) if scope else ()
+                self._keep(tokens, None, discovery)
+                return
             registration = await self._client(http, discovery, scope)
+            assert self._redirect_uri is not None
             pending = PendingAuthorization(discovery.metadata, registration,
                                            self._redirect_uri, discovery.resource, scope)
             url = pending.url()
@@ -379,7 +410,7 @@ class OAuthAuth:
                         for_display(str(discovery.issuer or discovery.metadata
                                         .authorization_endpoint), 200))
             code = pending.check(await self.agent.authorize(url))
-            tokens = await exchange_code(http, pending, code)
+            tokens = await exchange_code(http, pending, code, dpop=self._dpop)
         self._requested = tuple(scope.split()) if scope else ()
         self._keep(tokens, registration, discovery)
 
@@ -437,24 +468,26 @@ class OAuthAuth:
 
     def _keep(self, tokens: TokenResponse, registration: ClientRegistration | None,
               discovery: Discovery, previous: StoredGrant | None = None) -> None:
-        if tokens.token_type.lower() != "bearer":
+        scheme = tokens.token_type.lower()
+        if scheme != "bearer" and not (scheme == "dpop" and self._dpop is not None):
             raise AuthorizationFailed(f"the token endpoint issued a "
                                       f"'{for_display(tokens.token_type, 40)}' token; this "
-                                      "client uses Bearer tokens")
+                                      "client uses Bearer tokens (and DPoP ones it asked for)")
         grant = StoredGrant(
             access_token=tokens.access_token,
             refresh_token=tokens.refresh_token or (previous.refresh_token if previous else None),
             expires_at=tokens.expires_at,
             scope=tokens.scope if tokens.scope is not None else (
                 " ".join(self._requested) or None),
-            token_type="Bearer",
+            token_type="DPoP" if scheme == "dpop" else "Bearer",
             issuer=discovery.issuer,
             client_id=registration.client_id if registration else None,
             client_secret=registration.client_secret if registration else None,
             token_endpoint_auth_method=registration.auth_method if registration else None,
         )
         self._grant = grant
-        self._header = self._bearer(tokens.access_token)
+        self._header = ({hdrs.AUTHORIZATION: f"DPoP {tokens.access_token}"}
+                        if scheme == "dpop" else self._bearer(tokens.access_token))
         self.store.save(self.server_url, grant)
         logger.info("%s: authorized by %s (scope %s)", self.server_url,
                     for_display(str(discovery.issuer), 200),
@@ -477,7 +510,8 @@ class OAuthAuth:
                 "stored") if grant.client_id else None
             try:
                 tokens = await refresh(http, discovery.metadata, registration,
-                                       grant.refresh_token, discovery.resource)
+                                       grant.refresh_token, discovery.resource,
+                                       dpop=self._dpop)
             except AuthorizationFailed as exc:
                 logger.info("%s: refresh failed (%s); authorizing again", self.server_url, exc)
                 grant.refresh_token = None
@@ -486,8 +520,12 @@ class OAuthAuth:
         return True
 
     async def _refresh_or_forget(self) -> None:
-        """Before expiry: refresh, or drop the token (the next 401 authorizes again)."""
+        """Before expiry: refresh (a machine grant asks again: it needs nobody), or drop
+        the token (the next 401 authorizes again)."""
         try:
+            if self.settings.grant != "authorization_code":
+                await self._authorize(None, self._requested or None)
+                return
             if await self._refresh():
                 return
         except AuthorizationFailed as exc:
