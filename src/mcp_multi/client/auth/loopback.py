@@ -36,8 +36,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 
-from ...protocol.errors import MCPError
 from ...protocol.text import for_display, printable
+from .agent import AuthorizationFailed
 
 __all__ = [
     "CALLBACK_PATH",
@@ -59,7 +59,7 @@ BrowserChoice = Literal["auto", "always", "never"]
 """Whether to open a browser: where one can be shown (auto), always, or never."""
 
 
-class LoopbackError(MCPError):
+class LoopbackError(AuthorizationFailed):
     """The redirect listener cannot listen, or the authorization did not come back."""
 
 
