@@ -11,6 +11,10 @@ import pytest
 from mcp_multi.server.app import RunningServer, start_server
 from mcp_multi.server.settings import ServerSettings
 
+from .oauth.fixtures import StartOAuthServer, oauth_server, start_oauth_server
+
+__all__ = ["StartOAuthServer", "StartServer", "oauth_server", "start_oauth_server"]
+
 StartServer = Callable[..., Awaitable[RunningServer]]
 
 

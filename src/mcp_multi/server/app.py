@@ -29,6 +29,8 @@ from ..protocol.wire import (
     SESSION_HEADER,
     VERSION_HEADER,
 )
+from .auth.authenticator import PRINCIPAL, Refusal
+from .auth.configure import build_authenticator, close_authenticator, start_authenticator
 from .dispatcher import build_dispatcher
 from .endpoints.sse import handle_message, handle_sse
 from .endpoints.streamable_http import (
@@ -131,6 +133,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     server listens on loopback, the ``Host`` header must name a loopback host too.
     """
     refusal = _refusal(request)
+    if refusal is None and _guarded(request):
+        refusal = await _credentials(request)
     if refusal is not None:
         return refusal
     try:
@@ -142,12 +146,19 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _bad_request(f"Bad Request: the body cannot be read: {for_display(detail, 200)}")
 
 
+def _guarded(request: web.Request) -> bool:
+    """Whether ``request`` goes to an MCP endpoint or ``/metrics`` (a CORS preflight
+    carries no credentials: it is let through to the CORS handler)."""
+    return request.path in _GUARDED_PATHS and request.method != hdrs.METH_OPTIONS
+
+
 def _refusal(request: web.Request) -> web.Response | None:
-    """The answer refusing ``request`` before its handler runs, or None to let it through."""
+    """The answer refusing ``request`` before its handler runs for what its headers are
+    (not for its credentials: :func:`_credentials`), or None to let it through."""
     bad = _undecodable_header(request)
     if bad is not None:
         return _bad_request(f"Bad Request: header {bad} is not valid UTF-8")
-    if request.path not in _GUARDED_PATHS or request.method == hdrs.METH_OPTIONS:
+    if not _guarded(request):
         return None
     settings = request.app[STATE].settings
     origin = request.headers.get(hdrs.ORIGIN)
@@ -156,11 +167,31 @@ def _refusal(request: web.Request) -> web.Response | None:
     if settings.is_loopback and not _loopback_host_header(request.host):
         return _bad_request(f"Forbidden: host {for_display(request.host, 200)} is not allowed",
                             403)
-    token = settings.auth_token
-    given = request.headers.get(hdrs.AUTHORIZATION, "").encode()
-    if token is not None and not hmac.compare_digest(given, f"Bearer {token}".encode()):
+    return None
+
+
+async def _credentials(request: web.Request) -> web.Response | None:
+    """Check the caller of a guarded request and leave it on the request (``PRINCIPAL``);
+    the refusal (401, 403, 503 with its ``WWW-Authenticate``) when it may not pass.
+
+    ``/metrics`` takes ``--metrics-token`` when one is set (a scraper does no OAuth), else
+    the MCP endpoints' credentials.
+    """
+    state = request.app[STATE]
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    metrics_token = state.settings.metrics_token
+    if metrics_token is not None and request.path == PATH_METRICS:
+        if hmac.compare_digest((header or "").encode(), f"Bearer {metrics_token}".encode()):
+            return None
         return _bad_request("Unauthorized: a valid bearer token is required", 401,
                             {hdrs.WWW_AUTHENTICATE: "Bearer"})
+    authenticator = state.authenticator
+    if not authenticator.active:
+        return None
+    caller = await authenticator.authenticate(request.path, header)
+    if isinstance(caller, Refusal):
+        return _bad_request(caller.message, caller.status, caller.headers)
+    request[PRINCIPAL] = caller
     return None
 
 
@@ -193,11 +224,17 @@ async def close_streams(app: web.Application) -> None:
 
 
 def create_app(settings: ServerSettings) -> web.Application:
-    """Build the server application; raises ``ValueError`` for an unknown tool name."""
+    """Build the server application; raises ``ValueError`` for an unknown tool name or an
+    authorization configuration that cannot work."""
     dispatcher = build_dispatcher(settings, TRANSPORTS, dict(ENDPOINTS))
     stats = dispatcher.stats
     app = web.Application(middlewares=[guard], client_max_size=settings.max_message_size * 4)
-    app[STATE] = ServerState(settings, dispatcher, stats)
+    authenticator = build_authenticator(settings)
+    app[STATE] = ServerState(settings, dispatcher, stats, authenticator)
+    if authenticator.resource is not None:
+        authenticator.resource.add_routes(app)
+        app.on_cleanup.append(functools.partial(close_authenticator,
+                                                authenticator=authenticator))
     routes = [
         app.router.add_get(PATH_WEBSOCKET, handle_websocket),
         app.router.add_get(PATH_SSE, handle_sse),
@@ -280,6 +317,7 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     await runner.setup()
     site = GuardedSite(runner, settings.host, settings.port, limiter)
     await site.start()
+    await start_authenticator(app[STATE].authenticator, http_url(settings.host, site.port))
     restore_loop = limiter.quiet_accept_failures(asyncio.get_running_loop())
     logger.info("%s listening on %s:%s", settings.name, settings.host, site.port)
     return RunningServer(runner, settings.host, site.port, error_log, limiter, restore_loop)

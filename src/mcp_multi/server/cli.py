@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import __version__
 from .app import start_server
+from .auth.configure import check_auth_settings
 from .profiles import PROFILES
 from .settings import ServerSettings
 from .stdio import serve_stdio
@@ -50,6 +51,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth-token", default=None,
                    help="require 'Authorization: Bearer TOKEN' on the MCP endpoints and /metrics "
                         "(/healthz stays open for load-balancer monitors)")
+    # OAuth 2.1 resource server (issue 10): see mcp_multi.server.auth
+    p.add_argument("--auth-issuer", default=None, metavar="URL",
+                   help="accept OAuth access tokens issued by this authorization server "
+                        "(https, or http on loopback): JWTs checked against its published "
+                        "keys, or introspected with --auth-introspection-client; clients "
+                        "find it in /.well-known/oauth-protected-resource")
+    p.add_argument("--auth-audience", default=None, metavar="URL",
+                   help="this server's resource URL, which tokens must be issued for "
+                        "(default: http://HOST:PORT of a loopback bind; required on any "
+                        "other, e.g. the public https URL behind a proxy)")
+    p.add_argument("--auth-scopes", default=None, metavar='"SCOPE ..."',
+                   help="scopes every access token must grant (space-separated; also "
+                        "advertised as scopes_supported); a token without them gets 403 "
+                        "insufficient_scope")
+    p.add_argument("--auth-introspection-client", default=None, metavar="ID:SECRET",
+                   help="client credentials for the issuer's token introspection endpoint "
+                        "(RFC 7662): tokens are then introspected instead of checked as JWTs")
+    p.add_argument("--auth-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="time one request to the authorization server may take (default 5); "
+                        "while it cannot be reached requests are answered 503")
+    p.add_argument("--metrics-token", default=None, metavar="TOKEN",
+                   help="require 'Authorization: Bearer TOKEN' on /metrics (instead of the "
+                        "MCP endpoints' credentials)")
     p.add_argument("--max-connections", type=int, default=None, metavar="N",
                    help="TCP connections held at once; more are answered 503 and closed "
                         "(default: the open-file limit, raised to its hard limit at start-up, "
@@ -120,11 +144,11 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     seconds = {"--header-timeout": args.header_timeout,
                "--keepalive-timeout": args.keepalive_timeout,
                "--body-timeout": args.body_timeout, "--send-timeout": args.send_timeout,
-               "--ask-timeout": args.ask_timeout}
+               "--ask-timeout": args.ask_timeout, "--auth-timeout": args.auth_timeout}
     for name, value in seconds.items():
         if not 0 < value < float("inf"):
             raise ValueError(f"{name} {value} must be a positive number of seconds")
-    return ServerSettings(
+    settings = ServerSettings(
         body_timeout=args.body_timeout,
         send_timeout=args.send_timeout,
         websocket_total_buffer=args.max_buffered_bytes,
@@ -148,11 +172,29 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         allowed_origins=tuple(args.allowed_origin),
         command_timeout=args.command_timeout,
         auth_token=args.auth_token,
+        auth_issuer=args.auth_issuer,
+        auth_audience=args.auth_audience,
+        auth_scopes=tuple((args.auth_scopes or "").split()),
+        auth_introspection_client=_client_credentials(args.auth_introspection_client),
+        auth_fetch_timeout=args.auth_timeout,
+        metrics_token=args.metrics_token,
         max_commands=args.max_commands,
         page_size=args.page_size,
         ask_timeout=args.ask_timeout,
         max_asks=args.max_asks,
     )
+    check_auth_settings(settings)
+    return settings
+
+
+def _client_credentials(value: str | None) -> tuple[str, str] | None:
+    """``ID:SECRET`` split at the first colon (a secret may hold colons, an id may not)."""
+    if value is None:
+        return None
+    client_id, colon, secret = value.partition(":")
+    if not colon or not client_id or not secret:
+        raise ValueError("--auth-introspection-client must be CLIENT_ID:CLIENT_SECRET")
+    return client_id, secret
 
 
 async def _serve(settings: ServerSettings) -> None:
@@ -191,9 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             pass
         return 0
-    if not settings.is_loopback and settings.auth_token is None:
+    if not settings.is_loopback and not settings.authenticates:
         logging.getLogger("mcp_multi.server").warning(
-            "listening on %s without --auth-token: run_command is refused", settings.host)
+            "listening on %s without --auth-token or --auth-issuer: run_command is refused",
+            settings.host)
     try:
         asyncio.run(_serve(settings))
     except OSError as exc:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..protocol.jsonrpc import RequestId
 from ..protocol.server_state import ServerLifecycle, SessionEvent, SessionState
 from ..protocol.versions import HANDSHAKE, MODERN, Era
+from .auth.principal import ANONYMOUS, Principal
 
 if TYPE_CHECKING:
     from .asking import PendingAsks
@@ -66,6 +67,7 @@ class ServerSession:
         "lifecycle",
         "log_level",
         "peer",
+        "principal",
         "send",
         "stateless",
         "transport",
@@ -87,6 +89,9 @@ class ServerSession:
         # The client's address where the transport knows it (what tasks are counted by
         # across a client's sessions, and a stateless client's, having no session).
         self.peer = ""
+        # Who the session belongs to: set by the endpoint that opens it from the request's
+        # credentials; a later request on it must come from the same caller.
+        self.principal: Principal = ANONYMOUS
         self.log_level: str | None = None
         self.inflight: dict[RequestId, asyncio.Task[Any]] = {}
         self.created = time.monotonic()

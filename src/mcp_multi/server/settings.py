@@ -51,6 +51,16 @@ class ServerSettings:
         command_timeout: seconds a ``run_command`` process may run.
         command_output_cap: bytes of ``run_command`` output kept.
         auth_token: bearer token required on HTTP endpoints when set.
+        auth_issuer: the OAuth authorization server whose access tokens the MCP endpoints
+            accept (``--auth-issuer``; see :mod:`mcp_multi.server.auth`).
+        auth_audience: this server's resource URL, what tokens must be issued for; ``None``
+            derives it from the listening address (loopback only).
+        auth_scopes: scopes every access token must grant (and ``scopes_supported``).
+        auth_introspection_client: ``(client_id, client_secret)`` for the issuer's token
+            introspection endpoint; ``None`` checks tokens as JWTs against its keys.
+        auth_fetch_timeout: seconds one request to the authorization server may take.
+        metrics_token: bearer token required on ``/metrics`` when set (instead of the MCP
+            endpoints' credentials).
         max_websocket_sessions: concurrent WebSocket sessions allowed.
         max_sessions_per_client: sessions one client address may hold in each transport's
             table; None is three quarters of the table (see ``session_table.default_share``).
@@ -104,7 +114,14 @@ class ServerSettings:
     allowed_origins: tuple[str, ...] = ()
     command_timeout: float = 10.0
     command_output_cap: int = 64 * 1024
-    auth_token: str | None = None
+    auth_token: str | None = field(default=None, repr=False)
+    # OAuth resource server (issue 10)
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_scopes: tuple[str, ...] = ()
+    auth_introspection_client: tuple[str, str] | None = field(default=None, repr=False)
+    auth_fetch_timeout: float = 5.0
+    metrics_token: str | None = field(default=None, repr=False)
     # Bounds of the endpoints' session tables and WebSocket send buffers (issue 8: 9, 11).
     max_websocket_sessions: int = 1000
     max_sessions_per_client: int | None = None
@@ -134,6 +151,11 @@ class ServerSettings:
     def websocket_send_timeout(self) -> float:
         """The WebSocket transport's write deadline: :attr:`send_timeout`, one for all."""
         return self.send_timeout
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether the HTTP endpoints refuse callers without credentials."""
+        return bool(self.auth_token) or self.auth_issuer is not None
 
     @property
     def is_loopback(self) -> bool:

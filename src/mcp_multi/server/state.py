@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .auth.authenticator import Authenticator
 from .budget import ByteBudget
 from .dispatcher import Dispatcher
 from .resources import ServerStats
@@ -23,6 +24,8 @@ class ServerState:
     settings: ServerSettings
     dispatcher: Dispatcher
     stats: ServerStats
+    # Who calls: the guard asks it about each MCP request (see server/auth).
+    authenticator: Authenticator = field(default_factory=Authenticator)
     # Live sessions by id, one bounded table per transport (see session_table).
     sse_sessions: SessionTable[ServerSession] = field(init=False)
     http_sessions: SessionTable[HTTPSession] = field(init=False)

@@ -24,6 +24,7 @@ from ...protocol.errors import InvalidRequest
 from ...protocol.jsonrpc import dumps
 from ...protocol.sse import KEEPALIVE, KEEPALIVE_SECONDS, encode_event
 from ...protocol.wire import PATH_SSE_MESSAGE
+from ..auth.authenticator import caller_of, continues
 from ..budget import ByteBudget
 from ..session import Outgoing, ServerSession
 from ..state import STATE
@@ -136,6 +137,7 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     outbox = Outbox(settings.session_queue_size, budget, state.sse_buffer, handler.cancel)
     session = ServerSession("sse", outbox.send)
     session.peer = address  # what its tasks are counted by, with its other sessions'
+    session.principal = caller_of(request)
     response = await open_event_stream(request)
     writer = TimedWriter(request, response)  # a write stuck on a full socket aborts it
     ended_because: list[str] = []
@@ -189,7 +191,7 @@ async def handle_message(request: web.Request) -> web.StreamResponse:
     if not session_id:
         raise web.HTTPBadRequest(text="Missing sessionId query parameter\n")
     session = state.sse_sessions.get(session_id)
-    if session is None:
+    if session is None or not continues(session, request):
         raise web.HTTPNotFound(text=f"Unknown session: {session_id}\n")
     state.sse_sessions.touch(session_id)
     body = await read_body(request, state.settings.max_message_size)

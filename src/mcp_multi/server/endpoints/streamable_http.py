@@ -78,6 +78,7 @@ from ...protocol.wire import (
     SSE_TYPE,
     VERSION_HEADER,
 )
+from ..auth.authenticator import caller_of, continues
 from ..session import ServerSession
 from ..state import STATE, ServerState
 from ..streams import EventStream, HTTPSession, parse_event_id
@@ -244,6 +245,7 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
             f"Server busy: {limit} stateless requests are running; retry later"), msg.id)
     session = ServerSession("http", era=MODERN, stateless=True)
     session.peer = request.remote or ""
+    session.principal = caller_of(request)
     stream = EventStream("", resumable=False, limit=state.settings.session_queue_size)
     task = asyncio.create_task(_run(state, session, msg, stream))
     state.stateless_tasks.add(task)
@@ -334,6 +336,7 @@ async def _open_session(request: web.Request, state: ServerState,
         return error_reply(503, InvalidRequest(refused))
     session = HTTPSession(limit=state.settings.session_queue_size,
                           max_bytes=state.settings.session_bytes, budget=state.http_buffer)
+    session.principal = caller_of(request)
     reply = await state.dispatcher.handle(session, req)
     if reply is None or "error" in reply:
         return json_reply(200, reply)
@@ -354,7 +357,7 @@ def _find_session(request: web.Request, state: ServerState) -> HTTPSession | web
     if not session_id:
         return error_reply(400, InvalidRequest(f"Bad Request: missing {SESSION_HEADER} header"))
     session = state.http_sessions.get(session_id)
-    if session is None:
+    if session is None or not continues(session, request):
         return error_reply(404, InvalidRequest(
             f"Not Found: unknown or ended session {session_id}"))
     state.http_sessions.touch(session.id)

@@ -16,6 +16,13 @@ closed with 1008 and its transport aborted, which drops its buffer.
 Connections sit in the WebSocket session table (see :mod:`~mcp_multi.server.session_table`):
 past the table's limit the least recently used idle connection is closed with 1013 (try
 again later) to admit a newcomer; past its address's share a newcomer is refused (503).
+
+Credentials: the upgrade request is checked like every MCP request, and its caller owns the
+session. A WebSocket carries no further headers, so the access token it was opened with
+cannot be renewed on it: when that token expires the server closes the connection with
+:data:`CLOSE_TOKEN_EXPIRED` (4401, "access token expired"; the 4xxx range is the
+application's, and 401 says what HTTP would) and the client reconnects with a fresh token.
+Requests already running are cancelled with the session.
 """
 
 from __future__ import annotations
@@ -31,11 +38,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ...protocol.errors import InvalidRequest
 from ...protocol.jsonrpc import dumps
 from ...protocol.wire import WEBSOCKET_SUBPROTOCOL
+from ..auth.authenticator import caller_of
 from ..session import Outgoing, ServerSession
 from ..state import STATE, ServerState
 from .http import error_reply
 
-__all__ = ["Outbound", "handle_websocket"]
+__all__ = ["CLOSE_TOKEN_EXPIRED", "Outbound", "handle_websocket"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +52,8 @@ logger = logging.getLogger(__name__)
 _FRAME_SLACK = 4
 # How long a closing handshake may take with a peer that may not be reading.
 _CLOSE_TIMEOUT = 0.5
+# The close code of a connection whose access token expired.
+CLOSE_TOKEN_EXPIRED = 4401
 
 
 class Outbound:
@@ -161,6 +171,8 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
     outbound = Outbound(ws, transport, state, handler)
     session = ServerSession("websocket", outbound.send)
     session.peer = address  # what its tasks are counted by, with its other sessions'
+    session.principal = caller_of(request)
+    expiry = _close_at_expiry(session, outbound)
     state.websocket_sessions.add(
         session, address, busy=lambda: bool(session.inflight or outbound.backlog),
         evict=lambda why: outbound.end(WSCloseCode.TRY_AGAIN_LATER, f"session ended: {why}"))
@@ -175,6 +187,8 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
                                          if state.shutting_down else "going away")
         await outbound.close(code, why)
     finally:
+        if expiry is not None:
+            expiry.cancel()
         state.websocket_sessions.remove(session.id)
         state.stream_handlers.discard(handler)
         session.close()
@@ -182,6 +196,17 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
         logger.info("websocket session %s closed%s", session.id,
                     f": {outbound.closing[1]}" if outbound.closing else "")
     return ws
+
+
+def _close_at_expiry(session: ServerSession,
+                     outbound: Outbound) -> asyncio.TimerHandle | None:
+    """Close the connection when the access token it was opened with expires."""
+    expires_at = session.principal.expires_at
+    if expires_at is None:
+        return None
+    return asyncio.get_running_loop().call_later(
+        max(0.0, expires_at - time.time()), outbound.end, CLOSE_TOKEN_EXPIRED,
+        "access token expired")
 
 
 async def _serve(ws: web.WebSocketResponse, state: ServerState, session: ServerSession,

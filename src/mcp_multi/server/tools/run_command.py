@@ -169,7 +169,7 @@ async def run_command(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, 
             without authentication, or no slot was free in time (the server is busy).
     """
     settings = ctx.settings
-    if not settings.is_loopback and not settings.auth_token:
+    if not settings.is_loopback and not settings.authenticates:
         raise ToolError(
             f"run_command is refused: the server listens on {settings.host}, "
             "not loopback, and no auth token is set"
