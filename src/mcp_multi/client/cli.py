@@ -315,6 +315,7 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
             headers=args.headers,
             protocol_version=protocol_version,
             handlers=handlers,
+            auth_for=args.auth.auth_for,
         )
         stack.push_async_callback(client.close)
         errors = await client.add_all(specs)

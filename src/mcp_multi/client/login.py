@@ -20,8 +20,9 @@ from ..protocol.text import for_display
 from .auth.agent import AuthorizationFailed
 from .auth.hook import RequestAuth
 from .auth.loopback import BrowserChoice, LoopbackAgent
-from .auth.oauth import OAuthAuth, OAuthSettings, StoredGrant, TokenStore
+from .auth.oauth import MemoryTokenStore, OAuthAuth, OAuthSettings, StoredGrant, TokenStore
 from .auth.settings import merge_oauth, static_authorization
+from .auth.store import TokenStoreError
 from .targets import ServerSpec
 
 __all__ = ["ACCOUNT_COMMANDS", "AuthChoices", "find_server", "login", "logout"]
@@ -56,13 +57,24 @@ class AuthChoices:
         given a static ``Authorization`` header, else OAuth through a browser."""
         if spec.transport == "stdio" or static_authorization(self.headers, spec.headers):
             return None
-        return self.oauth(spec)
+        try:
+            return self.oauth(spec)
+        except TokenStoreError as exc:
+            # An unsafe store must not cost the servers that need no authorization: this
+            # run keeps its tokens in memory, and says why.
+            self.write(f"Warning: {exc}; tokens for {_named(spec)} are kept in memory only")
+            return self.oauth(spec, MemoryTokenStore())
 
-    def oauth(self, spec: ServerSpec) -> OAuthAuth:
+    def oauth(self, spec: ServerSpec, store: TokenStore | None = None) -> OAuthAuth:
+        """OAuth for ``spec`` through a browser, its grant kept in the store.
+
+        Raises:
+            TokenStoreError: the store cannot be used safely.
+        """
         settings = self.settings_for(spec)
         agent = LoopbackAgent(port=settings.redirect_port, browser=self.browser,
                               label=spec.name, write=self.write)
-        return OAuthAuth(spec.url, settings, store=self.store, agent=agent)
+        return OAuthAuth(spec.url, settings, store=store or self.store, agent=agent)
 
 
 def find_server(target: str, configured: Sequence[ServerSpec],

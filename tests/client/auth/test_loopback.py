@@ -60,12 +60,31 @@ async def test_one_callback_with_the_right_state_is_the_answer() -> None:
         assert status == 200 and "go back to the terminal" in page
         assert "SECRETCODE" not in page
         assert await task == {"code": "SECRETCODE", "state": "st4te", "iss": "https://as"}
-        # Exactly one: the next redirect finds nobody waiting.
-        status, page = await _get(redirect + "?code=again&state=st4te")
-        assert status == 410
+        # Exactly one: then nothing listens any more.
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await _get(redirect + "?code=again&state=st4te")
     finally:
         await agent.close()
     assert not any("SECRETCODE" in line for line in lines)
+
+
+async def test_between_authorizations_nothing_is_accepted() -> None:
+    lines = Lines()
+    agent = _agent(lines)
+    redirect = await agent.start()
+    try:
+        # Listening (the redirect URI is registered) but no authorization under way.
+        status, page = await _get(redirect + "?code=early&state=st4te")
+        assert status == 410 and "No authorization is in progress" in page
+        # A second authorization listens on the same port again.
+        for code in ("first", "second"):
+            task = asyncio.create_task(agent.authorize(AUTHORIZE))
+            await _waiting(lines)
+            lines.waiting.clear()
+            assert (await _get(f"{redirect}?code={code}&state=st4te"))[0] == 200
+            assert (await task)["code"] == code
+    finally:
+        await agent.close()
 
 
 async def test_a_foreign_state_is_refused_and_waiting_goes_on() -> None:

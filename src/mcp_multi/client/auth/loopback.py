@@ -3,7 +3,8 @@
 :class:`LoopbackAgent` is the :class:`UserAgent` a person meets at ``mcp-client login`` or
 at the first 401 of a shell session. It listens on ``127.0.0.1`` (a random port, or the
 configured redirect port when the client was registered with a fixed one), so the redirect
-URI it hands to registration is ``http://127.0.0.1:PORT/callback``; then, per authorization:
+URI it hands to registration is ``http://127.0.0.1:PORT/callback``; then, per authorization
+(listening again on the same port when needed; nothing listens between authorizations):
 
 1. it always prints the authorization URL (escaped, on stderr) so the person can copy it to
    any browser, and opens a browser itself only where one can be shown (a terminal on a
@@ -140,26 +141,31 @@ class LoopbackAgent:
         Raises:
             LoopbackError: the port cannot be listened on (in use, say).
         """
+        if not self._redirect_uri:
+            port = await self._listen(self._port)
+            self._redirect_uri = f"http://127.0.0.1:{port}{CALLBACK_PATH}"
+            self._port = port  # every later authorization listens on the same port
+        return self._redirect_uri
+
+    async def _listen(self, port: int) -> int:
         if self._runner is not None:
-            return self._redirect_uri
+            return self._port
         app = web.Application(client_max_size=1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # access_log=None: a request line holds the authorization code.
         runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self._port)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         try:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
             raise LoopbackError(
-                f"cannot listen on 127.0.0.1:{self._port} for the authorization redirect: "
+                f"cannot listen on 127.0.0.1:{port} for the authorization redirect: "
                 f"{exc.strerror or exc}") from None
         self._runner = runner
-        port = runner.addresses[0][1]
-        self._redirect_uri = f"http://127.0.0.1:{port}{CALLBACK_PATH}"
-        return self._redirect_uri
+        return int(runner.addresses[0][1])
 
     async def authorize(self, url: str) -> dict[str, str]:
         """Send the person to ``url``; return the query of the redirect that comes back.
@@ -168,8 +174,9 @@ class LoopbackAgent:
             LoopbackError: :meth:`start` was not called, or no valid redirect came back in
                 time.
         """
-        if self._runner is None:
+        if not self._redirect_uri:
             raise LoopbackError("the redirect listener is not started")
+        await self._listen(self._port)
         states = [value for key, value in parse_qsl(urlsplit(url).query) if key == "state"]
         self._state = states[0] if states else None
         waiter: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
@@ -188,9 +195,13 @@ class LoopbackAgent:
             self._waiter = None
             if not waiter.done():
                 waiter.cancel()
+            await self._stop_listening()  # nothing listens between authorizations
 
     async def close(self) -> None:
         """Stop listening (idempotent)."""
+        await self._stop_listening()
+
+    async def _stop_listening(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
