@@ -172,3 +172,15 @@ async def test_an_unsafe_store_is_refused_in_one_line(protected: str, tmp_path: 
     assert code == 1
     assert err == (f"Error: token store {store} is readable or writable by others "
                    f"(mode 644); chmod 600 {store}\n")
+
+
+async def test_the_first_401_sends_the_person_to_the_browser(
+        protected: str, oauth_server: OAuthServer, tmp_path: Path) -> None:
+    store = tmp_path / "tokens.json"
+    run = await _client(f"api={protected}", "--mode", "test", "--token-store", str(store),
+                        "--oauth-browser", "never", "--timeout", "20")
+    await _browse(await run.url())
+    code, out, err = await run.finish()
+    assert code == 0, out + err
+    assert "Connected to api" in err
+    assert protected in _store(store)  # the next run starts authorized
