@@ -28,6 +28,7 @@ from ..protocol import methods
 from ..protocol.errors import MCPError
 from ..protocol.text import clip, for_display
 from .arguments import ArgumentError, parse_json_args, strip_comment
+from .auth.redact import redact_text
 from .feature_commands import FEATURE_COMMANDS, FEATURE_HELP, FeatureCommands, NotOffered
 from .multi import MultiServerMCPClient
 from .notices import Notices
@@ -152,10 +153,10 @@ class Shell(FeatureCommands):
         except NotOffered as exc:
             self.write(str(exc))
         except (ArgumentError, MCPError) as exc:
-            self.write(f"Error: {for_display(str(exc))}")
+            self.write(f"Error: {for_display(redact_text(str(exc)))}")
         except Exception as exc:  # whatever a server provokes is one line, never a traceback
             logger.debug("%s failed", command, exc_info=True)
-            self.write(f"Error: {for_display(f'{type(exc).__name__}: {exc}')}")
+            self.write(f"Error: {for_display(redact_text(f'{type(exc).__name__}: {exc}'))}")
         finally:
             self.notices.settle()
         return True
@@ -197,7 +198,7 @@ class Shell(FeatureCommands):
         try:
             await self.client.add(name, target, transport)
         except (MCPError, ValueError) as exc:
-            self.write(f"Failed to add server: {for_display(str(exc))}")
+            self.write(f"Failed to add server: {for_display(redact_text(str(exc)))}")
         else:
             self.write("Add server succeeded")
 
