@@ -230,6 +230,9 @@ def create_app(settings: ServerSettings) -> web.Application:
     stats = dispatcher.stats
     app = web.Application(middlewares=[guard], client_max_size=settings.max_message_size * 4)
     authenticator = build_authenticator(settings)
+    permissions = dispatcher.context.permissions
+    if permissions.policy is not None:  # the policy's static tokens are asked first
+        authenticator.token_lookups.insert(0, permissions.principal_for_token)
     app[STATE] = ServerState(settings, dispatcher, stats, authenticator)
     if authenticator.resource is not None:
         authenticator.resource.add_routes(app)

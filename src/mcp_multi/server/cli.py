@@ -13,6 +13,7 @@ from pathlib import Path
 from .. import __version__
 from .app import start_server
 from .auth.configure import check_auth_settings
+from .auth.policy import Policy, PolicyError
 from .profiles import PROFILES
 from .settings import ServerSettings
 from .stdio import serve_stdio
@@ -74,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-token", default=None, metavar="TOKEN",
                    help="require 'Authorization: Bearer TOKEN' on /metrics (instead of the "
                         "MCP endpoints' credentials)")
+    p.add_argument("--policy", type=Path, default=None, metavar="FILE",
+                   help="roles and what each may use (tools, resources, prompts), and who "
+                        "holds them (token scopes, subjects, static tokens): a TOML file; "
+                        "SIGHUP reloads it (see README, 'Securing a server')")
     p.add_argument("--max-connections", type=int, default=None, metavar="N",
                    help="TCP connections held at once; more are answered 503 and closed "
                         "(default: the open-file limit, raised to its hard limit at start-up, "
@@ -182,6 +187,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         page_size=args.page_size,
         ask_timeout=args.ask_timeout,
         max_asks=args.max_asks,
+        policy=args.policy,
     )
     check_auth_settings(settings)
     return settings
@@ -211,6 +217,16 @@ async def _serve(settings: ServerSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[bool]] = set()
+    if settings.policy is not None and hasattr(signal, "SIGHUP"):
+        permissions = server.state.dispatcher.context.permissions
+
+        def reload() -> None:
+            task = loop.create_task(permissions.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
     try:
         await stop.wait()
     finally:
@@ -224,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if settings.policy is not None:
+        try:
+            Policy.load(settings.policy)
+        except PolicyError as exc:  # one line, and the usage error's status
+            print(f"mcp-server: error: --policy {exc}", file=sys.stderr)
+            return 2
     # Logs go to stderr: with --stdio, stdout carries nothing but MCP messages.
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

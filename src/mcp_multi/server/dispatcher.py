@@ -54,6 +54,8 @@ from ..protocol.server_state import SessionEvent
 from ..protocol.text import for_display
 from ..protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, opening_era, supports
 from .asking import InputNeeded, RoundAsking
+from .auth.admin import Permissions, admin_tool
+from .auth.policy import Policy
 from .handlers import ROUTER, Call, Router, ServerContext
 from .notifier import Notifier
 from .profiles import load_profile
@@ -93,7 +95,8 @@ class Dispatcher:
 
     def __init__(self, settings: ServerSettings, registry: ToolRegistry, resources: Resources,
                  stats: ServerStats, router: Router = ROUTER, *,
-                 prompts: PromptRegistry | None = None, notifier: Notifier | None = None) -> None:
+                 prompts: PromptRegistry | None = None, notifier: Notifier | None = None,
+                 permissions: Permissions | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.resources = resources
@@ -102,7 +105,8 @@ class Dispatcher:
         self.server_info = {"name": settings.name, "version": _version()}
         notifier = notifier or Notifier()
         self.context = ServerContext(settings, registry, resources, stats, self.server_info,
-                                     prompts or PromptRegistry(notifier=notifier), notifier)
+                                     prompts or PromptRegistry(notifier=notifier), notifier,
+                                     permissions=permissions or Permissions())
         self._batches: set[asyncio.Task[None]] = set()  # batch answers being gathered
 
     # ----------------------------------------------------------------- entry points
@@ -342,18 +346,24 @@ def build_dispatcher(settings: ServerSettings, transports: tuple[str, ...],
     those of its profile).
 
     ``transports`` and ``endpoints`` are what ``server://info`` reports; ``router`` holds the
-    handlers (every method of :mod:`mcp_multi.server.handlers` by default). Raises
-    ``ValueError`` for an unknown tool name.
+    handlers (every method of :mod:`mcp_multi.server.handlers` by default). With a policy
+    file (``settings.policy``) the server also has the admin tool. Raises ``ValueError`` for
+    an unknown tool name, :class:`~mcp_multi.server.auth.policy.PolicyError` (a
+    ``ValueError``) for a policy file that does not load.
     """
     profile = load_profile(settings.profile)
-    registry = ToolRegistry(settings.tools, profile.tools)
+    policy = None if settings.policy is None else Policy.load(settings.policy)
+    permissions = Permissions(policy, settings.policy)
+    admin = (admin_tool(permissions),) if policy is not None else ()
+    registry = ToolRegistry(settings.tools, profile.tools + admin)
     stats = ServerStats()
     resources = Resources(settings, registry, stats, transports, endpoints, profile.resources,
                           profile.templates)
     notifier = Notifier()
     prompts = PromptRegistry(demo_prompts(registry, resources) + profile.prompts, notifier)
+    permissions.attach(registry, resources, prompts, notifier)
     dispatcher = Dispatcher(settings, registry, resources, stats, router, prompts=prompts,
-                            notifier=notifier)
+                            notifier=notifier, permissions=permissions)
     for start in profile.on_start:
         start(dispatcher.context)
     return dispatcher

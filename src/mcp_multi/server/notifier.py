@@ -34,6 +34,7 @@ from ..protocol import methods as m
 from ..protocol.envelope import SUBSCRIPTION_ID_META
 from ..protocol.jsonrpc import RequestId, notification
 from ..protocol.versions import HANDSHAKE
+from .auth.principal import ANONYMOUS, Principal
 from .session import ServerSession
 
 __all__ = ["LIST_KINDS", "MAX_SUBSCRIPTIONS", "MAX_WATCHED_URI", "ListKind", "Listener", "Notifier",
@@ -72,6 +73,7 @@ class Listener:
     subscription_id: RequestId
     lists: frozenset[ListKind] = frozenset()
     uris: frozenset[str] = frozenset()
+    principal: Principal = ANONYMOUS  # who opened it (what a policy lets it see)
 
     def tagged(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """A notification of ``method`` carrying this stream's subscription id."""
@@ -138,15 +140,19 @@ class Notifier:
 
     # ------------------------------------------------------------ what happened
 
-    async def list_changed(self, kind: ListKind) -> int:
+    async def list_changed(self, kind: ListKind,
+                           affected: Callable[[Principal], bool] | None = None) -> int:
         """Tell every initialized session, and every listen stream that asked, that the
-        ``kind`` list changed. Returns how many targets it was sent to."""
+        ``kind`` list changed; with ``affected``, only those whose caller it is true of (a
+        policy shows callers different lists). Returns how many targets it was sent to."""
         method = _LIST_CHANGED[kind]
         plain = notification(method, None)
         targets: list[tuple[Send, dict[str, Any]]] = [
-            (session.send, plain) for session in self._live() if session.initialized
+            (session.send, plain) for session in self._live()
+            if session.initialized and (affected is None or affected(session.principal))
         ]
-        targets += [(lis.send, lis.tagged(method)) for lis in self._listeners if kind in lis.lists]
+        targets += [(lis.send, lis.tagged(method)) for lis in self._listeners
+                    if kind in lis.lists and (affected is None or affected(lis.principal))]
         await self._deliver(targets)
         return len(targets)
 

@@ -39,6 +39,7 @@ __all__ = [
     "demo_prompts",
     "embedded",
     "message",
+    "unknown_prompt",
 ]
 
 SHOWN = 200
@@ -129,6 +130,12 @@ class Prompt:
         return arguments
 
 
+def unknown_prompt(name: str) -> InvalidParams:
+    """The error of a ``prompts/get`` (or completion) of a prompt the server does not have."""
+    return InvalidParams(f"Invalid params: unknown prompt {clip(name, SHOWN)!r}",
+                         {"prompt": clip(name, SHOWN)})
+
+
 class PromptRegistry:
     """The prompts one server offers; changes are announced through ``notifier``."""
 
@@ -154,8 +161,7 @@ class PromptRegistry:
             raise InvalidParams('Invalid params: "name" must be a string')
         prompt = self._prompts.get(name)
         if prompt is None:
-            raise InvalidParams(f"Invalid params: unknown prompt {clip(name, SHOWN)!r}",
-                                {"prompt": clip(name, SHOWN)})
+            raise unknown_prompt(name)
         return prompt
 
     async def render(self, name: Any, arguments: Any,

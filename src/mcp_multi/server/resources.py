@@ -37,6 +37,7 @@ from .tools import DisabledToolError, ToolRegistry, UnknownToolError
 __all__ = [
     "MAX_COMPLETIONS",
     "RESOURCE_NOT_FOUND",
+    "TOOL_TEMPLATE",
     "Completer",
     "Resource",
     "ResourceNotFound",
@@ -45,12 +46,18 @@ __all__ = [
     "ServerStats",
     "UriTemplate",
     "complete_from",
+    "no_template",
+    "not_found",
+    "tool_not_found",
 ]
 
 # Values one ``completion/complete`` answer holds at most (the specification's limit).
 MAX_COMPLETIONS = 100
 # Characters of a client's URI or value an error message quotes.
 SHOWN = 200
+
+# The template every server has: one tool's ``tools/list`` entry.
+TOOL_TEMPLATE = "server://tools/{name}"
 
 Completer = Callable[[str, Mapping[str, str]], list[str]]
 """(the value typed so far, the other arguments already chosen) -> candidate values."""
@@ -210,6 +217,24 @@ class ResourceTemplate:
                       self.title, self.mime_type)
 
 
+def not_found(uri: str) -> ResourceNotFound:
+    """The error of a ``resources/read`` of a URI the server does not have."""
+    return ResourceNotFound(f"Resource not found: {clip(uri, SHOWN)}", {"uri": uri})
+
+
+def tool_not_found(name: str) -> ResourceNotFound:
+    """The error of reading :data:`TOOL_TEMPLATE` for a tool not enabled here."""
+    uri = f"server://tools/{name}"
+    return ResourceNotFound(f"Resource not found: {clip(uri, SHOWN)} (no tool "
+                            f"{clip(name, SHOWN)} is enabled here)", {"uri": uri})
+
+
+def no_template(uri_template: str) -> InvalidParams:
+    """The error of completing a variable of a template the server does not have."""
+    return InvalidParams(f"Invalid params: no resource template {clip(uri_template, SHOWN)}",
+                         {"uri": uri_template})
+
+
 def _json_item(body: Any) -> dict[str, Any]:
     return {"mimeType": "application/json",
             "text": orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()}
@@ -252,10 +277,12 @@ class Resources:
     def list_templates(self) -> list[dict[str, Any]]:
         return self._template_listing
 
-    def read(self, uri: str) -> dict[str, Any]:
-        """The ``resources/read`` result for ``uri``; raises :class:`ResourceNotFound`."""
+    def read(self, uri: str, tool_shown: Callable[[str], bool] | None = None
+             ) -> dict[str, Any]:
+        """The ``resources/read`` result for ``uri``; raises :class:`ResourceNotFound`.
+        ``tool_shown`` says which tools ``server://info`` names (all enabled by default)."""
         if uri == "server://info":
-            item = _json_item(self.info())
+            item = _json_item(self.info(tool_shown))
         elif uri == "server://stats":
             item = _json_item(self.stats())
         elif uri in self._extra:
@@ -265,11 +292,21 @@ class Resources:
         return {"contents": [{"uri": uri, **item}]}
 
     def _read_templated(self, uri: str) -> dict[str, Any]:
+        found = self.template_of(uri)
+        if found is None:
+            raise not_found(uri)
+        template, values = found
+        return template.read(values)
+
+    def template_of(self, uri: str) -> tuple[ResourceTemplate, dict[str, str]] | None:
+        """The template that serves ``uri`` (and its variables' values), if one does."""
+        if uri in _BUILT_IN or uri in self._extra:
+            return None
         for template in self._templates.values():
             values = template.matcher.match(uri)
             if values is not None:
-                return template.read(values)
-        raise ResourceNotFound(f"Resource not found: {clip(uri, SHOWN)}", {"uri": uri})
+                return template, values
+        return None
 
     def complete(self, uri_template: str, variable: str, value: str,
                  context: Mapping[str, str]) -> list[str]:
@@ -280,9 +317,7 @@ class Resources:
         """
         template = self._templates.get(uri_template)
         if template is None:
-            raise InvalidParams(
-                f"Invalid params: no resource template {clip(uri_template, SHOWN)}",
-                {"uri": uri_template})
+            raise no_template(uri_template)
         if variable not in template.matcher.variables:
             raise InvalidParams(
                 f"Invalid params: template {uri_template} has no variable "
@@ -298,10 +333,7 @@ class Resources:
             try:
                 registry.get(name)
             except (UnknownToolError, DisabledToolError):
-                uri = f"server://tools/{name}"
-                raise ResourceNotFound(
-                    f"Resource not found: {clip(uri, SHOWN)} (no tool {clip(name, SHOWN)} is "
-                    f"enabled here)", {"uri": uri}) from None
+                raise tool_not_found(name) from None
             entry = next(t for t in registry.list_tools() if t["name"] == name)
             return _json_item(entry)
 
@@ -309,18 +341,19 @@ class Resources:
             return complete_from(registry.names)(value, context)
 
         return ResourceTemplate(
-            uri_template="server://tools/{name}", name="server-tool", title="One tool",
+            uri_template=TOOL_TEMPLATE, name="server-tool", title="One tool",
             description="The tools/list entry of one enabled tool: its description, input "
                         "schema and annotations",
             mime_type="application/json", read=read, complete={"name": names},
         )
 
-    def info(self) -> dict[str, Any]:
+    def info(self, tool_shown: Callable[[str], bool] | None = None) -> dict[str, Any]:
         s = self._settings
+        tools = self._registry.names
         return {
             "name": s.name,
             "version": __version__,
-            "tools": self._registry.names,
+            "tools": tools if tool_shown is None else [t for t in tools if tool_shown(t)],
             "transports": self._transports,
             "endpoints": self._endpoints,
             "uptime_seconds": round(time.time() - self._stats.started, 3),

@@ -87,6 +87,9 @@ class ServerSettings:
         ask_timeout: seconds a handler waits for its client to answer one request the server
             sent it (sampling, elicitation, roots; handshake era).
         max_asks: requests to its client one session may have awaiting answers at once.
+        policy: the policy file of roles and what each may use (``--policy``; see
+            :mod:`mcp_multi.server.auth.policy`); ``None`` for none: every caller may use
+            everything.
     """
 
     host: str = "127.0.0.1"
@@ -140,6 +143,8 @@ class ServerSettings:
     # Asking the client (issue 9)
     ask_timeout: float = 300.0
     max_asks: int = 16
+    # Roles and tool permissions (issue 10)
+    policy: Path | None = None
 
     @property
     def session_bytes(self) -> int:

@@ -1,5 +1,8 @@
 """``completion/complete`` (both eras): values for a prompt argument or a resource template
-variable, from the value typed so far."""
+variable, from the value typed so far.
+
+Under a policy (``--policy``) a prompt or template the caller may not use is answered as one
+the server does not have, and tool names are offered only where the caller may see the tool."""
 
 from __future__ import annotations
 
@@ -7,13 +10,17 @@ from typing import Any
 
 from ...protocol import methods as m
 from ...protocol.errors import InvalidParams
-from ..resources import MAX_COMPLETIONS
+from ..resources import MAX_COMPLETIONS, TOOL_TEMPLATE, no_template
+from .prompts import check_prompt
 from .router import Call, route
 
 __all__ = ["complete"]
 
 # Characters of a typed value the completers look at; more is no one typing.
 MAX_VALUE = 4096
+# What completes to tool names: (ref type, prompt name or template, argument).
+_TOOL_NAMES = {("ref/resource", TOOL_TEMPLATE, "name"),
+               ("ref/prompt", "explain_tool_call", "tool")}
 
 
 @route(m.COMPLETION_COMPLETE)
@@ -34,15 +41,22 @@ async def complete(call: Call) -> dict[str, Any]:
     name, value = argument["name"], argument["value"][:MAX_VALUE]
     context = _context(params.get("context"))
     kind = ref.get("type")
+    access = call.server.permissions.access(call.session.principal)
     if kind == "ref/prompt":
-        values = call.server.prompts.complete(ref.get("name"), name, value, context)
+        target = ref.get("name")
+        check_prompt(call, target)
+        values = call.server.prompts.complete(target, name, value, context)
     elif kind == "ref/resource":
-        uri = ref.get("uri")
-        if not isinstance(uri, str):
+        target = ref.get("uri")
+        if not isinstance(target, str):
             raise InvalidParams('Invalid params: "ref.uri" must be a string')
-        values = call.server.resources.complete(uri, name, value, context)
+        if access is not None and not access.resource(target):
+            raise no_template(target)
+        values = call.server.resources.complete(target, name, value, context)
     else:
         raise InvalidParams('Invalid params: "ref.type" must be "ref/prompt" or "ref/resource"')
+    if access is not None and (kind, target, name) in _TOOL_NAMES:
+        values = [v for v in values if access.tool(v)]
     shown = values[:MAX_COMPLETIONS]
     return {"completion": {"values": shown, "total": len(values),
                            "hasMore": len(values) > len(shown)}}

@@ -1,4 +1,7 @@
-"""The prompt methods: ``prompts/list`` and ``prompts/get`` (both eras)."""
+"""The prompt methods: ``prompts/list`` and ``prompts/get`` (both eras).
+
+Under a policy (``--policy``) a caller lists only the prompts its roles allow, and getting
+any other is answered exactly as getting a prompt the server does not have."""
 
 from __future__ import annotations
 
@@ -6,23 +9,35 @@ from typing import Any
 
 from ...protocol import methods as m
 from ...protocol.envelope import CacheHint
-from .router import Call, page, route
+from ..prompts import unknown_prompt
+from .router import Call, page, private, route
 
-__all__ = ["prompts_get", "prompts_list"]
+__all__ = ["check_prompt", "prompts_get", "prompts_list"]
 
 
 # Prompts change rarely, and a change is announced (notifications/prompts/list_changed), so
 # a client may keep the list as long as the tool list.
 @route(m.PROMPTS_LIST, cache=CacheHint(300_000))
 async def prompts_list(call: Call) -> dict[str, Any]:
-    prompts, more = page(call.server.prompts.list_prompts(), call.params, "prompts",
-                         call.server.settings.page_size)
-    return {"prompts": prompts, **more}
+    listing = call.server.prompts.list_prompts()
+    access = call.server.permissions.access(call.session.principal)
+    if access is not None:
+        listing = access.prompts(listing)
+    prompts, more = page(listing, call.params, "prompts", call.server.settings.page_size)
+    return private({"prompts": prompts, **more}, call, access)
 
 
 @route(m.PROMPTS_GET)
 async def prompts_get(call: Call) -> dict[str, Any]:
     """Render a prompt; an unknown prompt or a missing required argument is -32602. The
     prompt may ask the client (an ``input_required`` result in 2026-07-28)."""
+    check_prompt(call, call.params.get("name"))
     return await call.server.prompts.render(call.params.get("name"),
                                             call.params.get("arguments"), call)
+
+
+def check_prompt(call: Call, name: Any) -> None:
+    """Refuse a prompt the caller's policy hides as one the server does not have."""
+    access = call.server.permissions.access(call.session.principal)
+    if access is not None and isinstance(name, str) and not access.prompt(name):
+        raise unknown_prompt(name)

@@ -28,6 +28,7 @@ from ...protocol.input_required import RequestStateCodec, missing_capabilities
 from ...protocol.jsonrpc import RequestId
 from ...protocol.versions import HANDSHAKE, MODERN, Era
 from ..asking import Asking, Questions, RoundAsking, StreamAsking
+from ..auth.admin import Permissions
 from ..notifier import Notifier
 from ..prompts import PromptRegistry
 from ..resources import Resources, ServerStats
@@ -36,7 +37,8 @@ from ..settings import ServerSettings
 from ..tasks import TaskRunner
 from ..tools import ToolRegistry
 
-__all__ = ["ROUTER", "Call", "Handler", "Route", "Router", "ServerContext", "page", "route"]
+__all__ = ["ROUTER", "Call", "Handler", "Route", "Router", "ServerContext", "page", "private",
+           "route"]
 
 Params = dict[str, Any]
 T = TypeVar("T")
@@ -45,8 +47,9 @@ T = TypeVar("T")
 @dataclass(slots=True, frozen=True)
 class ServerContext:
     """What the handlers of one server share: its settings, tools, resources, prompts,
-    counters, the notifier that reaches its other sessions, its tasks, and the codec of the
-    ``requestState`` it issues (a random secret per server)."""
+    counters, the notifier that reaches its other sessions, its tasks, the codec of the
+    ``requestState`` it issues (a random secret per server), and what each caller may use
+    (``permissions``: no policy unless ``--policy`` loaded one)."""
 
     settings: ServerSettings
     registry: ToolRegistry
@@ -56,6 +59,7 @@ class ServerContext:
     prompts: PromptRegistry = field(default_factory=PromptRegistry)
     notifier: Notifier = field(default_factory=Notifier)
     state_codec: RequestStateCodec = field(default_factory=RequestStateCodec.random)
+    permissions: Permissions = field(default_factory=Permissions)
     tasks: TaskRunner = field(init=False)
 
     def __post_init__(self) -> None:
@@ -208,6 +212,14 @@ def page(items: Sequence[T], params: Params, kind: str, size: int) -> tuple[Sequ
     end = start + size
     more: Params = {"nextCursor": _cursor(kind, end)} if end < len(items) else {}
     return items[start:end], more
+
+
+def private(result: Params, call: Call, access: object | None) -> Params:
+    """``result``, marked for this caller's eyes only (``cacheScope: private``) when a policy
+    chose what it holds (``access``) and the result is a modern one, which may be cached."""
+    if access is not None and call.modern:
+        result["cacheScope"] = "private"
+    return result
 
 
 def _cursor(kind: str, offset: int) -> str:

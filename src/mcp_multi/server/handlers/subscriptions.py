@@ -33,9 +33,9 @@ async def subscriptions_listen(call: Call) -> dict[str, Any]:
     """
     wanted = call.params.get("notifications", {})
     lists, uris = _wanted(wanted)
-    offered = capabilities(modern=True)
+    offered = capabilities(modern=True, policy=call.server.permissions.policy is not None)
     lists = frozenset(kind for kind in lists if offered[kind].get("listChanged"))
-    listener = Listener(call.notify, call.request_id, lists, uris)
+    listener = Listener(call.notify, call.request_id, lists, uris, call.session.principal)
     agreed: dict[str, Any] = {_FILTER_KEYS[kind]: True for kind in LIST_KINDS if kind in lists}
     if uris:
         agreed["resourceSubscriptions"] = sorted(uris)

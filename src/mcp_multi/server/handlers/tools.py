@@ -1,4 +1,7 @@
-"""The tool methods: ``tools/list`` and ``tools/call`` (both eras)."""
+"""The tool methods: ``tools/list`` and ``tools/call`` (both eras).
+
+Under a policy (``--policy``) a caller lists only the tools its roles allow, and a call of
+any other is answered exactly as a call of a tool that does not exist."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from ...protocol.errors import InvalidParams, JSONRPCError
 from ...protocol.versions import LATEST_HANDSHAKE_VERSION, supports
 from ..tools import DisabledToolError, ToolContext, ToolError, UnknownToolError
 from .logging import log_fn, progress_fn
-from .router import Call, page, route
+from .router import Call, page, private, route
 from .tasks import task_context
 
 __all__ = ["tools_call", "tools_list"]
@@ -22,9 +25,12 @@ logger = logging.getLogger(__name__)
 
 @route(m.TOOLS_LIST, cache=CacheHint(300_000))
 async def tools_list(call: Call) -> dict[str, Any]:
-    tools, more = page(call.server.registry.list_tools(), call.params, "tools",
-                       call.server.settings.page_size)
-    return {"tools": tools, **more}
+    listing = call.server.registry.list_tools()
+    access = call.server.permissions.access(call.session.principal)
+    if access is not None:
+        listing = access.tools(listing)
+    tools, more = page(listing, call.params, "tools", call.server.settings.page_size)
+    return private({"tools": tools, **more}, call, access)
 
 
 @route(m.TOOLS_CALL)
@@ -39,6 +45,9 @@ async def tools_call(call: Call) -> dict[str, Any]:
     if not isinstance(arguments, dict):
         raise InvalidParams('Invalid params: "arguments" must be an object')
     try:
+        policy = server.permissions.policy
+        if policy is not None and not policy.access(call.session.principal).tool(name):
+            raise UnknownToolError(name)  # hidden: said as of a tool that does not exist
         tool = server.registry.get(name)
     except (UnknownToolError, DisabledToolError) as exc:
         raise InvalidParams(str(exc), {"tool": name}) from None

@@ -302,11 +302,36 @@ class ToolRegistry:
             if found:
                 self._header_params[n] = found
         self._listing = [t.to_wire() for t in self._tools.values()]
+        # Every tool this server has; ``_tools`` holds those enabled now (an admin may
+        # disable some while the server runs; see mcp_multi.server.auth.admin).
+        self._offered = dict(self._tools)
         self.commands = CommandSlots()
 
     @property
     def names(self) -> list[str]:
+        """The tools enabled now."""
         return list(self._tools)
+
+    @property
+    def offered(self) -> list[str]:
+        """Every tool this server has, enabled or not (``--tools`` bounds it for good)."""
+        return list(self._offered)
+
+    def set_enabled(self, name: str, enabled: bool) -> bool:
+        """Enable or disable the tool ``name`` while the server runs; False when it already
+        was. A disabled tool leaves ``tools/list`` and its calls are refused.
+
+        Raises:
+            UnknownToolError: this server has no tool ``name``.
+        """
+        if name not in self._offered:
+            raise UnknownToolError(name)
+        if (name in self._tools) == enabled:
+            return False
+        on = set(self._tools) ^ {name}
+        self._tools = {n: t for n, t in self._offered.items() if n in on}
+        self._listing = [t.to_wire() for t in self._tools.values()]
+        return True
 
     def list_tools(self) -> list[dict[str, Any]]:
         return self._listing
@@ -316,12 +341,13 @@ class ToolRegistry:
 
         Raises:
             UnknownToolError: no tool has that name.
-            DisabledToolError: the tool exists but is not enabled here.
+            DisabledToolError: the tool exists but is not enabled here (``--tools`` left it
+                out, or an admin disabled it).
         """
         tool = self._tools.get(name)
         if tool is not None:
             return tool
-        if name in ALL_TOOLS:
+        if name in ALL_TOOLS or name in self._offered:
             raise DisabledToolError(name)
         raise UnknownToolError(name)
 
