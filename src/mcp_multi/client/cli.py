@@ -9,6 +9,8 @@ Exactly the seed's forms, plus URLs, commands, config files, ``--timeout``, ``--
     mcp-client api=http://localhost:8082/mcp "local=stdio:mcp-server --stdio"
     mcp-client --config claude_desktop_config.json --header "Authorization: Bearer T"
     mcp-client --demo
+    mcp-client login api --config servers.json               # OAuth: authorize now, keep it
+    mcp-client logout http://localhost:8082/mcp
 
 This module and the shell are the only places that print; status and traces go to stderr,
 command output to stdout. Text a server sent (frames, errors, its stdio child's stderr in the
@@ -23,6 +25,7 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -32,9 +35,15 @@ from ..protocol.text import for_display, printable
 from ..protocol.versions import SUPPORTED_VERSIONS
 from ..transport import transport_names
 from .answering import ClientHandlers, policy_handlers
+from .auth.oauth import OAuthSettings
+from .auth.redact import redact_text
+from .auth.settings import parse_scopes
+from .auth.store import ENV_VAR as TOKEN_STORE_VAR
+from .auth.store import open_token_store
 from .config import load_config, parse_header
 from .conformance import run_conformance
 from .connection import DEFAULT_TIMEOUT
+from .login import ACCOUNT_COMMANDS, AuthChoices, find_server, login, logout
 from .multi import MultiServerMCPClient
 from .notices import Notices
 from .person import person_handlers
@@ -63,6 +72,8 @@ examples:
   mcp-client localhost:8080 --mode test --report report.xml
   mcp-client api=http://localhost:8082/mcp --sampling reply:OK --elicitation defaults --roots .
   mcp-client --mode conformance http://localhost:3000/mcp    one-shot, for the MCP suite
+  mcp-client login api --config servers.json          OAuth now (a browser, or the URL printed)
+  mcp-client logout api --config servers.json         forget api's token
 
 interactive commands: servers, add, remove, tools [server], call, broadcast, ping [server],
   send, resources, templates, read, prompts, prompt, complete, subscribe, unsubscribe,
@@ -147,10 +158,54 @@ def build_parser() -> argparse.ArgumentParser:
         "--history", type=Path, metavar="FILE",
         help="interactive history file (default: $XDG_STATE_HOME/mcp-multi/client_history)",
     )
+    _add_oauth_options(parser)
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log more (-v info, -vv debug) to stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _add_oauth_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "authorization (OAuth 2.1; 'mcp-client login SERVER' / 'logout SERVER')")
+    group.add_argument(
+        "--token-store", metavar="PATH", default=None,
+        help=f"where tokens are kept: a file only you can read (default: ${TOKEN_STORE_VAR}, "
+             "else $XDG_STATE_HOME/mcp-multi/tokens.json), or 'keyring' for the system "
+             "keyring (needs the keyring package)")
+    group.add_argument("--oauth-client-id", metavar="ID",
+                       help="a pre-registered OAuth client id (default: a client metadata "
+                            "document or dynamic registration)")
+    group.add_argument("--oauth-client-secret", metavar="SECRET",
+                       default=os.environ.get("MCP_CLIENT_OAUTH_SECRET"),
+                       help="its secret (prefer $MCP_CLIENT_OAUTH_SECRET or the config "
+                            "file: a command line is visible to other users)")
+    group.add_argument("--oauth-scopes", metavar="'A B'",
+                       help="the scopes to ask for (default: what the server says it needs)")
+    group.add_argument("--oauth-redirect-port", type=int, metavar="PORT",
+                       help="the loopback redirect port, for a client registered with a "
+                            "fixed redirect URI (default: a random free port)")
+    group.add_argument("--oauth-browser", choices=("auto", "always", "never"), default="auto",
+                       help="open a browser to authorize: auto (on a desktop terminal), "
+                            "always, never (the URL is always printed)")
+
+
+def _oauth_settings(args: argparse.Namespace) -> OAuthSettings | None:
+    """The ``--oauth-*`` options as settings (``None`` when none is given).
+
+    Raises:
+        ValueError: a bad scope or port.
+    """
+    port = args.oauth_redirect_port
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("--oauth-redirect-port must be a port number (1-65535)")
+    scopes = parse_scopes(args.oauth_scopes) if args.oauth_scopes is not None else None
+    if args.oauth_client_id is None and scopes is None and port is None:
+        return None  # a secret alone (from the environment) names no client
+    return OAuthSettings(client_id=args.oauth_client_id,
+                         client_secret=args.oauth_client_secret if args.oauth_client_id
+                         else None,
+                         scopes=scopes, redirect_port=port)
 
 
 def parse_servers(args: list[str], transport: str,
@@ -185,20 +240,21 @@ def parse_servers(args: list[str], transport: str,
 def _trace(server: str, direction: str, frame: bytes | str) -> None:
     text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
     arrow = "->" if direction == "send" else "<-"
-    sys.stderr.write(f"[{server}] {arrow} {printable(text)}\n")
+    sys.stderr.write(f"[{server}] {arrow} {printable(redact_text(text))}\n")
     sys.stderr.flush()
 
 
 class _EscapingFormatter(logging.Formatter):
     """Log lines with control characters escaped: they carry what servers said (a stdio
-    child's stderr, error messages); a traceback keeps its line breaks."""
+    child's stderr, error messages); a traceback keeps its line breaks. Tokens, secrets and
+    codes are masked, whatever logged them."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return printable(super().format(record), keep_newlines=True)
+        return printable(redact_text(super().format(record)), keep_newlines=True)
 
 
 def _status(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(redact_text(text) + "\n")
     sys.stderr.flush()
 
 
@@ -289,16 +345,65 @@ async def _run(args: argparse.Namespace, specs: list[ServerSpec]) -> int:
         return 0
 
 
+def _auth_choices(args: argparse.Namespace) -> AuthChoices:
+    """How every server is authorized (``--token-store``, ``--oauth-*``, ``--header``).
+
+    Raises:
+        ValueError: a bad ``--oauth-*`` option.
+    """
+    return AuthChoices(store=open_token_store(args.token_store),
+                       settings=_oauth_settings(args), headers=args.headers,
+                       browser=args.oauth_browser, write=_status)
+
+
+def _account_target(args: argparse.Namespace) -> ServerSpec:
+    """The one server ``login``/``logout`` names: a ``--config`` name, a URL or host:port.
+
+    Raises:
+        ValueError: not exactly one server, or one that cannot be parsed.
+    """
+    command, targets = args.servers[0], args.servers[1:]
+    if len(targets) != 1:
+        raise ValueError(f"usage: mcp-client {command} SERVER (a name from --config, a URL "
+                         "or host:port)")
+    configured = [spec for path in args.config for spec in load_config(path)]
+
+    def parse(target: str) -> ServerSpec:
+        name, where = parse_server_arg(target)
+        named = "://" in where or where.startswith("stdio:")
+        kind, url = resolve_target(where, None if named else args.transport,
+                                   default=args.transport)
+        return ServerSpec(name or where, kind, url)
+
+    return find_server(targets[0], configured, parse)
+
+
+async def _account(args: argparse.Namespace, spec: ServerSpec) -> int:
+    choices = args.auth
+    write: Callable[[str], None] = lambda line: print(line, flush=True)  # noqa: E731
+    if args.servers[0] == "login":
+        return await login(spec, choices, write)
+    return logout(spec, choices, write)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the client; return the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if any(arg in ACCOUNT_COMMANDS for arg in argv):
+        # login/logout SERVER with options anywhere (`login --config F api`): argparse takes
+        # the positionals apart only when asked to.
+        args = parser.parse_intermixed_args(argv)
+    else:
+        args = parser.parse_args(argv)
+    account = bool(args.servers) and args.servers[0] in ACCOUNT_COMMANDS
     try:
         args.transport = normalize_transport(args.transport)
         args.headers = dict(parse_header(text) for text in args.header)
-        specs = _command_line_servers(args)
+        args.auth = _auth_choices(args)
+        specs = [_account_target(args)] if account else _command_line_servers(args)
         args.handlers = _policies(args)
-    except ValueError as exc:
+    except (ValueError, MCPError) as exc:  # MCPError: a token store that cannot be used
         parser.error(str(exc))
     if not 0 < args.timeout < math.inf:  # also refuses nan: every request is bounded
         parser.error("--timeout must be a positive number of seconds")
@@ -307,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(_EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
     try:
-        return asyncio.run(_run(args, specs))
+        return asyncio.run(_account(args, specs[0]) if account else _run(args, specs))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -13,8 +13,8 @@ VS Code's ``servers`` key (``.vscode/mcp.json``) is read the same way. An entry'
 ``transport``) is one of ``stdio``, ``sse``, ``http``, ``streamable-http``, ``streamableHttp``,
 ``websocket`` or ``ws``; without one, a ``command`` means stdio and a ``url`` is read as on the
 command line (``.../sse`` is legacy SSE, ``ws://`` WebSocket, any other path Streamable HTTP).
-stdio entries take ``command``, ``args``, ``env`` and ``cwd``; remote ones ``url`` and
-``headers``. Entries with ``"disabled": true`` are skipped.
+stdio entries take ``command``, ``args``, ``env`` and ``cwd``; remote ones ``url``,
+``headers`` and ``oauth`` (:func:`parse_oauth`). Entries with ``"disabled": true`` are skipped.
 
 Every problem is a :class:`ConfigError` whose message is one line naming the file, the server
 and what is wrong.
@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from ..transport import stdio_url
+from .auth.settings import OAuthConfigError, parse_oauth
 from .targets import ServerSpec, normalize_transport, resolve_target, valid_name
 
-__all__ = ["ConfigError", "load_config", "parse_config", "parse_header"]
+__all__ = ["ConfigError", "load_config", "parse_config", "parse_header", "parse_oauth"]
 
 _SECTIONS = ("mcpServers", "servers")
 _REMOTE_DEFAULT = "http"
@@ -134,7 +135,12 @@ def _server(name: str, entry: dict[str, Any], where: str) -> ServerSpec:
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     headers = _strings(entry.get("headers"), "headers", where)
-    return ServerSpec(name, kind, url, headers=headers)
+    raw_oauth = entry.get("oauth", entry.get("auth"))
+    try:
+        oauth = parse_oauth(raw_oauth) if raw_oauth is not None else None
+    except OAuthConfigError as exc:
+        raise ConfigError(f"{where}: \"oauth\": {exc}") from None
+    return ServerSpec(name, kind, url, headers=headers, oauth=oauth)
 
 
 def _stdio_server(name: str, entry: dict[str, Any], where: str) -> ServerSpec:

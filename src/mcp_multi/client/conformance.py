@@ -20,6 +20,14 @@ every step got an answer: a JSON-RPC error reply is an answer (the step's line s
 ``error:`` and the run goes on), and so is an ``input_required`` result we could not satisfy
 (``incomplete:``), while no answer at all (the connection failed, broke or timed out) is exit
 code 1. Text the server sent is shown escaped.
+
+The ``auth/`` scenarios put the server behind OAuth: every connection goes through an
+:class:`~mcp_multi.client.auth.oauth.OAuthAuth` whose user agent is the
+:class:`~mcp_multi.client.auth.agent.HeadlessAgent` (it follows the authorization URL
+itself); the context's ``client_id`` and ``client_secret`` are pre-registered credentials,
+and the suite's Client ID Metadata Document URL is offered (:data:`CLIENT_METADATA_URL`,
+or the context's ``client_metadata_url``). A server that needs no authorization never
+sees any of it.
 """
 
 from __future__ import annotations
@@ -34,17 +42,21 @@ import orjson
 from ..protocol.errors import InputRequired, JSONRPCError, MCPError
 from ..protocol.text import for_display
 from .answering import ClientHandlers
+from .auth.agent import HeadlessAgent
+from .auth.oauth import OAuthAuth, OAuthSettings
 from .checklist import sample_arguments
 from .connection import FrameHook, MCPConnection
 from .multi import MultiServerMCPClient
 from .targets import ServerSpec
 
-__all__ = ["run_conformance"]
+__all__ = ["CLIENT_METADATA_URL", "conformance_auth", "run_conformance"]
 
 logger = logging.getLogger(__name__)
 
 # The argument an echo tool of the schema-preservation scenario takes the schema in.
 _ECHO_ARGUMENT = "schema"
+# The Client ID Metadata Document the suite's authorization servers expect (auth/basic-cimd).
+CLIENT_METADATA_URL = "https://conformance-test.local/client-metadata.json"
 
 
 async def run_conformance(
@@ -72,7 +84,7 @@ async def run_conformance(
     write(f"conformance scenario {scenario} against {spec.url}")
     async with MultiServerMCPClient(timeout=timeout, on_frame=on_frame, headers=headers,
                                     protocol_version=protocol_version,
-                                    handlers=handlers) as client:
+                                    handlers=handlers, auth_for=conformance_auth) as client:
         try:
             connection = await client.add_spec(spec)
             server = connection.server
@@ -101,17 +113,38 @@ async def run_conformance(
     return 0
 
 
-def _context_calls() -> list[tuple[str, dict[str, Any]]] | None:
-    """The ``toolCalls`` of ``MCP_CONFORMANCE_CONTEXT``, or ``None`` when it names none."""
+def _context() -> dict[str, Any]:
+    """``MCP_CONFORMANCE_CONTEXT`` as an object (empty when absent or unreadable)."""
     raw = os.environ.get("MCP_CONFORMANCE_CONTEXT")
     if not raw:
-        return None
+        return {}
     try:
         context = orjson.loads(raw)
     except orjson.JSONDecodeError:
         logger.warning("MCP_CONFORMANCE_CONTEXT is not JSON; ignoring it")
-        return None
-    calls = context.get("toolCalls") if isinstance(context, dict) else None
+        return {}
+    return context if isinstance(context, dict) else {}
+
+
+def conformance_settings(context: dict[str, Any]) -> OAuthSettings:
+    """The OAuth settings a scenario's context gives (module docstring)."""
+
+    def text(name: str) -> str | None:
+        value = context.get(name)
+        return value if isinstance(value, str) and value else None
+
+    return OAuthSettings(client_id=text("client_id"), client_secret=text("client_secret"),
+                         client_metadata_url=text("client_metadata_url") or CLIENT_METADATA_URL)
+
+
+def conformance_auth(spec: ServerSpec) -> OAuthAuth:
+    """The authorization of the conformance client's connection to ``spec``."""
+    return OAuthAuth(spec.url, conformance_settings(_context()), agent=HeadlessAgent())
+
+
+def _context_calls() -> list[tuple[str, dict[str, Any]]] | None:
+    """The ``toolCalls`` of ``MCP_CONFORMANCE_CONTEXT``, or ``None`` when it names none."""
+    calls = _context().get("toolCalls")
     if not isinstance(calls, list):
         return None
     planned = [(call["name"], call.get("arguments") or {}) for call in calls

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.errors import JSONRPCError, MCPError
 from ..transport import create_transport
@@ -23,7 +23,15 @@ from .answering import ClientHandlers, roots_handler
 from .connection import DEFAULT_TIMEOUT, FrameHook, MCPConnection, NotificationHook
 from .targets import ServerSpec, resolve_target, valid_name
 
+if TYPE_CHECKING:
+    from .auth.hook import RequestAuth
+
+# Which authorization a server's requests go through (``None``: none), asked once per
+# connection opened.
+AuthFactory = Callable[[ServerSpec], "RequestAuth | None"]
+
 __all__ = [
+    "AuthFactory",
     "BroadcastOutcome",
     "BroadcastResult",
     "MultiServerMCPClient",
@@ -118,8 +126,10 @@ class MultiServerMCPClient:
         headers: Mapping[str, str] | None = None,
         protocol_version: str | None = None,
         handlers: ClientHandlers | None = None,
+        auth_for: AuthFactory | None = None,
     ) -> None:
         self.timeout = timeout
+        self.auth_for = auth_for
         self.headers = dict(headers or {})
         self.protocol_version = protocol_version
         self._on_frame = on_frame
@@ -204,9 +214,11 @@ class MultiServerMCPClient:
         kind, url = resolve_target(target, transport)
         return await self.add_spec(ServerSpec(name, kind, url))
 
-    async def add_spec(self, spec: ServerSpec) -> MCPConnection:
-        """Connect to the server ``spec`` describes and add it (see :meth:`add`)."""
-        connection = await self._open(spec)
+    async def add_spec(self, spec: ServerSpec, *,
+                       auth: RequestAuth | None = None) -> MCPConnection:
+        """Connect to the server ``spec`` describes and add it (see :meth:`add`); ``auth``
+        authorizes its HTTP requests (default: what :attr:`auth_for` gives)."""
+        connection = await self._open(spec, auth)
         await self._admit(connection)
         return connection
 
@@ -238,10 +250,10 @@ class MultiServerMCPClient:
                 errors[spec.name] = exc
         return errors
 
-    async def _open(self, spec: ServerSpec) -> MCPConnection:
+    async def _open(self, spec: ServerSpec, auth: RequestAuth | None = None) -> MCPConnection:
         """A new, connected connection for ``spec``, not yet added."""
         self._check_free(spec.name)
-        connection = self._new_connection(spec)
+        connection = self._new_connection(spec, auth)
         await connection.connect()
         return connection
 
@@ -265,12 +277,17 @@ class MultiServerMCPClient:
         if old is not None and old.is_open:
             raise ServerExists(name)
 
-    def _new_connection(self, spec: ServerSpec) -> MCPConnection:
+    def _new_connection(self, spec: ServerSpec,
+                        auth: RequestAuth | None = None) -> MCPConnection:
         options = dict(self._transport_options)
         if spec.transport == "stdio":
             options.update(env=dict(spec.env), cwd=spec.cwd, server_name=spec.name)
         else:
             options["headers"] = {**self.headers, **spec.headers}
+            if auth is None and self.auth_for is not None:
+                auth = self.auth_for(spec)
+            if auth is not None:
+                options["auth"] = auth
         return MCPConnection(
             spec.name,
             create_transport(spec.transport, spec.url, **options),

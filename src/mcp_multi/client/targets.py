@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..protocol.wire import DEFAULT_PATHS, PATH_HTTP
 from ..transport import TRANSPORTS, parse_stdio_url, stdio_url
+from .auth.oauth import OAuthSettings
 
 __all__ = [
     "DEFAULT_TRANSPORT",
@@ -54,6 +55,7 @@ class ServerSpec:
         headers: HTTP headers for this server (remote transports).
         env: environment variables for the child process (stdio).
         cwd: the child process's working directory (stdio).
+        oauth: how to authorize with it (a config entry's ``oauth``; ``None``: defaults).
     """
 
     name: str
@@ -62,6 +64,7 @@ class ServerSpec:
     headers: Mapping[str, str] = field(default_factory=dict, hash=False)
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
     cwd: str | None = None
+    oauth: OAuthSettings | None = field(default=None, hash=False)
 
 
 def valid_name(name: str) -> bool:

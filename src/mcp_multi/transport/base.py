@@ -22,20 +22,26 @@ from __future__ import annotations
 import os
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 
 from ..protocol.errors import ConnectionClosed, MCPError, TransportError
 from ..protocol.text import for_display
 
+if TYPE_CHECKING:  # the hook is a Protocol: nothing of the client is imported at run time
+    from ..client.auth.hook import RequestAuth
+
 __all__ = [
+    "AUTH_STATUSES",
     "DEFAULT_CONNECT_TIMEOUT",
     "ERROR_BODY_BYTES",
     "ERROR_TEXT_LIMIT",
+    "MAX_AUTH_ROUNDS",
     "ClientTransport",
+    "authorized",
     "describe_error",
     "map_transport_errors",
     "one_line",
@@ -48,6 +54,10 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 # and the most bytes of an error body read to find them.
 ERROR_TEXT_LIMIT = 300
 ERROR_BODY_BYTES = 64 * 1024
+# The statuses an HTTP transport hands to its RequestAuth, and how many times one request
+# is sent again after the hook asked for it (the hook bounds itself too).
+AUTH_STATUSES = (401, 403)
+MAX_AUTH_ROUNDS = 3
 
 
 class ClientTransport(ABC):
@@ -193,3 +203,30 @@ def map_transport_errors(what: str, *, closed: bool = False) -> Iterator[None]:
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         klass = ConnectionClosed if closed else TransportError
         raise klass(f"Cannot {what}: {describe_error(exc)}") from exc
+
+
+async def authorized(
+    auth: RequestAuth,
+    method: str,
+    url: str,
+    send: Callable[[dict[str, str]], Awaitable[aiohttp.ClientResponse]],
+) -> aiohttp.ClientResponse:
+    """Send one HTTP request through ``auth``: its headers on the request (``send`` gets
+    them to add), the response shown to it, and after a 401 or 403 the request sent again
+    while the hook says so, at most :data:`MAX_AUTH_ROUNDS` times. Returns the last
+    response (unreleased); a refusal the hook gave up on is the caller's to report.
+    """
+    for round_ in range(MAX_AUTH_ROUNDS + 1):
+        response = await send(await auth.headers(method, url))
+        auth.observe(method, url, response.status, response.headers)
+        if response.status not in AUTH_STATUSES or round_ == MAX_AUTH_ROUNDS:
+            return response
+        try:
+            again = await auth.refused(method, url, response.status, response.headers)
+        except BaseException:
+            response.release()
+            raise
+        if not again:
+            return response
+        response.release()
+    raise AssertionError("unreachable")

@@ -108,6 +108,9 @@ class EventStreams:
 
         def _check_open(self) -> aiohttp.ClientSession: ...
 
+        async def _request(self, method: str, headers: dict[str, str],
+                           **options: object) -> aiohttp.ClientResponse: ...
+
         def _base_headers(self) -> dict[str, str]: ...
 
         def _mapped(self, what: str) -> contextlib.AbstractContextManager[None]: ...
@@ -150,12 +153,11 @@ class EventStreams:
         """``GET`` the stream again, after ``last_event_id`` when there is one; ``None`` if
         the server will not give it. Raises :class:`TransportError` when it cannot be
         reached."""
-        http = self._check_open()
         headers = self._base_headers()
         if last_event_id:
             headers[LAST_EVENT_ID_HEADER] = last_event_id
         with self._mapped(f"reconnect to {self.url}"):
-            response = await http.get(self.url, headers=headers, allow_redirects=False)
+            response = await self._request("GET", headers)
         if response.status == 200 and response.content_type == SSE_TYPE:
             return response
         if last_event_id:
@@ -219,8 +221,7 @@ class EventStreams:
         """The session's ``GET`` stream, reconnected whenever it ends (module docstring)."""
         try:
             with self._mapped(f"open the GET stream of {self.url}"):
-                response = await self._check_open().get(
-                    self.url, headers=self._base_headers(), allow_redirects=False)
+                response = await self._request("GET", self._base_headers())
             self._listening.set()
             if response.status != 200 or response.content_type != SSE_TYPE:
                 logger.debug("%s offers no GET stream (HTTP %s)", self.url, response.status)

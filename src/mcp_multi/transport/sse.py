@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import hdrs
@@ -25,12 +25,17 @@ from ..protocol.jsonrpc import encode
 from ..protocol.sse import SSEEvent, SSEParser, resolve_endpoint
 from ..protocol.wire import JSON_TYPE, PATH_SSE, SSE_TYPE
 from .base import (
+    AUTH_STATUSES,
     DEFAULT_CONNECT_TIMEOUT,
     ClientTransport,
+    authorized,
     map_transport_errors,
     peer_text,
     read_error_body,
 )
+
+if TYPE_CHECKING:
+    from ..client.auth.hook import RequestAuth
 
 __all__ = ["SSETransport"]
 
@@ -41,7 +46,11 @@ DEFAULT_POST_TIMEOUT = 30.0
 
 
 class SSETransport(ClientTransport):
-    """An SSE stream from ``http://host:port/sse`` plus POSTs to the endpoint it names."""
+    """An SSE stream from ``http://host:port/sse`` plus POSTs to the endpoint it names.
+
+    ``auth`` (optional) authorizes the stream's ``GET`` and every ``POST`` (see
+    :func:`~.base.authorized`).
+    """
 
     kind = "sse"
     scheme = "http"
@@ -55,9 +64,11 @@ class SSETransport(ClientTransport):
         post_timeout: float = DEFAULT_POST_TIMEOUT,
         headers: dict[str, str] | None = None,
         max_event_size: int = MAX_EVENT_SIZE,
+        auth: RequestAuth | None = None,
     ) -> None:
         super().__init__(url, connect_timeout=connect_timeout)
         self._headers = headers or {}
+        self._auth = auth
         self._post_timeout = aiohttp.ClientTimeout(total=post_timeout)
         self._max_event_size = max_event_size
         self._session: aiohttp.ClientSession | None = None
@@ -80,11 +91,16 @@ class SSETransport(ClientTransport):
 
     async def _open_stream(self, session: aiohttp.ClientSession) -> None:
         headers = {hdrs.ACCEPT: SSE_TYPE, hdrs.CACHE_CONTROL: "no-cache", **self._headers}
-        self._stream = stream = await session.get(self.url, headers=headers)
+        if self._auth is None:
+            self._stream = stream = await session.get(self.url, headers=headers)
+        else:
+            self._stream = stream = await authorized(
+                self._auth, "GET", self.url,
+                lambda extra: session.get(self.url, headers={**headers, **extra}))
         if stream.status != 200:
             status = peer_text(f"HTTP {stream.status} {stream.reason or ''}".rstrip())
             challenge = stream.headers.get(hdrs.WWW_AUTHENTICATE)
-            if stream.status in (401, 403):
+            if stream.status in AUTH_STATUSES:
                 detail = f" (WWW-Authenticate: {peer_text(challenge)})" if challenge else ""
                 raise AuthorizationRequired(f"Cannot connect to {self.url}: {status}{detail}",
                                             stream.status, challenge)
@@ -134,13 +150,19 @@ class SSETransport(ClientTransport):
         session, endpoint = self._session, self.endpoint
         if session is None or endpoint is None or self._stream is None or self._stream.closed:
             raise ConnectionClosed(f"SSE connection to {self.url} is closed")
+        headers = {hdrs.CONTENT_TYPE: JSON_TYPE, **self._headers}
+        data = encode(message)
         with map_transport_errors(f"send to {endpoint}"):
-            async with session.post(
-                endpoint,
-                data=encode(message),
-                headers={hdrs.CONTENT_TYPE: JSON_TYPE, **self._headers},
-                timeout=self._post_timeout,
-            ) as response:
+            if self._auth is None:
+                response = await session.post(endpoint, data=data, headers=headers,
+                                              timeout=self._post_timeout)
+            else:
+                response = await authorized(
+                    self._auth, "POST", endpoint,
+                    lambda extra: session.post(endpoint, data=data,
+                                               headers={**headers, **extra},
+                                               timeout=self._post_timeout))
+            async with response:
                 if 200 <= response.status < 300:
                     await response.read()
                     return
@@ -148,6 +170,10 @@ class SSETransport(ClientTransport):
         detail = f"HTTP {response.status}" + (f": {body}" if body else "")
         if response.status == 404:
             raise ConnectionClosed(f"SSE session at {endpoint} is gone ({detail})")
+        if response.status in AUTH_STATUSES:
+            challenge = response.headers.get(hdrs.WWW_AUTHENTICATE)
+            raise AuthorizationRequired(f"POST {endpoint} refused: {detail}",
+                                        response.status, challenge)
         raise TransportError(f"POST {endpoint} refused: {detail}")
 
     async def close(self) -> None:

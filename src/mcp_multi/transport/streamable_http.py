@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import aiohttp
 from aiohttp import hdrs
@@ -78,13 +78,18 @@ from ..protocol.wire import (
     VERSION_HEADER,
 )
 from .base import (
+    AUTH_STATUSES,
     DEFAULT_CONNECT_TIMEOUT,
     ClientTransport,
+    authorized,
     describe_error,
     map_transport_errors,
     peer_text,
 )
 from .http_streams import EventStreams, Inbox, RequestStream
+
+if TYPE_CHECKING:
+    from ..client.auth.hook import RequestAuth
 
 __all__ = ["StreamableHTTPTransport"]
 
@@ -92,7 +97,6 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 DELETE_TIMEOUT = 5.0
-_AUTH_STATUSES = (401, 403)
 
 class StreamableHTTPTransport(EventStreams, ClientTransport):
     """POSTs to one MCP endpoint, ``http://host:port/mcp`` by default.
@@ -104,6 +108,8 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             handshake, so the server's stream is open before the first call).
         headers: extra headers on every HTTP request (``Authorization``, ...).
         max_message_size: the largest JSON body or SSE event accepted, in bytes.
+        auth: the authorization every request goes through (its headers on each, its
+            reaction to a 401 or 403: see :func:`~.base.authorized`); ``None``: none.
     """
 
     kind = "http"
@@ -118,9 +124,11 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         headers: dict[str, str] | None = None,
         max_message_size: int = MAX_MESSAGE_SIZE,
+        auth: RequestAuth | None = None,
     ) -> None:
         super().__init__(url, connect_timeout=connect_timeout)
         self._headers = dict(headers or {})
+        self._auth = auth
         self._max_message_size = max_message_size
         self._http: aiohttp.ClientSession | None = None
         self._inbox: Inbox = asyncio.Queue()
@@ -199,8 +207,11 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
 
     async def _delete_session(self, http: aiohttp.ClientSession) -> None:
         try:
+            headers = self._base_headers()
+            if self._auth is not None:
+                headers.update(await self._auth.headers("DELETE", self.url))
             async with asyncio.timeout(DELETE_TIMEOUT), http.delete(
-                    self.url, headers=self._base_headers(), allow_redirects=False) as response:
+                    self.url, headers=headers, allow_redirects=False) as response:
                 if response.status not in (200, 202, 204, 404, 405):
                     logger.info("DELETE %s: HTTP %s", self.url, response.status)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -249,6 +260,18 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
                     arguments, dict) else None))
         return headers
 
+    async def _request(self, method: str, headers: dict[str, str],
+                       **options: Any) -> aiohttp.ClientResponse:
+        """One HTTP request to the endpoint, through :attr:`_auth` when there is one."""
+        http = self._check_open()
+        if self._auth is None:
+            return await http.request(method, self.url, headers=headers,
+                                      allow_redirects=False, **options)
+        return await authorized(
+            self._auth, method, self.url,
+            lambda extra: http.request(method, self.url, headers={**headers, **extra},
+                                       allow_redirects=False, **options))
+
     def _check_open(self) -> aiohttp.ClientSession:
         if self._http is None or self._life.closed:
             reason = self._life.reason
@@ -275,9 +298,13 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         if self._life.state is ClientState.RENEWING and method != methods.INITIALIZE:
             raise SessionExpired(f"{self.url} no longer knows our session; initialize again")
         with self._mapped(f"send to {self.url}"):
-            response = await http.post(self.url, data=encode(message),
-                                       headers=self._headers_for(message),
-                                       allow_redirects=False)
+            if self._auth is None:
+                response = await http.post(self.url, data=encode(message),
+                                           headers=self._headers_for(message),
+                                           allow_redirects=False)
+            else:
+                response = await self._request("POST", self._headers_for(message),
+                                               data=encode(message))
         keep = False  # whether a stream reader took the response over
         try:
             keep = await self._answer(message, method, request_id, response)
@@ -336,7 +363,7 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         status = response.status
         with self._mapped(f"read from {self.url}"):
             body = await self._read_body(response)
-        if status in _AUTH_STATUSES:
+        if status in AUTH_STATUSES:
             self._refused_authorization(response, body)
         if status == 404 and SESSION_HEADER in response.request_info.headers:
             self.session_id = None

@@ -6,6 +6,17 @@ headers of each request and what to do with a refusal (401, 403); everything els
 the token store) lives behind it in this package.
 """
 
+from .agent import AuthorizationFailed, HeadlessAgent, UserAgent
 from .hook import RequestAuth
+from .oauth import MemoryTokenStore, OAuthSettings, StoredGrant, TokenStore
 
-__all__ = ["RequestAuth"]
+__all__ = [
+    "AuthorizationFailed",
+    "HeadlessAgent",
+    "MemoryTokenStore",
+    "OAuthSettings",
+    "RequestAuth",
+    "StoredGrant",
+    "TokenStore",
+    "UserAgent",
+]
