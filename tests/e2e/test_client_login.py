@@ -4,7 +4,8 @@
 URL; the test is the browser: it GETs the URL from the test authorization server, which
 approves at once and redirects to the client's loopback listener, and the test delivers that
 redirect. The grant lands in the token store; a later client, given the same store, calls tools
-over SSE and Streamable HTTP without authorizing again.
+over WebSocket, SSE and Streamable HTTP without authorizing again. A WebSocket endpoint's
+resource is its ``http://`` form: the upgrade is an HTTP request, and the metadata lives there.
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ from pathlib import Path
 
 import aiohttp
 
+from mcp_multi.client.auth.discovery import http_form
 from mcp_multi.client.auth.store import FileTokenStore
 from mcp_multi.client.login import AuthChoices
 from mcp_multi.client.multi import MultiServerMCPClient
 
 from .conftest import Protected, StartProtected
 
-# WebSocket is left out: the client refuses the PRM's http:// resource for a ws:// URL (see
-# the e2e report of issue 10); it is added back when the client and server agree.
-TRANSPORTS = ("sse", "streamable_http")
+TRANSPORTS = ("websocket", "sse", "streamable_http")
 
 MCP_CLIENT = str(Path(sys.executable).with_name("mcp-client"))
 
@@ -71,7 +71,8 @@ async def test_login_then_call_tools_over_every_transport(start_protected: Start
     authorizations = [e for e in protected.auth.events if e["endpoint"] == "authorize"]
     assert len(authorizations) == len(TRANSPORTS)
     # Each endpoint is its own resource (path-aware protected resource metadata).
-    assert [e["resource"] for e in authorizations] == [[protected.url(t)] for t in TRANSPORTS]
+    assert [e["resource"] for e in authorizations] == [[http_form(protected.url(t))]
+                                                       for t in TRANSPORTS]
     assert store.stat().st_mode & 0o077 == 0
 
     lines: list[str] = []

@@ -91,6 +91,10 @@ async def test_a_good_token_opens_every_transport_to_our_client(
 
 
 async def test_healthz_stays_open(protected: Protected) -> None:
+    """Open, and telling a stranger how many tools there are, not which."""
     async with aiohttp.ClientSession() as http, \
             http.get(protected.server.base_url + "/healthz") as response:
         assert response.status == 200
+        health = await response.json()
+    assert "tools" not in health
+    assert health["tool_count"] == 5 and health["status"] == "ok"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..protocol.errors import JSONRPCError, MCPError
+from ..protocol.errors import JSONRPCError, MCPError, RequestTimeout
 from ..transport import create_transport
 from .answering import ClientHandlers, roots_handler
 from .connection import DEFAULT_TIMEOUT, FrameHook, MCPConnection, NotificationHook
@@ -253,8 +253,18 @@ class MultiServerMCPClient:
     async def _open(self, spec: ServerSpec, auth: RequestAuth | None = None) -> MCPConnection:
         """A new, connected connection for ``spec``, not yet added."""
         self._check_free(spec.name)
+        if auth is None and self.auth_for is not None and spec.transport != "stdio":
+            auth = self.auth_for(spec)
         connection = self._new_connection(spec, auth)
-        await connection.connect()
+        try:
+            await connection.connect()
+        except RequestTimeout:
+            # A person still at the browser when the opening ran out of time: once they are
+            # done (the user agent bounds that wait), open again with the token they got.
+            if auth is None or not await auth.settle():
+                raise
+            connection = self._new_connection(spec, auth)
+            await connection.connect()
         return connection
 
     async def _admit(self, connection: MCPConnection) -> None:

@@ -196,11 +196,17 @@ async def _credentials(request: web.Request) -> web.Response | None:
 
 
 async def handle_health(request: web.Request) -> web.Response:
+    """``/healthz``, open to all (a load balancer's monitor needs no secret). A server that
+    checks credentials or has a policy tells strangers how many tools it has, not which: the
+    names are for callers its policy lets see them."""
     state = request.app[STATE]
+    settings = state.settings
+    names = state.dispatcher.registry.names
+    guarded = settings.authenticates or settings.policy is not None
     return web.json_response({
         "status": "ok",
-        "name": state.settings.name,
-        "tools": state.dispatcher.registry.names,
+        "name": settings.name,
+        **({"tool_count": len(names)} if guarded else {"tools": names}),
         "connections": state.stats.connections,
         "uptime_seconds": round(time.time() - state.stats.started, 3),
     })

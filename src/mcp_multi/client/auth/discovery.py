@@ -43,6 +43,7 @@ __all__ = [
     "ProtectedResource",
     "discover",
     "fetch_json",
+    "http_form",
     "metadata_urls",
     "origin_of",
     "prm_urls",
@@ -163,6 +164,18 @@ def _strings(value: Any) -> tuple[str, ...] | None:
     if not isinstance(value, list):
         return None
     return tuple(v for v in value[:200] if isinstance(v, str))
+
+
+def http_form(url: str) -> str:
+    """``url`` as the HTTP URL it is reached through: a WebSocket endpoint (``ws://``,
+    ``wss://``) is the resource ``http://`` (``https://``) of the same host and path, whose
+    metadata lives at that origin's well-known URLs (its upgrade is an HTTP ``GET``)."""
+    parts = urlsplit(url)
+    scheme = _HTTP_OF_WS.get(parts.scheme.lower())
+    return urlunsplit(parts._replace(scheme=scheme)) if scheme else url
+
+
+_HTTP_OF_WS = {"ws": "http", "wss": "https"}
 
 
 def origin_of(url: str) -> str:
@@ -298,6 +311,7 @@ async def discover(http: aiohttp.ClientSession, server_url: str,
     Raises:
         AuthorizationFailed: a check failed, or the authorization server has no metadata.
     """
+    server_url = http_form(server_url)
     prm = await discover_resource(http, server_url, challenge)
     if prm is None:
         # 2025-03-26: the MCP server's origin is the authorization server.

@@ -38,6 +38,7 @@ from aiohttp import hdrs
 
 from ...protocol.text import for_display
 from .agent import AuthorizationFailed
+from .client_auth import PublicClient, client_authentication
 from .discovery import AuthServerMetadata, read_bounded
 from .dpop import DPoPProver
 from .registration import ClientRegistration
@@ -152,17 +153,16 @@ class TokenResponse:
 
 
 def _client_auth(registration: ClientRegistration, form: dict[str, str],
-                 headers: dict[str, str]) -> None:
-    method = registration.auth_method
-    if method == "client_secret_basic" and registration.client_secret is not None:
-        user = quote(registration.client_id, safe="")
-        password = quote(registration.client_secret, safe="")
-        pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        headers[hdrs.AUTHORIZATION] = f"Basic {pair}"
-        return
-    form["client_id"] = registration.client_id
-    if method == "client_secret_post" and registration.client_secret is not None:
-        form["client_secret"] = registration.client_secret
+                 headers: dict[str, str], audience: str) -> None:
+    """Authenticate one token request as ``registration`` (a method whose credentials are
+    missing, or one this client cannot perform, sends the client id alone)."""
+    try:
+        how = client_authentication(registration.auth_method,
+                                    client_id=registration.client_id,
+                                    client_secret=registration.client_secret)
+    except ValueError:
+        how = PublicClient(registration.client_id)
+    how.apply(form, headers, audience=audience)
 
 
 async def request_token(http: aiohttp.ClientSession, metadata: AuthServerMetadata,
@@ -177,7 +177,7 @@ async def request_token(http: aiohttp.ClientSession, metadata: AuthServerMetadat
     headers = {hdrs.ACCEPT: "application/json", **(extra_headers or {})}
     form = dict(form)
     if registration is not None:
-        _client_auth(registration, form, headers)
+        _client_auth(registration, form, headers, metadata.issuer or "")
     url = metadata.token_endpoint
     try:
         for _attempt in range(2):  # DPoP (RFC 9449 section 8): once more with its nonce

@@ -35,3 +35,9 @@ class RequestAuth(Protocol):
         refresh or step up. ``True``: retry the request; ``False``: give up (the transport
         reports the refusal as it does today)."""
         ...
+
+    async def settle(self) -> bool:
+        """Wait for an authorization still under way (a person at the browser outlasting the
+        request that started it); whether one was under way and it succeeded, so that what
+        gave up on it may try again."""
+        ...

@@ -279,6 +279,15 @@ class OAuthAuth:
             task.add_done_callback(_retrieve)
         return await asyncio.shield(task)
 
+    async def settle(self) -> bool:
+        task = self._reaction
+        if task is None:
+            return False
+        try:
+            return bool(await asyncio.shield(task))
+        except AuthorizationFailed:
+            return False
+
     async def _react(self, method: str, url: str, status: int,
                      headers: Mapping[str, str]) -> bool:
         sent = self._header

@@ -6,7 +6,9 @@ Names and shapes are the ones the suite's scenarios ask for (tools-call-*, resou
 prompts-*, completion-complete, json-schema-2020-12, server-stateless). Two fixtures act on
 the server, which is how the tests make its notifications happen:
 ``test_trigger_prompt_change`` adds or removes the prompt ``test_dynamic_prompt``
-(``notifications/prompts/list_changed``), and ``test_touch_watched_resource`` changes
+(``notifications/prompts/list_changed``), ``test_trigger_tool_change`` enables or disables
+the tool ``test_dynamic_tool`` (``notifications/tools/list_changed``), and
+``test_touch_watched_resource`` changes
 ``test://watched-resource`` (``notifications/resources/updated`` to its subscribers).
 """
 
@@ -246,6 +248,15 @@ class _Server:
             await prompts.add(DYNAMIC_PROMPT)
             return tool_result(f"Added prompt {DYNAMIC_PROMPT.name}")
 
+    async def trigger_tool_change(self, arguments: dict[str, Any],
+                                  ctx: ToolContext) -> dict[str, Any]:
+        server = self.server()
+        async with self.lock:
+            enable = DYNAMIC_TOOL not in server.registry.names
+            server.registry.set_enabled(DYNAMIC_TOOL, enable)
+            await server.notifier.list_changed("tools")
+        return tool_result(f"{'Enabled' if enable else 'Disabled'} tool {DYNAMIC_TOOL}")
+
     async def touch_watched(self, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         self.watched_version += 1
         told = await self.server().notifier.resource_updated(WATCHED)
@@ -254,6 +265,7 @@ class _Server:
 
 
 WATCHED = "test://watched-resource"
+DYNAMIC_TOOL = "test_dynamic_tool"
 
 
 def profile() -> Profile:
@@ -277,6 +289,10 @@ def profile() -> Profile:
               json_schema_tool, JSON_SCHEMA_2020_12),
         _tool("test_trigger_prompt_change", "Adds or removes the prompt test_dynamic_prompt",
               server.trigger_prompt_change),
+        _tool("test_trigger_tool_change", f"Enables or disables the tool {DYNAMIC_TOOL}",
+              server.trigger_tool_change),
+        _tool(DYNAMIC_TOOL, "A tool test_trigger_tool_change disables and enables",
+              simple_text),
         _tool("test_touch_watched_resource", f"Changes {WATCHED} and tells its subscribers",
               server.touch_watched),
     )
