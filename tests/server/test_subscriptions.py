@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -244,3 +245,31 @@ async def test_a_bad_filter_is_invalid_params(server: RunningServer,
         assert reply["error"]["code"] == -32602
     finally:
         await peer.close()
+
+
+async def test_listen_hears_nothing_of_a_resource_the_policy_hides(
+        start_mcp_server: StartServer, tmp_path: Path) -> None:
+    """A hidden URI is acknowledged as asked, like one the server does not have, and its
+    updates never reach the caller; what the caller may see still does."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('default_role = "guest"\n[roles.guest]\ntools = ["test_*"]\n'
+                      'prompts = ["*"]\nresources = ["server://info"]\n')
+    server = await start_mcp_server(profile="conformance", policy=policy)
+    listener = await connect("http", server, modern=True)
+    caller = await connect("http", server, modern=True)
+    try:
+        await listener.send({"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen",
+                             "params": enveloped({"notifications": {
+                                 "promptsListChanged": True,
+                                 "resourceSubscriptions": [WATCHED]}})})
+        ack = await listener.recv()
+        assert ack["params"]["notifications"] == {"promptsListChanged": True,
+                                                  "resourceSubscriptions": [WATCHED]}
+        await call(caller, "test_touch_watched_resource", 1, modern=True)
+        await call(caller, "test_trigger_prompt_change", 2, modern=True)
+        assert await listener.recv() == {
+            "jsonrpc": "2.0", "method": "notifications/prompts/list_changed",
+            "params": {"_meta": {SUB_ID: 9}}}
+    finally:
+        await listener.close()
+        await caller.close()

@@ -7,10 +7,11 @@ from typing import Any
 
 from ...protocol import methods as m
 from ...protocol.envelope import SUBSCRIPTION_ID_META
-from ...protocol.errors import InvalidParams
+from ...protocol.errors import InvalidParams, JSONRPCError
 from ...protocol.versions import MODERN
 from ..notifier import LIST_KINDS, MAX_SUBSCRIPTIONS, MAX_WATCHED_URI, Listener, ListKind
 from .lifecycle import capabilities
+from .resources import check_readable
 from .router import Call, route
 from .tasks import listen_tasks
 
@@ -35,7 +36,8 @@ async def subscriptions_listen(call: Call) -> dict[str, Any]:
     lists, uris = _wanted(wanted)
     offered = capabilities(modern=True, policy=call.server.permissions.policy is not None)
     lists = frozenset(kind for kind in lists if offered[kind].get("listChanged"))
-    listener = Listener(call.notify, call.request_id, lists, uris, call.session.principal)
+    listener = Listener(call.notify, call.request_id, lists, _readable(call, uris),
+                        call.session.principal)
     agreed: dict[str, Any] = {_FILTER_KEYS[kind]: True for kind in LIST_KINDS if kind in lists}
     if uris:
         agreed["resourceSubscriptions"] = sorted(uris)
@@ -69,3 +71,19 @@ def _wanted(raw: Any) -> tuple[frozenset[ListKind], frozenset[str]]:
         raise InvalidParams(f"Invalid params: a resource subscription's URI may hold at most "
                             f"{MAX_WATCHED_URI} characters")
     return lists, frozenset(uris)
+
+
+def _readable(call: Call, uris: frozenset[str]) -> frozenset[str]:
+    """The URIs of ``uris`` the caller may read. A hidden one is acknowledged as asked, like
+    a URI the server does not have, and like it never hears of an update."""
+    access = call.server.permissions.access(call.session.principal)
+    if access is None:
+        return uris
+    readable = set()
+    for uri in uris:
+        try:
+            check_readable(access, call.server.resources.template_of(uri), uri)
+        except JSONRPCError:
+            continue
+        readable.add(uri)
+    return frozenset(readable)
