@@ -217,16 +217,7 @@ async def _serve(settings: ServerSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    reloads: set[asyncio.Task[bool]] = set()
-    if settings.policy is not None and hasattr(signal, "SIGHUP"):
-        permissions = server.state.dispatcher.context.permissions
-
-        def reload() -> None:
-            task = loop.create_task(permissions.reload())
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
-
-        loop.add_signal_handler(signal.SIGHUP, reload)
+    server.state.dispatcher.context.permissions.reload_on_hangup()
     try:
         await stop.wait()
     finally:

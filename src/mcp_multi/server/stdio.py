@@ -135,4 +135,5 @@ async def serve_stdio(settings: ServerSettings, stdin: BinaryIO | None = None,
     write = await _stdout_writer(stdout)
     logger.info("%s serving MCP on stdio (tools: %s)", settings.name,
                 ", ".join(dispatcher.registry.names))
+    dispatcher.context.permissions.reload_on_hangup()
     await serve_lines(dispatcher, read, write)

@@ -5,6 +5,7 @@ that grants never show their tokens."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -190,3 +191,20 @@ def test_an_https_issuer_cannot_downgrade_its_endpoints() -> None:
         {"issuer": plain, "authorization_endpoint": f"{plain}/a", "token_endpoint": f"{plain}/t",
          "registration_endpoint": "javascript:alert(1)"}, plain)
     assert metadata.registration_endpoint is None
+
+
+@pytest.mark.parametrize(("lived", "left", "due"), [
+    (3600.0, 3600.0, False),   # fresh
+    (7200.0, 20.0, True),      # a long-lived token in its last 30 s
+    (10.0, 10.0, False),       # a 20 s token halfway: renewing now would renew every time
+    (17.0, 3.0, True),         # ... in the last quarter of its life
+    (None, 20.0, True),        # a grant of an older store, with no issue time: 30 s
+    (None, None, False),       # no expiry said
+])
+def test_when_a_token_is_renewed_before_use(lived: float | None, left: float | None,
+                                            due: bool) -> None:
+    now = time.time()
+    grant = StoredGrant(access_token="t", expires_at=None if left is None else now + left,
+                        issued_at=None if lived is None else now - lived)
+    assert grant.due() is due
+    assert StoredGrant.from_dict(grant.to_dict()).due() is due  # kept by a file store

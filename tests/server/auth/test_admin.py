@@ -152,3 +152,45 @@ async def test_sighup_reloads_the_policy(tmp_path: Path) -> None:
             assert (await guest.request("ping", {}, 4))["result"] == {}
         finally:
             await guest.close()
+
+
+async def test_sighup_reloads_the_policy_of_a_stdio_server(tmp_path: Path) -> None:
+    path = write_policy(tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mcp_multi.server", "--stdio", "--policy", str(path),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    async def send(message: dict[str, Any]) -> None:
+        stdin.write(json.dumps(message).encode() + b"\n")
+        await stdin.drain()
+
+    async def recv() -> dict[str, Any]:
+        line = await asyncio.wait_for(stdout.readline(), TIMEOUT)
+        assert line, "the server's stdout ended"
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    try:
+        await send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}})
+        assert "result" in await recv()
+        await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        assert names(await recv()) == GUEST_TOOLS  # a stdio client holds the default role
+        path.write_text(path.read_text().replace('tools = ["echo", "get_*"]',
+                                                 'tools = ["echo", "math_calc"]'))
+        os.kill(proc.pid, signal.SIGHUP)
+        assert (await recv())["method"] == LIST_CHANGED
+        await send({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
+        assert names(await recv()) == ["echo", "math_calc"]
+    finally:
+        stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()

@@ -5,7 +5,8 @@ access tokens.
 How :class:`OAuthAuth` answers a transport (theory of operation):
 
 - :meth:`~OAuthAuth.headers`: ``Authorization: Bearer`` with the token it holds, refreshed
-  first when it expires within :data:`EXPIRY_LEEWAY` seconds and a refresh token exists;
+  first when it expires within :data:`EXPIRY_LEEWAY` seconds (a short-lived one in the last
+  quarter of its life) and a refresh token exists;
   nothing at all before the first authorization (the first request learns whether the
   server wants one). Holding a token costs one clock read per request.
 - :meth:`~OAuthAuth.refused` after a **401**: refresh when it can (a token was sent and a
@@ -112,6 +113,19 @@ class StoredGrant:
     client_id: str | None = None
     client_secret: str | None = None
     token_endpoint_auth_method: str | None = None
+    issued_at: float | None = None
+
+    def due(self) -> bool:
+        """Whether to renew the access token before using it: it expires within
+        :data:`EXPIRY_LEEWAY` seconds, or, for a token that lives less than four times that,
+        within the last quarter of its life (else a short-lived token would be renewed
+        before every request)."""
+        if self.expires_at is None:
+            return False
+        leeway = EXPIRY_LEEWAY
+        if self.issued_at is not None:
+            leeway = min(leeway, max(self.expires_at - self.issued_at, 0.0) / 4)
+        return time.time() + leeway >= self.expires_at
 
     def expired(self, leeway: float = 0.0) -> bool:
         """Whether the access token is gone or expires within ``leeway`` seconds."""
@@ -130,7 +144,7 @@ class StoredGrant:
         for name, value in data.items():
             if name not in known:
                 continue
-            if name == "expires_at":
+            if name in ("expires_at", "issued_at"):
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     kept[name] = float(value)
             elif isinstance(value, str):
@@ -247,8 +261,7 @@ class OAuthAuth:
         if header is None:
             return {}
         grant = self._grant
-        if (grant is not None and grant.expires_at is not None
-                and time.time() + EXPIRY_LEEWAY >= grant.expires_at):
+        if grant is not None and grant.due():
             async with self._lock:
                 if self._header is header:  # nobody refreshed it while we waited
                     await self._refresh_or_forget()
@@ -486,6 +499,7 @@ class OAuthAuth:
             access_token=tokens.access_token,
             refresh_token=tokens.refresh_token or (previous.refresh_token if previous else None),
             expires_at=tokens.expires_at,
+            issued_at=time.time(),
             scope=tokens.scope if tokens.scope is not None else (
                 " ".join(self._requested) or None),
             token_type="DPoP" if scheme == "dpop" else "Bearer",

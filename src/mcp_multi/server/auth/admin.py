@@ -16,7 +16,10 @@ through the server's :class:`~mcp_multi.server.notifier.Notifier`):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +53,7 @@ class Permissions:
         self.policy = policy
         self.path = path
         self._parts: tuple[ToolRegistry, Resources, PromptRegistry, Notifier] | None = None
+        self._reloads: set[asyncio.Task[bool]] = set()  # SIGHUP reloads under way
 
     def attach(self, registry: ToolRegistry, resources: Resources, prompts: PromptRegistry,
                notifier: Notifier) -> None:
@@ -78,6 +82,22 @@ class Permissions:
         return None if policy is None else policy.principal_for_token(token)
 
     # ---------------------------------------------------------------- changes
+
+    def reload_on_hangup(self) -> None:
+        """Reload the policy file on ``SIGHUP`` (a server of any transport, stdio included;
+        nothing where there is no policy file or no such signal). Call from the running
+        loop."""
+        if self.path is None or not hasattr(signal, "SIGHUP"):
+            return
+        loop = asyncio.get_running_loop()
+
+        def reload() -> None:
+            task = loop.create_task(self.reload())
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
+
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGHUP, reload)
 
     async def reload(self) -> bool:
         """Read the policy file again and apply it; tell the sessions whose lists changed.
