@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -68,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "insufficient_scope")
     p.add_argument("--auth-introspection-client", default=None, metavar="ID:SECRET",
                    help="client credentials for the issuer's token introspection endpoint "
-                        "(RFC 7662): tokens are then introspected instead of checked as JWTs")
+                        "(RFC 7662): tokens are then introspected instead of checked as "
+                        f"JWTs; ID alone takes the secret from ${INTROSPECTION_SECRET_ENV} "
+                        "(a command line is visible to other users)")
     p.add_argument("--auth-timeout", type=float, default=5.0, metavar="SECONDS",
                    help="time one request to the authorization server may take (default 5); "
                         "while it cannot be reached requests are answered 503")
@@ -193,13 +196,20 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     return settings
 
 
+# Where --auth-introspection-client ID finds its secret.
+INTROSPECTION_SECRET_ENV = "MCP_SERVER_INTROSPECTION_SECRET"
+
+
 def _client_credentials(value: str | None) -> tuple[str, str] | None:
     """``ID:SECRET`` split at the first colon (a secret may hold colons, an id may not)."""
     if value is None:
         return None
     client_id, colon, secret = value.partition(":")
-    if not colon or not client_id or not secret:
-        raise ValueError("--auth-introspection-client must be CLIENT_ID:CLIENT_SECRET")
+    if not colon:  # the secret from the environment, out of sight of `ps`
+        secret = os.environ.get(INTROSPECTION_SECRET_ENV, "")
+    if not client_id or not secret:
+        raise ValueError("--auth-introspection-client must be CLIENT_ID:CLIENT_SECRET, or "
+                         f"CLIENT_ID with the secret in ${INTROSPECTION_SECRET_ENV}")
     return client_id, secret
 
 

@@ -39,7 +39,8 @@ def test_options_become_settings() -> None:
     (["--auth-scopes", "a"], "--auth-scopes needs --auth-issuer"),
     (["--auth-issuer", "https://as.example", "--auth-scopes", 'a"b'], "is not a scope"),
     (["--auth-issuer", "https://as.example", "--auth-introspection-client", "id"],
-     "CLIENT_ID:CLIENT_SECRET"),
+     "CLIENT_ID:CLIENT_SECRET, or CLIENT_ID with the secret in "
+     "$MCP_SERVER_INTROSPECTION_SECRET"),
     (["--metrics-token", ""], "must not be empty"),
     (["--auth-issuer", "https://as.example", "--auth-timeout", "0"], "positive"),
 ])
@@ -47,6 +48,12 @@ def test_refused_at_start_up(argv: list[str], says: str) -> None:
     with pytest.raises(ValueError, match=None) as refused:
         _settings(*argv)
     assert says in str(refused.value)
+
+
+def test_introspection_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_SERVER_INTROSPECTION_SECRET", "se:cret")
+    s = _settings("--auth-issuer", "https://as.example", "--auth-introspection-client", "rs")
+    assert s.auth_introspection_client == ("rs", "se:cret")
 
 
 def test_http_issuer_allowed_on_loopback() -> None:
