@@ -4,6 +4,7 @@ token exchange followed by the ID-JAG grant."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -279,17 +280,21 @@ async def test_a_machine_grant_asks_again_before_its_token_expires(
         auth_server: AuthServer) -> None:
     """No refresh token, nobody to ask: a token about to expire is replaced before the
     request, not after the server refuses it."""
-    auth_server.expires_in = 10  # within the expiry leeway from the start
+    auth_server.expires_in = 1  # a short-lived token: renewed in the last quarter of its life
     settings = OAuthSettings(grant="client_credentials", client_id=CLIENT_ID,
                              client_secret=CLIENT_SECRET)
     auth = OAuthAuth(auth_server.resource, settings, agent=NoPerson())
     async with aiohttp.ClientSession() as session:
         assert await send(auth, session, auth_server.resource) == 200
+        obtained = len(auth_server.requests)
+        assert await send(auth, session, auth_server.resource) == 200  # not due yet
+        assert len(auth_server.requests) == obtained
+        await asyncio.sleep(0.8)
         assert await send(auth, session, auth_server.resource) == 200
-    # 401 without a token; then each request with a token obtained just before it
-    assert len(auth_server.requests) == 3
+    # 401 without a token; then a token, and a new one obtained just before the last request
+    assert len(auth_server.requests) == obtained + 1
     sent = [r.headers.get("Authorization", "")[:7] for r in auth_server.resource_requests]
-    assert sent == ["", "Bearer ", "Bearer "]
+    assert sent == ["", "Bearer ", "Bearer ", "Bearer "]
 
 
 async def test_config_spellings_of_the_grant_and_its_settings(auth_server: AuthServer,

@@ -76,10 +76,11 @@ async def test_a_401_with_a_refresh_token_refreshes(fake_oauth: FakeOAuth) -> No
 
 async def test_a_token_about_to_expire_is_refreshed_first(fake_oauth: FakeOAuth) -> None:
     fake_oauth.refresh = True
-    fake_oauth.expires_in = 5  # within the client's leeway: refreshed before it is sent
+    fake_oauth.expires_in = 1  # short-lived: refreshed in the last quarter of its life
     async with _client(fake_oauth) as client:
         connection = await client.add_spec(ServerSpec("s", "http", fake_oauth.mcp_url))
         refused_before = fake_oauth.mcp_auth_headers.count(None)
+        await asyncio.sleep(0.8)
         await connection.list_tools()
     grants = [r["grant_type"] for r in fake_oauth.token_requests]
     assert grants[0] == "authorization_code" and "refresh_token" in grants
