@@ -44,6 +44,7 @@ What it offers, on 127.0.0.1 and a free port, in a thread (werkzeug, threaded):
 - ``[path]/register``: dynamic client registration (RFC 7591), open (no initial access token);
   a client registered with ``token_endpoint_auth_method: none`` gets no secret;
   ``register_client(...)`` pre-registers one from the test;
+- ``[path]/revoke``: token revocation (RFC 7009) by the client the token was issued to;
 - ``[path]/introspect``: token introspection (RFC 7662) for any registered confidential client;
 - ``events``: what each endpoint was asked (no secrets), e.g. to prove a refresh happened.
 
@@ -71,6 +72,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Error, TokenMixin, grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -182,7 +184,7 @@ class Client(ClientMixin):  # type: ignore[misc]
         )
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if endpoint == "token":
+        if endpoint in ("token", "revocation"):  # a public client may revoke its tokens
             return method == self.token_endpoint_auth_method
         return method in ("client_secret_basic", "client_secret_post")
 
@@ -414,6 +416,23 @@ class _Introspection(IntrospectionEndpoint):  # type: ignore[misc]
         }
 
 
+class _Revocation(RevocationEndpoint):  # type: ignore[misc]
+    """RFC 7009: a revoked refresh token takes its access token with it (and a revoked
+    access token its refresh token): both stop working, and introspection says so."""
+
+    CLIENT_AUTH_METHODS = list(AUTH_METHODS)
+    owner: OAuthServer
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
+        owner = self.owner
+        return owner.by_refresh_token.get(token_string) or owner.by_access_token.get(
+            token_string)
+
+    def revoke_token(self, token: IssuedToken, request: Any) -> None:
+        token.revoked = True
+        self.owner.record("revoke", client_id=token.client.client_id)
+
+
 class _Issuer(IssuerParameter):  # type: ignore[misc]
     def __init__(self, owner: OAuthServer) -> None:
         self.owner = owner
@@ -557,6 +576,7 @@ class OAuthServer:
             "token_endpoint": self.url("token"),
             "registration_endpoint": self.url("register"),
             "introspection_endpoint": self.url("introspect"),
+            "revocation_endpoint": self.url("revoke"),
             "jwks_uri": self.url("jwks"),
             "scopes_supported": list(self.scopes_supported),
             "response_types_supported": ["code"],
@@ -723,6 +743,7 @@ class OAuthServer:
         server.register_grant(own(_ClientCredentialsGrant))
         server.register_endpoint(own(_Registration))
         server.register_endpoint(own(_Introspection))
+        server.register_endpoint(own(_Revocation))
         self._add_routes(app, server)
         return app
 
@@ -759,6 +780,9 @@ class OAuthServer:
         def introspect() -> Any:
             return server.create_endpoint_response("introspection")
 
+        def revoke() -> Any:
+            return server.create_endpoint_response("revocation")
+
         app.add_url_rule(f"/.well-known/oauth-authorization-server{path}", "oauth_metadata",
                          oauth_metadata)
         app.add_url_rule(f"/.well-known/openid-configuration{path}", "openid_configuration",
@@ -771,6 +795,7 @@ class OAuthServer:
         app.add_url_rule(f"{path}/token", "token", token, methods=["POST"])
         app.add_url_rule(f"{path}/register", "register", register, methods=["POST"])
         app.add_url_rule(f"{path}/introspect", "introspect", introspect, methods=["POST"])
+        app.add_url_rule(f"{path}/revoke", "revoke", revoke, methods=["POST"])
 
         @app.errorhandler(OAuth2Error)
         def oauth_error(error: OAuth2Error) -> Any:

@@ -384,7 +384,7 @@ async def _account(args: argparse.Namespace, spec: ServerSpec) -> int:
     write: Callable[[str], None] = lambda line: print(line, flush=True)  # noqa: E731
     if args.servers[0] == "login":
         return await login(spec, choices, write)
-    return logout(spec, choices, write)
+    return await logout(spec, choices, write)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,11 +137,18 @@ async def login(spec: ServerSpec, choices: AuthChoices, write: Callable[[str], N
     return 0
 
 
-def logout(spec: ServerSpec, choices: AuthChoices, write: Callable[[str], None]) -> int:
-    """Forget ``spec``'s grant; the exit code (0 whether or not there was one)."""
+async def logout(spec: ServerSpec, choices: AuthChoices, write: Callable[[str], None]) -> int:
+    """Revoke ``spec``'s tokens where its authorization server allows (RFC 7009), then
+    forget its grant; the exit code (0 whether or not there was one)."""
     where = _named(spec)
+    auth = choices.oauth(spec)
+    try:
+        revoked = await auth.revoke()
+    finally:
+        await auth.close()
     if choices.store.delete(spec.url):
-        write(f"Logged out of {where}: its token was removed")
+        write(f"Logged out of {where}: its token was removed"
+              + (" and revoked at its authorization server" if revoked else ""))
     else:
         write(f"No token was stored for {where}; nothing removed")
     return 0

@@ -109,10 +109,15 @@ async def test_login_then_logout(protected: str, oauth_server: OAuthServer,
     assert code == 0, out + err
     assert "To authorize" not in err
 
+    kept = _store(store)[protected]
     run = await _client("logout", protected, "--token-store", str(store))
     code, out, _ = await run.finish()
-    assert (code, out) == (0, f"Logged out of {protected}: its token was removed\n")
+    assert (code, out) == (0, f"Logged out of {protected}: its token was removed and revoked "
+                              "at its authorization server\n")
     assert protected not in _store(store)
+    # Revoked at the authorization server (RFC 7009): the refresh token is dead there too.
+    assert [e for e in oauth_server.events if e["endpoint"] == "revoke"]
+    assert oauth_server.by_refresh_token[kept["refresh_token"]].revoked
     run = await _client("logout", protected, "--token-store", str(store))
     code, out, _ = await run.finish()
     assert out == f"No token was stored for {protected}; nothing removed\n"

@@ -79,6 +79,7 @@ class AuthServerMetadata:
     authorization_endpoint: str
     token_endpoint: str
     registration_endpoint: str | None = None
+    revocation_endpoint: str | None = None
     scopes_supported: tuple[str, ...] | None = None
     grant_types_supported: tuple[str, ...] | None = None
     token_endpoint_auth_methods_supported: tuple[str, ...] | None = None
@@ -117,6 +118,7 @@ class AuthServerMetadata:
             authorization_endpoint=authorize,
             token_endpoint=token,
             registration_endpoint=_url(doc, "registration_endpoint", plain),
+            revocation_endpoint=_url(doc, "revocation_endpoint", plain),
             scopes_supported=_strings(doc.get("scopes_supported")),
             grant_types_supported=_strings(doc.get("grant_types_supported")),
             token_endpoint_auth_methods_supported=_strings(

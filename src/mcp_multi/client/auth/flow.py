@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -51,7 +52,10 @@ __all__ = [
     "exchange_code",
     "refresh",
     "request_token",
+    "revoke",
 ]
+
+logger = logging.getLogger(__name__)
 
 MAX_TOKEN_BYTES = 64 * 1024
 MAX_TOKEN_LIFETIME = 10 * 365 * 86400  # an expires_in beyond this is read as "no expiry"
@@ -249,6 +253,32 @@ async def exchange_code(http: aiohttp.ClientSession, pending: PendingAuthorizati
         "resource": pending.resource,
     }
     return await request_token(http, pending.metadata, pending.registration, form, dpop=dpop)
+
+
+async def revoke(http: aiohttp.ClientSession, metadata: AuthServerMetadata,
+                 registration: ClientRegistration | None, token: str, hint: str) -> bool:
+    """Ask the authorization server to revoke ``token`` (RFC 7009; ``hint`` is
+    ``refresh_token`` or ``access_token``); whether it said so (200). Never raises: a token
+    the server cannot revoke is forgotten by the client all the same."""
+    url = metadata.revocation_endpoint
+    if url is None:
+        return False
+    headers: dict[str, str] = {hdrs.ACCEPT: "application/json"}
+    form = {"token": token, "token_type_hint": hint}
+    if registration is not None:
+        _client_auth(registration, form, headers, metadata.issuer or "")
+    try:
+        async with http.post(url, data=form, headers=headers,
+                             allow_redirects=False) as response:
+            await read_bounded(response, MAX_TOKEN_BYTES, url)
+            if response.status != 200:
+                logger.info("revocation at %s refused: HTTP %s", for_display(url, 300),
+                            response.status)
+            return response.status == 200
+    except (aiohttp.ClientError, OSError, TimeoutError, AuthorizationFailed) as exc:
+        logger.info("revocation at %s failed: %s", for_display(url, 300),
+                    for_display(str(exc) or type(exc).__name__, 200))
+        return False
 
 
 async def refresh(http: aiohttp.ClientSession, metadata: AuthServerMetadata,

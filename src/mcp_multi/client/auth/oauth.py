@@ -37,9 +37,9 @@ from aiohttp import hdrs
 from ...protocol.text import for_display
 from .agent import AuthorizationFailed, HeadlessAgent, UserAgent
 from .challenge import BearerChallenge, bearer_challenge
-from .discovery import Discovery, discover
+from .discovery import Discovery, discover, discover_metadata
 from .dpop import DPoPProver, choose_prover, dpop_challenge
-from .flow import PendingAuthorization, TokenResponse, exchange_code, refresh
+from .flow import PendingAuthorization, TokenResponse, exchange_code, refresh, revoke
 from .machine import machine_grant
 from .registration import ClientRegistration, register
 
@@ -344,6 +344,33 @@ class OAuthAuth:
             await self._authorize(None, tuple(scopes) if scopes is not None else None)
         assert self._grant is not None
         return self._grant
+
+    async def revoke(self) -> bool:
+        """Ask the authorization server that issued the stored tokens to revoke them (RFC
+        7009: the refresh token, which revokes its access tokens at most servers, then the
+        access token); whether it confirmed one. Nothing is sent where the server offers no
+        revocation endpoint; nothing here raises."""
+        grant = self._grant or self.store.load(self.server_url)
+        if grant is None or grant.issuer is None:
+            return False
+        tokens = [(t, hint) for t, hint in ((grant.refresh_token, "refresh_token"),
+                                            (grant.access_token, "access_token")) if t]
+        if not tokens:
+            return False
+        registration = ClientRegistration(
+            grant.client_id, grant.client_secret, grant.token_endpoint_auth_method or "none",
+            grant.issuer, "stored") if grant.client_id else None
+        try:
+            async with self._session() as http:
+                metadata = await discover_metadata(http, grant.issuer)
+                if metadata is None:
+                    return False
+                confirmed = [await revoke(http, metadata, registration, token, hint)
+                             for token, hint in tokens]
+        except AuthorizationFailed as exc:
+            logger.info("%s: cannot revoke: %s", self.server_url, exc)
+            return False
+        return any(confirmed)
 
     def logout(self) -> bool:
         """Forget the tokens (here and in the store); whether there were any."""
