@@ -289,13 +289,13 @@ class MultiServerMCPClient:
 
     def _new_connection(self, spec: ServerSpec,
                         auth: RequestAuth | None = None) -> MCPConnection:
+        """A connection for ``spec``, not yet connected; ``auth`` (what :meth:`_open` chose)
+        authorizes its HTTP requests."""
         options = dict(self._transport_options)
         if spec.transport == "stdio":
             options.update(env=dict(spec.env), cwd=spec.cwd, server_name=spec.name)
         else:
             options["headers"] = {**self.headers, **spec.headers}
-            if auth is None and self.auth_for is not None:
-                auth = self.auth_for(spec)
             if auth is not None:
                 options["auth"] = auth
         return MCPConnection(

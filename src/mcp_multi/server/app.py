@@ -132,8 +132,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     browser ``Origin`` must be a loopback origin or one of ``--allowed-origin``; when the
     server listens on loopback, the ``Host`` header must name a loopback host too.
     """
-    refusal = _refusal(request)
-    if refusal is None and _guarded(request):
+    guarded = _guarded(request)
+    refusal = _refusal(request, guarded)
+    if refusal is None and guarded:
         refusal = await _credentials(request)
     if refusal is not None:
         return refusal
@@ -152,13 +153,14 @@ def _guarded(request: web.Request) -> bool:
     return request.path in _GUARDED_PATHS and request.method != hdrs.METH_OPTIONS
 
 
-def _refusal(request: web.Request) -> web.Response | None:
+def _refusal(request: web.Request, guarded: bool) -> web.Response | None:
     """The answer refusing ``request`` before its handler runs for what its headers are
-    (not for its credentials: :func:`_credentials`), or None to let it through."""
+    (not for its credentials: :func:`_credentials`), or None to let it through. ``guarded``:
+    it goes to an MCP endpoint or ``/metrics`` (:func:`_guarded`)."""
     bad = _undecodable_header(request)
     if bad is not None:
         return _bad_request(f"Bad Request: header {bad} is not valid UTF-8")
-    if not _guarded(request):
+    if not guarded:
         return None
     settings = request.app[STATE].settings
     origin = request.headers.get(hdrs.ORIGIN)

@@ -9,8 +9,9 @@ from typing import Any
 
 from ...protocol import methods as m
 from ...protocol.envelope import CacheHint
+from ..auth.policy import Access
 from ..prompts import no_enabled_tool, unknown_prompt
-from .router import Call, page, private, route
+from .router import Call, route, visible_page
 
 __all__ = ["check_prompt", "prompts_get", "prompts_list"]
 
@@ -19,12 +20,7 @@ __all__ = ["check_prompt", "prompts_get", "prompts_list"]
 # a client may keep the list as long as the tool list.
 @route(m.PROMPTS_LIST, cache=CacheHint(300_000))
 async def prompts_list(call: Call) -> dict[str, Any]:
-    listing = call.server.prompts.list_prompts()
-    access = call.server.permissions.access(call.session.principal)
-    if access is not None:
-        listing = access.prompts(listing)
-    prompts, more = page(listing, call.params, "prompts", call.server.settings.page_size)
-    return private({"prompts": prompts, **more}, call, access)
+    return visible_page(call, call.server.prompts.list_prompts(), "prompts", Access.prompts)
 
 
 @route(m.PROMPTS_GET)

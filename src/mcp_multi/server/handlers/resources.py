@@ -17,7 +17,7 @@ from ...protocol.versions import HANDSHAKE
 from ..auth.policy import Access
 from ..notifier import SubscriptionLimit
 from ..resources import TOOL_TEMPLATE, not_found, tool_not_found
-from .router import Call, page, private, route
+from .router import Call, route, visible_page
 
 __all__ = ["check_readable", "resources_list", "resources_read", "resources_subscribe",
            "resources_templates_list", "resources_unsubscribe"]
@@ -29,12 +29,8 @@ _FIXED = CacheHint(300_000)
 
 @route(m.RESOURCES_LIST, cache=_FIXED)
 async def resources_list(call: Call) -> dict[str, Any]:
-    listing = call.server.resources.list_resources()
-    access = call.server.permissions.access(call.session.principal)
-    if access is not None:
-        listing = access.resources(listing)
-    resources, more = page(listing, call.params, "resources", call.server.settings.page_size)
-    return private({"resources": resources, **more}, call, access)
+    return visible_page(call, call.server.resources.list_resources(), "resources",
+                        Access.resources)
 
 
 @route(m.RESOURCES_READ, cache=CacheHint(0, "private"))
@@ -51,13 +47,8 @@ async def resources_read(call: Call) -> dict[str, Any]:
 
 @route(m.RESOURCES_TEMPLATES_LIST, cache=_FIXED)
 async def resources_templates_list(call: Call) -> dict[str, Any]:
-    listing = call.server.resources.list_templates()
-    access = call.server.permissions.access(call.session.principal)
-    if access is not None:
-        listing = access.templates(listing)
-    templates, more = page(listing, call.params, "resourceTemplates",
-                           call.server.settings.page_size)
-    return private({"resourceTemplates": templates, **more}, call, access)
+    return visible_page(call, call.server.resources.list_templates(), "resourceTemplates",
+                        Access.templates)
 
 
 @route(m.RESOURCES_SUBSCRIBE, HANDSHAKE)

@@ -29,6 +29,7 @@ from ...protocol.jsonrpc import RequestId
 from ...protocol.versions import HANDSHAKE, MODERN, Era
 from ..asking import Asking, Questions, RoundAsking, StreamAsking
 from ..auth.admin import Permissions
+from ..auth.policy import Access
 from ..notifier import Notifier
 from ..prompts import PromptRegistry
 from ..resources import Resources, ServerStats
@@ -38,7 +39,7 @@ from ..tasks import TaskRunner
 from ..tools import ToolRegistry
 
 __all__ = ["ROUTER", "Call", "Handler", "Route", "Router", "ServerContext", "page", "private",
-           "route"]
+           "route", "visible_page"]
 
 Params = dict[str, Any]
 T = TypeVar("T")
@@ -212,6 +213,22 @@ def page(items: Sequence[T], params: Params, kind: str, size: int) -> tuple[Sequ
     end = start + size
     more: Params = {"nextCursor": _cursor(kind, end)} if end < len(items) else {}
     return items[start:end], more
+
+
+Listing = list[dict[str, Any]]
+
+
+def visible_page(call: Call, listing: Listing, key: str,
+                 keep: Callable[[Access, Listing], Listing]) -> Params:
+    """One page of a list result under ``key`` (``tools``, ``resources``,
+    ``resourceTemplates``, ``prompts``; also the kind of its cursors), holding only the
+    entries the caller's policy lets it see (``keep``, e.g. ``Access.tools``); without a
+    policy, the whole listing, paged."""
+    access = call.server.permissions.access(call.session.principal)
+    if access is not None:
+        listing = keep(access, listing)
+    items, more = page(listing, call.params, key, call.server.settings.page_size)
+    return private({key: items, **more}, call, access)
 
 
 def private(result: Params, call: Call, access: object | None) -> Params:

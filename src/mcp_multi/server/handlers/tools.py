@@ -13,9 +13,10 @@ from ...protocol import methods as m
 from ...protocol.envelope import CacheHint
 from ...protocol.errors import InvalidParams, JSONRPCError
 from ...protocol.versions import LATEST_HANDSHAKE_VERSION, supports
+from ..auth.policy import Access
 from ..tools import DisabledToolError, ToolContext, ToolError, UnknownToolError
 from .logging import log_fn, progress_fn
-from .router import Call, page, private, route
+from .router import Call, route, visible_page
 from .tasks import task_context
 
 __all__ = ["tools_call", "tools_list"]
@@ -25,12 +26,7 @@ logger = logging.getLogger(__name__)
 
 @route(m.TOOLS_LIST, cache=CacheHint(300_000))
 async def tools_list(call: Call) -> dict[str, Any]:
-    listing = call.server.registry.list_tools()
-    access = call.server.permissions.access(call.session.principal)
-    if access is not None:
-        listing = access.tools(listing)
-    tools, more = page(listing, call.params, "tools", call.server.settings.page_size)
-    return private({"tools": tools, **more}, call, access)
+    return visible_page(call, call.server.registry.list_tools(), "tools", Access.tools)
 
 
 @route(m.TOOLS_CALL)
