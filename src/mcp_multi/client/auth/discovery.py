@@ -45,6 +45,7 @@ __all__ = [
     "fetch_json",
     "http_form",
     "metadata_urls",
+    "oauth_error_text",
     "origin_of",
     "prm_urls",
     "resource_matches",
@@ -251,6 +252,18 @@ async def fetch_json(http: aiohttp.ClientSession, url: str, *,
     if not isinstance(doc, dict):
         raise AuthorizationFailed(f"{for_display(url, 300)} is not a JSON object")
     return doc
+
+
+def oauth_error_text(answer: object) -> str:
+    """``": error (description)"`` of an OAuth error answer (RFC 6749 section 5.2), escaped
+    and cut; ``""`` when ``answer`` holds no ``error``."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("error"), str):
+        return ""
+    description = answer.get("error_description")
+    text = f": {for_display(answer['error'], 100)}"
+    if isinstance(description, str) and description:
+        text += f" ({for_display(description, 200)})"
+    return text
 
 
 async def read_bounded(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:

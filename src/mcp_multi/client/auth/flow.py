@@ -40,7 +40,7 @@ from aiohttp import hdrs
 from ...protocol.text import for_display
 from .agent import AuthorizationFailed
 from .client_auth import PublicClient, client_authentication
-from .discovery import AuthServerMetadata, read_bounded
+from .discovery import AuthServerMetadata, oauth_error_text, read_bounded
 from .dpop import DPoPProver
 from .registration import ClientRegistration
 
@@ -204,7 +204,7 @@ async def request_token(http: aiohttp.ClientSession, metadata: AuthServerMetadat
         answer = None
     if status != 200 or not isinstance(answer, dict):
         raise AuthorizationFailed(f"the token endpoint refused {form.get('grant_type')}: "
-                                  f"HTTP {status}{_error_text(answer)}")
+                                  f"HTTP {status}{oauth_error_text(answer)}")
     return parse_token_response(answer)
 
 
@@ -231,15 +231,6 @@ def parse_token_response(answer: dict[str, Any]) -> TokenResponse:
         else None,
         scope=scope if isinstance(scope, str) else None,
     )
-
-
-def _error_text(answer: Any) -> str:
-    if not isinstance(answer, dict) or not isinstance(answer.get("error"), str):
-        return ""
-    description = answer.get("error_description")
-    return (f": {for_display(answer['error'], 100)}"
-            + (f" ({for_display(description, 200)})" if isinstance(description, str)
-               and description else ""))
 
 
 async def exchange_code(http: aiohttp.ClientSession, pending: PendingAuthorization,

@@ -30,7 +30,7 @@ from aiohttp import hdrs
 from ... import __version__
 from ...protocol.text import for_display
 from .agent import AuthorizationFailed
-from .discovery import AuthServerMetadata, read_bounded
+from .discovery import AuthServerMetadata, oauth_error_text, read_bounded
 
 __all__ = [
     "AUTH_METHODS",
@@ -170,7 +170,7 @@ async def _register_dynamically(http: aiohttp.ClientSession, metadata: AuthServe
     except orjson.JSONDecodeError:
         answer = None
     if status not in (200, 201) or not isinstance(answer, dict):
-        detail = _error_text(answer) if isinstance(answer, dict) else ""
+        detail = oauth_error_text(answer)
         raise AuthorizationFailed(f"dynamic registration at {for_display(url, 300)} failed: "
                                   f"HTTP {status}{detail}")
     client_id = answer.get("client_id")
@@ -189,14 +189,3 @@ async def _register_dynamically(http: aiohttp.ClientSession, metadata: AuthServe
     logger.info("registered at %s as client %s (%s)", for_display(str(metadata.issuer), 200),
                 for_display(client_id, 200), method)
     return ClientRegistration(client_id, secret, method, metadata.issuer, "dynamic registration")
-
-
-def _error_text(answer: dict[str, object]) -> str:
-    error = answer.get("error")
-    if not isinstance(error, str):
-        return ""
-    description = answer.get("error_description")
-    text = f": {for_display(error, 100)}"
-    if isinstance(description, str) and description:
-        text += f" ({for_display(description, 200)})"
-    return text
