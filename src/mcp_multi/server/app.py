@@ -31,6 +31,7 @@ from ..protocol.wire import (
 )
 from .auth.authenticator import PRINCIPAL, Refusal
 from .auth.configure import build_authenticator, close_authenticator, start_authenticator
+from .cluster import start_sharing, stop_sharing
 from .dispatcher import build_dispatcher
 from .endpoints.sse import handle_message, handle_sse
 from .endpoints.streamable_http import (
@@ -51,6 +52,7 @@ from .limits import (
 from .metrics import render_metrics
 from .settings import ServerSettings, is_loopback_host
 from .state import STATE, ServerState
+from .store import open_store
 
 __all__ = ["RunningServer", "create_app", "start_server"]
 
@@ -241,7 +243,10 @@ def create_app(settings: ServerSettings) -> web.Application:
     permissions = dispatcher.context.permissions
     if permissions.policy is not None:  # the policy's static tokens are asked first
         authenticator.token_lookups.insert(0, permissions.principal_for_token)
-    app[STATE] = ServerState(settings, dispatcher, stats, authenticator)
+    app[STATE] = ServerState(settings, dispatcher, stats, authenticator,
+                             open_store(settings.session_store))
+    app.on_startup.append(start_sharing)
+    app.on_cleanup.append(stop_sharing)
     if authenticator.resource is not None:
         authenticator.resource.add_routes(app)
         app.on_cleanup.append(functools.partial(close_authenticator,

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from .session import SendFn, ServerSession
 
 __all__ = ["AskFailed", "Asker", "Asking", "InputNeeded", "PendingAsks", "Questions",
-           "RoundAsking", "StreamAsking", "refusal"]
+           "RoundAsking", "StreamAsking", "asker_of", "refusal"]
 
 # Questions asked at once: key -> (method, params).
 Questions = Mapping[str, tuple[str, dict[str, Any]]]
@@ -113,18 +113,24 @@ def refusal(method: str, params: Mapping[str, Any],
 # ------------------------------------------------------------------ the handshake era
 
 class PendingAsks:
-    """The server-to-client requests of one session that await their answers, by id."""
+    """The server-to-client requests of one session that await their answers, by id.
 
-    __slots__ = ("_ids", "_waiting")
+    Ids are numbers from 1, or with a ``prefix`` strings ``"<prefix>-<n>"``: a session shared
+    between instances names the instance that asked, so that whichever instance receives the
+    answer knows where it is awaited (:func:`asker_of`).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_ids", "_prefix", "_waiting")
+
+    def __init__(self, prefix: str | None = None) -> None:
+        self._prefix = prefix
         self._ids = itertools.count(1)
         self._waiting: dict[RequestId, asyncio.Future[dict[str, Any]]] = {}
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def open(self, limit: int) -> tuple[int, asyncio.Future[dict[str, Any]]]:
+    def open(self, limit: int) -> tuple[RequestId, asyncio.Future[dict[str, Any]]]:
         """A fresh id and the future its answer will complete.
 
         Raises:
@@ -133,7 +139,8 @@ class PendingAsks:
         if len(self._waiting) >= limit:
             raise AskFailed(f"Too many requests to the client outstanding (limit {limit}); "
                             "try again when one has been answered")
-        request_id = next(self._ids)
+        n = next(self._ids)
+        request_id: RequestId = n if self._prefix is None else f"{self._prefix}-{n}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         return request_id, future
@@ -165,6 +172,15 @@ class PendingAsks:
                 # Marked as read: the handler awaiting it is usually cancelled along with its
                 # session before it gets to read it, and asyncio would log it as lost.
                 future.exception()
+
+
+def asker_of(request_id: RequestId | None) -> str | None:
+    """The instance that sent the request ``request_id`` answers, when a shared session's
+    :class:`PendingAsks` named one in it; None for any other id."""
+    if not isinstance(request_id, str):
+        return None
+    prefix, sep, n = request_id.rpartition("-")
+    return prefix if sep and prefix and n.isdigit() else None
 
 
 class StreamAsking:
@@ -199,7 +215,7 @@ class StreamAsking:
         if session.closed:
             raise AskFailed("The session is closed: its client cannot be asked")
         if session.asks is None:
-            session.asks = PendingAsks()
+            session.asks = PendingAsks(session.ask_prefix)
         asks = session.asks
         request_id, future = asks.open(settings.max_asks)
         notify = self._call.notify

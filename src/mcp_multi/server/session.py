@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.jsonrpc import RequestId
 from ..protocol.server_state import ServerLifecycle, SessionEvent, SessionState
-from ..protocol.versions import HANDSHAKE, MODERN, Era
-from .auth.principal import ANONYMOUS, Principal
+from ..protocol.versions import HANDSHAKE, MODERN, Era, is_handshake
+from .auth.principal import ANONYMOUS, Principal, principal_from_json, principal_to_json
 
 if TYPE_CHECKING:
     from .asking import PendingAsks
@@ -53,11 +53,16 @@ _OPENING_STATE: dict[Era | None, SessionState] = {
 }
 
 
+# The states a session shared between instances can be in: its initialize was answered.
+_SHARED_STATES = frozenset({SessionState.INITIALIZING.value, SessionState.READY.value})
+
+
 class ServerSession:
     """State of one client session on the server."""
 
     __slots__ = (
         "__weakref__",  # the notifier holds sessions weakly
+        "ask_prefix",
         "asks",
         "client_capabilities",
         "client_info",
@@ -86,6 +91,9 @@ class ServerSession:
         self.client_info: dict[str, Any] | None = None
         self.client_capabilities: dict[str, Any] = {}
         self.asks: PendingAsks | None = None
+        # Set when other instances may receive this session's answers: the ids of the
+        # requests it sends its client then name this instance (see PendingAsks).
+        self.ask_prefix: str | None = None
         # The client's address where the transport knows it (what tasks are counted by
         # across a client's sessions, and a stateless client's, having no session).
         self.peer = ""
@@ -113,6 +121,38 @@ class ServerSession:
     @property
     def closed(self) -> bool:
         return self.lifecycle.state is SessionState.CLOSED
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the handshake settled, as JSON-able data: enough for another instance to serve
+        the session's next request (see :meth:`restore`)."""
+        return {
+            "state": self.lifecycle.state.value,
+            "version": self.protocol_version,
+            "client_info": self.client_info,
+            "capabilities": self.client_capabilities,
+            "log_level": self.log_level,
+            "principal": principal_to_json(self.principal),
+            "peer": self.peer,
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> bool:
+        """Take on the state :meth:`snapshot` wrote (on this instance or another); False,
+        changing nothing, when ``data`` is not such a state (a shared store's content is read
+        as untrusted)."""
+        state, version = data.get("state"), data.get("version")
+        info, capabilities = data.get("client_info"), data.get("capabilities")
+        level, peer = data.get("log_level"), data.get("peer", "")
+        principal = principal_from_json(data.get("principal"))
+        if (state not in _SHARED_STATES or not isinstance(version, str)
+                or not is_handshake(version) or not isinstance(info, dict | None)
+                or not isinstance(capabilities, dict) or not isinstance(level, str | None)
+                or not isinstance(peer, str) or principal is None):
+            return False
+        self.lifecycle.state = SessionState(state)
+        self.lifecycle.protocol_version = version
+        self.client_info, self.client_capabilities = info, capabilities
+        self.log_level, self.peer, self.principal = level, peer, principal
+        return True
 
     def track(self, request_id: RequestId, task: asyncio.Task[Any]) -> None:
         """Count ``task`` in flight under ``request_id`` until it ends."""

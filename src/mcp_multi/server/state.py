@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -14,6 +16,7 @@ from .resources import ServerStats
 from .session import ServerSession
 from .session_table import SessionTable
 from .settings import ServerSettings
+from .store import MemoryStore, SessionStore, StoreUnavailable
 from .streams import HTTPSession
 
 __all__ = ["STATE", "ServerState"]
@@ -26,6 +29,9 @@ class ServerState:
     stats: ServerStats
     # Who calls: the guard asks it about each MCP request (see server/auth).
     authenticator: Authenticator = field(default_factory=Authenticator)
+    # Where sessions are shared with other instances (see server/store and server/cluster);
+    # a MemoryStore shares nothing.
+    store: SessionStore = field(default_factory=MemoryStore)
     # Live sessions by id, one bounded table per transport (see session_table).
     sse_sessions: SessionTable[ServerSession] = field(init=False)
     http_sessions: SessionTable[HTTPSession] = field(init=False)
@@ -43,6 +49,8 @@ class ServerState:
     stream_handlers: set[asyncio.Task[object]] = field(default_factory=set)
     # Set once the server begins to shut down: requests cut off now say so.
     shutting_down: bool = False
+    # Work nobody awaits (telling the shared store a session ended), kept until it is done.
+    chores: set[asyncio.Task[object]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -59,6 +67,26 @@ class ServerState:
                                           handshake_grace=grace)
         self.sse_buffer = ByteBudget(s.sse_total_buffer)
         self.http_buffer = ByteBudget(s.http_total_buffer)
+
+    def chore(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run ``work`` in the background, bounded by the store's own timeouts; a store that
+        cannot be reached is the store's to report, once."""
+        task: asyncio.Task[object] = asyncio.create_task(_quietly(work))
+        self.chores.add(task)
+        task.add_done_callback(self.chores.discard)
+
+    @property
+    def store_ttl(self) -> float:
+        """Seconds a shared session's record outlives its last use: an idle session ends
+        (everywhere) as it may end on one instance."""
+        return self.settings.http_session_idle_timeout
+
+
+async def _quietly(work: Coroutine[Any, Any, object]) -> object:
+    try:
+        return await work
+    except StoreUnavailable:
+        return None
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("mcp_state", ServerState)

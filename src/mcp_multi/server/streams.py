@@ -13,6 +13,14 @@ it stopped. A stream ends with ``finish``, which also pushes the request's respo
 
 Only the handshake era resumes; a modern (2026-07-28) stream has no ids, no priming event
 and nobody to resume it.
+
+With a shared session store (``--session-store``) a session's requests may land on any
+instance, so its streams must be readable from any of them. A request's stream stays an
+:class:`EventStream` on the instance running the request (it alone writes it), and once it is
+answered as a stream rather than as JSON it is *mirrored* into the store's journal of the
+same number: another instance serves a ``Last-Event-ID`` for it from there (a
+:class:`JournalStream`). The session's standalone stream, which any instance may push to (a
+list change, a log line), lives only in the journal.
 """
 
 from __future__ import annotations
@@ -21,15 +29,19 @@ import asyncio
 import logging
 import sys
 from collections import OrderedDict, deque
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol.jsonrpc import dumps
 from ..protocol.sse import KEEPALIVE, encode_event
 from .budget import ByteBudget
 from .session import Outgoing, ServerSession
 
-__all__ = ["RETRY_MS", "EventStream", "HTTPSession", "parse_event_id"]
+if TYPE_CHECKING:
+    from .store import Journal
+
+__all__ = ["GET_STREAM", "RETRY_MS", "EventStream", "HTTPSession", "JournalStream",
+           "parse_event_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +65,8 @@ class EventStream:
     is gone: a resume from before it is refused (:meth:`gone`), never served with a gap.
     """
 
-    __slots__ = ("_account", "_dropping", "_events", "_limit", "_next", "_wake", "attached",
-                 "delivered", "dropped_to", "final", "finished", "key", "resumable")
+    __slots__ = ("_account", "_dropping", "_events", "_limit", "_mirror", "_next", "_wake",
+                 "attached", "delivered", "dropped_to", "final", "finished", "key", "resumable")
 
     def __init__(self, key: str, *, resumable: bool, limit: int,
                  account: Callable[[EventStream, int], None] | None = None) -> None:
@@ -73,6 +85,7 @@ class EventStream:
         self.delivered = 0  # the last event number written to a client
         self.dropped_to = 0  # the newest event number dropped from the buffer
         self._dropping = False  # warned once that undelivered events are being dropped
+        self._mirror: Journal | None = None  # where a shared session's stream is copied
 
     @property
     def last(self) -> int:
@@ -87,6 +100,8 @@ class EventStream:
             self._drop_oldest()
         payload = dumps(message)
         self._events.append((n, payload))
+        if self._mirror is not None:
+            self._mirror.append(payload, n)
         if self._account is not None:
             self._account(self, len(payload))  # may drop older events, never this one
         self._wake.set()
@@ -127,9 +142,17 @@ class EventStream:
         """Whether events after ``cursor`` were dropped, so a resume from it would miss some."""
         return self.dropped_to > cursor
 
+    def mirror(self, journal: Journal) -> None:
+        """Copy the stream into ``journal`` from now on (what it holds first), so that another
+        instance can serve a resume of it; its end is marked there too."""
+        for n, payload in self._events:
+            journal.append(payload, n)
+        if self.finished:
+            journal.end()
+        self._mirror = journal
+
     def _encode(self, n: int, payload: bytes) -> bytes:
-        return encode_event(payload, event="message",
-                            id=f"{self.key}-{n}" if self.resumable else None)
+        return _event(self.key if self.resumable else None, n, payload)
 
     async def send(self, message: Outgoing) -> None:
         """:meth:`push` as a :data:`~mcp_multi.server.session.SendFn`."""
@@ -142,6 +165,8 @@ class EventStream:
             final = {key: value for key, value in final.items() if key != "result"}
         self.final = final
         self.finished = True
+        if self._mirror is not None:
+            self._mirror.end()
         self._wake.set()
 
     def only_message(self) -> bytes | None:
@@ -152,7 +177,7 @@ class EventStream:
 
     def priming(self, cursor: int) -> bytes:
         """The event that opens a resumable stream: an id at ``cursor``, empty data, ``retry``."""
-        return encode_event(b"", id=f"{self.key}-{cursor}", retry=RETRY_MS)
+        return _priming(self.key, cursor)
 
     def after(self, cursor: int) -> list[tuple[int, bytes]]:
         """The encoded events numbered after ``cursor`` that the buffer still holds."""
@@ -193,6 +218,68 @@ class EventStream:
                 await writer.write(KEEPALIVE)
 
 
+def _event(key: str | None, n: int, payload: bytes) -> bytes:
+    """Event ``n`` of the stream ``key`` (no id when the stream is not resumable)."""
+    return encode_event(payload, event="message", id=None if key is None else f"{key}-{n}")
+
+
+def _priming(key: str, cursor: int) -> bytes:
+    """The event that opens a resumable stream: an id at ``cursor``, empty data, ``retry``."""
+    return encode_event(b"", id=f"{key}-{cursor}", retry=RETRY_MS)
+
+
+class JournalStream:
+    """A stream of a shared session read from (and, for the standalone stream, written to)
+    the store's journal: what any instance serves when the stream may be written elsewhere.
+
+    ``producer_alive`` says whether the instance writing the stream still runs (None: any
+    instance may write it, as the standalone stream); a stream whose writer died without
+    marking its end is ended once its journal has been quiet for a keep-alive period.
+    """
+
+    __slots__ = ("_journal", "_producer_alive", "delivered", "key")
+
+    def __init__(self, key: str, journal: Journal,
+                 producer_alive: Callable[[], Awaitable[bool]] | None = None) -> None:
+        self.key = key
+        self._journal = journal
+        self._producer_alive = producer_alive
+        self.delivered = 0  # the last event number written to a client
+
+    async def send(self, message: Outgoing) -> None:
+        """Add a message to the stream (numbered by the store: any instance may write)."""
+        self._journal.append(dumps(message))
+
+    def priming(self, cursor: int) -> bytes:
+        return _priming(self.key, cursor)
+
+    async def gone(self, cursor: int) -> bool:
+        """Whether events after ``cursor`` are no longer kept (or the stream is unknown)."""
+        if not await self._journal.exists():
+            return cursor > 0 or self._producer_alive is not None
+        oldest = await self._journal.oldest()
+        return oldest is not None and oldest > cursor + 1
+
+    async def pump(self, writer: Writer, cursor: int, keepalive: float,
+                   beat: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """Write the events after ``cursor`` until the stream's end mark (or its writer's
+        death); a keep-alive comment after each quiet ``keepalive`` seconds. ``beat``, called
+        then too, ends the stream when it says False (this instance lost its claim to it)."""
+        while True:
+            events, ended = await self._journal.read(cursor, keepalive)
+            for n, payload in events:
+                await writer.write(_event(self.key, n, payload))
+                cursor = self.delivered = n
+            if ended:
+                return
+            if not events:
+                if self._producer_alive is not None and not await self._producer_alive():
+                    return
+                if beat is not None and not await beat():
+                    return
+                await writer.write(KEEPALIVE)
+
+
 def parse_event_id(value: str) -> tuple[str, int] | None:
     """``(stream key, event number)`` of a ``Last-Event-ID``; None if it is not one of ours."""
     key, sep, number = value.partition("-")
@@ -211,10 +298,10 @@ class HTTPSession(ServerSession):
     """
 
     __slots__ = ("_budget", "_counter", "_keep", "_limit", "_max_bytes", "_released",
-                 "get_stream", "held", "streams")
+                 "get_stream", "held", "stream_prefix", "streams")
 
     def __init__(self, *, limit: int, max_bytes: int | None = None,
-                 budget: ByteBudget | None = None) -> None:
+                 budget: ByteBudget | None = None, session_id: str | None = None) -> None:
         self._limit = limit
         self._max_bytes = max_bytes
         self._budget = budget if budget is not None else ByteBudget(sys.maxsize)
@@ -223,7 +310,10 @@ class HTTPSession(ServerSession):
         self.held = 0  # bytes of events held by all the session's streams
         self.get_stream = EventStream(GET_STREAM, resumable=True, limit=limit,
                                       account=self._account)
-        super().__init__("http", self.get_stream.send)
+        super().__init__("http", self.get_stream.send, session_id)
+        # Shared sessions: the instance's id, before each request stream's number (keys unique
+        # across the instances writing the session's streams).
+        self.stream_prefix = ""
         self.streams: OrderedDict[str, EventStream] = OrderedDict()
         self._counter = 0
         self._budget.join(self)
@@ -261,7 +351,8 @@ class HTTPSession(ServerSession):
     def new_stream(self) -> EventStream:
         """A resumable stream for one request; old finished streams are forgotten."""
         self._counter += 1
-        stream = EventStream(str(self._counter), resumable=True, limit=self._limit,
+        stream = EventStream(f"{self.stream_prefix}{self._counter}", resumable=True,
+                             limit=self._limit,
                              account=self._account)
         self.streams[stream.key] = stream
         if len(self.streams) > RETAINED_STREAMS:

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.helpers import parse_mimetype
 
-from ...protocol.errors import InvalidRequest, JSONRPCError
+from ...protocol.errors import InternalError, InvalidRequest, JSONRPCError
 from ...protocol.jsonrpc import dumps, error_response
 from ...protocol.sse import RESPONSE_HEADERS
 from ...protocol.wire import JSON_TYPE
@@ -22,7 +22,7 @@ from ..httplog import LogThrottle
 from ..state import STATE
 
 __all__ = ["TimedWriter", "accepts", "error_reply", "json_reply", "open_event_stream",
-           "read_body", "send_within"]
+           "read_body", "send_within", "store_unavailable"]
 
 logger = logging.getLogger(__name__)
 # A flood of clients that do not read would otherwise flood the log as well.
@@ -41,6 +41,14 @@ def error_reply(status: int, exc: JSONRPCError, request_id: Any = None,
                 headers: dict[str, str] | None = None) -> web.Response:
     """``status`` carrying the JSON-RPC error ``exc`` (for ``request_id``, when known)."""
     return json_reply(status, error_response(request_id, exc), headers)
+
+
+def store_unavailable(request_id: Any = None) -> web.Response:
+    """503 for a request that needs the shared session store while it cannot be reached (the
+    store logs the outage once; the client retries after ``Retry-After``)."""
+    return error_reply(503, InternalError(
+        "Service Unavailable: the session store cannot be reached; retry later"), request_id,
+        {"Retry-After": "1"})
 
 
 async def read_body(request: web.Request, limit: int) -> bytes | web.Response:

@@ -8,6 +8,14 @@ that stops reading loses its stream, never the server its memory); sessions sit 
 table where, when it is full, the least recently used idle stream is ended to admit a newcomer
 (see :mod:`~mcp_multi.server.session_table`); a client that drops the stream frees its
 session at once.
+
+With a shared session store (``--session-store``) a POST may reach an instance that does not
+hold the stream. Every instance then finds the session's record in the store and hands the
+message to the instance named there (:mod:`~mcp_multi.server.cluster` delivers it into the
+session). Even a POST that reaches the stream's own instance goes through the store, so that
+the messages of one session are dispatched in the order they were accepted whichever
+instance accepted them; a POST whose session's instance is gone gets 404, as for a session
+that ended, and its client opens a new stream.
 """
 
 from __future__ import annotations
@@ -18,19 +26,29 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
+import orjson
 from aiohttp import web
 
 from ...protocol.errors import InvalidRequest
 from ...protocol.jsonrpc import dumps
 from ...protocol.sse import KEEPALIVE, KEEPALIVE_SECONDS, encode_event
 from ...protocol.wire import PATH_SSE_MESSAGE
-from ..auth.authenticator import caller_of, continues
+from ..auth.authenticator import caller_of, continues, same_caller
+from ..auth.principal import principal_from_json, principal_to_json
 from ..budget import ByteBudget
 from ..session import Outgoing, ServerSession
-from ..state import STATE
-from .http import TimedWriter, error_reply, open_event_stream, read_body, send_within
+from ..state import STATE, ServerState
+from ..store import Delivery, SessionRecord, StoreUnavailable
+from .http import (
+    TimedWriter,
+    error_reply,
+    open_event_stream,
+    read_body,
+    send_within,
+    store_unavailable,
+)
 
-__all__ = ["Outbox", "handle_message", "handle_sse"]
+__all__ = ["Outbox", "handle_message", "handle_sse", "receive_forwarded"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +156,15 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     session = ServerSession("sse", outbox.send)
     session.peer = address  # what its tasks are counted by, with its other sessions'
     session.principal = caller_of(request)
+    store = state.store
+    if store.shared:
+        try:
+            await store.put(SessionRecord(session.id, "sse", store.instance,
+                                          {"principal": principal_to_json(session.principal)}),
+                            state.store_ttl)
+        except StoreUnavailable:
+            outbox.close()
+            return store_unavailable()
     response = await open_event_stream(request)
     writer = TimedWriter(request, response)  # a write stuck on a full socket aborts it
     ended_because: list[str] = []
@@ -169,6 +196,8 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
                            "stream ended", session.id, settings.session_queue_size, budget,
                            settings.sse_total_buffer)
         state.sse_sessions.remove(session.id)
+        if store.shared:
+            state.chore(store.delete(session.id))
         state.stream_handlers.discard(handler)
         outbox.close()
         session.close()
@@ -190,12 +219,71 @@ async def handle_message(request: web.Request) -> web.StreamResponse:
     session_id = request.query.get("sessionId") or request.query.get("session_id")
     if not session_id:
         raise web.HTTPBadRequest(text="Missing sessionId query parameter\n")
+    if state.store.shared:
+        return await send_within(request, await _forward(request, state, session_id))
     session = state.sse_sessions.get(session_id)
     if session is None or not continues(session, request):
-        raise web.HTTPNotFound(text=f"Unknown session: {session_id}\n")
+        raise _unknown(session_id)
     state.sse_sessions.touch(session_id)
     body = await read_body(request, state.settings.max_message_size)
     if isinstance(body, web.Response):
         return await send_within(request, body)
     await state.dispatcher.receive(session, body)
-    return await send_within(request, web.Response(status=202, text="Accepted"))
+    return await send_within(request, _accepted())
+
+
+def _unknown(session_id: str) -> web.HTTPNotFound:
+    return web.HTTPNotFound(text=f"Unknown session: {session_id}\n")
+
+
+def _accepted() -> web.Response:
+    return web.Response(status=202, text="Accepted")
+
+
+async def _forward(request: web.Request, state: ServerState,
+                   session_id: str) -> web.StreamResponse:
+    """A shared session's POST: hand the message, with its caller, to the instance holding the
+    session's stream (this one too), through the store."""
+    store = state.store
+    try:
+        record = await store.get(session_id, state.store_ttl)
+    except StoreUnavailable:
+        return store_unavailable()
+    opener = None if record is None else principal_from_json(record.state.get("principal"))
+    caller = caller_of(request)
+    if (record is None or record.kind != "sse" or opener is None
+            or not same_caller(caller, opener)):
+        raise _unknown(session_id)
+    body = await read_body(request, state.settings.max_message_size)
+    if isinstance(body, web.Response):
+        return body
+    message = Delivery(session_id, "message", orjson.dumps(principal_to_json(caller)) + b"\n"
+                       + body)
+    try:
+        delivered = await store.send_to(record.owner, message)
+    except StoreUnavailable:
+        return store_unavailable()
+    if not delivered:  # the stream's instance stopped: the session is gone with it
+        state.chore(store.delete(session_id))
+        raise _unknown(session_id)
+    return _accepted()
+
+
+async def receive_forwarded(state: ServerState, session_id: str, body: bytes) -> None:
+    """Dispatch a message :func:`_forward` handed this instance into its session, as the
+    caller it names (whose token may have been refreshed since the stream opened)."""
+    session = state.sse_sessions.get(session_id)
+    head, sep, frame = body.partition(b"\n")
+    if session is None or not sep:
+        return
+    try:
+        caller = principal_from_json(orjson.loads(head))
+    except orjson.JSONDecodeError:
+        caller = None
+    if caller is None or not same_caller(caller, session.principal):
+        logger.warning("sse session %s: a forwarded message names another caller; dropped",
+                       session.id)
+        return
+    session.principal = caller
+    state.sse_sessions.touch(session_id)
+    await state.dispatcher.receive(session, frame)

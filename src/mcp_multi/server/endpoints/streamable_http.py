@@ -26,6 +26,18 @@ and a ``tools/call`` with the ``Mcp-Param-*`` headers its tool's ``x-mcp-header`
 ask for (-32020); errors map to HTTP statuses (404 for an unknown method, 400 for the rest). A
 request's SSE stream has no ids, and closing it cancels the request.
 
+With a shared session store (``--session-store``) a handshake-era session lives in the store,
+not in one process: any instance serves its next request. The instance finds the session's
+record (refreshing its time to live), serves the request from a local copy of the session
+restored from it, and writes back what the request changed (the handshake's end, the log
+level, subscriptions) before answering. Answers the client sends to what the server asked it
+go to the instance that asked, ``notifications/cancelled`` to every instance, ``DELETE`` ends
+the session everywhere. A request's stream, once answered as ``text/event-stream``, is mirrored
+into the store and the standalone stream lives only there, so ``Last-Event-ID`` resumes on any
+instance (one delivering instance at a time: 409 for a second, wherever it is). When the store
+cannot be reached, what needs it gets 503 with a JSON-RPC error; 2026-07-28 requests, which
+have no session, never need it.
+
 Everywhere: 406 without the right ``Accept``, 415 for a body that is not JSON, 413 for an
 oversized one; ``Origin``, ``Host`` and the bearer token are checked by the app's guard.
 """
@@ -44,6 +56,7 @@ from ...protocol import methods as m
 from ...protocol.envelope import check_headers, has_envelope
 from ...protocol.errors import (
     HEADER_MISMATCH,
+    InternalError,
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
@@ -55,9 +68,14 @@ from ...protocol.errors import (
     RequestCancelled,
 )
 from ...protocol.jsonrpc import (
+    ErrorResponse,
+    Message,
     Notification,
     Request,
+    Response,
+    dumps,
     error_response,
+    is_request_id,
     loads,
     parse_message,
 )
@@ -78,10 +96,13 @@ from ...protocol.wire import (
     SSE_TYPE,
     VERSION_HEADER,
 )
+from ..asking import asker_of
 from ..auth.authenticator import caller_of, continues
+from ..notifier import MAX_SUBSCRIPTIONS, SubscriptionLimit
 from ..session import ServerSession
 from ..state import STATE, ServerState
-from ..streams import EventStream, HTTPSession, parse_event_id
+from ..store import Delivery, Journal, SessionRecord, StoreUnavailable
+from ..streams import GET_STREAM, EventStream, HTTPSession, JournalStream, parse_event_id
 from .http import (
     TimedWriter,
     accepts,
@@ -90,9 +111,11 @@ from .http import (
     open_event_stream,
     read_body,
     send_within,
+    store_unavailable,
 )
 
-__all__ = ["close_http_sessions", "handle_mcp_delete", "handle_mcp_get", "handle_mcp_post"]
+__all__ = ["close_http_sessions", "end_shared_session", "handle_mcp_delete", "handle_mcp_get",
+           "handle_mcp_post", "receive_answer"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,21 +131,30 @@ _MODERN_STATUS = {
 }
 # Parses batch frames before a session exists; it never serves a request.
 _NO_SESSION = ServerSession("http")
+# Seconds an instance's claim to deliver a shared stream lasts unless renewed (it is, at each
+# keep-alive): a claim whose instance died lapses this soon.
+_CLAIM_SECONDS = 3 * KEEPALIVE_SECONDS
 
 
 # ------------------------------------------------------------------ shared helpers
 
 async def _run(state: ServerState, session: ServerSession, req: Request,
                stream: EventStream) -> None:
-    """Serve one request, its notifications and its response going to ``stream``."""
+    """Serve one request, its notifications and its response going to ``stream``; what it
+    changed in a shared session is stored before the response goes out."""
+    before = _shared_state(state, session) if isinstance(session, HTTPSession) else None
     try:
         response = await state.dispatcher.handle(session, req, stream.send)
+        if before is not None and isinstance(session, HTTPSession):
+            await _save(state, session, before)
     except asyncio.CancelledError:
         if session.stateless and not state.shutting_down:
             stream.finish()  # the client closed the stream: nobody is listening
         else:
             stream.finish(_cancelled(state, req))
         return
+    except StoreUnavailable as exc:
+        response = error_response(req.id, InternalError(f"Internal error: {exc}"))
     stream.finish(response)
 
 
@@ -135,7 +167,8 @@ def _cancelled(state: ServerState, req: Request) -> dict[str, Any]:
 
 async def _respond(request: web.Request, stream: EventStream, *, priming: bool,
                    status_of: Callable[[dict[str, Any] | None], int],
-                   headers: dict[str, str]) -> web.StreamResponse:
+                   headers: dict[str, str],
+                   journal: Callable[[], Journal] | None = None) -> web.StreamResponse:
     """Answer with the request's response as JSON, or as an SSE stream when it speaks first.
 
     Waits for the first event, the end, or ``KEEPALIVE_SECONDS`` of silence. A stream that
@@ -153,6 +186,8 @@ async def _respond(request: web.Request, stream: EventStream, *, priming: bool,
         stream.attached = False
     if only is not None:
         return json_reply(status_of(stream.final), only, headers)
+    if journal is not None:  # a shared session's stream: any instance may be asked to resume it
+        stream.mirror(journal())
     return await _deliver(request, stream, 0, priming=priming, headers=headers)
 
 
@@ -280,7 +315,7 @@ async def _handshake_post(request: web.Request, state: ServerState,
     dispatcher = state.dispatcher
     session: HTTPSession | None = None
     if SESSION_HEADER in request.headers:
-        found = _find_session(request, state)
+        found = await _find_session(request, state)
         if isinstance(found, web.Response):
             return found
         session = found
@@ -295,18 +330,29 @@ async def _handshake_post(request: web.Request, state: ServerState,
                 f"Bad Request: missing {SESSION_HEADER} header; initialize first"))
         return await _open_session(request, state, first)
     requests: list[Request] = []
+    before = _shared_state(state, session)
     for msg in messages:
         if isinstance(msg, Request):
             requests.append(msg)
-        else:
+        elif before is None or not await _elsewhere(state, session, msg):
             await dispatcher.handle(session, msg)
     headers = {SESSION_HEADER: session.id}
+    if before is not None:
+        try:
+            await _save(state, session, before)
+        except StoreUnavailable:
+            return store_unavailable()
     if not requests:
         return json_reply(400, errors, headers) if errors else web.Response(status=202,
                                                                         headers=headers)
     if frame.batch:
         replies = [reply if reply is not None else _cancelled(state, req)
                    for req, reply in await dispatcher.run_batch(session, requests)]
+        if before is not None:
+            try:
+                await _save(state, session, before)
+            except StoreUnavailable:
+                return store_unavailable()
         return json_reply(200, [*errors, *replies], headers)
     return await _exchange(request, state, session, requests[0], headers)
 
@@ -319,8 +365,12 @@ async def _exchange(request: web.Request, state: ServerState, session: HTTPSessi
     stream = session.new_stream()
     session.track(req.id, asyncio.create_task(_run(state, session, req, stream)))
     version = session.protocol_version or ""
+    journal = None
+    if state.store.shared:
+        def journal() -> Journal:
+            return _journal(state, session.id, stream.key)
     response = await _respond(request, stream, priming=supports(version, "sse_priming"),
-                              status_of=lambda _final: 200, headers=headers)
+                              status_of=lambda _final: 200, headers=headers, journal=journal)
     if isinstance(response, web.Response):
         session.forget(stream)
     state.http_sessions.touch(session.id)
@@ -334,16 +384,23 @@ async def _open_session(request: web.Request, state: ServerState,
     refused = table.admit(address)
     if refused is not None:
         return error_reply(503, InvalidRequest(refused))
-    session = HTTPSession(limit=state.settings.session_queue_size,
-                          max_bytes=state.settings.session_bytes, budget=state.http_buffer)
+    session = _new_session(state)
     session.principal = caller_of(request)
+    session.peer = address
     reply = await state.dispatcher.handle(session, req)
     if reply is None or "error" in reply:
         return json_reply(200, reply)
     if table.admit(address) is not None:  # others took the seats while we initialized
         return error_reply(503, InvalidRequest(f"Too many {table.kind} sessions"))
-    table.add(session, address, busy=lambda: session.busy,
-              evict=lambda why: _close_session(state, session, why))
+    if state.store.shared:
+        try:
+            await state.store.put(SessionRecord(session.id, "http", state.store.instance,
+                                                _shared_state(state, session) or {}),
+                                  state.store_ttl)
+        except StoreUnavailable:
+            session.close()
+            return store_unavailable(req.id)
+    _seat(state, session, address)
     state.stats.opened("http")
     logger.info("http session %s opened (protocol %s) from %s", session.id,
                 session.protocol_version, address)
@@ -352,16 +409,161 @@ async def _open_session(request: web.Request, state: ServerState,
 
 # ------------------------------------------------------------------ GET and DELETE
 
-def _find_session(request: web.Request, state: ServerState) -> HTTPSession | web.Response:
+async def _find_session(request: web.Request,
+                        state: ServerState) -> HTTPSession | web.Response:
     session_id = request.headers.get(SESSION_HEADER)
     if not session_id:
         return error_reply(400, InvalidRequest(f"Bad Request: missing {SESSION_HEADER} header"))
     session = state.http_sessions.get(session_id)
+    if state.store.shared:
+        try:
+            session = await _shared_session(request, state, session_id, session)
+        except StoreUnavailable:
+            return store_unavailable()
+        if isinstance(session, web.Response):
+            return session
     if session is None or not continues(session, request):
-        return error_reply(404, InvalidRequest(
-            f"Not Found: unknown or ended session {session_id}"))
+        return _not_found(session_id)
     state.http_sessions.touch(session.id)
     return session
+
+
+def _not_found(session_id: str) -> web.Response:
+    return error_reply(404, InvalidRequest(f"Not Found: unknown or ended session {session_id}"))
+
+
+# ------------------------------------------------------------------ sessions shared through a store
+
+def _new_session(state: ServerState, session_id: str | None = None) -> HTTPSession:
+    """A session of this endpoint (a new one, or this instance's copy of a shared one)."""
+    session = HTTPSession(limit=state.settings.session_queue_size,
+                          max_bytes=state.settings.session_bytes, budget=state.http_buffer,
+                          session_id=session_id)
+    store = state.store
+    if store.shared:
+        # Whatever instance later receives the client's answers or a resume finds, in the
+        # ids, the instance that asked or wrote; what no request sent goes to the store.
+        session.ask_prefix = store.instance
+        session.stream_prefix = f"{store.instance}."
+        session.send = JournalStream(GET_STREAM, _journal(state, session.id, GET_STREAM)).send
+    return session
+
+
+def _seat(state: ServerState, session: HTTPSession, address: str) -> None:
+    """Seat ``session`` in this instance's table (admitted already)."""
+    state.http_sessions.add(session, address, busy=lambda: session.busy,
+                            evict=lambda why: _close_session(state, session, why))
+
+
+def _journal(state: ServerState, session_id: str, key: str) -> Journal:
+    settings = state.settings
+    return state.store.journal(session_id, key, limit=settings.session_queue_size,
+                               ttl=state.store_ttl)
+
+
+async def _shared_session(request: web.Request, state: ServerState, session_id: str,
+                          session: HTTPSession | None) -> HTTPSession | web.Response | None:
+    """This instance's copy of the shared session ``session_id``, brought up to date with its
+    record (made from the record when there is none); None when the store has no such
+    session (ended elsewhere, expired, never was), whose copy here then ends too."""
+    record = await state.store.get(session_id, state.store_ttl)
+    if record is None or record.kind != "http":
+        if session is not None:
+            _end_session(state, session, "ended elsewhere or expired")
+        return None
+    if session is not None:
+        if not session.restore(record.state):
+            return None
+        return session
+    address = request.remote or ""
+    refused = state.http_sessions.admit(address)
+    if refused is not None:
+        return error_reply(503, InvalidRequest(refused))
+    session = _new_session(state, session_id)
+    if not session.restore(record.state) or not _resubscribe(state, session, record.state):
+        logger.warning("http session %s: its shared record cannot be read; refused",
+                       session_id)
+        session.close()
+        return None
+    state.dispatcher.context.notifier.join(session)
+    _seat(state, session, address)
+    state.stats.opened("http")
+    return session
+
+
+def _resubscribe(state: ServerState, session: HTTPSession, record: dict[str, Any]) -> bool:
+    """Subscribe this instance's copy of a session as its record says, and take its standalone
+    stream's cursor; False for a record that does not say it in our words."""
+    uris, cursor = record.get("subscriptions", []), record.get("delivered", 0)
+    if (not isinstance(uris, list) or len(uris) > MAX_SUBSCRIPTIONS
+            or not all(isinstance(uri, str) for uri in uris)
+            or not isinstance(cursor, int) or cursor < 0):
+        return False
+    notifier = state.dispatcher.context.notifier
+    try:
+        for uri in uris:
+            notifier.subscribe(session, uri)
+    except SubscriptionLimit:
+        return False
+    session.get_stream.delivered = cursor
+    return True
+
+
+def _shared_state(state: ServerState, session: HTTPSession) -> dict[str, Any] | None:
+    """What a shared session's record holds; None when sessions are not shared."""
+    if not state.store.shared:
+        return None
+    shared = session.snapshot()
+    shared["subscriptions"] = sorted(state.dispatcher.context.notifier.subscriptions(session))
+    shared["delivered"] = session.get_stream.delivered
+    return shared
+
+
+async def _save(state: ServerState, session: HTTPSession, before: dict[str, Any]) -> None:
+    """Store what changed in a shared session since ``before`` (nothing when nothing did)."""
+    after = _shared_state(state, session)
+    if after is not None and after != before and not session.closed:
+        await state.store.put(SessionRecord(session.id, "http", state.store.instance, after),
+                              state.store_ttl)
+
+
+async def _elsewhere(state: ServerState, session: HTTPSession, msg: Message) -> bool:
+    """Send a shared session's answer or cancellation to the instance it concerns when that
+    is not this one; True when it went there (or nowhere: its instance is gone)."""
+    store = state.store
+    if isinstance(msg, Response | ErrorResponse):
+        asker = asker_of(msg.id)
+        if asker is None or asker == store.instance:
+            return False
+        if not await store.send_to(asker, Delivery(session.id, "message", dumps(msg.to_dict()))):
+            logger.debug("http session %s: the instance that asked is gone", session.id)
+        return True
+    if msg.method == m.CANCELLED:
+        request_id = (msg.params or {}).get("requestId")
+        if is_request_id(request_id) and request_id not in session.inflight:
+            await store.broadcast(Delivery(session.id, "message", dumps(msg.to_dict())))
+            return True
+    return False
+
+
+async def receive_answer(state: ServerState, session_id: str, body: bytes) -> None:
+    """Hand this instance's copy of a shared session what another instance received for it:
+    an answer to a request this instance sent, or a cancellation. Requests are never
+    forwarded (any instance serves those itself), so any found here are dropped."""
+    session = state.http_sessions.get(session_id)
+    if session is None:
+        return
+    frame = state.dispatcher.parse(session, body)
+    for msg in frame.messages:
+        if not isinstance(msg, Request):
+            await state.dispatcher.handle(session, msg)
+
+
+def end_shared_session(state: ServerState, session_id: str) -> None:
+    """End this instance's copy of a shared session that was deleted elsewhere."""
+    session = state.http_sessions.get(session_id)
+    if session is not None:
+        _end_session(state, session, "deleted by the client")
 
 
 def _era_refusal(request: web.Request) -> web.Response | None:
@@ -385,16 +587,17 @@ async def _get(request: web.Request) -> web.StreamResponse:
     refusal = _era_refusal(request) or _sse_refusal(request, json_too=False)
     if refusal is not None:
         return refusal
-    session = _find_session(request, state)
+    session = await _find_session(request, state)
     if isinstance(session, web.Response):
         return session
     last_event_id = request.headers.get(LAST_EVENT_ID_HEADER)
+    if state.store.shared:
+        return await _shared_get(request, state, session, last_event_id)
     if last_event_id is not None:
         found = parse_event_id(last_event_id)
         stream = session.find_stream(found[0]) if found else None
         if found is None or stream is None or stream.gone(found[1]):
-            return error_reply(400, InvalidRequest(
-                f"Bad Request: unknown or expired Last-Event-ID {last_event_id!r}"))
+            return _bad_event_id(last_event_id)
         cursor = found[1]
     else:
         stream, cursor = session.get_stream, session.get_stream.delivered
@@ -403,6 +606,75 @@ async def _get(request: web.Request) -> web.StreamResponse:
     return await _deliver(request, stream, cursor,
                           priming=supports(session.protocol_version or "", "sse_priming"),
                           headers={SESSION_HEADER: session.id})
+
+
+async def _shared_get(request: web.Request, state: ServerState, session: HTTPSession,
+                      last_event_id: str | None) -> web.StreamResponse:
+    """GET on a shared session: a stream this instance writes is served from its own buffer;
+    the standalone stream and other instances' streams from the store, by one instance at a
+    time (the store's claim on it; 409 while another holds it)."""
+    store = state.store
+    key, cursor = GET_STREAM, session.get_stream.delivered
+    if last_event_id is not None:
+        found = parse_event_id(last_event_id)
+        if found is None:
+            return _bad_event_id(last_event_id)
+        key, cursor = found
+    local = session.find_stream(key) if key != GET_STREAM else None
+    priming = supports(session.protocol_version or "", "sse_priming")
+    headers = {SESSION_HEADER: session.id}
+    if local is not None:
+        if local.gone(cursor):
+            return _bad_event_id(last_event_id or "")
+        if local.attached:
+            return error_reply(409, InvalidRequest("Conflict: this stream is already open"))
+        return await _deliver(request, local, cursor, priming=priming, headers=headers)
+    producer = None if key == GET_STREAM else key.rpartition(".")[0]
+    if producer == "":
+        return _bad_event_id(last_event_id or "")
+
+    async def alive() -> bool:
+        return producer is None or await store.alive(producer)
+
+    stream = JournalStream(key, _journal(state, session.id, key),
+                           None if producer is None else alive)
+    claim = f"stream:{session.id}:{key}"
+    try:
+        if await stream.gone(cursor):
+            return _bad_event_id(last_event_id or "")
+        if not await store.acquire(claim, _CLAIM_SECONDS):
+            return error_reply(409, InvalidRequest("Conflict: this stream is already open"))
+    except StoreUnavailable:
+        return store_unavailable()
+
+    async def beat() -> bool:  # keep the claim while the stream is delivered
+        await store.release(claim)
+        return await store.acquire(claim, _CLAIM_SECONDS)
+
+    response = await open_event_stream(request, headers)
+    writer = TimedWriter(request, response)
+    standalone = key == GET_STREAM
+    session.get_stream.attached |= standalone  # the session is busy while it is delivered
+    try:
+        if priming:
+            await writer.write(stream.priming(cursor))
+        await stream.pump(writer, cursor, KEEPALIVE_SECONDS, beat)
+        await writer.write_eof()
+    except (ConnectionResetError, StoreUnavailable) as exc:
+        logger.debug("stream %s: ended: %s", key, exc)
+    finally:
+        if standalone:
+            session.get_stream.attached = False
+            before = _shared_state(state, session) or {}
+            session.get_stream.delivered = max(session.get_stream.delivered, stream.delivered)
+            state.chore(_save(state, session, before))
+        state.chore(store.release(claim))
+    return response
+
+
+def _bad_event_id(value: str) -> web.Response:
+    return error_reply(400, InvalidRequest(
+        f"Bad Request: unknown or expired Last-Event-ID {value!r}"))
 
 
 async def handle_mcp_delete(request: web.Request) -> web.StreamResponse:
@@ -414,9 +686,16 @@ async def _delete(request: web.Request) -> web.StreamResponse:
     refusal = _era_refusal(request)
     if refusal is not None:
         return refusal
-    session = _find_session(request, state)
+    session = await _find_session(request, state)
     if isinstance(session, web.Response):
         return session
+    store = state.store
+    if store.shared:
+        try:
+            await store.delete(session.id)
+            await store.broadcast(Delivery(session.id, "close", b""))
+        except StoreUnavailable:
+            return store_unavailable()
     _end_session(state, session, "deleted by the client")
     return web.Response(status=200)
 
