@@ -56,13 +56,13 @@ from ...protocol import methods as m
 from ...protocol.envelope import check_headers, has_envelope
 from ...protocol.errors import (
     HEADER_MISMATCH,
-    InternalError,
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     MISSING_REQUIRED_CLIENT_CAPABILITY,
     PARSE_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
+    InternalError,
     InvalidRequest,
     JSONRPCError,
     RequestCancelled,
@@ -417,11 +417,12 @@ async def _find_session(request: web.Request,
     session = state.http_sessions.get(session_id)
     if state.store.shared:
         try:
-            session = await _shared_session(request, state, session_id, session)
+            shared = await _shared_session(request, state, session_id, session)
         except StoreUnavailable:
             return store_unavailable()
-        if isinstance(session, web.Response):
-            return session
+        if isinstance(shared, web.Response):
+            return shared
+        session = shared
     if session is None or not continues(session, request):
         return _not_found(session_id)
     state.http_sessions.touch(session.id)
