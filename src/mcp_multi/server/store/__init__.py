@@ -8,11 +8,16 @@ is looked up lazily), so that a server without a shared store never loads it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .base import Delivery, Inbox, Journal, SessionRecord, SessionStore, StoreUnavailable
 from .memory import MemoryStore
 from .wire import printable, public_url
 
-__all__ = ["Delivery", "Inbox", "Journal", "MemoryStore", "SessionRecord",
+if TYPE_CHECKING:
+    from .redis_store import RedisStore
+
+__all__ = ["Delivery", "Inbox", "Journal", "MemoryStore", "RedisStore", "SessionRecord",
            "SessionStore", "StoreUnavailable", "open_store"]
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -32,5 +37,12 @@ def open_store(url: str | None) -> SessionStore:
         shown = printable(public_url(url))
         raise ValueError(f"--session-store: {shown} is not a redis://HOST:PORT/DB, rediss:// "
                          "or unix:// URL")
-    raise ValueError("--session-store: the Redis store is not in this build yet")
+    from .redis_store import RedisStore
+    return RedisStore(url)
 
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisStore":
+        from .redis_store import RedisStore
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
