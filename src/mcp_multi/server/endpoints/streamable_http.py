@@ -473,7 +473,7 @@ async def _shared_session(request: web.Request, state: ServerState, session_id: 
             _end_session(state, session, "ended elsewhere or expired")
         return None
     if session is not None:
-        if not session.restore(record.state):
+        if not session.restore(record.state) or not _resubscribe(state, session, record.state):
             return None
         return session
     address = request.remote or ""
@@ -493,14 +493,16 @@ async def _shared_session(request: web.Request, state: ServerState, session_id: 
 
 
 def _resubscribe(state: ServerState, session: HTTPSession, record: dict[str, Any]) -> bool:
-    """Subscribe this instance's copy of a session as its record says, and take its standalone
-    stream's cursor; False for a record that does not say it in our words."""
+    """Make this instance's copy of a session watch what its record says it watches, and take
+    its standalone stream's cursor; False for a record that does not say it in our words."""
     uris, cursor = record.get("subscriptions", []), record.get("delivered", 0)
     if (not isinstance(uris, list) or len(uris) > MAX_SUBSCRIPTIONS
             or not all(isinstance(uri, str) for uri in uris)
             or not isinstance(cursor, int) or cursor < 0):
         return False
     notifier = state.dispatcher.context.notifier
+    for uri in notifier.subscriptions(session).difference(uris):
+        notifier.unsubscribe(session, uri)
     try:
         for uri in uris:
             notifier.subscribe(session, uri)
