@@ -92,6 +92,15 @@ class ServerSettings:
         policy: the policy file of roles and what each may use (``--policy``; see
             :mod:`mcp_multi.server.auth.policy`); ``None`` for none: every caller may use
             everything.
+        session_store: where sessions live when several server processes share them
+            (``--session-store``): a URL ``redis://HOST:PORT/DB``, ``rediss://`` (TLS) or
+            ``unix://PATH`` (see :mod:`mcp_multi.server.store`); ``None`` keeps them in this
+            process's memory.
+        workers: server processes serving one port (``--workers``; see
+            :mod:`mcp_multi.server.workers`); more than one needs ``session_store``.
+        worker: this process's number among ``workers`` (1 to N) when a supervisor started
+            it; it names itself by it in its logs, ``/healthz`` and ``/metrics``, and listens
+            with ``SO_REUSEPORT`` beside its siblings. ``None`` when it serves alone.
     """
 
     host: str = "127.0.0.1"
@@ -148,6 +157,10 @@ class ServerSettings:
     max_asks: int = 16
     # Roles and tool permissions (issue 10)
     policy: Path | None = None
+    # Scale-out (issue 11)
+    session_store: str | None = field(default=None, repr=False)  # may hold a password
+    workers: int = 1
+    worker: int | None = None
 
     @property
     def session_bytes(self) -> int:
