@@ -45,6 +45,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 from collections.abc import Coroutine, Sequence
@@ -198,6 +199,12 @@ class Supervisor:
                 sock.close()
             self._held = []
 
+    def listening(self) -> dict[int, int]:
+        """The workers listening now: their pids by number."""
+        return {number: worker.process.pid for number, worker in self._workers.items()
+                if worker.ready.done() and worker.ready.result() is not None
+                and worker.process.returncode is None}
+
     def stop(self, signum: int = signal.SIGTERM) -> None:
         """Stop every worker with ``signum`` (forwarded again if asked again); those still
         running ``stop_grace`` seconds after the first request are killed."""
@@ -321,7 +328,15 @@ class Supervisor:
         logger.warning("worker %d (pid %d) %s: starting it again (%d of at most %d restarts "
                        "in %g s)", worker.number, worker.process.pid, describe_exit(code),
                        len(self._deaths), self.max_restarts, self.restart_window)
-        self._spawn(self._announce(await self._start(worker.number)))
+        try:
+            restarted = await self._start(worker.number)
+        except OSError as exc:  # no process can be made now (out of memory, of pids)
+            logger.error("worker %d cannot be started again: %s; stopping the others",
+                         worker.number, exc)
+            self._status = 1
+            self.stop()
+            return
+        self._spawn(self._announce(restarted))
 
     async def _announce(self, worker: _Worker) -> None:
         """Say that a restarted worker listens, once it does."""
@@ -353,7 +368,13 @@ class Lifeline:
     @classmethod
     def take(cls) -> Lifeline:
         """The lifeline a supervisor gave this process as its stdin; stdin becomes
-        ``/dev/null``, so that nothing else reads it or hands it to a child."""
+        ``/dev/null``, so that nothing else reads it or hands it to a child.
+
+        Raises:
+            OSError: stdin is no socket (no supervisor started this process).
+        """
+        if not stat.S_ISSOCK(os.fstat(0).st_mode):
+            raise OSError(errno.ENOTSOCK, "stdin is no socket")
         sock = socket.socket(fileno=os.dup(0))
         devnull = os.open(os.devnull, os.O_RDONLY)
         try:
