@@ -300,6 +300,8 @@ async def _serve(settings: ServerSettings, lifeline: Lifeline | None = None) -> 
         if orphaned is not None:
             orphaned.cancel()
         await server.close()
+        if lifeline is not None:
+            lifeline.close()
 
 
 async def _orphaned(lifeline: Lifeline, stop: asyncio.Event) -> None:

@@ -32,7 +32,8 @@ again at once, under the same number, at most ``MAX_RESTARTS`` times in ``RESTAR
 seconds over all workers; one death more and the supervisor gives up: it stops the others
 and exits 1 with a line that says so. A worker that fails to start in the first place (it
 exits, or is not listening within ``READY_TIMEOUT`` seconds) is no crash to retry: its own
-error line has said why, and the supervisor stops the others and exits 1.
+error line has said why, and the supervisor stops the others and exits 1. (One started again
+that fails so is one death more, and tried again within the bound.)
 """
 
 from __future__ import annotations
