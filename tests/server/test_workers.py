@@ -95,6 +95,7 @@ class Cluster:
     proc: asyncio.subprocess.Process
     url: str = ""
     lines: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def pids(self) -> dict[int, int]:
@@ -105,10 +106,12 @@ class Cluster:
                 out[int(match[1])] = int(match[2])
         return out
 
-    async def wait_line(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
+    async def wait_line(self, pattern: str, timeout: float = START_TIMEOUT, *,
+                        log: bool = False) -> re.Match[str]:
+        """The first line printed (or logged) that matches ``pattern``, once there is one."""
         deadline = time.monotonic() + timeout
         while True:
-            for line in self.lines:
+            for line in self.log if log else self.lines:
                 if match := re.search(pattern, line):
                     return match
             self.changed.clear()
@@ -124,7 +127,6 @@ async def workers(*args: str) -> AsyncIterator[Cluster]:
         sys.executable, SHIM, "--port", "0", *args, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL, cwd=ROOT)
     cluster = Cluster(proc)
-    errors: list[bytes] = []
 
     async def read() -> None:
         assert proc.stdout is not None
@@ -136,7 +138,8 @@ async def workers(*args: str) -> AsyncIterator[Cluster]:
     async def drain() -> None:
         assert proc.stderr is not None
         while line := await proc.stderr.readline():
-            errors.append(line)
+            cluster.log.append(line.decode())
+            cluster.changed.set()
 
     tasks = [asyncio.create_task(read()), asyncio.create_task(drain())]
     try:
@@ -146,7 +149,7 @@ async def workers(*args: str) -> AsyncIterator[Cluster]:
         await cluster.wait_line(rf"^\s+worker {count}: pid")
         yield cluster
     except BaseException:
-        print(b"".join(errors).decode(), file=sys.stderr)
+        print("".join(cluster.log), file=sys.stderr)
         raise
     finally:
         pids = list(cluster.pids().values())
@@ -176,8 +179,12 @@ async def _answering(url: str, tries: int = 200) -> set[int]:
     return seen
 
 
-async def test_two_workers_share_the_port_and_stop_together(redis_url: str) -> None:
-    async with workers("--workers", "2", "--session-store", redis_url) as cluster:
+async def test_two_workers_share_the_port_reload_and_stop_together(
+        redis_url: str, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('default_role = "guest"\n\n[roles.guest]\ntools = ["echo"]\n')
+    async with workers("--workers", "2", "--session-store", redis_url,
+                       "--policy", str(policy)) as cluster:
         pids = cluster.pids()
         assert set(pids) == {1, 2}
         banner = cluster.lines[0]
@@ -194,6 +201,11 @@ async def test_two_workers_share_the_port_and_stop_together(redis_url: str) -> N
         call = await peer.request("tools/call", {"name": "echo", "arguments": {"message": "hi"}})
         assert "hi" in str(call["result"]["content"])
         await peer.close()
+        # SIGHUP reaches every worker, and each reloads its policy.
+        cluster.proc.send_signal(signal.SIGHUP)
+        for number in (1, 2):
+            await cluster.wait_line(f"worker {number} .*policy reloaded", log=True)
+        assert cluster.pids() == pids and cluster.proc.returncode is None
         cluster.proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(cluster.proc.wait(), 20) == 0
         await _until(lambda: all(_gone(pid) for pid in pids.values()), 10, "workers to end")

@@ -22,10 +22,11 @@ line on it once it listens (``ready``, a tab, the names of its tools), and stops
 end of file: the supervisor is gone, even killed with ``SIGKILL``, and no worker outlives it.
 
 The supervisor forwards ``SIGINT`` and ``SIGTERM`` to the workers (they stop as a server
-does, ending their streams) and ``SIGHUP`` too (each reloads its ``--policy``). Workers run
-in process groups of their own so that a terminal's Ctrl-C reaches them once, through the
-supervisor. It exits when they all have: 0 after a stop it was asked for. A worker that has
-not stopped ``STOP_GRACE`` seconds after the signal is killed.
+does, ending their streams) and, given a ``--policy``, ``SIGHUP`` too (each reloads it;
+without one a hang-up ends the supervisor, as it ends a server, and so the workers). Workers
+run in process groups of their own so that a terminal's Ctrl-C reaches them once, through
+the supervisor. It exits when they all have: 0 after a stop it was asked for. A worker that
+has not stopped ``STOP_GRACE`` seconds after the signal is killed.
 
 A worker that exits when no stop was asked for (it crashed, or someone killed it) is started
 again at once, under the same number, at most ``MAX_RESTARTS`` times in ``RESTART_WINDOW``
@@ -181,7 +182,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stop, signum)
-        loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+        if self.settings.policy is not None:  # else a hang-up ends it, as it ends a server
+            loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
         try:
             for number in range(1, self.settings.workers + 1):
                 await self._start(number)
@@ -193,7 +195,7 @@ class Supervisor:
             if self._kill_timer is not None:
                 self._kill_timer.cancel()
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(signum)
+                loop.remove_signal_handler(signum)  # False for one it has none of
             for task in self._tasks:
                 task.cancel()
             for sock in self._held:
