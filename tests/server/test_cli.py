@@ -129,3 +129,65 @@ def test_send_timeout_is_an_option_for_every_transport() -> None:
     out = _run("--send-timeout", "0")
     assert out.returncode == 2 and "--send-timeout 0.0 must be" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_scale_out_options_are_documented_and_parsed() -> None:
+    from mcp_multi.server.cli import build_parser, settings_from_args
+
+    help_text = " ".join(_run("--help").stdout.split())
+    assert "--session-store URL" in help_text and "--workers N" in help_text
+    assert "Without it sessions stay in this process's memory" in help_text
+    assert "--as-worker" not in help_text  # the supervisor's own marker
+    settings = settings_from_args(build_parser().parse_args(
+        ["--session-store", "redis://127.0.0.1:6379/2", "--workers", "3"]))
+    assert settings.session_store == "redis://127.0.0.1:6379/2" and settings.workers == 3
+    assert settings.worker is None
+    assert "6379" not in repr(settings)  # a store URL may carry a password
+    defaults = settings_from_args(build_parser().parse_args([]))
+    assert defaults.session_store is None and defaults.workers == 1
+
+
+def test_several_workers_without_a_store_are_refused_in_one_line() -> None:
+    out = _run("--workers", "2")
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "mcp-server: error: --workers 2 needs --session-store: sessions live in one "
+        "process's memory, so a request reaching another worker would not find its session"]
+    # The supervisor's marker, given by hand, finds no supervisor at the other end of stdin.
+    out = subprocess.run([sys.executable, SHIM, "--as-worker", "1"], capture_output=True,
+                         text=True, timeout=30, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "mcp-server: error: --as-worker is given by the supervisor of --workers to the "
+        "processes it starts, not by hand"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--workers", "2", "--stdio", "--session-store", "redis://127.0.0.1/0"),
+     "--workers 2 cannot be used with --stdio"),
+    (("--session-store", "http://127.0.0.1:6379/0"),
+     "--session-store http://127.0.0.1:6379/0: a session store is redis://HOST:PORT/DB, "
+     "rediss://HOST:PORT/DB or unix://PATH"),
+    (("--session-store", "redis://user:secret@127.0.0.1:99999/0"),
+     "--session-store redis://user:***@127.0.0.1:99999/0: a session store is"),
+    (("--session-store", "redis://127.0.0.1/x"), "--session-store redis://127.0.0.1/x: a"),
+    (("--session-store", "unix://"), "--session-store unix://: a session store is"),
+    (("--workers", "2", "--session-store", "redis://h/0", "--as-worker", "3"),
+     "--as-worker 3 is out of range"),
+])
+def test_scale_out_mistakes_are_one_line_usage_errors(
+        args: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from mcp_multi.server.cli import main
+
+    assert main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"mcp-server: error: {message}"), err
+    assert "secret" not in err
+
+
+def test_session_store_urls_of_every_kind_pass() -> None:
+    from mcp_multi.server.cli import check_session_store_url
+
+    for url in ("redis://127.0.0.1:6379/0", "redis://localhost", "rediss://u:p@cache:6380/1",
+                "unix:///run/redis/redis.sock"):
+        check_session_store_url(url)

@@ -213,13 +213,15 @@ async def handle_health(request: web.Request) -> web.Response:
         **({"tool_count": len(names)} if guarded else {"tools": names}),
         "connections": state.stats.connections,
         "uptime_seconds": round(time.time() - state.stats.started, 3),
+        **({"worker": settings.worker} if settings.worker is not None else {}),
     })
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
     dispatcher = request.app[STATE].dispatcher
     text = render_metrics(dispatcher.settings.name, dispatcher.stats,
-                          dispatcher.resources.resident_memory())
+                          dispatcher.resources.resident_memory(),
+                          worker=dispatcher.settings.worker)
     return web.Response(text=text, content_type="text/plain",
                         headers={"X-Content-Type-Options": "nosniff"})
 
@@ -319,8 +321,10 @@ def _connection_limiter(settings: ServerSettings) -> ConnectionLimiter:
     return ConnectionLimiter(cap, settings.header_timeout)
 
 
-async def start_server(settings: ServerSettings) -> RunningServer:
-    """Start serving ``settings`` (port 0 picks a free port); stop with ``close()``."""
+async def start_server(settings: ServerSettings, *, reuse_port: bool = False) -> RunningServer:
+    """Start serving ``settings`` (port 0 picks a free port); stop with ``close()``.
+    ``reuse_port``: listen with ``SO_REUSEPORT`` beside other processes on the same port
+    (the workers of :mod:`mcp_multi.server.workers`)."""
     app = create_app(settings)
     limiter = _connection_limiter(settings)
     app.middlewares.insert(0, limiter.middleware)
@@ -331,7 +335,7 @@ async def start_server(settings: ServerSettings) -> RunningServer:
                            shutdown_timeout=1.0, logger=error_log,
                            keepalive_timeout=settings.keepalive_timeout)
     await runner.setup()
-    site = GuardedSite(runner, settings.host, settings.port, limiter)
+    site = GuardedSite(runner, settings.host, settings.port, limiter, reuse_port=reuse_port)
     await site.start()
     await start_authenticator(app[STATE].authenticator, http_url(settings.host, site.port))
     restore_loop = limiter.quiet_accept_failures(asyncio.get_running_loop())

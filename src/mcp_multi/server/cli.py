@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .. import __version__
 from .app import start_server
@@ -19,6 +20,7 @@ from .profiles import PROFILES
 from .settings import ServerSettings
 from .stdio import serve_stdio
 from .tools import ALL_TOOLS, ToolRegistry
+from .workers import WORKER_OPTION, Lifeline, Supervisor, redact_url
 
 __all__ = ["build_parser", "main"]
 
@@ -129,6 +131,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests to its client (sampling, elicitation, roots) one session may "
                         "have awaiting answers at once; one more fails its tool call "
                         "(default 16)")
+    # Scale-out (issue 11): see mcp_multi.server.store and mcp_multi.server.workers
+    p.add_argument("--session-store", default=None, metavar="URL",
+                   help="share MCP sessions with the other server processes given the same "
+                        "store, so that a load balancer may send any request to any of them: "
+                        "the Streamable HTTP session registry and each session's negotiated "
+                        "state, messages for the process holding a session's stream, and "
+                        "resumable event streams. A Redis URL: redis://HOST:PORT/DB, "
+                        "rediss://HOST:PORT/DB (TLS) or unix://PATH. Without it sessions "
+                        "stay in this process's memory")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="serve the port from N processes (SO_REUSEPORT) under a supervisor "
+                        "that forwards signals to them and starts again one that dies "
+                        "(default 1: this process serves). N > 1 needs --session-store; "
+                        "with --port 0 they all share the one free port picked")
+    # Set by the supervisor of --workers on each worker's command line: its number.
+    p.add_argument(WORKER_OPTION, type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -145,7 +163,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
               "--max-sessions-per-client": args.max_sessions_per_client,
               "--max-buffered-bytes": args.max_buffered_bytes,
               "--max-commands": args.max_commands, "--page-size": args.page_size,
-              "--max-asks": args.max_asks}
+              "--max-asks": args.max_asks, "--workers": args.workers}
     for name, value in counts.items():
         if value is not None and value < 1:  # None: the option's default is derived
             raise ValueError(f"{name} {value} is out of range")
@@ -191,9 +209,55 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         ask_timeout=args.ask_timeout,
         max_asks=args.max_asks,
         policy=args.policy,
+        session_store=args.session_store,
+        workers=args.workers,
+        worker=args.as_worker,
     )
     check_auth_settings(settings)
     return settings
+
+
+SESSION_STORE_SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_scale_out(settings: ServerSettings, *, stdio: bool) -> None:
+    """Refuse what ``--session-store`` and ``--workers`` cannot do, with a one-line
+    ``ValueError``: a store URL of another kind (checked by its form; nothing is connected
+    to), several workers without a store to share sessions in, or with ``--stdio``."""
+    if settings.session_store is not None:
+        check_session_store_url(settings.session_store)
+    if settings.worker is not None and not 1 <= settings.worker <= settings.workers:
+        raise ValueError(f"{WORKER_OPTION} {settings.worker} is out of range")
+    if settings.workers == 1:
+        return
+    if stdio:
+        raise ValueError(f"--workers {settings.workers} cannot be used with --stdio: a stdio "
+                         "server has one client, on this process's stdin and stdout")
+    if settings.session_store is None:
+        raise ValueError(f"--workers {settings.workers} needs --session-store: sessions live in "
+                         "one process's memory, so a request reaching another worker would "
+                         "not find its session")
+
+
+def check_session_store_url(url: str) -> None:
+    """Raise a one-line ``ValueError`` unless ``url`` has the form of a session store URL
+    (``redis://HOST:PORT/DB``, ``rediss://``, ``unix://PATH``)."""
+    shown = redact_url(url)
+    usage = "a session store is redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix://PATH"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is no number in range
+    except ValueError:
+        raise ValueError(f"--session-store {shown}: {usage}") from None
+    if parts.scheme not in SESSION_STORE_SCHEMES:
+        raise ValueError(f"--session-store {shown}: {usage}")
+    if parts.scheme == "unix":
+        if not parts.path or port is not None:
+            raise ValueError(f"--session-store {shown}: {usage}")
+        return
+    database = parts.path.removeprefix("/")
+    if not parts.hostname or not (database == "" or database.isdigit()):
+        raise ValueError(f"--session-store {shown}: {usage}")
 
 
 # Where --auth-introspection-client ID finds its secret.
@@ -213,59 +277,110 @@ def _client_credentials(value: str | None) -> tuple[str, str] | None:
     return client_id, secret
 
 
-async def _serve(settings: ServerSettings) -> None:
-    server = await start_server(settings)
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    tools = ", ".join(server.state.dispatcher.registry.names)
-    print(f"MCP server '{settings.name}' on {host}:{server.port} (tools: {tools})", flush=True)
-    print(f"  WebSocket:    ws://{host}:{server.port}/ws", flush=True)
-    print(f"  HTTP (MCP):   http://{host}:{server.port}/mcp", flush=True)
-    print(f"  SSE stream:   http://{host}:{server.port}/sse", flush=True)
-    print(f"  SSE messages: http://{host}:{server.port}/message", flush=True)
+async def _serve(settings: ServerSettings, lifeline: Lifeline | None = None) -> None:
+    """Serve until SIGINT or SIGTERM. A worker of ``--workers`` (``lifeline`` given) tells
+    its supervisor when it listens instead of printing the banner, and stops when the
+    supervisor is gone."""
+    server = await start_server(settings, reuse_port=lifeline is not None)
+    names = server.state.dispatcher.registry.names
+    if lifeline is None:
+        _banner(settings, server.port, names)
+    else:
+        await lifeline.ready(names)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     server.state.dispatcher.context.permissions.reload_on_hangup()
+    orphaned = None if lifeline is None else asyncio.create_task(_orphaned(lifeline, stop))
     try:
         await stop.wait()
     finally:
+        if orphaned is not None:
+            orphaned.cancel()
         await server.close()
+        if lifeline is not None:
+            lifeline.close()
+
+
+async def _orphaned(lifeline: Lifeline, stop: asyncio.Event) -> None:
+    await lifeline.wait_closed()
+    logging.getLogger("mcp_multi.server").warning("the supervisor is gone: stopping")
+    stop.set()
+
+
+def _banner(settings: ServerSettings, port: int, tools: list[str]) -> None:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(f"MCP server '{settings.name}' on {host}:{port} (tools: {', '.join(tools)})",
+          flush=True)
+    print(f"  WebSocket:    ws://{host}:{port}/ws", flush=True)
+    print(f"  HTTP (MCP):   http://{host}:{port}/mcp", flush=True)
+    print(f"  SSE stream:   http://{host}:{port}/sse", flush=True)
+    print(f"  SSE messages: http://{host}:{port}/message", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    try:
+        check_scale_out(settings, stdio=args.stdio)
+    except ValueError as exc:
+        return _refuse(str(exc))
     if settings.policy is not None:
         try:
             Policy.load(settings.policy)
-        except PolicyError as exc:  # one line, and the usage error's status
-            print(f"mcp-server: error: --policy {exc}", file=sys.stderr)
-            return 2
-    # Logs go to stderr: with --stdio, stdout carries nothing but MCP messages.
+        except PolicyError as exc:
+            return _refuse(f"--policy {exc}")
+    lifeline = None
+    if settings.worker is not None:
+        try:
+            lifeline = Lifeline.take()
+        except OSError:
+            return _refuse(f"{WORKER_OPTION} is given by the supervisor of --workers to the "
+                           "processes it starts, not by hand")
+    # Logs go to stderr: with --stdio, stdout carries nothing but MCP messages. A worker
+    # names itself in each line.
+    worker = "" if settings.worker is None else f"worker {settings.worker} "
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format=f"%(asctime)s %(levelname)s {worker}%(name)s: %(message)s")
     if args.stdio:
         try:
             asyncio.run(serve_stdio(settings))
         except KeyboardInterrupt:
             pass
         return 0
-    if not settings.is_loopback and not settings.authenticates:
+    if lifeline is None and not settings.is_loopback and not settings.authenticates:
         logging.getLogger("mcp_multi.server").warning(
             "listening on %s without --auth-token or --auth-issuer: run_command is refused",
             settings.host)
+    supervisor = None
     try:
-        asyncio.run(_serve(settings))
+        if lifeline is None and settings.workers > 1:
+            supervisor = Supervisor(argv, settings)
+            supervisor.reserve()
+        else:
+            asyncio.run(_serve(settings, lifeline))
     except OSError as exc:
         print(f"mcp-server: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
+    if supervisor is not None:
+        try:
+            return asyncio.run(supervisor.run())
+        except KeyboardInterrupt:  # before its own signal handlers were set: no worker yet
+            return 0
     return 0
+
+
+def _refuse(message: str) -> int:
+    """Say why the server does not start, in one line, with the usage error's status."""
+    print(f"mcp-server: error: {message}", file=sys.stderr)
+    return 2

@@ -268,16 +268,18 @@ class GuardedConnection(asyncio.Protocol):
 
 
 class GuardedSite(web.BaseSite):
-    """A TCP site whose connections go through ``limiter`` (``web.TCPSite`` otherwise)."""
+    """A TCP site whose connections go through ``limiter`` (``web.TCPSite`` otherwise).
+    ``reuse_port`` listens with ``SO_REUSEPORT``, so that sibling processes (``--workers``)
+    listen on the same port and the kernel spreads new connections among them."""
 
-    __slots__ = ("_bound_port", "_host", "_limiter", "_port", "_reuse_address")
+    __slots__ = ("_bound_port", "_host", "_limiter", "_port", "_reuse_address", "_reuse_port")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int,
                  limiter: ConnectionLimiter, *, reuse_address: bool = True,
-                 backlog: int = 128) -> None:
+                 reuse_port: bool = False, backlog: int = 128) -> None:
         super().__init__(runner, backlog=backlog)
         self._host, self._port, self._limiter = host, port, limiter
-        self._reuse_address = reuse_address
+        self._reuse_address, self._reuse_port = reuse_address, reuse_port
         self._bound_port = port
 
     @property
@@ -296,6 +298,7 @@ class GuardedSite(web.BaseSite):
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._limiter.protocol_factory(server), self._host, self._port,
-            backlog=self._backlog, reuse_address=self._reuse_address)
+            backlog=self._backlog, reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port)
         if self._server.sockets:
             self._bound_port = int(self._server.sockets[0].getsockname()[1])

@@ -14,13 +14,22 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(server_name: str, stats: ServerStats, resident_bytes: int) -> str:
+def render_metrics(server_name: str, stats: ServerStats, resident_bytes: int, *,
+                   instance: str | None = None, worker: int | None = None) -> str:
     """The exposition text of ``stats`` for the server ``server_name``.
+
+    Several processes may answer one address (instances behind a load balancer, workers on
+    one port): each counts only what it served, and says which it is in an info gauge, so
+    that a scraper (or a test) can tell whose counters it read.
 
     Args:
         server_name: the ``server`` label of every sample.
         stats: the live counters.
         resident_bytes: the process's resident memory.
+        instance: this process's id in a shared session store, if it uses one: rendered as
+            ``mcp_instance_info{server=...,instance=...} 1``.
+        worker: this process's number among ``--workers``, if it is one of them: rendered
+            as ``mcp_worker_info{server=...,worker=...} 1``.
     """
     server = f'server="{_label(server_name)}"'
     lines: list[str] = []
@@ -43,4 +52,10 @@ def render_metrics(server_name: str, stats: ServerStats, resident_bytes: int) ->
            [("", round(time.time() - stats.started, 3))])
     metric("process_resident_memory_bytes", "gauge", "Resident memory of the server.",
            [("", resident_bytes)])
+    if instance is not None:
+        metric("mcp_instance_info", "gauge", "This instance's id in the shared session store.",
+               [(f',instance="{_label(instance)}"', 1)])
+    if worker is not None:
+        metric("mcp_worker_info", "gauge", "This process's number among the server's workers.",
+               [(f',worker="{worker}"', 1)])
     return "\n".join(lines) + "\n"
