@@ -218,9 +218,11 @@ async def handle_health(request: web.Request) -> web.Response:
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
-    dispatcher = request.app[STATE].dispatcher
+    state = request.app[STATE]
+    dispatcher = state.dispatcher
     text = render_metrics(dispatcher.settings.name, dispatcher.stats,
                           dispatcher.resources.resident_memory(),
+                          instance=state.store.instance if state.store.shared else None,
                           worker=dispatcher.settings.worker)
     return web.Response(text=text, content_type="text/plain",
                         headers={"X-Content-Type-Options": "nosniff"})

@@ -119,10 +119,9 @@ async def test_legacy_sse_posts_reach_the_stream_through_any_instance(start_trio
             n: f"Echo: m{n}" for n in range(2, 8)}
         # A session whose stream's instance stopped is gone: 404 wherever the POST goes.
         await servers[0].close()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(servers[1].base_url + path,
-                             data=orjson.dumps(call(9, "echo"))) as resp:
-            assert resp.status == 404
+    async with aiohttp.ClientSession() as http, http.post(servers[1].base_url + path,
+                         data=orjson.dumps(call(9, "echo"))) as resp:
+        assert resp.status == 404
 
 
 async def test_an_answer_reaches_the_instance_that_asked(start_trio: Trio) -> None:
