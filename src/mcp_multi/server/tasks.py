@@ -93,6 +93,8 @@ class TaskControl:
 
 # The work of a task: returns the request's result.
 Work = Callable[[TaskControl], Awaitable[dict[str, Any]]]
+# Asks another instance about one of its tasks: (instance, method, owner, task id, params).
+Elsewhere = Callable[[str, str, "Owner", str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +254,10 @@ class TaskRunner:
         self._listeners: dict[str, set[SendFn]] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
+        # Instances sharing sessions (see mcp_multi.server.cluster): this one's id starts the
+        # ids of its tasks, and ``elsewhere`` asks the instance another id names about it.
+        self.instance: str | None = None
+        self.elsewhere: Elsewhere | None = None
 
     # ----------------------------------------------------------------- creating
 
@@ -268,7 +274,9 @@ class TaskRunner:
         if self._closed:
             raise InvalidRequest("Server shutting down: no new tasks")
         ttl = self.settings.task_ttl
-        state = TaskState(secrets.token_urlsafe(32), ttl_ms=int(ttl * 1000),
+        token = secrets.token_urlsafe(32)
+        state = TaskState(token if self.instance is None else f"{self.instance}.{token}",
+                          ttl_ms=int(ttl * 1000),
                           poll_interval_ms=POLL_INTERVAL_MS, status_message=message)
         record = TaskRecord(state, owner, time.monotonic() + ttl)
         self.store.add(record)
@@ -369,6 +377,37 @@ class TaskRunner:
         self._changed(record)
 
     # ----------------------------------------------------------------- the methods
+
+    def home(self, task_id: str) -> str | None:
+        """The other instance running the task ``task_id``, when its id names one (and this
+        instance can ask it); None for a task of this instance, or of nobody."""
+        if self.elsewhere is None:
+            return None
+        instance, sep, _token = task_id.partition(".")
+        return instance if sep and instance and instance != self.instance else None
+
+    async def answer(self, owner: Owner, method: str, task_id: str,
+                     params: Mapping[str, Any]) -> dict[str, Any]:
+        """Answer ``tasks/get``, ``tasks/update`` or ``tasks/cancel`` about ``task_id`` for
+        ``owner``: here, or at the instance running it.
+
+        Raises:
+            JSONRPCError: as the method's own refusal (an unknown task: -32602).
+        """
+        home = self.home(task_id)
+        if home is not None:
+            assert self.elsewhere is not None
+            return await self.elsewhere(home, method, owner, task_id, dict(params))
+        if method == m.TASKS_GET:
+            return self.get(owner, task_id)
+        if method == m.TASKS_UPDATE:
+            self.update(owner, task_id, params.get("inputResponses"))
+        elif method == m.TASKS_CANCEL:
+            self.cancel(owner, task_id)
+        else:
+            raise InvalidRequest(f"Invalid Request: {for_display(method, 40)} is not asked of "
+                                 "a task")
+        return {}
 
     def find(self, owner: Owner, task_id: Any) -> TaskRecord:
         """The task ``task_id`` as ``owner`` may see it.

@@ -17,7 +17,8 @@ Trio = Callable[..., Awaitable[list[RunningServer]]]
 
 
 @pytest.fixture
-def start_trio(start_mcp_server: StartServer, redis_url: str) -> Trio:
+def start_trio(redis_url: str, start_mcp_server: StartServer) -> Trio:
+    # Redis first: it must outlive the servers, which close while it still answers.
     async def start(count: int = 3, **overrides: object) -> list[RunningServer]:
         overrides.setdefault("profile", "conformance")
         return [await start_mcp_server(name=f"inst-{n}", session_store=redis_url, **overrides)

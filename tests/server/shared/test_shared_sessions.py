@@ -15,6 +15,7 @@ import orjson
 
 from mcp_multi.server.app import RunningServer
 
+from ..test_tasks import Stateless
 from ..wire import MCP_ACCEPT, TIMEOUT, StreamableHTTPPeer, connect, read_event
 from .conftest import Trio
 
@@ -242,3 +243,22 @@ async def test_a_lost_store_is_a_clear_503_and_the_servers_recover(
         await fresh.initialize(VERSION)
         await fresh.send(call(4, "echo", {"message": "again"}))
         assert (await fresh.recv())["result"]["content"][0]["text"] == "Echo: again"
+
+
+async def test_a_task_is_polled_and_cancelled_through_any_instance(start_trio: Trio) -> None:
+    servers = await start_trio()
+    async with aiohttp.ClientSession() as http:
+        clients = [Stateless(http, server.base_url + "/mcp") for server in servers]
+        task_id = await clients[0].start("slow_compute", {"seconds": 0.3, "label": "L"})
+        assert task_id.startswith(servers[0].state.store.instance + ".")
+        done = await clients[1].wait(task_id)  # every poll through another instance
+        assert done["status"] == "completed"
+        assert "L" in orjson.dumps(done["result"]).decode()
+        long = await clients[0].start("slow_compute", {"seconds": 30, "label": "long"})
+        await clients[2].result("tasks/cancel", {"taskId": long})
+        assert (await clients[1].wait(long))["status"] == "cancelled"
+        # Unknown everywhere alike: a forged id naming a live instance, or a gone one.
+        for forged in (f"{servers[0].state.store.instance}.{'A' * 43}", f"{'0' * 12}.x"):
+            status, error = await clients[1].error("tasks/get", {"taskId": forged})
+            assert status == 400
+            assert error["code"] == -32602, (forged, error)

@@ -154,21 +154,21 @@ def _task_id(call: Call) -> Any:
     return task_id
 
 
+async def _about_task(call: Call, method: str) -> dict[str, Any]:
+    owner = _require_extension(call, method)
+    return await call.server.tasks.answer(owner, method, _task_id(call), call.params)
+
+
 @route(m.TASKS_GET, MODERN)
 async def tasks_get(call: Call) -> dict[str, Any]:
-    owner = _require_extension(call, m.TASKS_GET)
-    return call.server.tasks.get(owner, _task_id(call))
+    return await _about_task(call, m.TASKS_GET)
 
 
 @route(m.TASKS_UPDATE, MODERN)
 async def tasks_update(call: Call) -> dict[str, Any]:
-    owner = _require_extension(call, m.TASKS_UPDATE)
-    call.server.tasks.update(owner, _task_id(call), call.params.get("inputResponses"))
-    return {}
+    return await _about_task(call, m.TASKS_UPDATE)
 
 
 @route(m.TASKS_CANCEL, MODERN)
 async def tasks_cancel(call: Call) -> dict[str, Any]:
-    owner = _require_extension(call, m.TASKS_CANCEL)
-    call.server.tasks.cancel(owner, _task_id(call))
-    return {}
+    return await _about_task(call, m.TASKS_CANCEL)
