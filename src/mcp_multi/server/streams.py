@@ -261,23 +261,34 @@ class JournalStream:
         return oldest is not None and oldest > cursor + 1
 
     async def pump(self, writer: Writer, cursor: int, keepalive: float,
-                   beat: Callable[[], Awaitable[bool]] | None = None) -> None:
+                   beat: Callable[[], Awaitable[bool]] | None = None,
+                   beat_every: float = 5.0) -> None:
         """Write the events after ``cursor`` until the stream's end mark (or its writer's
-        death); a keep-alive comment after each quiet ``keepalive`` seconds. ``beat``, called
-        then too, ends the stream when it says False (this instance lost its claim to it)."""
+        death); a keep-alive comment after each quiet ``keepalive`` seconds. ``beat`` is
+        called every ``beat_every`` seconds, busy or quiet, and ends the stream when it says
+        False (this instance lost its claim to deliver it)."""
+        loop = asyncio.get_running_loop()
+        last_write = last_beat = loop.time()
         while True:
-            events, ended = await self._journal.read(cursor, keepalive)
+            events, ended = await self._journal.read(cursor, min(keepalive, beat_every))
             for n, payload in events:
                 await writer.write(_event(self.key, n, payload))
                 cursor = self.delivered = n
+            now = loop.time()
+            if events:
+                last_write = now
             if ended:
                 return
-            if not events:
-                if self._producer_alive is not None and not await self._producer_alive():
-                    return
+            if now - last_beat >= beat_every:
+                last_beat = now
                 if beat is not None and not await beat():
                     return
+                if (not events and self._producer_alive is not None
+                        and not await self._producer_alive()):
+                    return
+            if now - last_write >= keepalive:
                 await writer.write(KEEPALIVE)
+                last_write = now
 
 
 def parse_event_id(value: str) -> tuple[str, int] | None:

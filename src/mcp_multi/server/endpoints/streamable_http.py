@@ -131,9 +131,10 @@ _MODERN_STATUS = {
 }
 # Parses batch frames before a session exists; it never serves a request.
 _NO_SESSION = ServerSession("http")
-# Seconds an instance's claim to deliver a shared stream lasts unless renewed (it is, at each
-# keep-alive): a claim whose instance died lapses this soon.
-_CLAIM_SECONDS = 3 * KEEPALIVE_SECONDS
+# Seconds between renewals of an instance's claim to deliver a shared stream, and how long
+# the claim lasts unless renewed: a claim whose instance died lapses this soon.
+_CLAIM_BEAT = 2.0
+_CLAIM_SECONDS = 3 * _CLAIM_BEAT
 
 
 # ------------------------------------------------------------------ shared helpers
@@ -661,7 +662,7 @@ async def _shared_get(request: web.Request, state: ServerState, session: HTTPSes
     try:
         if priming:
             await writer.write(stream.priming(cursor))
-        await stream.pump(writer, cursor, KEEPALIVE_SECONDS, beat)
+        await stream.pump(writer, cursor, KEEPALIVE_SECONDS, beat, _CLAIM_BEAT)
         await writer.write_eof()
     except (ConnectionResetError, StoreUnavailable) as exc:
         logger.debug("stream %s: ended: %s", key, exc)
