@@ -14,8 +14,10 @@ so this module starts exactly that, on free loopback ports, from ``deploy/nginx.
   foreground (``daemon off``) as our child, so stopping it is stopping one process.
 - :class:`Cluster` holds both: :meth:`Cluster.kill` (SIGKILL, as a crashed machine) and
   :meth:`Cluster.start` (the same port again, so nginx's upstream list stays right) drive
-  failover tests, and :meth:`Cluster.requests` reads each instance's ``mcp_requests_total``
-  from ``/metrics`` so a test can prove where its requests landed.
+  failover tests; :meth:`Cluster.requests` reads each instance's ``mcp_requests_total``
+  from ``/metrics`` and :meth:`Cluster.served` counts the requests nginx's access log says
+  each instance got, so a test can prove where its requests landed; :meth:`Cluster.steer_past`
+  keeps the next request away from a given instance.
 
 Every wait is bounded; stopping is SIGTERM, then SIGKILL after a few seconds. The binaries are
 found by :func:`require_binary`, which skips a test on a developer's machine without them and
@@ -32,6 +34,7 @@ import shutil
 import signal
 import socket
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -275,8 +278,6 @@ class Nginx:
             await _stop_process(self.process)
 
 
-_REQUESTS = re.compile(r"^mcp_requests_total\{[^}]*\} (\S+)$", re.MULTILINE)
-
 
 @dataclass
 class Cluster:
@@ -326,10 +327,12 @@ class Cluster:
         """Start instance ``k`` again on its port (nginx already lists it)."""
         await self.instances[k].start(keep_port=True)
 
-    async def requests(self) -> dict[str, int]:
-        """``mcp_requests_total`` of each running instance, read directly (not through nginx)."""
+    async def metric(self, name: str) -> dict[str, int]:
+        """The counter ``name`` of each running instance from its ``/metrics`` (all its samples
+        summed), read directly, not through nginx."""
         if self._http is None:
             self._http = aiohttp.ClientSession()
+        sample = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
         counts: dict[str, int] = {}
         for instance in self.instances:
             if not instance.running:
@@ -337,12 +340,46 @@ class Cluster:
             async with self._http.get(f"{instance.base_url}/metrics",
                                       timeout=aiohttp.ClientTimeout(total=5)) as resp:
                 text = await resp.text()
-            found = _REQUESTS.search(text)
-            if resp.status != 200 or found is None:
-                raise AssertionError(f"{instance.name}: no mcp_requests_total in /metrics "
-                                     f"({resp.status}): {text[:200]!r}")
-            counts[instance.name] = int(float(found.group(1)))
+            values = sample.findall(text)
+            if resp.status != 200 or not values:
+                raise AssertionError(f"{instance.name}: no {name} in /metrics ({resp.status}): "
+                                     f"{text[:200]!r}")
+            counts[instance.name] = int(sum(float(v) for v in values))
         return counts
+
+    async def requests(self) -> dict[str, int]:
+        """``mcp_requests_total`` of each running instance (see :meth:`metric`)."""
+        return await self.metric("mcp_requests_total")
+
+    def served(self, pattern: str) -> Counter[str]:
+        """How many requests each instance served whose line in nginx's access log matches
+        the regular expression ``pattern`` (e.g. ``'"POST /message'``; the format is
+        ``log_format mcp`` of deploy/nginx.conf); when nginx had to try several instances,
+        the last one counts."""
+        by_port = {str(i.port): i.name for i in self.instances}
+        upstream = re.compile(r" upstream=(\S+(?:, \S+)*) ")
+        counts: Counter[str] = Counter()
+        with contextlib.suppress(FileNotFoundError):
+            for line in self.nginx.access_log.read_text(errors="replace").splitlines():
+                found = upstream.search(line)
+                if found is not None and re.search(pattern, line):
+                    port = found[1].split(", ")[-1].rpartition(":")[2]
+                    counts[by_port.get(port, port)] += 1
+        return counts
+
+    async def steer_past(self, name: str) -> None:
+        """Make sure the next request through nginx does not go to instance ``name``: round
+        robin takes the instances in their order, so ask ``/healthz`` until the instance that
+        answered is not the one just before ``name``."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        names = [i.name for i in self.instances]
+        before = names[names.index(name) - 1]
+        for _ in range(len(names) + 1):
+            async with self._http.get(f"{self.url}/healthz") as resp:
+                if (await resp.json())["name"] != before:
+                    return
+        raise AssertionError(f"round robin did not move past {name}")
 
     def logs(self) -> str:
         """The tail of every log of the cluster, for a failing test's report."""

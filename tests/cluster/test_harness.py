@@ -128,3 +128,11 @@ async def test_nginx_refusals_are_json_rpc(start_cluster: StartCluster) -> None:
                              headers=_modern_headers()) as resp:
             assert resp.status == 503
             assert "no MCP server instance" in (await resp.json())["error"]["message"]
+
+
+async def test_nginx_refuses_a_huge_header_as_json_rpc(start_cluster: StartCluster) -> None:
+    cluster = await start_cluster(1)
+    async with aiohttp.ClientSession() as http, http.get(
+            f"{cluster.url}/mcp", headers={"Last-Event-ID": "9" * 9000}) as resp:
+        assert resp.status == 400
+        assert "header is too large" in (await resp.json())["error"]["message"]
