@@ -327,12 +327,14 @@ class Cluster:
         """Start instance ``k`` again on its port (nginx already lists it)."""
         await self.instances[k].start(keep_port=True)
 
-    async def metric(self, name: str) -> dict[str, int]:
-        """The counter ``name`` of each running instance from its ``/metrics`` (all its samples
-        summed), read directly, not through nginx."""
+    async def metric(self, name: str, label: str = "") -> dict[str, int]:
+        """The metric ``name`` of each running instance from its ``/metrics``, read directly,
+        not through nginx: the sum of its samples whose labels hold ``label`` (e.g.
+        ``'transport="sse"'``)."""
         if self._http is None:
             self._http = aiohttp.ClientSession()
-        sample = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
+        sample = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*{re.escape(label)}[^}}]*\}})? (\S+)$",
+                            re.MULTILINE)
         counts: dict[str, int] = {}
         for instance in self.instances:
             if not instance.running:
@@ -341,7 +343,7 @@ class Cluster:
                                       timeout=aiohttp.ClientTimeout(total=5)) as resp:
                 text = await resp.text()
             values = sample.findall(text)
-            if resp.status != 200 or not values:
+            if resp.status != 200 or not (values or label):
                 raise AssertionError(f"{instance.name}: no {name} in /metrics ({resp.status}): "
                                      f"{text[:200]!r}")
             counts[instance.name] = int(sum(float(v) for v in values))
