@@ -369,6 +369,15 @@ class Cluster:
                     counts[by_port.get(port, port)] += 1
         return counts
 
+    async def wait_served(self, pattern: str, count: int,
+                          timeout: float = 10.0) -> Counter[str]:
+        """:meth:`served`, once nginx has logged ``count`` such requests (it logs a request
+        when it ends, a stream when both sides have closed it)."""
+        async with asyncio.timeout(timeout):
+            while sum((served := self.served(pattern)).values()) < count:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)  # a file nginx writes: nothing to wait on
+        return served
+
     async def steer_past(self, name: str) -> None:
         """Make sure the next request through nginx does not go to instance ``name``: round
         robin takes the instances in their order, so ask ``/healthz`` until the instance that
