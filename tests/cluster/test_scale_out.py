@@ -81,7 +81,9 @@ async def _echo(http: aiohttp.ClientSession, url: str, headers: dict[str, str],
 
 
 async def test_sdk_sse_client_through_round_robin(cluster: Cluster) -> None:
-    """The legacy stream stays on one instance; its POSTs land on all of them."""
+    """The legacy stream stays on one instance; its POSTs land on all of them (each
+    instance counts the POSTs it accepted, and nginx's log agrees)."""
+    before = await cluster.metric("mcp_sse_posts_total")
     async with sse_client(f"{cluster.url}/sse") as (read, write), \
             ClientSession(read, write) as session:
         init = await session.initialize()
@@ -89,6 +91,10 @@ async def test_sdk_sse_client_through_round_robin(cluster: Cluster) -> None:
         for n in range(CALLS):
             assert _text(await session.call_tool("echo", {"message": f"sse {n}"})) \
                 == f"Echo: sse {n}"
+    after = await cluster.metric("mcp_sse_posts_total")
+    posted = {name: after[name] - before.get(name, 0) for name in after}
+    assert sum(posted.values()) >= CALLS + 2, posted  # initialize, initialized, the calls
+    _spread(posted, 3)
     _spread(cluster.served(r'"POST /message\?sessionId='), 3)
 
 

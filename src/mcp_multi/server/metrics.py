@@ -44,6 +44,9 @@ def render_metrics(server_name: str, stats: ServerStats, resident_bytes: int, *,
            [("", stats.sessions_total)])
     metric("mcp_requests_total", "counter", "JSON-RPC requests served.",
            [("", stats.requests)])
+    metric("mcp_sse_posts_total", "counter",
+           "Legacy SSE messages POSTed to this process (held here or handed on).",
+           [("", stats.posts_accepted)])
     metric("mcp_tool_calls_total", "counter", "tools/call requests that reached a tool.",
            [("", stats.calls_served)])
     metric("mcp_errors_total", "counter", "JSON-RPC error responses sent.",

@@ -83,6 +83,9 @@ class ServerStats:
     requests: int = 0
     calls_served: int = 0
     errors: int = 0
+    # Legacy SSE POSTs (``/message``) this instance accepted, whichever instance's session
+    # they were for: where a load balancer sent them.
+    posts_accepted: int = 0
     by_transport: dict[str, int] = field(default_factory=dict)
 
     def opened(self, transport: str) -> None:

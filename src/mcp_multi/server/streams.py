@@ -50,6 +50,9 @@ RETRY_MS = 1000
 # Finished request streams a session keeps for Last-Event-ID replay.
 RETAINED_STREAMS = 16
 GET_STREAM = "0"
+# Digits of an event number we read: no stream of ours counts further (and int() of a string
+# thousands of digits long raises, or takes long).
+_MAX_DIGITS = 18
 
 
 class Writer(Protocol):
@@ -294,7 +297,7 @@ class JournalStream:
 def parse_event_id(value: str) -> tuple[str, int] | None:
     """``(stream key, event number)`` of a ``Last-Event-ID``; None if it is not one of ours."""
     key, sep, number = value.partition("-")
-    if not sep or not key or not number.isdigit():
+    if not sep or not key or not number.isdigit() or len(number) > _MAX_DIGITS:
         return None
     return key, int(number)
 

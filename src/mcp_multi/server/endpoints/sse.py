@@ -228,6 +228,7 @@ async def handle_message(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, state.settings.max_message_size)
     if isinstance(body, web.Response):
         return await send_within(request, body)
+    state.stats.posts_accepted += 1
     await state.dispatcher.receive(session, body)
     return await send_within(request, _accepted())
 
@@ -266,6 +267,7 @@ async def _forward(request: web.Request, state: ServerState,
     if not delivered:  # the stream's instance stopped: the session is gone with it
         state.chore(store.delete(session_id))
         raise _unknown(session_id)
+    state.stats.posts_accepted += 1
     return _accepted()
 
 
