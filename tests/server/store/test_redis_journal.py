@@ -63,6 +63,23 @@ async def test_two_producers_numbered_by_the_store(open_redis: OpenStore) -> Non
     assert [p for p in payloads if p[:1] == b"b"] == [b"b%d" % i for i in range(200)]
 
 
+async def test_a_forgotten_script_is_loaded_again(open_redis: OpenStore,
+                                                  redis_url: str) -> None:
+    store, _ = await open_redis()
+    journal = store.journal("s1", "0", limit=100, ttl=60)
+    journal.append(b"one")
+    await asyncio.wait_for(journal.flush(), GUARD)
+    raw = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        await raw.script_flush()
+    finally:
+        await raw.aclose()
+    journal.append(b"two")
+    journal.append(b"three", None)
+    await asyncio.wait_for(journal.flush(), GUARD)
+    assert await journal.read(0, 0) == ([(1, b"one"), (2, b"two"), (3, b"three")], False)
+
+
 async def test_a_read_waits_for_the_next_event(open_redis: OpenStore) -> None:
     a, _ = await open_redis()
     b, _ = await open_redis()
