@@ -9,9 +9,10 @@ an ``end`` field instead of an event, numbered one after the last event.
 :meth:`RedisJournal.append` must never make the caller wait, so it only queues. One
 :class:`JournalWriter` per store takes the queue in order and sends as much of it as fits a
 batch in one pipeline: an event numbered by its producer is a plain ``XADD`` with that id;
-one numbered by the store, and the end mark, run :data:`APPEND_LUA`, which takes the next
-number from the counter ``mcp:e:{sid}:{key}:n`` and adds the entry in one atomic step, so
-that any number of instances may append to the same journal. Every ``XADD`` trims the
+one numbered by the store, and the end mark, run :data:`APPEND_LUA` (by its SHA, loaded
+again when a restarted Redis has forgotten it), which takes the next number from the
+counter ``mcp:e:{sid}:{key}:n`` and adds the entry in one atomic step, so that any number
+of instances may append to the same journal. Every ``XADD`` trims the
 stream to ``limit`` entries exactly (the oldest go first, so :meth:`RedisJournal.oldest`
 is the true oldest number kept) and every batch renews the TTL of what it touched.
 
@@ -26,13 +27,14 @@ when a write fails meanwhile.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.typing import KeyT, StreamIdT
 
 from .base import Journal, StoreUnavailable
@@ -41,7 +43,7 @@ from .wire import printable
 if TYPE_CHECKING:
     from .redis_store import RedisStore
 
-__all__ = ["APPEND_LUA", "JournalWriter", "RedisJournal"]
+__all__ = ["APPEND_LUA", "APPEND_SHA", "JournalWriter", "RedisJournal"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return n
 """
+APPEND_SHA = hashlib.sha1(APPEND_LUA.encode(), usedforsecurity=False).hexdigest()
 
 
 @dataclass(slots=True)
@@ -110,7 +113,6 @@ class JournalWriter:
                  max_items: int) -> None:
         self._store = store
         self._client = client
-        self._append_script = client.register_script(APPEND_LUA)
         self._max_bytes = max_bytes
         self._max_items = max_items
         self._queue: deque[_Append] = deque()
@@ -220,27 +222,36 @@ class JournalWriter:
         return batch
 
     async def _write(self, batch: list[_Append]) -> None:
+        results = await self._send(batch)
+        # A Redis that restarted has forgotten the script: load it, then send again what
+        # it refused for that (and only that: the rest is stored).
+        unknown = [a for a, r in zip(batch, results, strict=True) if isinstance(r, NoScriptError)]
+        if unknown:
+            await self._client.script_load(APPEND_LUA)
+            results = await self._send(unknown)
+        refused = [r for r in results if isinstance(r, ResponseError)
+                   and "equal or smaller" not in str(r)]
+        if refused:
+            logger.warning("session store %s: Redis refused %d journal entries: %s",
+                           self._store.url, len(refused), printable(str(refused[0]), 200))
+
+    async def _send(self, appends: list[_Append]) -> list[Any]:
+        """Send ``appends`` in one pipeline; the result of each (an error included)."""
         instance = self._store.instance.encode("ascii")
         pipe = self._client.pipeline(transaction=False)
         expire: dict[str, int] = {}
-        for a in batch:
+        for a in appends:
             if a.n is not None:
                 pipe.xadd(a.stream, {b"d": a.payload, b"p": instance}, id=f"0-{a.n}",
                           maxlen=a.limit, approximate=False)
                 expire[a.stream] = a.ttl_ms
             else:
-                await self._append_script(
-                    keys=[a.stream, a.stream + ":n"],
-                    args=[a.payload, instance, a.limit, a.ttl_ms, b"1" if a.end else b"0"],
-                    client=pipe)
+                pipe.evalsha(APPEND_SHA, 2, a.stream, a.stream + ":n", a.payload, instance,
+                             a.limit, a.ttl_ms, b"1" if a.end else b"0")
         for stream, ttl_ms in expire.items():
             pipe.pexpire(stream, ttl_ms)
-        results = await pipe.execute(raise_on_error=False)
-        refused = [r for r in results[:len(batch)] if isinstance(r, ResponseError)
-                   and "equal or smaller" not in str(r)]
-        if refused:
-            logger.warning("session store %s: Redis refused %d journal entries: %s",
-                           self._store.url, len(refused), printable(str(refused[0]), 200))
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results[:len(appends)]
 
 
 class RedisJournal(Journal):

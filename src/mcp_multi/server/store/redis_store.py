@@ -40,6 +40,7 @@ logs one warning and makes :attr:`RedisStore.available` False; the first operati
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 import secrets
@@ -99,6 +100,17 @@ return 0
 """
 
 
+def _client_options() -> dict[str, Any]:
+    """Options that only some versions of the client know. Where the asyncio client handles
+    maintenance notifications, their default ("auto", even over RESP2) turns off the pool's
+    check of idle connections, so that after a Redis restart the first command on each old
+    connection fails; we use no maintenance notifications, so we turn them off."""
+    if "maint_notifications_config" not in inspect.signature(Redis.__init__).parameters:
+        return {}
+    from redis.maint_notifications import MaintNotificationsConfig
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
+
+
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
@@ -129,7 +141,7 @@ class RedisStore(SessionStore):
                 raise ValueError("the path must be the database number, /0 to /15 or so")
             self._client: Redis = Redis.from_url(
                 url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT,
-                retry=Retry(NoBackoff(), 0), decode_responses=False)
+                retry=Retry(NoBackoff(), 0), decode_responses=False, **_client_options())
         except ValueError as exc:
             raise ValueError(f"--session-store: {self.url}: {self._one_line(exc)}") from None
         self._channel = f"{PREFIX}to:{self.instance}".encode("ascii")
