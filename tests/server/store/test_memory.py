@@ -135,3 +135,12 @@ async def test_claims() -> None:
     assert await store.acquire("get:s1", 5)
     clock.now += 6
     assert await store.acquire("get:s1", 5)
+
+
+async def test_a_claim_is_renewed_only_while_held() -> None:
+    store = MemoryStore()
+    assert not await store.renew("get:s1", 5)
+    assert await store.acquire("get:s1", 5)
+    assert await store.renew("get:s1", 5)
+    await store.release("get:s1")
+    assert not await store.renew("get:s1", 5)

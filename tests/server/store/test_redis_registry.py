@@ -157,3 +157,23 @@ async def test_claims_are_exclusive_and_released_by_the_holder(open_redis: OpenS
     assert await b.acquire("get:s2", 0.2) is True
     await asyncio.sleep(0.5)  # the TTL itself is what is tested
     assert await a.acquire("get:s2", 30) is True
+
+
+async def test_claims_are_renewed_by_their_holder_and_taken_from_the_dead(
+        open_redis: OpenStore, redis_url: str) -> None:
+    a, _ = await open_redis()
+    b, _ = await open_redis()
+    assert await a.acquire("stream:s1:0", 0.3) is True
+    assert await b.renew("stream:s1:0", 30) is False  # not b's to renew
+    assert await a.renew("stream:s1:0", 30) is True
+    await asyncio.sleep(0.5)  # past the first TTL: the renewal kept it
+    assert await b.acquire("stream:s1:0", 30) is False
+    # a dies: its heartbeat lapses (deleted here rather than waited for).
+    await a.close()
+    raw = redis.asyncio.from_url(redis_url)
+    try:
+        await raw.delete(f"mcp:i:{a.instance}")
+    finally:
+        await raw.aclose()
+    assert await b.acquire("stream:s1:0", 30) is True
+    assert await b.renew("stream:s1:0", 30) is True

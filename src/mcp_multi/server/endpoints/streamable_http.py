@@ -652,8 +652,7 @@ async def _shared_get(request: web.Request, state: ServerState, session: HTTPSes
         return store_unavailable()
 
     async def beat() -> bool:  # keep the claim while the stream is delivered
-        await store.release(claim)
-        return await store.acquire(claim, _CLAIM_SECONDS)
+        return await store.renew(claim, _CLAIM_SECONDS)
 
     response = await open_event_stream(request, headers)
     writer = TimedWriter(request, response)

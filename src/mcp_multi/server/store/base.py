@@ -166,7 +166,12 @@ class SessionStore(ABC):
     @abstractmethod
     async def acquire(self, name: str, ttl: float) -> bool:
         """Claim ``name`` for ``ttl`` seconds; False when anyone holds it (this instance
-        included: a claim is not re-entrant)."""
+        included: a claim is not re-entrant), unless its holder is no longer alive: then the
+        claim is taken over (an instance that died does not hold its claims for their TTL)."""
+
+    @abstractmethod
+    async def renew(self, name: str, ttl: float) -> bool:
+        """Hold ``name`` for ``ttl`` seconds more; False when this instance no longer holds it."""
 
     @abstractmethod
     async def release(self, name: str) -> None:

@@ -248,5 +248,13 @@ class MemoryStore(SessionStore):
         self._claims[name] = now + ttl
         return True
 
+    async def renew(self, name: str, ttl: float) -> bool:
+        self._sweep()
+        now = self._clock()
+        if self._claims.get(name, 0.0) <= now:
+            return False
+        self._claims[name] = now + ttl
+        return True
+
     async def release(self, name: str) -> None:
         self._claims.pop(name, None)

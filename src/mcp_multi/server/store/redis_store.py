@@ -92,6 +92,22 @@ STORE_ERRORS = (RedisError, OSError, TimeoutError)
 _INSTANCE = re.compile(r"[0-9a-f]{12}")
 _DB_PATH = re.compile(r"/?|/[0-9]{1,5}/?")
 
+# KEYS[1] the claim; ARGV: this instance, the TTL in ms, the prefix of heartbeat keys. Taken
+# when free, or when its holder's heartbeat has lapsed (it died holding it).
+ACQUIRE_LUA = """
+local holder = redis.call('GET', KEYS[1])
+if holder and (holder == ARGV[1] or redis.call('EXISTS', ARGV[3] .. holder) == 1) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+RENEW_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
 RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -146,6 +162,8 @@ class RedisStore(SessionStore):
             raise ValueError(f"--session-store: {self.url}: {self._one_line(exc)}") from None
         self._channel = f"{PREFIX}to:{self.instance}".encode("ascii")
         self._release = self._client.register_script(RELEASE_LUA)
+        self._acquire = self._client.register_script(ACQUIRE_LUA)
+        self._renew = self._client.register_script(RENEW_LUA)
         self._available = True
         self._failures = 0
         self._inbox: Inbox | None = None
@@ -390,9 +408,14 @@ class RedisStore(SessionStore):
         return RedisJournal(self, self._client, stream, limit=limit, ttl=ttl)
 
     async def acquire(self, name: str, ttl: float) -> bool:
-        taken = await self.run(self._client.set(f"{PREFIX}c:{name}", self.instance.encode(),
-                                                nx=True, px=_ms(ttl)))
+        taken = await self.run(self._acquire(keys=[f"{PREFIX}c:{name}"],
+                                             args=[self.instance, _ms(ttl), f"{PREFIX}i:"]))
         return bool(taken)
+
+    async def renew(self, name: str, ttl: float) -> bool:
+        kept = await self.run(self._renew(keys=[f"{PREFIX}c:{name}"],
+                                          args=[self.instance, _ms(ttl)]))
+        return bool(kept)
 
     async def release(self, name: str) -> None:
         await self.run(self._release(keys=[f"{PREFIX}c:{name}"], args=[self.instance]))
