@@ -174,7 +174,8 @@ async def test_a_stream_resumes_on_another_instance(start_trio: Trio) -> None:
         assert [m.get("params", {}).get("progress") for m in seen[:-1]] == [50, 100]
         assert seen[-1]["id"] == 5 and "result" in seen[-1]
         # An event id that names no stream, or far past it, is refused; nothing hangs.
-        for bad in (f"{'9' * 4000}", "nope-1", f"{first.id.split('-')[0]}x-1"):
+        for bad in (f"{'9' * 4000}", "nope-1", f"{first.id.split('-')[0]}x-1",
+                    f"0-{'9' * 5000}", "a b.c-1", "abcdefabcdef.1:2-3", f"{'ab' * 40}.1-1"):
             async with http.get(peer.urls[2], headers={**resume, "Last-Event-ID": bad}) as resp:
                 assert resp.status == 400, (bad[:20], resp.status)
 

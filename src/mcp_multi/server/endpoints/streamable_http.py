@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -135,6 +136,8 @@ _NO_SESSION = ServerSession("http")
 # the claim lasts unless renewed: a claim whose instance died lapses this soon.
 _CLAIM_BEAT = 2.0
 _CLAIM_SECONDS = 3 * _CLAIM_BEAT
+# The key of a request stream a shared session's instance wrote: its id, a dot, a number.
+_FOREIGN_STREAM = re.compile(r"[0-9a-f]{12}\.[0-9]{1,18}")
 
 
 # ------------------------------------------------------------------ shared helpers
@@ -332,17 +335,17 @@ async def _handshake_post(request: web.Request, state: ServerState,
         return await _open_session(request, state, first)
     requests: list[Request] = []
     before = _shared_state(state, session)
-    for msg in messages:
-        if isinstance(msg, Request):
-            requests.append(msg)
-        elif before is None or not await _elsewhere(state, session, msg):
-            await dispatcher.handle(session, msg)
-    headers = {SESSION_HEADER: session.id}
-    if before is not None:
-        try:
+    try:
+        for msg in messages:
+            if isinstance(msg, Request):
+                requests.append(msg)
+            elif before is None or not await _elsewhere(state, session, msg):
+                await dispatcher.handle(session, msg)
+        if before is not None:
             await _save(state, session, before)
-        except StoreUnavailable:
-            return store_unavailable()
+    except StoreUnavailable:
+        return store_unavailable()
+    headers = {SESSION_HEADER: session.id}
     if not requests:
         return json_reply(400, errors, headers) if errors else web.Response(status=202,
                                                                         headers=headers)
@@ -634,7 +637,7 @@ async def _shared_get(request: web.Request, state: ServerState, session: HTTPSes
             return error_reply(409, InvalidRequest("Conflict: this stream is already open"))
         return await _deliver(request, local, cursor, priming=priming, headers=headers)
     producer = None if key == GET_STREAM else key.rpartition(".")[0]
-    if producer == "":
+    if producer is not None and not _FOREIGN_STREAM.fullmatch(key):
         return _bad_event_id(last_event_id or "")
 
     async def alive() -> bool:
