@@ -28,6 +28,7 @@ from mcp.shared.message import ClientMessageMetadata
 
 from mcp_multi.client.multi import MultiServerMCPClient
 
+from ..interop.test_sdk_asking import Answers, exercise
 from .harness import Cluster, landed_on
 
 if TYPE_CHECKING:
@@ -111,6 +112,27 @@ async def test_sdk_streamable_http_client_through_round_robin(cluster: Cluster) 
     assert sum(landed.values()) >= CALLS + 1
     _spread(landed, 3)
     _spread(cluster.served(r'"POST /mcp '), 3)
+
+
+@pytest.mark.parametrize("transport", ["sse", "http"])
+async def test_sdk_answers_the_server_through_round_robin(cluster: Cluster,
+                                                          transport: str) -> None:
+    """Sampling, elicitation and roots asked by whichever instance serves the call; the SDK's
+    answers land anywhere and reach the instance that asked."""
+    answers = Answers()
+    before = await cluster.requests()
+    opened = (sse_client(f"{cluster.url}/sse") if transport == "sse"
+              else streamable_http_client(f"{cluster.url}/mcp"))
+    async with opened as (read, write), \
+            ClientSession(read, write, **answers.callbacks()) as session:
+        await session.initialize()
+        for _ in range(2):
+            answers.asked.clear()
+            await exercise(session, answers)
+    if transport == "http":
+        _spread(landed_on(before, await cluster.requests()), 3)
+    else:
+        _spread(cluster.served(r'"POST /message\?sessionId='), 3)
 
 
 # The conformance profile's tools that report progress over time: the arguments, the progress

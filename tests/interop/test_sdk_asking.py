@@ -51,7 +51,7 @@ def _text(result: Any) -> str:
     return str(result.content[0].text)
 
 
-async def _exercise(client: Client | ClientSession, answers: Answers) -> None:
+async def exercise(client: Client | ClientSession, answers: Answers) -> None:
     if isinstance(client, Client):  # the era changes how the questions travel, not the answers
         assert client.protocol_version in ("2025-11-25", "2026-07-28")
     sampled = await client.call_tool("test_sampling", {"prompt": "Capital of France?"})
@@ -78,7 +78,7 @@ async def test_streamable_http(start_mcp_server: StartServer, mode: str) -> None
     async with Client(server.base_url + "/mcp", mode=mode,  # type: ignore[arg-type]
                       **answers.callbacks()) as client:
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
-        await _exercise(client, answers)
+        await exercise(client, answers)
 
 
 async def test_stdio(mode: str, tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ async def test_stdio(mode: str, tmp_path: Path) -> None:
               "--root", str(tmp_path), "--log-level", "WARNING"])
     answers = Answers()
     async with Client(params, mode=mode, **answers.callbacks()) as client:  # type: ignore[arg-type]
-        await _exercise(client, answers)
+        await exercise(client, answers)
 
 
 async def test_legacy_sse(start_mcp_server: StartServer) -> None:
@@ -97,4 +97,4 @@ async def test_legacy_sse(start_mcp_server: StartServer) -> None:
     async with sse_client(server.base_url + "/sse") as (read, write), \
             ClientSession(read, write, **answers.callbacks()) as session:
         await session.initialize()
-        await _exercise(session, answers)
+        await exercise(session, answers)
