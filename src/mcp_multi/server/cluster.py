@@ -10,8 +10,8 @@ alone cannot do goes through the store (:mod:`mcp_multi.server.store`):
   from which any instance makes its own copy of the session (see the endpoints).
 - **Deliveries.** Each instance listens on the store for messages addressed to it or to all
   (:func:`_inbox`): a legacy POST that another instance accepted for a stream this one holds,
-  a client's answer to a request this instance sent it, a cancellation, and a session ended
-  elsewhere. The endpoints say what each means.
+  a client's answer to a request this instance sent it, a cancellation, a session's record
+  changed elsewhere, and a session ended elsewhere. The endpoints say what each means.
 - **Tasks.** A task runs on the instance that started it, whose id begins its id. A
   ``tasks/get``, ``tasks/update`` or ``tasks/cancel`` reaching another instance is asked of
   that one through the store (:class:`TaskCalls`), and its answer comes back the same way:
@@ -38,7 +38,11 @@ from aiohttp import web
 from ..protocol.errors import InternalError, InvalidParams, JSONRPCError
 from ..protocol.text import for_display
 from .endpoints.sse import receive_forwarded
-from .endpoints.streamable_http import end_shared_session, receive_answer
+from .endpoints.streamable_http import (
+    end_shared_session,
+    receive_answer,
+    recheck_shared_session,
+)
 from .state import STATE, ServerState
 from .store import Delivery, StoreUnavailable
 from .tasks import Owner
@@ -185,6 +189,8 @@ async def _inbox(state: ServerState, calls: TaskCalls, delivery: Delivery) -> No
         calls.answered(delivery.body)
     elif delivery.kind == "close":
         end_shared_session(state, session_id)
+    elif delivery.kind == "changed":
+        recheck_shared_session(state, session_id)
     elif delivery.kind != "message":
         logger.warning("session store: a delivery of unknown kind %s dropped",
                        for_display(delivery.kind, 40))

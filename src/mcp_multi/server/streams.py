@@ -312,7 +312,7 @@ class HTTPSession(ServerSession):
     """
 
     __slots__ = ("_budget", "_counter", "_keep", "_limit", "_max_bytes", "_released",
-                 "get_stream", "held", "stream_prefix", "streams")
+                 "checked", "get_stream", "held", "stream_prefix", "streams")
 
     def __init__(self, *, limit: int, max_bytes: int | None = None,
                  budget: ByteBudget | None = None, session_id: str | None = None) -> None:
@@ -328,6 +328,9 @@ class HTTPSession(ServerSession):
         # Shared sessions: the instance's id, before each request stream's number (keys unique
         # across the instances writing the session's streams).
         self.stream_prefix = ""
+        # Shared sessions: when this copy was last brought up to date with the store's record
+        # (time.monotonic(); 0: never, or another instance changed the record since).
+        self.checked = 0.0
         self.streams: OrderedDict[str, EventStream] = OrderedDict()
         self._counter = 0
         self._budget.join(self)

@@ -207,12 +207,12 @@ async def test_the_standalone_stream_hears_what_another_instance_sends(
 
 async def test_a_lost_store_is_a_clear_503_and_the_servers_recover(
         start_trio: Trio, redis_server: Any) -> None:
-    servers = await start_trio(2)
+    servers = await start_trio(3)
     async with aiohttp.ClientSession() as http:
         peer = RoundRobin(http, servers)
-        await peer.initialize(VERSION)
+        await peer.initialize(VERSION)  # instances 0 and 1 have the session; 2 has not
         redis_server.stop()
-        async with http.post(peer.urls[1], data=orjson.dumps(call(1, "echo", {"message": "x"})),
+        async with http.post(peer.urls[2], data=orjson.dumps(call(1, "echo", {"message": "x"})),
                              headers=peer.headers()) as resp:
             assert resp.status == 503
             assert resp.headers["Retry-After"] == "1"

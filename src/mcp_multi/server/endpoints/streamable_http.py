@@ -30,13 +30,14 @@ With a shared session store (``--session-store``) a handshake-era session lives 
 not in one process: any instance serves its next request. The instance finds the session's
 record (refreshing its time to live), serves the request from a local copy of the session
 restored from it, and writes back what the request changed (the handshake's end, the log
-level, subscriptions) before answering. Answers the client sends to what the server asked it
-go to the instance that asked, ``notifications/cancelled`` to every instance, ``DELETE`` ends
-the session everywhere. A request's stream, once answered as ``text/event-stream``, is mirrored
-into the store and the standalone stream lives only there, so ``Last-Event-ID`` resumes on any
-instance (one delivering instance at a time: 409 for a second, wherever it is). When the store
-cannot be reached, what needs it gets 503 with a JSON-RPC error; 2026-07-28 requests, which
-have no session, never need it.
+level, subscriptions) before answering, telling the other instances to read it again. A copy
+read less than a second ago serves without asking the store again. Answers the client sends
+to what the server asked it go to the instance that asked, ``notifications/cancelled`` to
+every instance, ``DELETE`` ends the session everywhere. A request's stream, once answered as
+``text/event-stream``, is mirrored into the store and the standalone stream lives only there,
+so ``Last-Event-ID`` resumes on any instance (one delivering instance at a time: 409 for a
+second, wherever it is). When the store cannot be reached, what needs it gets 503 with a
+JSON-RPC error; 2026-07-28 requests, which have no session, never need it.
 
 Everywhere: 406 without the right ``Accept``, 415 for a body that is not JSON, 413 for an
 oversized one; ``Origin``, ``Host`` and the bearer token are checked by the app's guard.
@@ -48,6 +49,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -116,7 +118,7 @@ from .http import (
 )
 
 __all__ = ["close_http_sessions", "end_shared_session", "handle_mcp_delete", "handle_mcp_get",
-           "handle_mcp_post", "receive_answer"]
+           "handle_mcp_post", "receive_answer", "recheck_shared_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +138,10 @@ _NO_SESSION = ServerSession("http")
 # the claim lasts unless renewed: a claim whose instance died lapses this soon.
 _CLAIM_BEAT = 2.0
 _CLAIM_SECONDS = 3 * _CLAIM_BEAT
+# Seconds an instance serves a shared session from its copy without reading the record again
+# (a change made elsewhere is announced at once; this bounds what an announcement lost to an
+# outage, or a record that expired or was lost with a restarted store, can go unnoticed).
+_RECHECK_SECONDS = 1.0
 # The key of a request stream a shared session's instance wrote: its id, a dot, a number.
 _FOREIGN_STREAM = re.compile(r"[0-9a-f]{12}\.[0-9]{1,18}")
 
@@ -471,6 +477,8 @@ async def _shared_session(request: web.Request, state: ServerState, session_id: 
     """This instance's copy of the shared session ``session_id``, brought up to date with its
     record (made from the record when there is none); None when the store has no such
     session (ended elsewhere, expired, never was), whose copy here then ends too."""
+    if session is not None and time.monotonic() - session.checked < _RECHECK_SECONDS:
+        return session
     record = await state.store.get(session_id, state.store_ttl)
     if record is None or record.kind != "http":
         if session is not None:
@@ -479,6 +487,7 @@ async def _shared_session(request: web.Request, state: ServerState, session_id: 
     if session is not None:
         if not session.restore(record.state) or not _resubscribe(state, session, record.state):
             return None
+        session.checked = time.monotonic()
         return session
     address = request.remote or ""
     refused = state.http_sessions.admit(address)
@@ -491,6 +500,7 @@ async def _shared_session(request: web.Request, state: ServerState, session_id: 
         session.close()
         return None
     state.dispatcher.context.notifier.join(session)
+    session.checked = time.monotonic()
     _seat(state, session, address)
     state.stats.opened("http")
     return session
@@ -532,6 +542,7 @@ async def _save(state: ServerState, session: HTTPSession, before: dict[str, Any]
     if after is not None and after != before and not session.closed:
         await state.store.put(SessionRecord(session.id, "http", state.store.instance, after),
                               state.store_ttl)
+        await state.store.broadcast(Delivery(session.id, "changed", b""))
 
 
 async def _elsewhere(state: ServerState, session: HTTPSession, msg: Message) -> bool:
@@ -564,6 +575,13 @@ async def receive_answer(state: ServerState, session_id: str, body: bytes) -> No
     for msg in frame.messages:
         if not isinstance(msg, Request):
             await state.dispatcher.handle(session, msg)
+
+
+def recheck_shared_session(state: ServerState, session_id: str) -> None:
+    """Another instance changed a shared session's record: read it again before serving."""
+    session = state.http_sessions.get(session_id)
+    if session is not None:
+        session.checked = 0.0
 
 
 def end_shared_session(state: ServerState, session_id: str) -> None:
