@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from .resources import ServerStats
 from .session import ServerSession
 from .session_table import SessionTable
 from .settings import ServerSettings
-from .store import MemoryStore, SessionStore, StoreUnavailable
+from .store import MemoryStore, SessionRecord, SessionStore, StoreUnavailable
 from .streams import HTTPSession
 
 __all__ = ["STATE", "ServerState"]
@@ -51,6 +52,9 @@ class ServerState:
     shutting_down: bool = False
     # Work nobody awaits (telling the shared store a session ended), kept until it is done.
     chores: set[asyncio.Task[object]] = field(default_factory=set)
+    # Shared legacy sessions' records lately read, oldest first, with when (see endpoints/sse).
+    sse_records: OrderedDict[str, tuple[float, SessionRecord]] = field(
+        default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
         s = self.settings

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -49,6 +50,11 @@ from .http import (
 )
 
 __all__ = ["Outbox", "handle_message", "handle_sse", "receive_forwarded"]
+
+# Seconds a shared legacy session's record, once read, serves its POSTs without being read
+# again, and how many such records an instance keeps.
+_RECHECK_SECONDS = 1.0
+_MAX_RECORDS = 10_000
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +253,7 @@ async def _forward(request: web.Request, state: ServerState,
     session's stream (this one too), through the store."""
     store = state.store
     try:
-        record = await store.get(session_id, state.store_ttl)
+        record = await _record(state, session_id)
     except StoreUnavailable:
         return store_unavailable()
     opener = None if record is None else principal_from_json(record.state.get("principal"))
@@ -265,10 +271,31 @@ async def _forward(request: web.Request, state: ServerState,
     except StoreUnavailable:
         return store_unavailable()
     if not delivered:  # the stream's instance stopped: the session is gone with it
+        state.sse_records.pop(session_id, None)
         state.chore(store.delete(session_id))
         raise _unknown(session_id)
     state.stats.posts_accepted += 1
     return _accepted()
+
+
+async def _record(state: ServerState, session_id: str) -> SessionRecord | None:
+    """The record of the shared legacy session ``session_id``: as read less than a second ago
+    (the instance holding its stream renews it; when that instance is gone, the delivery
+    itself says so), else from the store."""
+    now = time.monotonic()
+    records = state.sse_records
+    cached = records.get(session_id)
+    if cached is not None and now - cached[0] < _RECHECK_SECONDS:
+        return cached[1]
+    record = await state.store.get(session_id, state.store_ttl)
+    if record is None:
+        records.pop(session_id, None)
+        return None
+    records[session_id] = (now, record)
+    records.move_to_end(session_id)
+    while len(records) > _MAX_RECORDS:
+        records.popitem(last=False)
+    return record
 
 
 async def receive_forwarded(state: ServerState, session_id: str, body: bytes) -> None:
