@@ -1,7 +1,18 @@
-"""Shared fixtures: real servers on free loopback ports."""
+"""Shared fixtures: real servers on free loopback ports.
+
+The suite runs in several worker processes (pytest-xdist, see ``addopts`` in pyproject.toml),
+and many tests start Python processes of their own (our client and server, the SDK's). Each
+of them would compile every module it imports again when ``$PYTHONDONTWRITEBYTECODE`` is set
+(some environments set it for everything): the assertion rewriting of the test modules alone
+is about ten seconds per worker, and a client start a third slower. So the test run writes
+its byte code (into the ``__pycache__`` folders that git ignores) whatever that variable says:
+for this process, from here on, and for every process the tests start.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +25,9 @@ from mcp_multi.server.settings import ServerSettings
 from .oauth.fixtures import StartOAuthServer, oauth_server, start_oauth_server
 
 __all__ = ["StartOAuthServer", "StartServer", "oauth_server", "start_oauth_server"]
+
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 StartServer = Callable[..., Awaitable[RunningServer]]
 

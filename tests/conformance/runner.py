@@ -3,14 +3,24 @@
 The runner (``../shared/tools/conformance``, or ``$MCP_CONFORMANCE_TOOL``, or ``conformance``
 on ``PATH``) installs Node and the npm suite into a cache on first use; :func:`installed`
 skips the calling test only when that install fails, and never in CI (``$CI`` set).
+
+The test workers (pytest-xdist) are separate processes that may all need the suite at once,
+and the runner's install step is not safe to run twice side by side in one cache. So
+:func:`installed` asks for it under an exclusive lock on a file of the cache folder
+(``$MCP_CONFORMANCE_HOME``, default ``~/.cache/mcp-conformance``, the runner's own): the first
+worker installs, the others wait and then find it installed. Each process asks once per
+runner; later tests reuse the answer (a listing costs a Node start-up).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import re
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -46,9 +56,36 @@ async def run_tool(*args: str, cwd: Path, timeout: float) -> tuple[int, str]:
     return proc.returncode, out.decode(errors="replace")
 
 
+def conformance_home() -> Path:
+    """The runner's cache folder (``$MCP_CONFORMANCE_HOME`` or ``~/.cache/mcp-conformance``)."""
+    configured = os.environ.get("MCP_CONFORMANCE_HOME")
+    return Path(configured) if configured else Path.home() / ".cache" / "mcp-conformance"
+
+
+@contextlib.asynccontextmanager
+async def _install_lock() -> AsyncIterator[None]:
+    """Hold the cache folder's install lock (waiting for it off the event loop)."""
+    home = conformance_home()
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / ".install-lock").open("w") as lock:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# The outcome of the first install check of each runner in this process: (exit code, output).
+_checked: dict[Path, tuple[int, str]] = {}
+
+
 async def installed(tool: Path, cwd: Path) -> None:
     """Make sure the suite is installed (``conformance list``); skip the test if it cannot be."""
-    code, out = await run_tool(str(tool), "list", cwd=cwd, timeout=INSTALL_TIMEOUT)
+    if tool not in _checked:
+        async with _install_lock():
+            _checked[tool] = await run_tool(str(tool), "list", cwd=cwd,
+                                            timeout=INSTALL_TIMEOUT)
+    code, out = _checked[tool]
     if code != 0 and os.environ.get("CI"):  # CI has the registries: a failure is a failure
         pytest.fail(f"the conformance suite could not be installed in CI:\n{out[-2000:]}")
     if code != 0:

@@ -9,18 +9,18 @@ scenario of the core specification (discovery, registration, PKCE, scopes and st
 token endpoint authentication, the 2025-03-26 fallbacks, issuer checks, migration). The
 ``auth/`` scenarios of extensions, which the suite lists as ``[extension]`` without a
 version, are in :data:`LISTED_EXTENSIONS` (run without ``--spec-version``).
+
+Each scenario run is a test of its own: the test workers (pytest-xdist) run several side by
+side, each scenario's servers on ports of their own, and each run has the whole
+:data:`RUN_TIMEOUT` to itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 import shlex
-import subprocess
 import sys
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,6 @@ import pytest
 from .runner import INSTALL_TIMEOUT, REPO, conformance_tool, installed, run_tool
 
 RUN_TIMEOUT = 120.0
-PARALLEL = 3  # scenario runs at once (see the `runs` fixture)
 # The suite splits the command on spaces (no quoting), so the paths must have none.
 CLIENT = f"{sys.executable} {REPO / 'mcp_client.py'} --mode conformance"
 # (scenario, the versions `conformance list` gives for it)
@@ -96,52 +95,19 @@ def _args(tool: Path, scenario: str, version: str) -> list[str]:
     return args
 
 
-def _run(args: list[str], cwd: Path) -> tuple[int, str]:
-    """One scenario run, in a worker thread (see :func:`runs`)."""
-    try:
-        done = subprocess.run(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=RUN_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired as exc:
-        return -1, f"timed out after {RUN_TIMEOUT:g} s\n" + (exc.stdout or b"").decode(
-            errors="replace")
-    return done.returncode, done.stdout.decode(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[dict[tuple[str, str], Future[tuple[int, str]]]]:
-    """Every selected scenario run, started at once, PARALLEL at a time.
-
-    A run is mostly the start-up of Node and of our client, on one core each: run side by
-    side they take half the time, and each scenario's servers listen on ports of their own.
-    Each test still judges its own run.
-    """
-    tool = conformance_tool()
-    cwd = tmp_path_factory.mktemp("conformance-client")
-    asyncio.run(installed(tool, cwd))
-    selected = [item.callspec.params for item in request.session.items
-                if item.originalname == "test_client_scenario_passes"
-                and hasattr(item, "callspec")]
-    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        futures = {(p["scenario"], p["version"]): pool.submit(
-            _run, _args(tool, p["scenario"], p["version"]), cwd) for p in selected}
-        try:
-            yield futures
-        finally:
-            for future in futures.values():
-                future.cancel()
-
-
 @pytest.mark.skipif(" " in sys.executable or " " in str(REPO),
                     reason="the suite cannot start a command whose path holds spaces")
-@pytest.mark.timeout(INSTALL_TIMEOUT + 2 * RUN_TIMEOUT)  # its run may queue behind one
+@pytest.mark.timeout(INSTALL_TIMEOUT + RUN_TIMEOUT + 10)
 @pytest.mark.parametrize(("scenario", "version"), SCENARIOS,
                          ids=[f"{s}@{v}" for s, v in SCENARIOS])
-async def test_client_scenario_passes(scenario: str, version: str,
-                                      runs: dict[tuple[str, str], Future[tuple[int, str]]]
-                                      ) -> None:
-    code, out = await asyncio.wrap_future(runs[(scenario, version)])
-    args = _args(conformance_tool(), scenario, version)
+async def test_client_scenario_passes(scenario: str, version: str, tmp_path: Path) -> None:
+    tool = conformance_tool()
+    await installed(tool, tmp_path)
+    args = _args(tool, scenario, version)
+    try:
+        code, out = await run_tool(*args, cwd=tmp_path, timeout=RUN_TIMEOUT)
+    except TimeoutError:
+        pytest.fail(f"{shlex.join(args)}\ntimed out after {RUN_TIMEOUT:g} s")
     assert code == 0, f"{shlex.join(args)}\n{out[-6000:]}"
     assert "OVERALL: PASSED" in out and " 0 failed, 0 warnings" in out, out[-6000:]
 

