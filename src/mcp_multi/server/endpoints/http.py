@@ -6,6 +6,7 @@ ranges weighed by their ``q``, as RFC 9110 §12.5.1 says)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable
@@ -27,6 +28,9 @@ __all__ = ["TimedWriter", "accepts", "error_reply", "json_reply", "open_event_st
 logger = logging.getLogger(__name__)
 # A flood of clients that do not read would otherwise flood the log as well.
 _stalled = LogThrottle(logger, "connections aborted for not reading their responses", limit=1)
+
+# Seconds a connection whose body timed out is read (and what comes dropped) after its 408.
+_LINGER = 0.5
 
 _QVALUE = re.compile(r"0(\.\d{0,3})?|1(\.0{0,3})?")
 
@@ -75,12 +79,23 @@ async def read_body(request: web.Request, limit: int) -> bytes | web.Response:
         response = error_reply(408, InvalidRequest(
             f"Request Timeout: the body did not arrive within {timeout:g} s "
             f"({len(body)} of {size if size is not None else 'unknown'} bytes)"))
-        # Answered and closed now: aiohttp would otherwise linger, reading the trickle on.
+        # Answered and closed now: aiohttp would otherwise linger, reading the trickle on for
+        # its own lingering time. Ours is short: the answer is followed by the end of our side
+        # (FIN), and what the peer still sends is read and dropped for _LINGER seconds before
+        # the connection closes. Closed at once, with the peer's bytes unread, it would be
+        # reset, and a reset can destroy the answer before the peer has read it.
         response.force_close()
         await response.prepare(request)
         await response.write_eof()
-        if request.transport is not None:
-            request.transport.close()
+        transport = request.transport
+        if transport is not None:
+            if transport.can_write_eof():
+                transport.write_eof()
+            with contextlib.suppress(TimeoutError, ConnectionError, web.RequestPayloadError):
+                async with asyncio.timeout(_LINGER):
+                    while await request.content.readany():
+                        pass
+            transport.close()
         return response
     return bytes(body)
 
