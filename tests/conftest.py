@@ -7,6 +7,12 @@ of them would compile every module it imports again when ``$PYTHONDONTWRITEBYTEC
 is about ten seconds per worker, and a client start a third slower. So the test run writes
 its byte code (into the ``__pycache__`` folders that git ignores) whatever that variable says:
 for this process, from here on, and for every process the tests start.
+
+``-n auto`` starts two workers per core, four at least and eight at most
+(:func:`pytest_xdist_auto_num_workers`): most tests spend their time waiting on a process
+they started or on a server's answer, so a worker per core would leave the cores idle, and
+beyond eight the start-up of the workers costs more than it brings. ``-n 0`` runs the suite
+in this process, ``$PYTEST_XDIST_AUTO_NUM_WORKERS`` sets the number for ``auto``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,14 @@ __all__ = ["StartOAuthServer", "StartServer", "oauth_server", "start_oauth_serve
 
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """How many workers ``-n auto`` starts (see the module docstring); None leaves the
+    choice to pytest-xdist (it reads ``$PYTEST_XDIST_AUTO_NUM_WORKERS``)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return min(max(2 * len(os.sched_getaffinity(0)), 4), 8)
 
 StartServer = Callable[..., Awaitable[RunningServer]]
 
