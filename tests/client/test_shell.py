@@ -8,6 +8,7 @@ cases drive :class:`Shell` in-process with a string buffer.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import io
 import os
 import select
@@ -15,7 +16,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from prompt_toolkit.application import create_app_session
@@ -407,6 +410,57 @@ async def test_ctrl_c_while_waiting_for_piped_input_exits(start_mcp_server: Star
             proc.stdin.write(b"servers\n")
             assert await proc.stdout.readline() == b"Connected servers: ['s']\n"
             proc.send_signal(signal.SIGINT)  # stdin stays open: the reader thread is blocked
+            assert await proc.wait() == 130
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def _tgkill() -> Callable[[int, int, int], int] | None:
+    """glibc's tgkill (a signal to one thread of another process), where there is one."""
+    try:
+        return cast(Callable[[int, int, int], int], ctypes.CDLL(None, use_errno=True).tgkill)
+    except (AttributeError, OSError):
+        return None
+
+
+def _wchan(pid: int) -> str:
+    """Where in the kernel the main thread of ``pid`` sleeps ("" where /proc does not say)."""
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/wchan").read_text()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/wchan").is_file() or _tgkill() is None,
+                    reason="needs /proc and tgkill to pick the thread that gets the signal")
+async def test_ctrl_c_given_to_another_thread_still_exits(start_mcp_server: StartServer) -> None:
+    """The kernel may hand Ctrl-C to any thread of the client (the stdin reader, a resolver
+    thread), and only the main thread runs the handler: asleep waiting for a line, it must
+    still be woken. Before, the client then waited for input for ever (seen on busy CI)."""
+    tgkill = _tgkill()
+    assert tgkill is not None
+    server = await start_mcp_server()
+    env = {**os.environ, "MCP_CLIENT_HISTORY": os.devnull}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "mcp_client.py"), f"s=localhost:{server.port}", env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            assert (await proc.stderr.readline()).startswith(b"Connected to s at ")
+            proc.stdin.write(b"servers\n")
+            assert await proc.stdout.readline() == b"Connected servers: ['s']\n"
+            # The main thread asleep in the loop's select (else it would run the handler at
+            # its next step anyway, and this test would prove nothing).
+            while "epoll" not in _wchan(proc.pid):  # noqa: ASYNC110 - no event for this
+                await asyncio.sleep(0.01)
+            others = sorted(int(tid) for tid in os.listdir(f"/proc/{proc.pid}/task")
+                            if int(tid) != proc.pid)
+            assert others, "the stdin reader thread is running"
+            assert tgkill(proc.pid, others[-1], signal.SIGINT) == 0
             assert await proc.wait() == 130
     finally:
         if proc.returncode is None:

@@ -9,8 +9,10 @@ no prompt, so scripts and tests can drive it. The commands and their output are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -158,6 +160,46 @@ class _LineReader:
         return await self._lines.get()
 
 
+@contextlib.contextmanager
+def _signals_wake_the_loop() -> Iterator[None]:
+    """Wake the event loop for every signal, whichever thread the kernel hands it to.
+
+    Python runs signal handlers (Ctrl-C's among them) in the main thread only, between two
+    steps of its code; the kernel may deliver the signal to any thread that does not block
+    it, such as the stdin reader of :class:`_LineReader` or a resolver thread of the loop.
+    The main thread, asleep in the loop's ``select`` while the shell waits for a line, would
+    then not run the handler until some input or network event came, possibly never. A
+    wakeup fd (:func:`signal.set_wakeup_fd`) gets a byte for every signal, from any thread;
+    the loop watches it, wakes, and the handler runs. A wakeup fd already set is kept: it is
+    the loop's own (:meth:`asyncio.loop.add_signal_handler` sets one), which wakes it as well.
+    """
+    loop = asyncio.get_running_loop()
+    receive, send = socket.socketpair()
+    receive.setblocking(False)
+    send.setblocking(False)
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            receive.recv(512)
+
+    loop.add_reader(receive, drain)
+    try:
+        previous = signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # not the main thread: its signals are someone else's
+        previous = None
+    if previous is not None and previous != -1:
+        signal.set_wakeup_fd(previous)
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.set_wakeup_fd(previous)
+        loop.remove_reader(receive)
+        receive.close()
+        send.close()
+
+
 def default_history_path() -> Path:
     """``$MCP_CLIENT_HISTORY``, else ``$XDG_STATE_HOME/mcp-multi/client_history``."""
     explicit = os.environ.get("MCP_CLIENT_HISTORY")
@@ -209,16 +251,17 @@ async def _read_commands(shell: Shell, terminal: bool | None, history_path: Path
         # A person typing while output goes to a pipe (`mcp-client ... | tee log`) still
         # gets a prompt, on stderr; a script feeding stdin gets none.
         prompt = source.isatty()
-        lines = _LineReader(source)
-        while True:
-            if prompt:
-                sys.stderr.write("> ")
-                sys.stderr.flush()
-            line = await lines.readline()
-            if not line:
-                return
-            if not await (_interruptible(shell, line) if prompt else shell.execute(line)):
-                return
+        with _signals_wake_the_loop():
+            lines = _LineReader(source)
+            while True:
+                if prompt:
+                    sys.stderr.write("> ")
+                    sys.stderr.flush()
+                line = await lines.readline()
+                if not line:
+                    return
+                if not await (_interruptible(shell, line) if prompt else shell.execute(line)):
+                    return
     session: PromptSession[str] = PromptSession(
         history=_history(history_path),
         completer=ShellCompleter(shell.client, shell.seen),
