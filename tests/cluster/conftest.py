@@ -34,8 +34,8 @@ async def start_cluster(tmp_path: Path) -> AsyncIterator[StartCluster]:
 
     yield start
     for cluster in clusters:
-        await cluster.close()
         print(cluster.logs())
+    await asyncio.gather(*(cluster.close() for cluster in clusters))
 
 
 @pytest.fixture

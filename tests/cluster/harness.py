@@ -314,10 +314,12 @@ class Cluster:
 
     async def close(self) -> None:
         """Stop nginx and every instance (bounded)."""
-        if self._http is not None:
-            await self._http.close()
-        await self.nginx.stop()
-        await asyncio.gather(*(i.stop() for i in self.instances), return_exceptions=True)
+        try:
+            if self._http is not None:
+                await self._http.close()
+            await self.nginx.stop()
+        finally:  # whatever happened to nginx, no instance outlives the test
+            await asyncio.gather(*(i.stop() for i in self.instances), return_exceptions=True)
 
     async def kill(self, k: int) -> None:
         """SIGKILL instance ``k``."""
