@@ -8,6 +8,7 @@ cases drive :class:`Shell` in-process with a string buffer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import io
 import os
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import cast
 
@@ -396,11 +397,13 @@ def test_real_terminal_prompt_and_tab_completion(tmp_path: Path) -> None:
     assert "+call calc math_calc" in history.read_text()
 
 
-async def test_ctrl_c_while_waiting_for_piped_input_exits(start_mcp_server: StartServer) -> None:
-    server = await start_mcp_server()
+@contextlib.asynccontextmanager
+async def _piped_client(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The client shell reading commands from a pipe that stays open, connected to the server
+    on ``port`` as ``s`` and done with its first command; killed at the end if it still runs."""
     env = {**os.environ, "MCP_CLIENT_HISTORY": os.devnull}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "mcp_client.py"), f"s=localhost:{server.port}", env=env,
+        sys.executable, str(ROOT / "mcp_client.py"), f"s=localhost:{port}", env=env,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -409,12 +412,18 @@ async def test_ctrl_c_while_waiting_for_piped_input_exits(start_mcp_server: Star
             assert (await proc.stderr.readline()).startswith(b"Connected to s at ")
             proc.stdin.write(b"servers\n")
             assert await proc.stdout.readline() == b"Connected servers: ['s']\n"
-            proc.send_signal(signal.SIGINT)  # stdin stays open: the reader thread is blocked
-            assert await proc.wait() == 130
+        yield proc
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_ctrl_c_while_waiting_for_piped_input_exits(start_mcp_server: StartServer) -> None:
+    server = await start_mcp_server()
+    async with _piped_client(server.port) as proc, asyncio.timeout(TIMEOUT):
+        proc.send_signal(signal.SIGINT)  # stdin stays open: the reader thread is blocked
+        assert await proc.wait() == 130
 
 
 def _tgkill() -> Callable[[int, int, int], int] | None:
@@ -442,30 +451,16 @@ async def test_ctrl_c_given_to_another_thread_still_exits(start_mcp_server: Star
     tgkill = _tgkill()
     assert tgkill is not None
     server = await start_mcp_server()
-    env = {**os.environ, "MCP_CLIENT_HISTORY": os.devnull}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "mcp_client.py"), f"s=localhost:{server.port}", env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            assert (await proc.stderr.readline()).startswith(b"Connected to s at ")
-            proc.stdin.write(b"servers\n")
-            assert await proc.stdout.readline() == b"Connected servers: ['s']\n"
-            # The main thread asleep in the loop's select (else it would run the handler at
-            # its next step anyway, and this test would prove nothing).
-            while "epoll" not in _wchan(proc.pid):  # noqa: ASYNC110 - no event for this
-                await asyncio.sleep(0.01)
-            others = sorted(int(tid) for tid in os.listdir(f"/proc/{proc.pid}/task")
-                            if int(tid) != proc.pid)
-            assert others, "the stdin reader thread is running"
-            assert tgkill(proc.pid, others[-1], signal.SIGINT) == 0
-            assert await proc.wait() == 130
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    async with _piped_client(server.port) as proc, asyncio.timeout(TIMEOUT):
+        # The main thread asleep in the loop's select (else it would run the handler at its
+        # next step anyway, and this test would prove nothing).
+        while "epoll" not in _wchan(proc.pid):  # noqa: ASYNC110 - no event for this
+            await asyncio.sleep(0.01)
+        others = sorted(int(tid) for tid in os.listdir(f"/proc/{proc.pid}/task")
+                        if int(tid) != proc.pid)
+        assert others, "the stdin reader thread is running"
+        assert tgkill(proc.pid, others[-1], signal.SIGINT) == 0
+        assert await proc.wait() == 130
 
 
 async def test_servers_tells_connected_from_disconnected(start_mcp_server: StartServer) -> None:
