@@ -18,6 +18,7 @@ in this process, ``$PYTEST_XDIST_AUTO_NUM_WORKERS`` sets the number for ``auto``
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -34,6 +35,12 @@ __all__ = ["StartOAuthServer", "StartServer", "oauth_server", "start_oauth_serve
 
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+# A run started in the background by a shell without job control (`pytest &` in a script,
+# nohup) has SIGINT ignored, and every process it starts inherits that: the client started by
+# a test that presses Ctrl-C would never see it. The run's processes get the default back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
