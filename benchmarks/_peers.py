@@ -2,8 +2,10 @@
 
 ``python benchmarks/_peers.py sdk-sse PORT`` serves the official SDK's MCPServer with an
 ``echo`` tool over legacy SSE; ``floor-ws PORT`` is the floor: raw aiohttp answering every
-WebSocket JSON-RPC request with a fixed echo result, with no MCP logic at all; ``sdk-http``
-serves the SDK's MCPServer over Streamable HTTP at ``/mcp``, answering JSON.
+WebSocket JSON-RPC request with a fixed echo result, with no MCP logic at all; ``floor-http``
+is the same floor over HTTP (a JSON-RPC POST to ``/mcp`` answered with JSON, no session, no
+headers checked); ``sdk-http`` serves the SDK's MCPServer over Streamable HTTP at ``/mcp``,
+answering JSON.
 """
 
 from __future__ import annotations
@@ -23,16 +25,31 @@ def floor_ws(port: int) -> None:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 req = orjson.loads(msg.data)
                 if "id" in req:
-                    text = "Echo: " + str(req.get("params", {}).get("arguments", {})
-                                          .get("message", ""))
-                    reply = {"jsonrpc": "2.0", "id": req["id"],
-                             "result": {"content": [{"type": "text", "text": text}]}}
-                    await ws.send_str(orjson.dumps(reply).decode())
+                    await ws.send_str(_echo_reply(req).decode())
         return ws
 
     app = web.Application()
     app.router.add_get("/ws", handle)
     web.run_app(app, host="127.0.0.1", port=port, print=lambda *_: print("ready", flush=True))
+
+
+def _echo_reply(req: dict[str, Any]) -> bytes:
+    text = "Echo: " + str(req.get("params", {}).get("arguments", {}).get("message", ""))
+    return orjson.dumps({"jsonrpc": "2.0", "id": req["id"],
+                         "result": {"content": [{"type": "text", "text": text}]}})
+
+
+def floor_http(port: int) -> None:
+    async def handle(request: web.Request) -> web.Response:
+        req = orjson.loads(await request.read())
+        if "id" not in req:
+            return web.Response(status=202)
+        return web.Response(body=_echo_reply(req), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/mcp", handle)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None,
+                print=lambda *_: print("ready", flush=True))
 
 
 def _sdk_server() -> Any:
@@ -63,5 +80,6 @@ def sdk_http(port: int) -> None:
 
 
 if __name__ == "__main__":
-    peers = {"floor-ws": floor_ws, "sdk-sse": sdk_sse, "sdk-http": sdk_http}
+    peers = {"floor-ws": floor_ws, "floor-http": floor_http, "sdk-sse": sdk_sse,
+             "sdk-http": sdk_http}
     peers[sys.argv[1]](int(sys.argv[2]))
