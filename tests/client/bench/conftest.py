@@ -37,12 +37,29 @@ STALL_SECONDS = 1.0
 NO_ARGUMENTS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
+class Counted:
+    """How many times the ``count`` tool ran; :meth:`reach` waits for a number of them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._changed = asyncio.Condition()
+
+    async def add(self) -> None:
+        async with self._changed:
+            self.calls += 1
+            self._changed.notify_all()
+
+    async def reach(self, calls: int, timeout: float = 20.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: self.calls >= calls)
+
+
 @dataclass
 class BenchServer:
     """Our server, and how many times its ``count`` tool ran."""
 
     server: RunningServer
-    counted: list[int]
+    counted: Counted
 
     def url(self, transport: str) -> str:
         base = self.server.base_url
@@ -51,9 +68,9 @@ class BenchServer:
         return base + {"http": "/mcp", "sse": "/sse"}[transport]
 
 
-def _profile(counted: list[int]) -> Profile:
+def _profile(counted: Counted) -> Profile:
     async def count(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-        counted[0] += 1
+        await counted.add()
         return tool_result("counted")
 
     stalls = [0]
@@ -75,7 +92,7 @@ def _profile(counted: list[int]) -> Profile:
 @pytest.fixture
 async def bench_server(start_mcp_server: StartServer,
                        monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BenchServer]:
-    counted = [0]
+    counted = Counted()
     monkeypatch.setitem(profiles.PROFILES, "bench-test", lambda: _profile(counted))
     server = await start_mcp_server(name="bench-server", profile="bench-test")
     yield BenchServer(server, counted)

@@ -19,7 +19,7 @@ async def test_calls_counts_exactly_and_warmup_calls_are_made_but_not_counted(
     assert target["calls"] == 137 and target["ok"] == 137 and target["error_count"] == 0
     assert target["warmup_calls"] > 0
     # The tool ran for every measured call and every warmup call, and no more.
-    assert bench_server.counted[0] == 137 + target["warmup_calls"]
+    assert bench_server.counted.calls == 137 + target["warmup_calls"]
 
 
 async def test_json_is_one_object_in_the_documented_shape(bench_server: BenchServer) -> None:
@@ -55,7 +55,7 @@ async def test_duration_measures_after_the_warmup(bench_server: BenchServer) -> 
     target = outcome.target()
     assert target["calls"] > 0 and target["warmup_calls"] > 0
     assert target["duration_s"] >= 0.5
-    assert bench_server.counted[0] == target["calls"] + target["warmup_calls"]
+    assert bench_server.counted.calls == target["calls"] + target["warmup_calls"]
 
 
 async def test_the_table_and_compare_put_targets_side_by_side(
@@ -113,7 +113,7 @@ async def test_worker_processes_share_the_plan(bench_server: BenchServer) -> Non
     target = outcome.target()
     assert outcome.report["options"]["processes"] == 2
     assert target["calls"] == target["ok"] == 101
-    assert bench_server.counted[0] == 101
+    assert bench_server.counted.calls == 101
 
     opened = await run_bench(bench_server.url("websocket"), "--tool", "count", "--duration",
                              "0.5", "--rate", "200", "--processes", "2", "--json", *QUICK)
