@@ -245,6 +245,14 @@ class MCPConnection(SessionOpening, ServerMessages):
         declared.update(tasks_capability())
         return declared
 
+    def outgoing_params(self, method: str,
+                        params: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The params :meth:`request` sends for ``method`` now: in the 2026-07-28 era with
+        the ``_meta`` envelope. For a caller that encodes requests itself (the load mode)."""
+        if self._meta is not None and method != methods.INITIALIZE:
+            return with_envelope(params, self._meta)
+        return params
+
     # -- lifecycle ---------------------------------------------------------------------
 
     async def connect(self) -> InitializeResult:

@@ -184,6 +184,12 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         self._param_headers = headers
         return accepted
 
+    def request_headers(self, message: dict[str, Any]) -> dict[str, str]:
+        """The HTTP headers a ``POST`` of ``message`` carries now (session id, version, the
+        2026-07-28 mirror, ``Mcp-Param-*``), not those of :attr:`auth`: for a caller that
+        sends the request itself (the load mode's lean driver)."""
+        return self._headers_for(message)
+
     async def close(self) -> None:
         if self._life.closed and self._http is None:
             return
