@@ -12,14 +12,12 @@ pool of :mod:`.http1`. :func:`driver_for` picks one.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
 
-from ...protocol.errors import MCPError
 from ...protocol.sse import SSEParser
 from ...protocol.wire import JSON_TYPE, SSE_TYPE
 from ...transport import StreamableHTTPTransport
@@ -69,9 +67,7 @@ class ClientDriver:
         try:
             result = await self._connection.request(self._method, self._params,
                                                     timeout=timeout)
-        except MCPError as exc:
-            return error_kind(exc)
-        except (OSError, asyncio.TimeoutError) as exc:  # noqa: UP041 - both, in 3.11
+        except Exception as exc:  # whatever it is, it is this call's outcome, not a crash
             return error_kind(exc)
         if self._tool and result.get("isError") is True:
             return TOOL_ERROR
@@ -132,11 +128,14 @@ class HTTPDriver:
             return CONNECTION_LOST
         except TimeoutError:
             return TIMEOUT
-        except (HTTP1Error, ValueError):
-            return OTHER
         except OSError:
             return CONNECTION_LOST
-        return self._judge(response, request_id)
+        except (HTTP1Error, ValueError):
+            return OTHER
+        try:
+            return self._judge(response, request_id)
+        except (ValueError, TypeError, AttributeError):  # an answer of a shape we cannot read
+            return OTHER
 
     def _judge(self, response: HTTP1Response, request_id: int) -> str | None:
         status = response.status
