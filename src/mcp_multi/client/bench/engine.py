@@ -12,7 +12,8 @@ runs for ``duration`` seconds (no call starts after it) or for exactly ``calls``
 - Open model (``rate``): call ``i`` is due at ``t0 + i/rate``; worker ``w`` of ``N`` makes
   calls ``w, w+N, w+2N…`` in order, sleeping when the next one is not due yet, and records
   the time from when it was due. A worker that falls behind sends at once, and the delay
-  shows in every late call's latency; nothing queues beyond the workers themselves.
+  shows in every late call's latency; nothing queues beyond the workers themselves, and
+  when the time is up the calls still behind are not made (as wrk2 does).
 
 A session whose connection is lost fails its calls as ``connection lost`` and is opened
 again, at most once a second (the workers on it wait for that attempt, so a dead server
@@ -391,6 +392,8 @@ class LoadRun:
                 await asyncio.sleep(wait)
                 if due >= self._end:
                     return
+            elif clock() >= self._end:
+                return  # behind the schedule, and the time is up: the rest is not made
             driver = session.driver
             if driver is not None:
                 kind = await driver.call(timeout)
