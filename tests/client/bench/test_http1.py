@@ -450,6 +450,27 @@ async def test_silence_is_a_timeout_and_that_connection_is_closed() -> None:
     assert state.connections == 2
 
 
+async def test_each_request_on_a_connection_has_its_own_timeout() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answering(ANSWER)(reader, writer)  # at once
+        await read_request(reader)
+        await asyncio.sleep(0.4)  # later than the first request's deadline
+        writer.write(ANSWER)
+        await read_request(reader)
+        await until_hangup(reader, writer)  # never answered
+
+    async with raw_server(handler) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port, limit=1)
+        quick = await post(pool, timeout=0.2)
+        slow = await post(pool, timeout=60)  # the first request's timer must not end it
+        async with asyncio.timeout(WAIT):  # nor may the second's timer delay the third's
+            with pytest.raises(TimeoutError, match=r"within 0\.2 s"):
+                await pool.request("POST", "/mcp", b"", b"", timeout=0.2)
+        await pool.close()
+    assert quick.body == slow.body == b"{}"
+    assert state.connections == 1
+
+
 async def test_waiting_for_a_free_connection_counts_against_the_timeout() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_and_hold(state, reader)
@@ -495,6 +516,16 @@ async def test_too_many_or_too_long_header_lines_are_refused(head: bytes, messag
     async with raw_server(answering(b"HTTP/1.1 200 OK\r\n" + head, then=until_hangup)) as state:
         pool = HTTP1Pool("127.0.0.1", state.port)
         with pytest.raises(HTTP1Error, match=message):
+            await post(pool)
+        await pool.close()
+
+
+async def test_endless_trailers_are_refused() -> None:
+    endless = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+               b"X-Trailer: " + b"t" * (4 * 1000 + 3 * MAX_HEAD_BYTES))
+    async with raw_server(answering(endless, then=until_hangup)) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port, max_body=1000)
+        with pytest.raises(HTTP1Error, match="sent an answer over"):
             await post(pool)
         await pool.close()
 
