@@ -485,14 +485,14 @@ async def test_each_request_on_a_connection_has_its_own_timeout() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await answering(ANSWER)(reader, writer)  # at once
         await read_request(reader)
-        await asyncio.sleep(0.4)  # later than the first request's deadline
+        await asyncio.sleep(0.7)  # later than the first request's deadline
         writer.write(ANSWER)
         await read_request(reader)
         await until_hangup(reader, writer)  # never answered
 
     async with raw_server(handler) as state:
         pool = HTTP1Pool("127.0.0.1", state.port, limit=1)
-        quick = await post(pool, timeout=0.2)
+        quick = await post(pool, timeout=0.5)
         slow = await post(pool, timeout=60)  # the first request's timer must not end it
         async with asyncio.timeout(WAIT):  # nor may the second's timer delay the third's
             with pytest.raises(TimeoutError, match=r"within 0\.2 s"):
