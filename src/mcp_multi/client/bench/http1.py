@@ -124,7 +124,8 @@ class HTTP1Pool:
         if not name.isascii():
             name = name.encode("idna").decode("ascii")
         self._host_line = f"Host: {name if port == 80 else f'{name}:{port}'}\r\n".encode()
-        self._idle: list[_Connection] = []
+        # Idle connections, the one released last at the end (a dict: LIFO and O(1) removal).
+        self._idle: dict[_Connection, None] = {}
         self._all: set[_Connection] = set()
         self._open = 0  # connections open or being opened
         self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
@@ -164,7 +165,7 @@ class HTTP1Pool:
         else:
             data = b"".join((head, headers, b"\r\n"))
         idle = self._idle
-        conn = idle.pop() if idle else await self._acquire(loop, deadline, timeout)
+        conn = idle.popitem()[0] if idle else await self._acquire(loop, deadline, timeout)
         answer = conn.send(data, deadline, timeout, method == "HEAD")
         try:
             return await answer
@@ -210,7 +211,7 @@ class HTTP1Pool:
             if self._closed:
                 raise HTTP1Error(f"the pool for {self.where} is closed")
             if self._idle:
-                return self._idle.pop()
+                return self._idle.popitem()[0]
             if self._open < self._limit:
                 return await self._connect(loop, deadline)
             waiter: asyncio.Future[_Connection | None] = loop.create_future()
@@ -269,7 +270,7 @@ class HTTP1Pool:
                 waiter.set_result(conn)
                 return
         if conn is not None:
-            self._idle.append(conn)
+            self._idle[conn] = None
 
     def _release(self, conn: _Connection) -> None:
         """``conn`` finished an exchange and may carry another."""
@@ -285,8 +286,7 @@ class HTTP1Pool:
         conn.counted = False
         self._all.discard(conn)
         self._open -= 1
-        if conn in self._idle:
-            self._idle.remove(conn)
+        self._idle.pop(conn, None)
         if not self._closed:
             self._pass_on(None)
 
