@@ -276,6 +276,7 @@ class MCPConnection(SessionOpening, ServerMessages):
             except TimeoutError:
                 raise RequestTimeout(f"{self.name}: could not reach {self.url} within "
                                      f"{self.timeout:g}s") from None
+            self.transport.direct = self._take_answer
             self._reader = asyncio.create_task(self._read_loop(), name=f"mcp-read-{self.name}")
             server = await self._open_session()
             self._check_open()  # the server may have hung up right after answering
