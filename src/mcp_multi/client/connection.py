@@ -633,8 +633,9 @@ class MCPConnection(SessionOpening, ServerMessages):
 
     async def _send_request(self, message: dict[str, Any]) -> None:
         epoch = self._epoch
+        self._show(message)
         try:
-            await self._send(message)
+            await self.transport.send(message)
         except SessionExpired:
             if message["method"] == methods.INITIALIZE:
                 raise
@@ -657,11 +658,15 @@ class MCPConnection(SessionOpening, ServerMessages):
             self._epoch += 1
 
     async def _send(self, message: dict[str, Any]) -> None:
+        self._show(message)
+        await self.transport.send(message)
+
+    def _show(self, message: dict[str, Any]) -> None:
+        """An outgoing message to the trace hook and the debug log (when either wants it)."""
         if self._on_frame is not None:
             self._on_frame(self.name, "send", encode(message))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s -> %s", self.name, message)
-        await self.transport.send(message)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)
