@@ -83,8 +83,8 @@ from .base import (
     ClientTransport,
     authorized,
     describe_error,
-    map_transport_errors,
     peer_text,
+    transport_error,
 )
 from .http_streams import EventStreams, Inbox, RequestStream
 
@@ -143,6 +143,8 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         # Tool name -> the Mcp-Param-* headers its calls carry (2026-07-28 x-mcp-header);
         # only tools that ask for some are here, so a plain call costs one failed lookup.
         self._param_headers: dict[str, tuple[HeaderParam, ...]] = {}
+        # (protocol version, session id) -> the POST headers for them (_post_headers).
+        self._posting: tuple[tuple[str | None, str | None], dict[str, str]] = (("", ""), {})
 
     @property
     def modern(self) -> bool:
@@ -250,9 +252,18 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             headers[SESSION_HEADER] = self.session_id
         return headers
 
+    def _post_headers(self) -> dict[str, str]:
+        """The headers every POST carries now, made again only when the session or the
+        version changed (never to be changed in place: it is kept)."""
+        key = (self.protocol_version, self.session_id)
+        if key != self._posting[0]:
+            headers = self._base_headers()
+            headers[hdrs.CONTENT_TYPE] = JSON_TYPE
+            self._posting = (key, headers)
+        return self._posting[1]
+
     def _headers_for(self, message: dict[str, Any]) -> dict[str, str]:
-        headers = self._base_headers()
-        headers[hdrs.CONTENT_TYPE] = JSON_TYPE
+        headers = dict(self._post_headers())
         if message.get("method") == methods.INITIALIZE:
             # The handshake negotiates the version: no earlier answer may leak onto it.
             headers.pop(VERSION_HEADER, None)
@@ -287,12 +298,19 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
 
     @contextlib.contextmanager
     def _mapped(self, what: str) -> Iterator[None]:
-        with map_transport_errors(what):
-            try:
-                yield
-            except aiohttp.ClientConnectorError as exc:
-                raise TransportError(
-                    f"Cannot connect to {self.url}: {describe_error(exc)}") from exc
+        try:
+            yield
+        except MCPError:
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise self._transport_error(what, exc) from exc
+
+    def _transport_error(self, what: str, exc: BaseException) -> TransportError:
+        """``exc`` (aiohttp's or the OS's) met while doing ``what``, as our error: a server
+        that cannot be reached says so whatever we were doing."""
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return TransportError(f"Cannot connect to {self.url}: {describe_error(exc)}")
+        return transport_error(what, exc)
 
     async def send(self, message: dict[str, Any]) -> None:
         http = self._check_open()
@@ -303,7 +321,7 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             return
         if self._life.state is ClientState.RENEWING and method != methods.INITIALIZE:
             raise SessionExpired(f"{self.url} no longer knows our session; initialize again")
-        with self._mapped(f"send to {self.url}"):
+        try:
             if self._auth is None:
                 response = await http.post(self.url, data=encode(message),
                                            headers=self._headers_for(message),
@@ -311,6 +329,10 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             else:
                 response = await self._request("POST", self._headers_for(message),
                                                data=encode(message))
+        except MCPError:
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise self._transport_error(f"send to {self.url}", exc) from exc
         keep = False  # whether a stream reader took the response over
         try:
             keep = await self._answer(message, method, request_id, response)
@@ -338,19 +360,15 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
                                 "and no response")
         content_type = response.content_type
         if content_type == JSON_TYPE:
-            with self._mapped(f"read from {self.url}"):
+            try:
                 body = await self._read_body(response)
+            except MCPError:
+                raise
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise self._transport_error(f"read from {self.url}", exc) from exc
             if not body.strip():
                 raise ProtocolError(f"{self.url} answered {method} with an empty body")
-            try:
-                # This body answers exactly this request: one that is not JSON fails it now
-                # (a frame the session cannot read is otherwise dropped, and it would wait
-                # for its timeout).
-                loads(body)
-            except JSONRPCError as exc:
-                raise ProtocolError(f"{self.url} answered {method} with a body that is not "
-                                    f"JSON ({exc.message})") from None
-            self._inbox.put_nowait(body)
+            self._deliver(method, body)
             return False
         if content_type == SSE_TYPE:
             old = self._streams.pop(request_id, None)
@@ -412,7 +430,27 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         raise AuthorizationRequired(f"POST {self.url} refused: {self._status_line(response)}"
                                     f"{detail}", response.status, challenge)
 
+    def _deliver(self, method: Any, body: bytes) -> None:
+        """The JSON body answering this request: to the session directly when it takes
+        frames so (see :attr:`~.base.ClientTransport.direct`), else into the inbox.
+
+        This body answers exactly this request: one that is not JSON fails it now (a frame
+        the session cannot read is otherwise dropped, and it would wait for its timeout).
+        """
+        direct = self.direct
+        if direct is not None and direct(body):
+            return
+        try:
+            loads(body)
+        except JSONRPCError as exc:
+            raise ProtocolError(f"{self.url} answered {method} with a body that is not "
+                                f"JSON ({exc.message})") from None
+        self._inbox.put_nowait(body)
+
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        length = response.content_length
+        if length is not None and length <= self._max_message_size:
+            return await response.read()  # one read: the length is known and bounded
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_any():
