@@ -22,12 +22,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
 from mcp_multi.protocol.errors import MCPError
 from mcp_multi.protocol.params_headers import HeaderAnnotationError, HeaderParam, header_params
 from mcp_multi.protocol.text import clip
 from mcp_multi.server.settings import ServerSettings
+from mcp_multi.server.tools.validation import InputValidator
 
 if TYPE_CHECKING:
     from mcp_multi.server.asking import Asker, Questions
@@ -288,9 +287,7 @@ class ToolRegistry:
             if tool.name in ALL_TOOLS or tool.name in self._tools:
                 raise ValueError(f"tool {tool.name} is defined twice")
             self._tools[tool.name] = tool
-        self._validators = {
-            n: jsonschema.Draft202012Validator(t.input_schema) for n, t in self._tools.items()
-        }
+        self._validators = {n: InputValidator(t.input_schema) for n, t in self._tools.items()}
         # Arguments mirrored into Mcp-Param-* headers, for the tools that have any (an
         # invalid annotation is a bad tool definition: the server does not start).
         self._header_params: dict[str, tuple[HeaderParam, ...]] = {}
@@ -357,8 +354,4 @@ class ToolRegistry:
 
     def validation_errors(self, name: str, arguments: dict[str, Any]) -> list[str]:
         """Readable schema violations of ``arguments``, each naming the field; empty when valid."""
-        errors = []
-        for err in self._validators[name].iter_errors(arguments):
-            where = "/".join(str(p) for p in err.absolute_path) or "arguments"
-            errors.append(clip(f"{where}: {err.message}", SHOWN))
-        return sorted(errors)
+        return self._validators[name].errors(arguments, SHOWN)
