@@ -102,8 +102,20 @@ def _origin_allowed(settings: ServerSettings, origin: str) -> bool:
     return is_loopback_host(host, subdomains=True)
 
 
+@functools.lru_cache(maxsize=16)
+def _binds_loopback(host: str) -> bool:
+    """Whether a server bound to ``host`` listens on loopback only (asked per request)."""
+    return is_loopback_host(host)
+
+
 def _undecodable_header(request: web.Request) -> str | None:
     """The first of :data:`_TEXT_HEADERS` holding a byte that is not UTF-8, if any."""
+    # Nearly every request's header values are ASCII: one look at the raw bytes says so.
+    for _name, raw in request.raw_headers:
+        if not raw.isascii():
+            break
+    else:
+        return None
     headers = request.headers
     for name in _TEXT_HEADERS:
         for value in headers.getall(name, ()):
@@ -168,7 +180,7 @@ def _refusal(request: web.Request, guarded: bool) -> web.Response | None:
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is not None and not _origin_allowed(settings, origin):
         return _bad_request(f"Forbidden: origin {for_display(origin, 200)} is not allowed", 403)
-    if settings.is_loopback and not _loopback_host_header(request.host):
+    if _binds_loopback(settings.host) and not _loopback_host_header(request.host):
         return _bad_request(f"Forbidden: host {for_display(request.host, 200)} is not allowed",
                             403)
     return None
