@@ -31,6 +31,7 @@ from ..protocol.wire import (
 )
 from .auth.authenticator import PRINCIPAL, Refusal
 from .auth.configure import build_authenticator, close_authenticator, start_authenticator
+from .auth.principal import ANONYMOUS
 from .cluster import start_sharing, stop_sharing
 from .dispatcher import build_dispatcher
 from .endpoints.sse import handle_message, handle_sse
@@ -203,6 +204,7 @@ async def _credentials(request: web.Request) -> web.Response | None:
                             {hdrs.WWW_AUTHENTICATE: "Bearer"})
     authenticator = state.authenticator
     if not authenticator.active:
+        request[PRINCIPAL] = ANONYMOUS
         return None
     caller = await authenticator.authenticate(request.path, header)
     if isinstance(caller, Refusal):

@@ -226,6 +226,16 @@ class Dispatcher:
                 replies.append((req, outcome.result()))
         return replies
 
+    def answers_at_once(self, session: ServerSession, req: Request) -> bool:
+        """Whether serving ``req`` on ``session`` never waits on anything (its route says
+        so, or it has none and its error is immediate): a transport may then await
+        :meth:`handle` in its own task, with no stream or task to carry the answer, and
+        what the handler notifies (progress, log) comes before its response all the same."""
+        params = req.params or {}
+        era = session.era or opening_era(req.method, params)
+        found = self.router.find(MODERN if era == MODERN else HANDSHAKE, req.method)
+        return found is None or found.at_once(self.context, params)
+
     # ----------------------------------------------------------------- plumbing
 
     @staticmethod

@@ -236,6 +236,10 @@ class Tool:
     title: str | None = None
     annotations: dict[str, Any] = field(default_factory=dict)
     execution: dict[str, Any] = field(default_factory=dict)  # taskSupport (tasks extension)
+    # The handler answers at once: it never awaits anything that waits (no I/O, no asking
+    # the client, no sleeping) and its work is bounded. The endpoints then serve its calls
+    # in the request's own task, with no stream to hand the answer over.
+    at_once: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         """The tool's entry in a ``tools/list`` result."""
@@ -347,6 +351,13 @@ class ToolRegistry:
         if name in ALL_TOOLS or name in self._offered:
             raise DisabledToolError(name)
         raise UnknownToolError(name)
+
+    def answers_at_once(self, name: Any) -> bool:
+        """Whether a call of ``name`` is answered without waiting on anything: the enabled
+        tool ``name`` says so (:attr:`Tool.at_once`), or there is no such tool (the call's
+        error is immediate)."""
+        tool = self._tools.get(name) if isinstance(name, str) else None
+        return tool is None or tool.at_once
 
     def header_params(self, name: str) -> tuple[HeaderParam, ...]:
         """The arguments of tool ``name`` mirrored into ``Mcp-Param-*`` headers (often none)."""
