@@ -42,6 +42,7 @@ from .endpoints.streamable_http import (
     handle_mcp_post,
 )
 from .endpoints.websocket import handle_websocket
+from .eventloop import loop_name
 from .httplog import RequestErrorLog
 from .limits import (
     ConnectionLimiter,
@@ -354,6 +355,8 @@ async def start_server(settings: ServerSettings, *, reuse_port: bool = False) ->
     site = GuardedSite(runner, settings.host, settings.port, limiter, reuse_port=reuse_port)
     await site.start()
     await start_authenticator(app[STATE].authenticator, http_url(settings.host, site.port))
-    restore_loop = limiter.quiet_accept_failures(asyncio.get_running_loop())
-    logger.info("%s listening on %s:%s", settings.name, settings.host, site.port)
+    loop = asyncio.get_running_loop()
+    restore_loop = limiter.quiet_accept_failures(loop)
+    logger.info("%s listening on %s:%s (event loop: %s)", settings.name, settings.host,
+                site.port, loop_name(loop))
     return RunningServer(runner, settings.host, site.port, error_log, limiter, restore_loop)
