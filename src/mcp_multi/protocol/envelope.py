@@ -137,8 +137,8 @@ def read_envelope(params: Mapping[str, Any] | None) -> Envelope:
 
 def decode_header_value(value: str | None) -> str | None:
     """A header value as sent, or the UTF-8 text inside ``=?base64?…?=``; None if malformed."""
-    if value is None:
-        return None
+    if value is None or not value.startswith("=?base64?"):
+        return value
     match = _B64_SENTINEL.fullmatch(value)
     if match is None:
         return value

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import time
@@ -132,6 +133,8 @@ _MODERN_STATUS = {
     UNSUPPORTED_PROTOCOL_VERSION: 400,
     METHOD_NOT_FOUND: 404,
 }
+# Ids of the throw-away sessions of stateless requests.
+_STATELESS_IDS = itertools.count(1)
 # Parses batch frames before a session exists; it never serves a request.
 _NO_SESSION = ServerSession("http")
 # Seconds between renewals of an instance's claim to deliver a shared stream, and how long
@@ -316,7 +319,9 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
     if len(state.stateless_tasks) >= limit:
         return error_reply(503, InvalidRequest(
             f"Server busy: {limit} stateless requests are running; retry later"), msg.id)
-    session = ServerSession("http", era=MODERN, stateless=True)
+    # Its id is never sent anywhere: a number serves (a random one cost more than the call).
+    session = ServerSession("http", session_id=f"stateless-{next(_STATELESS_IDS)}", era=MODERN,
+                            stateless=True)
     session.peer = request.remote or ""
     session.principal = caller_of(request)
     if state.dispatcher.answers_at_once(session, msg):
