@@ -28,7 +28,7 @@ import binascii
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import HeaderMismatch, InvalidParams
 from .methods import LOG_LEVELS
@@ -96,10 +96,16 @@ class CacheHint:
     scope: str = "public"
 
 
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(value, Mapping)``, asking the C-level ``dict`` check first: what JSON
+    decodes to is a dict, and the ABC's own check is Python (it showed per request)."""
+    return isinstance(value, (dict, Mapping))
+
+
 def has_envelope(params: Mapping[str, Any] | None) -> bool:
     """Whether ``params._meta`` carries the modern version key."""
     meta = params.get("_meta") if params else None
-    return isinstance(meta, Mapping) and PROTOCOL_VERSION_META in meta
+    return _is_mapping(meta) and PROTOCOL_VERSION_META in meta
 
 
 def read_envelope(params: Mapping[str, Any] | None) -> Envelope:
@@ -110,13 +116,13 @@ def read_envelope(params: Mapping[str, Any] | None) -> Envelope:
         UnsupportedProtocolVersion: the version is not a modern one we serve.
     """
     meta = params.get("_meta") if params else None
-    if not isinstance(meta, Mapping):
+    if not _is_mapping(meta):
         raise InvalidParams(
             f"Invalid params: params._meta must be an object carrying "
             f"{PROTOCOL_VERSION_META!r} and {CLIENT_CAPABILITIES_META!r}"
         )
-    missing = [k for k in (PROTOCOL_VERSION_META, CLIENT_CAPABILITIES_META) if k not in meta]
-    if missing:
+    if PROTOCOL_VERSION_META not in meta or CLIENT_CAPABILITIES_META not in meta:
+        missing = [k for k in (PROTOCOL_VERSION_META, CLIENT_CAPABILITIES_META) if k not in meta]
         raise InvalidParams(f"Invalid params: params._meta lacks {', '.join(missing)}")
     version = meta[PROTOCOL_VERSION_META]
     if not isinstance(version, str):
@@ -137,8 +143,8 @@ def read_envelope(params: Mapping[str, Any] | None) -> Envelope:
 
 def decode_header_value(value: str | None) -> str | None:
     """A header value as sent, or the UTF-8 text inside ``=?base64?…?=``; None if malformed."""
-    if value is None:
-        return None
+    if value is None or not value.startswith("=?base64?"):
+        return value
     match = _B64_SENTINEL.fullmatch(value)
     if match is None:
         return value
@@ -171,7 +177,7 @@ def check_headers(headers: Iterable[tuple[str, str]], method: str,
                 raise HeaderMismatch(f"Header mismatch: {name} appears more than once")
             seen[key] = value
     meta = params.get("_meta") if params else None
-    version = meta.get(PROTOCOL_VERSION_META) if isinstance(meta, Mapping) else None
+    version = meta.get(PROTOCOL_VERSION_META) if _is_mapping(meta) else None
     header_version = seen.get("mcp-protocol-version")
     if header_version is None or header_version != version:
         raise HeaderMismatch(

@@ -61,6 +61,10 @@ __all__ = [
 class SessionState(Enum):
     """Where a server session is in its lifecycle."""
 
+    # Members are singletons compared by identity: hashing by identity (in C) keeps the
+    # transition tables' lookups, made for every request, off Enum's Python-level hash.
+    __hash__ = object.__hash__
+
     NEW = "new"  # nothing served yet; the era is not chosen
     AWAITING_INITIALIZE = "awaiting initialize"  # handshake era, initialize not answered yet
     INITIALIZING = "initializing"  # initialize answered; notifications/initialized not seen
@@ -71,6 +75,8 @@ class SessionState(Enum):
 
 class SessionEvent(Enum):
     """What the client did, as far as the lifecycle cares."""
+
+    __hash__ = object.__hash__  # as SessionState's
 
     HANDSHAKE_REQUEST = "handshake request"  # a request without the 2026-07-28 envelope
     INITIALIZE = methods.INITIALIZE  # an initialize request, about to be answered

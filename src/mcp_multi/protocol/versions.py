@@ -122,7 +122,7 @@ def opening_era(method: str, params: Mapping[str, Any] | None) -> Era:
     if method == INITIALIZE or not params:
         return HANDSHAKE
     meta = params.get("_meta")
-    if isinstance(meta, Mapping) and PROTOCOL_VERSION_META in meta:
+    if isinstance(meta, (dict, Mapping)) and PROTOCOL_VERSION_META in meta:
         return MODERN
     return HANDSHAKE
 

@@ -31,6 +31,7 @@ from ..protocol.wire import (
 )
 from .auth.authenticator import PRINCIPAL, Refusal
 from .auth.configure import build_authenticator, close_authenticator, start_authenticator
+from .auth.principal import ANONYMOUS
 from .cluster import start_sharing, stop_sharing
 from .dispatcher import build_dispatcher
 from .endpoints.sse import handle_message, handle_sse
@@ -41,6 +42,7 @@ from .endpoints.streamable_http import (
     handle_mcp_post,
 )
 from .endpoints.websocket import handle_websocket
+from .eventloop import loop_name
 from .httplog import RequestErrorLog
 from .limits import (
     ConnectionLimiter,
@@ -102,8 +104,20 @@ def _origin_allowed(settings: ServerSettings, origin: str) -> bool:
     return is_loopback_host(host, subdomains=True)
 
 
+@functools.lru_cache(maxsize=16)
+def _binds_loopback(host: str) -> bool:
+    """Whether a server bound to ``host`` listens on loopback only (asked per request)."""
+    return is_loopback_host(host)
+
+
 def _undecodable_header(request: web.Request) -> str | None:
     """The first of :data:`_TEXT_HEADERS` holding a byte that is not UTF-8, if any."""
+    # Nearly every request's header values are ASCII: one look at the raw bytes says so.
+    for _name, raw in request.raw_headers:
+        if not raw.isascii():
+            break
+    else:
+        return None
     headers = request.headers
     for name in _TEXT_HEADERS:
         for value in headers.getall(name, ()):
@@ -168,7 +182,7 @@ def _refusal(request: web.Request, guarded: bool) -> web.Response | None:
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is not None and not _origin_allowed(settings, origin):
         return _bad_request(f"Forbidden: origin {for_display(origin, 200)} is not allowed", 403)
-    if settings.is_loopback and not _loopback_host_header(request.host):
+    if _binds_loopback(settings.host) and not _loopback_host_header(request.host):
         return _bad_request(f"Forbidden: host {for_display(request.host, 200)} is not allowed",
                             403)
     return None
@@ -191,6 +205,7 @@ async def _credentials(request: web.Request) -> web.Response | None:
                             {hdrs.WWW_AUTHENTICATE: "Bearer"})
     authenticator = state.authenticator
     if not authenticator.active:
+        request[PRINCIPAL] = ANONYMOUS
         return None
     caller = await authenticator.authenticate(request.path, header)
     if isinstance(caller, Refusal):
@@ -340,6 +355,8 @@ async def start_server(settings: ServerSettings, *, reuse_port: bool = False) ->
     site = GuardedSite(runner, settings.host, settings.port, limiter, reuse_port=reuse_port)
     await site.start()
     await start_authenticator(app[STATE].authenticator, http_url(settings.host, site.port))
-    restore_loop = limiter.quiet_accept_failures(asyncio.get_running_loop())
-    logger.info("%s listening on %s:%s", settings.name, settings.host, site.port)
+    loop = asyncio.get_running_loop()
+    restore_loop = limiter.quiet_accept_failures(loop)
+    logger.info("%s listening on %s:%s (event loop: %s)", settings.name, settings.host,
+                site.port, loop_name(loop))
     return RunningServer(runner, settings.host, site.port, error_log, limiter, restore_loop)

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import __version__
+from . import eventloop
 from .app import start_server
 from .auth.configure import check_auth_settings
 from .auth.policy import Policy, PolicyError
@@ -365,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             supervisor = Supervisor(argv, settings)
             supervisor.reserve()
         else:
-            asyncio.run(_serve(settings, lifeline))
+            eventloop.run(_serve(settings, lifeline))
     except OSError as exc:
         print(f"mcp-server: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
               file=sys.stderr)

@@ -8,7 +8,9 @@ It knows nothing about HTTP or sockets. A transport hands it the bytes of one fr
   ``notify`` callable, which defaults to the session's stream.
 - :meth:`Dispatcher.receive` is for stream transports (WebSocket, legacy SSE, stdio): requests
   run as tasks so a long ``tools/call`` never blocks ``ping`` or ``notifications/cancelled``, and
-  each response is written with ``session.send``.
+  each response is written with ``session.send``. A request whose route answers at once
+  (:meth:`Dispatcher.answers_at_once`) could block nothing, and is served without a task
+  when no earlier request of its session is still running (so that order is kept).
 
 The dispatcher routes; it serves no method itself. Handlers live in
 :mod:`mcp_multi.server.handlers`, registered by method and era. Before a handler runs, the
@@ -226,6 +228,16 @@ class Dispatcher:
                 replies.append((req, outcome.result()))
         return replies
 
+    def answers_at_once(self, session: ServerSession, req: Request) -> bool:
+        """Whether serving ``req`` on ``session`` never waits on anything (its route says
+        so, or it has none and its error is immediate): a transport may then await
+        :meth:`handle` in its own task, with no stream or task to carry the answer, and
+        what the handler notifies (progress, log) comes before its response all the same."""
+        params = req.params or {}
+        era = session.era or opening_era(req.method, params)
+        found = self.router.find(MODERN if era == MODERN else HANDSHAKE, req.method)
+        return found is None or found.at_once(self.context, params)
+
     # ----------------------------------------------------------------- plumbing
 
     @staticmethod
@@ -244,6 +256,12 @@ class Dispatcher:
         if err is not None:
             await session.send(error_response(req.id, err))
             return
+        if not session.inflight and self.answers_at_once(session, req):
+            # Nothing to wait for, so nothing it could hold up: served here, no task. Only
+            # when no earlier request is running, whose task must have its turn first. (Not
+            # through _run: a cancel that reaches us here is the reader's own, and must end it.)
+            await self._reply(session, req, await self._request(session, req, session.send))
+            return
         session.track(req.id, asyncio.create_task(self._run(session, req)))
 
     async def _run(self, session: ServerSession, req: Request) -> None:
@@ -252,11 +270,16 @@ class Dispatcher:
         except asyncio.CancelledError:
             # Cancelled by notifications/cancelled or a closed session: no response is sent.
             return
+        await self._reply(session, req, reply)
+
+    @staticmethod
+    async def _reply(session: ServerSession, req: Request, reply: dict[str, Any]) -> None:
         if not session.closed:
             try:
                 await session.send(reply)
             except Exception as exc:  # the stream went away while we computed
-                logger.debug("session %s: could not send response: %s", session.id, exc)
+                logger.debug("session %s: could not send the response to %s: %s", session.id,
+                             _shown(req.id), exc)
 
     def _error(self, exc: JSONRPCError) -> dict[str, Any]:
         self.stats.errors += 1

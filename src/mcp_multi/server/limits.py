@@ -28,7 +28,7 @@ import asyncio
 import logging
 import resource
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -201,7 +201,8 @@ class GuardedConnection(asyncio.Protocol):
         self._in_request = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream socket's transport (uvloop's is one without deriving from asyncio's class).
+        transport = cast(asyncio.Transport, transport)
         if not self._limiter.admit(transport.get_extra_info("peername")):
             transport.write(_REFUSAL)
             transport.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Awaitable
@@ -31,6 +32,10 @@ _stalled = LogThrottle(logger, "connections aborted for not reading their respon
 
 # Seconds a connection whose body timed out is read (and what comes dropped) after its 408.
 _LINGER = 0.5
+
+# The largest answer written without a deadline when nothing waits in the connection's
+# buffer: well under the 64 KiB high-water mark of asyncio's (and uvloop's) transports.
+_UNBLOCKED = 16 * 1024
 
 _QVALUE = re.compile(r"0(\.\d{0,3})?|1(\.0{0,3})?")
 
@@ -65,9 +70,13 @@ async def read_body(request: web.Request, limit: int) -> bytes | web.Response:
     large body a byte at a time holds its connection that long at most; the 408 closes it.
     """
     size = request.content_length
-    body = bytearray()
     if size is not None and size > limit:
         return _too_large(size, limit)
+    content = request.content
+    if content.is_eof():  # it came with the head, as small bodies do: no deadline to set
+        whole = content.read_nowait()
+        return _too_large(len(whole), limit) if len(whole) > limit else whole
+    body = bytearray()
     timeout = request.app[STATE].settings.body_timeout
     try:
         async with asyncio.timeout(timeout):
@@ -156,6 +165,19 @@ async def send_within(request: web.Request, response: web.StreamResponse
     finds it sent, or its connection gone); one already prepared (a stream) is left alone."""
     if response.prepared:
         return response
+    body = response.body if isinstance(response, web.Response) else None
+    transport = request.transport
+    if (isinstance(body, bytes) and len(body) <= _UNBLOCKED and transport is not None
+            and not transport.get_write_buffer_size()):
+        # Into an empty buffer, an answer this small cannot fill it past its high-water
+        # mark, so writing it cannot wait on the client: no deadline is needed.
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionResetError:
+            logger.debug("%s %s: client went away before its response", request.method,
+                         request.path)
+        return response
     timeout = request.app[STATE].settings.send_timeout
     try:
         async with asyncio.timeout(timeout):
@@ -186,6 +208,7 @@ def _quality(params: Any) -> float | None:
     return float(q) if _QVALUE.fullmatch(q.strip()) else None
 
 
+@functools.lru_cache(maxsize=256)
 def accepts(header: str | None, media_type: str) -> bool:
     """Whether an ``Accept`` header admits ``media_type`` (``type/subtype``).
 
@@ -193,6 +216,7 @@ def accepts(header: str | None, media_type: str) -> bool:
     ``*/*``), and it admits only with a ``q`` above 0: ``application/json;q=0`` refuses
     JSON even when ``*/*`` is listed too. A range whose ``q`` is no qvalue is ignored; no
     header, or an empty one, admits nothing (MCP clients must list what they take).
+    Cached: a client sends the same header with every request.
     """
     wanted_type, _, wanted_sub = media_type.lower().partition("/")
     best: tuple[int, float] | None = None  # (specificity, q) of the best match so far

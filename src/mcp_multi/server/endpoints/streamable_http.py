@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import time
@@ -102,7 +103,7 @@ from ...protocol.wire import (
 from ..asking import asker_of
 from ..auth.authenticator import caller_of, continues
 from ..notifier import MAX_SUBSCRIPTIONS, SubscriptionLimit
-from ..session import ServerSession
+from ..session import Outgoing, ServerSession
 from ..state import STATE, ServerState
 from ..store import Delivery, Journal, SessionRecord, StoreUnavailable
 from ..streams import GET_STREAM, EventStream, HTTPSession, JournalStream, parse_event_id
@@ -132,6 +133,8 @@ _MODERN_STATUS = {
     UNSUPPORTED_PROTOCOL_VERSION: 400,
     METHOD_NOT_FOUND: 404,
 }
+# Ids of the throw-away sessions of stateless requests.
+_STATELESS_IDS = itertools.count(1)
 # Parses batch frames before a session exists; it never serves a request.
 _NO_SESSION = ServerSession("http")
 # Seconds between renewals of an instance's claim to deliver a shared stream, and how long
@@ -219,6 +222,34 @@ async def _deliver(request: web.Request, stream: EventStream, cursor: int, *, pr
     return response
 
 
+async def _at_once(request: web.Request, state: ServerState, session: ServerSession,
+                   req: Request, *, priming: bool,
+                   status_of: Callable[[dict[str, Any] | None], int], headers: dict[str, str],
+                   stream: Callable[[], EventStream]) -> web.StreamResponse:
+    """Serve a request the dispatcher answers at once (see
+    :meth:`~mcp_multi.server.dispatcher.Dispatcher.answers_at_once`) in this task.
+
+    Its answer is what :func:`_respond` would have made of the same events: JSON when the
+    response came alone; when the handler notified first (progress, a log message), the
+    notifications and the response go into a ``stream`` made now, answered as
+    ``text/event-stream``, exactly as they would have stood in it before anyone read it.
+    """
+    notes: list[Outgoing] = []
+
+    async def collect(message: Outgoing) -> None:
+        notes.append(message)
+
+    reply = await state.dispatcher.handle(session, req, collect)
+    if not notes:
+        return json_reply(status_of(reply), reply, headers)
+    events = stream()
+    for note in notes:
+        await events.send(note)
+    events.finish(reply)
+    return await _respond(request, events, priming=priming, status_of=status_of,
+                          headers=headers)
+
+
 def _sse_refusal(request: web.Request, *, json_too: bool) -> web.Response | None:
     """406 when ``Accept`` lacks SSE (and JSON, for POST); 415 for a POST body not JSON."""
     accept = request.headers.get(hdrs.ACCEPT)
@@ -288,9 +319,16 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
     if len(state.stateless_tasks) >= limit:
         return error_reply(503, InvalidRequest(
             f"Server busy: {limit} stateless requests are running; retry later"), msg.id)
-    session = ServerSession("http", era=MODERN, stateless=True)
+    # Its id is never sent anywhere: a number serves (a random one cost more than the call).
+    session = ServerSession("http", session_id=f"stateless-{next(_STATELESS_IDS)}", era=MODERN,
+                            stateless=True)
     session.peer = request.remote or ""
     session.principal = caller_of(request)
+    if state.dispatcher.answers_at_once(session, msg):
+        return await _at_once(request, state, session, msg, priming=False, headers={},
+                              status_of=_modern_status,
+                              stream=lambda: EventStream("", resumable=False,
+                                                         limit=state.settings.session_queue_size))
     stream = EventStream("", resumable=False, limit=state.settings.session_queue_size)
     task = asyncio.create_task(_run(state, session, msg, stream))
     state.stateless_tasks.add(task)
@@ -372,9 +410,16 @@ async def _exchange(request: web.Request, state: ServerState, session: HTTPSessi
     refusal = state.dispatcher.refusal(session, req)
     if refusal is not None:
         return json_reply(200, error_response(req.id, refusal), headers)
+    version = session.protocol_version or ""
+    if not state.store.shared and state.dispatcher.answers_at_once(session, req):
+        response = await _at_once(request, state, session, req,
+                                  priming=supports(version, "sse_priming"),
+                                  status_of=lambda _final: 200, headers=headers,
+                                  stream=session.new_stream)
+        state.http_sessions.touch(session.id)
+        return response
     stream = session.new_stream()
     session.track(req.id, asyncio.create_task(_run(state, session, req, stream)))
-    version = session.protocol_version or ""
     journal = None
     if state.store.shared:
         def journal() -> Journal:

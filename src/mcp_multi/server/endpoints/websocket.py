@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 # Frames up to this multiple of the message limit are read and refused with a JSON-RPC error
 # (the session lives on); larger ones close the connection with 1009 (message too big).
 _FRAME_SLACK = 4
+# A reply this small, into a buffer holding no more than this, is written straight away
+# (see Outbound.send): far under the 64 KiB high-water mark of asyncio's and uvloop's
+# transports, and under the size aiohttp compresses in an executor.
+_UNBLOCKED = 4 * 1024
 # How long a closing handshake may take with a peer that may not be reading.
 _CLOSE_TIMEOUT = 0.5
 # The close code of a connection whose access token expired.
@@ -97,8 +101,17 @@ class Outbound:
             return
         data = dumps(message)
         size = len(data)
-        self.pending += size
         state = self._state
+        if (size <= _UNBLOCKED and not self._lock.locked()
+                and self._transport.get_write_buffer_size() <= _UNBLOCKED):
+            # Nothing of ours is being written and the buffer is far below its high-water
+            # mark: aiohttp writes a small frame at once and does not wait to drain, so it
+            # needs neither the turn nor the deadline.
+            await self._ws.send_frame(data, WSMsgType.TEXT)
+            state.websocket_backlog_peak = max(state.websocket_backlog_peak, self.backlog)
+            self._room.set()
+            return
+        self.pending += size
         state.websocket_backlog += size
         state.websocket_backlog_peak = max(state.websocket_backlog_peak, self.backlog)
         try:

@@ -82,6 +82,6 @@ async def discover(call: Call) -> dict[str, Any]:
     }, call, call.server.permissions.policy)
 
 
-@route(m.PING, HANDSHAKE)
+@route(m.PING, HANDSHAKE, at_once=True)
 async def ping(call: Call) -> dict[str, Any]:
     return {}

@@ -13,7 +13,7 @@ from ...protocol.versions import HANDSHAKE
 from ..session import SendFn
 from .router import Call, route
 
-__all__ = ["LogFn", "ProgressFn", "log_fn", "progress_fn", "set_level"]
+__all__ = ["NO_PROGRESS", "LogFn", "ProgressFn", "log_fn", "progress_fn", "set_level"]
 
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 LogFn = Callable[[str, Any], Awaitable[None]]
@@ -28,6 +28,14 @@ async def set_level(call: Call) -> dict[str, Any]:
     return {}
 
 
+async def _no_progress(done: float, total: float | None, message: str | None) -> None:
+    return None
+
+
+# The progress function of a request that asked for none (it says nothing).
+NO_PROGRESS: ProgressFn = _no_progress
+
+
 def progress_fn(params: dict[str, Any], notify: SendFn) -> ProgressFn:
     """Progress notifications for the request's ``progressToken`` (none without one).
 
@@ -36,10 +44,12 @@ def progress_fn(params: dict[str, Any], notify: SendFn) -> ProgressFn:
     """
     meta = params.get("_meta")
     token = meta.get("progressToken") if isinstance(meta, dict) else None
+    if token is None:
+        return NO_PROGRESS
     last: list[float] = []
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
-        if token is None or (last and done <= last[0]):
+        if last and done <= last[0]:
             return
         last[:] = [done]
         p: dict[str, Any] = {"progressToken": token, "progress": done}

@@ -148,14 +148,27 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]
+# Whether a request (by its params) is answered at once; see :attr:`Route.at_once`.
+AtOnce = Callable[["ServerContext", Params], bool]
+
+
+def _never(_server: ServerContext, _params: Params) -> bool:
+    return False
+
+
+def _always(_server: ServerContext, _params: Params) -> bool:
+    return True
 
 
 @dataclass(slots=True, frozen=True)
 class Route:
-    """A registered handler, and the freshness hint of its modern result (if cacheable)."""
+    """A registered handler, the freshness hint of its modern result (if cacheable), and
+    whether it answers a request at once (never awaits anything that waits: no I/O, no
+    asking the client), which lets a transport serve it without a task of its own."""
 
     handler: Handler
     cache: CacheHint | None = None
+    at_once: AtOnce = _never
 
 
 class Router:
@@ -164,9 +177,11 @@ class Router:
     def __init__(self) -> None:
         self._routes: dict[Era, dict[str, Route]] = {HANDSHAKE: {}, MODERN: {}}
 
-    def route(self, method: str, *eras: Era,
-              cache: CacheHint | None = None) -> Callable[[Handler], Handler]:
+    def route(self, method: str, *eras: Era, cache: CacheHint | None = None,
+              at_once: AtOnce | bool = False) -> Callable[[Handler], Handler]:
         """Decorator: register the handler of ``method`` in ``eras`` (both when none given).
+        ``at_once``: whether it answers without waiting on anything, always (True) or as
+        a function of the server and the request's params says.
 
         Raises:
             ValueError: ``method`` already has a handler in one of ``eras``.
@@ -175,7 +190,8 @@ class Router:
             for era in eras or (HANDSHAKE, MODERN):
                 if method in self._routes[era]:
                     raise ValueError(f"{method} already has a handler in the {era} era")
-                self._routes[era][method] = Route(handler, cache)
+                quick = at_once if callable(at_once) else _always if at_once else _never
+                self._routes[era][method] = Route(handler, cache, quick)
             return handler
 
         return register

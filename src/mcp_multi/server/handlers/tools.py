@@ -15,8 +15,8 @@ from ...protocol.errors import InvalidParams, JSONRPCError
 from ...protocol.versions import LATEST_HANDSHAKE_VERSION, supports
 from ..auth.policy import Access
 from ..tools import DisabledToolError, ToolContext, ToolError, UnknownToolError
-from .logging import log_fn, progress_fn
-from .router import Call, route, visible_page
+from .logging import NO_PROGRESS, log_fn, progress_fn
+from .router import Call, ServerContext, route, visible_page
 from .tasks import task_context
 
 __all__ = ["tools_call", "tools_list"]
@@ -24,12 +24,16 @@ __all__ = ["tools_call", "tools_list"]
 logger = logging.getLogger(__name__)
 
 
-@route(m.TOOLS_LIST, cache=CacheHint(300_000))
+@route(m.TOOLS_LIST, cache=CacheHint(300_000), at_once=True)
 async def tools_list(call: Call) -> dict[str, Any]:
     return visible_page(call, call.server.registry.list_tools(), "tools", Access.tools)
 
 
-@route(m.TOOLS_CALL)
+def _call_at_once(server: ServerContext, params: dict[str, Any]) -> bool:
+    return server.registry.answers_at_once(params.get("name"))
+
+
+@route(m.TOOLS_CALL, at_once=_call_at_once)
 async def tools_call(call: Call) -> dict[str, Any]:
     params, server = call.params, call.server
     name = params.get("name")
@@ -58,9 +62,10 @@ async def tools_call(call: Call) -> dict[str, Any]:
             return m.tool_result(message, is_error=True)
         raise InvalidParams(message, {"tool": name, "problems": problems})
     progress = progress_fn(params, call.notify)
-    # A client that asked for progress hears at once that the call has started (over
-    # Streamable HTTP this opens the response stream, so a long call stays visible).
-    await progress(0, None, f"Calling {name}")
+    if progress is not NO_PROGRESS:
+        # A client that asked for progress hears at once that the call has started (over
+        # Streamable HTTP this opens the response stream, so a long call stays visible).
+        await progress(0, None, f"Calling {name}")
     ctx = ToolContext(settings=server.settings, progress=progress, log=log_fn(call, name),
                       commands=server.registry.commands, caller=call.session.id,
                       asker=call)

@@ -22,12 +22,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
 from mcp_multi.protocol.errors import MCPError
 from mcp_multi.protocol.params_headers import HeaderAnnotationError, HeaderParam, header_params
 from mcp_multi.protocol.text import clip
 from mcp_multi.server.settings import ServerSettings
+from mcp_multi.server.tools.validation import InputValidator
 
 if TYPE_CHECKING:
     from mcp_multi.server.asking import Asker, Questions
@@ -237,6 +236,10 @@ class Tool:
     title: str | None = None
     annotations: dict[str, Any] = field(default_factory=dict)
     execution: dict[str, Any] = field(default_factory=dict)  # taskSupport (tasks extension)
+    # The handler answers at once: it never awaits anything that waits (no I/O, no asking
+    # the client, no sleeping) and its work is bounded. The endpoints then serve its calls
+    # in the request's own task, with no stream to hand the answer over.
+    at_once: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         """The tool's entry in a ``tools/list`` result."""
@@ -288,9 +291,7 @@ class ToolRegistry:
             if tool.name in ALL_TOOLS or tool.name in self._tools:
                 raise ValueError(f"tool {tool.name} is defined twice")
             self._tools[tool.name] = tool
-        self._validators = {
-            n: jsonschema.Draft202012Validator(t.input_schema) for n, t in self._tools.items()
-        }
+        self._validators = {n: InputValidator(t.input_schema) for n, t in self._tools.items()}
         # Arguments mirrored into Mcp-Param-* headers, for the tools that have any (an
         # invalid annotation is a bad tool definition: the server does not start).
         self._header_params: dict[str, tuple[HeaderParam, ...]] = {}
@@ -351,14 +352,17 @@ class ToolRegistry:
             raise DisabledToolError(name)
         raise UnknownToolError(name)
 
+    def answers_at_once(self, name: Any) -> bool:
+        """Whether a call of ``name`` is answered without waiting on anything: the enabled
+        tool ``name`` says so (:attr:`Tool.at_once`), or there is no such tool (the call's
+        error is immediate)."""
+        tool = self._tools.get(name) if isinstance(name, str) else None
+        return tool is None or tool.at_once
+
     def header_params(self, name: str) -> tuple[HeaderParam, ...]:
         """The arguments of tool ``name`` mirrored into ``Mcp-Param-*`` headers (often none)."""
         return self._header_params.get(name, ())
 
     def validation_errors(self, name: str, arguments: dict[str, Any]) -> list[str]:
         """Readable schema violations of ``arguments``, each naming the field; empty when valid."""
-        errors = []
-        for err in self._validators[name].iter_errors(arguments):
-            where = "/".join(str(p) for p in err.absolute_path) or "arguments"
-            errors.append(clip(f"{where}: {err.message}", SHOWN))
-        return sorted(errors)
+        return self._validators[name].errors(arguments, SHOWN)

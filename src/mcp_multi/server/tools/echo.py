@@ -27,5 +27,6 @@ TOOL = Tool(
         "required": ["message"],
     },
     handler=echo,
+    at_once=True,
     annotations={"readOnlyHint": True, "idempotentHint": True, "openWorldHint": False},
 )

@@ -53,5 +53,6 @@ TOOL = Tool(
         },
     },
     handler=get_time,
+    at_once=True,
     annotations={"readOnlyHint": True, "openWorldHint": False},
 )

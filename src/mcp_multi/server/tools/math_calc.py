@@ -263,5 +263,6 @@ TOOL = Tool(
         "required": ["expression"],
     },
     handler=math_calc,
+    at_once=True,
     annotations={"readOnlyHint": True, "idempotentHint": True, "openWorldHint": False},
 )
