@@ -52,6 +52,8 @@ __all__ = [
     "connection_budget",
     "hand_over",
     "http_url",
+    "open_file_warning",
+    "open_files_needed",
     "raise_open_file_limit",
 ]
 
@@ -103,6 +105,33 @@ def connection_budget(open_files: int) -> int:
     minus a reserve (an eighth, between 16 and 256) for everything else the process opens."""
     reserve = max(16, min(256, open_files // 8))
     return max(1, open_files - reserve)
+
+
+def open_files_needed(sessions: int, listeners: int = 1) -> int:
+    """The smallest open-file limit under which a server can hold ``sessions`` open streams
+    (a socket each) besides its ``listeners`` listening sockets, with the reserve of
+    :func:`connection_budget` for everything else it opens."""
+    wanted = sessions + listeners
+    eighths = -(-wanted * 8 // 7)
+    candidates = (wanted + 16, eighths, eighths + 1, wanted + 256)
+    return min(n for n in candidates if connection_budget(n) >= wanted)
+
+
+def open_file_warning(open_files: int, hard: int, sessions: int,
+                      listeners: int = 1) -> str | None:
+    """What to say when an open-file limit of ``open_files`` (hard limit ``hard``) is too
+    low for ``sessions`` open sessions (``--max-sessions``), or None when it is enough."""
+    needed = open_files_needed(sessions, listeners)
+    if open_files >= needed:
+        return None
+    hard_text = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    return (f"the open-file limit of {open_files} (hard limit {hard_text}) is too low for "
+            f"--max-sessions {sessions}: each open session holds a socket, and with "
+            f"{listeners} listening socket{'s' if listeners != 1 else ''} and the server's "
+            f"own files {needed} are needed, so at most {connection_budget(open_files)} "
+            f"connections will be served; raise the limit (`ulimit -n {needed}` in the shell "
+            f"that starts the server, LimitNOFILE={needed} in its systemd unit, or nofile in "
+            "/etc/security/limits.conf) or lower --max-sessions")
 
 
 class ConnectionLimiter:
