@@ -35,7 +35,7 @@ import asyncio
 import logging
 import resource
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -236,8 +236,7 @@ def hand_over(request: web.BaseRequest, protocol: asyncio.Protocol) -> bool:
     """
     transport = request.transport
     handler = request.protocol
-    if transport is None or transport.is_closing() or not isinstance(transport,
-                                                                     asyncio.Transport):
+    if transport is None or transport.is_closing():
         return False
     current = transport.get_protocol()
     if isinstance(current, GuardedConnection):
@@ -270,7 +269,8 @@ class GuardedConnection(asyncio.Protocol):
         self._in_request = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # (uvloop's transports are asyncio.Transports by behaviour, not by class)
+        transport = cast(asyncio.Transport, transport)
         if not self._limiter.admit(transport.get_extra_info("peername")):
             transport.write(_REFUSAL)
             transport.close()

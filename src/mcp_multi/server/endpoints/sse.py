@@ -368,7 +368,6 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
     state.sse_sessions.add(session, address, evict=stream.end, busy=stream.is_busy)
     state.stats.opened("sse")
     logger.info("sse session %s opened from %s", session.id, address)
-    assert isinstance(transport, asyncio.Transport)
     # The head announced the framing of the body (chunked, unless the client spoke HTTP/1.0).
     chunked = "chunked" in response.headers.get(hdrs.TRANSFER_ENCODING, "").lower()
     stream.start(transport, chunked)
