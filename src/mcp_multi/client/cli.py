@@ -74,6 +74,7 @@ examples:
   mcp-client --mode conformance http://localhost:3000/mcp    one-shot, for the MCP suite
   mcp-client login api --config servers.json          OAuth now (a browser, or the URL printed)
   mcp-client logout api --config servers.json         forget api's token
+  mcp-client bench http://localhost:8082/mcp --tool echo --args '{"message": "hi"}'   load mode
 
 interactive commands: servers, add, remove, tools [server], call, broadcast, ping [server],
   send, resources, templates, read, prompts, prompt, complete, subscribe, unsubscribe,
@@ -389,8 +390,12 @@ async def _account(args: argparse.Namespace, spec: ServerSpec) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the client; return the process exit code."""
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # the load mode has a command line of its own
+        from .bench.cli import main as bench_main
+
+        return bench_main(argv[1:])
+    parser = build_parser()
     if any(arg in ACCOUNT_COMMANDS for arg in argv):
         # login/logout SERVER with options anywhere (`login --config F api`): argparse takes
         # the positionals apart only when asked to.

@@ -276,6 +276,7 @@ class MCPConnection(SessionOpening, ServerMessages):
             except TimeoutError:
                 raise RequestTimeout(f"{self.name}: could not reach {self.url} within "
                                      f"{self.timeout:g}s") from None
+            self.transport.direct = self._take_answer
             self._reader = asyncio.create_task(self._read_loop(), name=f"mcp-read-{self.name}")
             server = await self._open_session()
             self._check_open()  # the server may have hung up right after answering
@@ -632,8 +633,9 @@ class MCPConnection(SessionOpening, ServerMessages):
 
     async def _send_request(self, message: dict[str, Any]) -> None:
         epoch = self._epoch
+        self._show(message)
         try:
-            await self._send(message)
+            await self.transport.send(message)
         except SessionExpired:
             if message["method"] == methods.INITIALIZE:
                 raise
@@ -656,11 +658,15 @@ class MCPConnection(SessionOpening, ServerMessages):
             self._epoch += 1
 
     async def _send(self, message: dict[str, Any]) -> None:
+        self._show(message)
+        await self.transport.send(message)
+
+    def _show(self, message: dict[str, Any]) -> None:
+        """An outgoing message to the trace hook and the debug log (when either wants it)."""
         if self._on_frame is not None:
             self._on_frame(self.name, "send", encode(message))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s -> %s", self.name, message)
-        await self.transport.send(message)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)

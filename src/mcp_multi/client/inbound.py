@@ -11,6 +11,11 @@ it: one refresh at a time, and one more if the list changed meanwhile, however m
 notifications came) and is logged and handed to the optional hook. When the reader
 ends, for whatever reason, the connection is closed and every pending request fails at once.
 
+A frame that a transport hands over in the task that sent the request (Streamable HTTP's
+JSON answer, see :attr:`~mcp_multi.transport.base.ClientTransport.direct`) is handled the
+same way by :meth:`ServerMessages._take_answer`, without waking the reader: the request's
+future is resolved before its sender next awaits it.
+
 A server's text reaches errors and log lines only escaped and clipped
 (:func:`~mcp_multi.protocol.text.for_display`): a garbage server's 100 KB error message or
 its terminal escape sequences stay out of the person's terminal.
@@ -28,8 +33,10 @@ from ..protocol.client_state import ClientLifecycle
 from ..protocol.errors import (
     ConnectionClosed,
     InternalError,
+    InvalidRequest,
     JSONRPCError,
     MCPError,
+    ParseError,
     RequestFailed,
 )
 from ..protocol.jsonrpc import (
@@ -141,13 +148,37 @@ class ServerMessages:
                 logger.info("%s: %s", self.name, reason)
             self._fail_pending(self._life.reason or reason)
 
+    def _take_answer(self, frame: bytes | str) -> bool:
+        """A frame handed over by the transport in the task that sent the request it
+        answers; ``False`` (and nothing done) when it is not JSON, which the transport
+        reports as that request's failure."""
+        try:
+            decoded = decode(frame)
+        except ParseError:
+            return False
+        except JSONRPCError as exc:  # JSON, but no message in it
+            if self._on_frame is not None:
+                self._on_frame(self.name, "recv", frame)
+            self._drop("a bad frame", exc)
+            return True
+        if self._on_frame is not None:
+            self._on_frame(self.name, "recv", frame)
+        self._handle_decoded(decoded)
+        return True
+
     def _handle_frame(self, frame: bytes | str) -> None:
         try:
             decoded = decode(frame)
         except JSONRPCError as exc:
             self._drop("a bad frame", exc)
             return
-        for item in decoded if isinstance(decoded, list) else (decoded,):
+        self._handle_decoded(decoded)
+
+    def _handle_decoded(self, decoded: list[Message | InvalidRequest] | Message) -> None:
+        if not isinstance(decoded, list):
+            self._handle_message(decoded)
+            return
+        for item in decoded:
             if isinstance(item, JSONRPCError):
                 self._drop("a bad message in a batch", item)
             else:

@@ -14,7 +14,13 @@ ids, futures, timeouts of requests, tools or output. The session layer
 :class:`ConnectionClosed` once the server is gone; a transport whose requests travel apart
 (Streamable HTTP) raises :class:`RequestFailed` when one request's answer can no longer come,
 and the session fails that request alone. Errors of aiohttp and the OS are mapped to our
-tree here, at the edge, by :func:`map_transport_errors`.
+tree here, at the edge, by :func:`map_transport_errors` (or, on the paths every request
+takes, by a plain ``try`` that calls :func:`transport_error`: a context manager costs a
+generator per message).
+
+A transport whose answers come back to the very task that sent the request (Streamable
+HTTP's JSON body) hands them to :attr:`ClientTransport.direct` when the session layer set
+it: the session resolves the request there and then, with no hop through its reader task.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ __all__ = [
     "one_line",
     "peer_text",
     "read_error_body",
+    "transport_error",
 ]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -88,6 +95,9 @@ class ClientTransport(ABC):
 
     # The authorization an HTTP transport's requests go through (set by its constructor).
     _auth: RequestAuth | None = None
+    # Set by the session layer to take a frame answering a request in the task that sent it
+    # (see the module docstring); returns ``False`` when the frame is not JSON at all.
+    direct: Callable[[bytes | str], bool] | None = None
 
     @property
     def auth(self) -> RequestAuth | None:
@@ -209,8 +219,14 @@ def map_transport_errors(what: str, *, closed: bool = False) -> Iterator[None]:
     except MCPError:
         raise
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        klass = ConnectionClosed if closed else TransportError
-        raise klass(f"Cannot {what}: {describe_error(exc)}") from exc
+        raise transport_error(what, exc, closed=closed) from exc
+
+
+def transport_error(what: str, exc: BaseException, *, closed: bool = False) -> TransportError:
+    """The error :func:`map_transport_errors` raises for ``exc`` (an error of aiohttp or the
+    OS) met while doing ``what``, for a hot path to raise from a plain ``except``."""
+    klass = ConnectionClosed if closed else TransportError
+    return klass(f"Cannot {what}: {describe_error(exc)}")
 
 
 async def authorized(

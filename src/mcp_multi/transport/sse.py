@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import hdrs
 
-from ..protocol.errors import AuthorizationRequired, ConnectionClosed, ProtocolError, TransportError
+from ..protocol.errors import (
+    AuthorizationRequired,
+    ConnectionClosed,
+    MCPError,
+    ProtocolError,
+    TransportError,
+)
 from ..protocol.jsonrpc import encode
 from ..protocol.sse import SSEEvent, SSEParser, resolve_endpoint
 from ..protocol.wire import JSON_TYPE, PATH_SSE, SSE_TYPE
@@ -32,6 +38,7 @@ from .base import (
     map_transport_errors,
     peer_text,
     read_error_body,
+    transport_error,
 )
 
 if TYPE_CHECKING:
@@ -68,6 +75,7 @@ class SSETransport(ClientTransport):
     ) -> None:
         super().__init__(url, connect_timeout=connect_timeout)
         self._headers = headers or {}
+        self._post_headers = {hdrs.CONTENT_TYPE: JSON_TYPE, **self._headers}  # every POST's
         self._auth = auth
         self._post_timeout = aiohttp.ClientTimeout(total=post_timeout)
         self._max_event_size = max_event_size
@@ -128,8 +136,10 @@ class SSETransport(ClientTransport):
             # Not stream.closed: aiohttp sets it at end of body while data may be unread.
             if stream is None:
                 raise ConnectionClosed(f"SSE stream from {self.url} is closed")
-            with map_transport_errors(f"read from {self.url}", closed=True):
+            try:
                 chunk = await stream.content.readany()
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise transport_error(f"read from {self.url}", exc, closed=True) from exc
             if not chunk:
                 raise ConnectionClosed(f"SSE stream from {self.url} ended")
             self._events.extend(self._parser.feed(chunk))
@@ -150,9 +160,9 @@ class SSETransport(ClientTransport):
         session, endpoint = self._session, self.endpoint
         if session is None or endpoint is None or self._stream is None or self._stream.closed:
             raise ConnectionClosed(f"SSE connection to {self.url} is closed")
-        headers = {hdrs.CONTENT_TYPE: JSON_TYPE, **self._headers}
+        headers = self._post_headers
         data = encode(message)
-        with map_transport_errors(f"send to {endpoint}"):
+        try:
             if self._auth is None:
                 response = await session.post(endpoint, data=data, headers=headers,
                                               timeout=self._post_timeout)
@@ -162,11 +172,17 @@ class SSETransport(ClientTransport):
                     lambda extra: session.post(endpoint, data=data,
                                                headers={**headers, **extra},
                                                timeout=self._post_timeout))
-            async with response:
+            try:
                 if 200 <= response.status < 300:
                     await response.read()
                     return
                 body = peer_text(await read_error_body(response))
+            finally:
+                response.release()
+        except MCPError:
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise transport_error(f"send to {endpoint}", exc) from exc
         detail = f"HTTP {response.status}" + (f": {body}" if body else "")
         if response.status == 404:
             raise ConnectionClosed(f"SSE session at {endpoint} is gone ({detail})")

@@ -83,8 +83,8 @@ from .base import (
     ClientTransport,
     authorized,
     describe_error,
-    map_transport_errors,
     peer_text,
+    transport_error,
 )
 from .http_streams import EventStreams, Inbox, RequestStream
 
@@ -281,12 +281,19 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
 
     @contextlib.contextmanager
     def _mapped(self, what: str) -> Iterator[None]:
-        with map_transport_errors(what):
-            try:
-                yield
-            except aiohttp.ClientConnectorError as exc:
-                raise TransportError(
-                    f"Cannot connect to {self.url}: {describe_error(exc)}") from exc
+        try:
+            yield
+        except MCPError:
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise self._transport_error(what, exc) from exc
+
+    def _transport_error(self, what: str, exc: BaseException) -> TransportError:
+        """``exc`` (aiohttp's or the OS's) met while doing ``what``, as our error: a server
+        that cannot be reached says so whatever we were doing."""
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return TransportError(f"Cannot connect to {self.url}: {describe_error(exc)}")
+        return transport_error(what, exc)
 
     async def send(self, message: dict[str, Any]) -> None:
         http = self._check_open()
@@ -297,7 +304,7 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             return
         if self._life.state is ClientState.RENEWING and method != methods.INITIALIZE:
             raise SessionExpired(f"{self.url} no longer knows our session; initialize again")
-        with self._mapped(f"send to {self.url}"):
+        try:
             if self._auth is None:
                 response = await http.post(self.url, data=encode(message),
                                            headers=self._headers_for(message),
@@ -305,6 +312,10 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             else:
                 response = await self._request("POST", self._headers_for(message),
                                                data=encode(message))
+        except MCPError:
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise self._transport_error(f"send to {self.url}", exc) from exc
         keep = False  # whether a stream reader took the response over
         try:
             keep = await self._answer(message, method, request_id, response)
@@ -332,19 +343,15 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
                                 "and no response")
         content_type = response.content_type
         if content_type == JSON_TYPE:
-            with self._mapped(f"read from {self.url}"):
+            try:
                 body = await self._read_body(response)
+            except MCPError:
+                raise
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise self._transport_error(f"read from {self.url}", exc) from exc
             if not body.strip():
                 raise ProtocolError(f"{self.url} answered {method} with an empty body")
-            try:
-                # This body answers exactly this request: one that is not JSON fails it now
-                # (a frame the session cannot read is otherwise dropped, and it would wait
-                # for its timeout).
-                loads(body)
-            except JSONRPCError as exc:
-                raise ProtocolError(f"{self.url} answered {method} with a body that is not "
-                                    f"JSON ({exc.message})") from None
-            self._inbox.put_nowait(body)
+            self._deliver(method, body)
             return False
         if content_type == SSE_TYPE:
             old = self._streams.pop(request_id, None)
@@ -406,7 +413,27 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         raise AuthorizationRequired(f"POST {self.url} refused: {self._status_line(response)}"
                                     f"{detail}", response.status, challenge)
 
+    def _deliver(self, method: Any, body: bytes) -> None:
+        """The JSON body answering this request: to the session directly when it takes
+        frames so (see :attr:`~.base.ClientTransport.direct`), else into the inbox.
+
+        This body answers exactly this request: one that is not JSON fails it now (a frame
+        the session cannot read is otherwise dropped, and it would wait for its timeout).
+        """
+        direct = self.direct
+        if direct is not None and direct(body):
+            return
+        try:
+            loads(body)
+        except JSONRPCError as exc:
+            raise ProtocolError(f"{self.url} answered {method} with a body that is not "
+                                f"JSON ({exc.message})") from None
+        self._inbox.put_nowait(body)
+
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        length = response.content_length
+        if length is not None and length <= self._max_message_size:
+            return await response.read()  # one read: the length is known and bounded
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_any():

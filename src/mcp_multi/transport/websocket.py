@@ -25,6 +25,7 @@ from .base import (
     ClientTransport,
     map_transport_errors,
     peer_text,
+    transport_error,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = ["WebSocketTransport"]
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+_TEXT = aiohttp.WSMsgType.TEXT
 _CLOSE_CODES = {
     1000: "normal closure",
     1001: "going away",
@@ -125,17 +127,22 @@ class WebSocketTransport(ClientTransport):
         ws = self._ws
         if ws is None or ws.closed:
             raise ConnectionClosed(f"WebSocket to {self.url} is closed")
-        with map_transport_errors(f"send to {self.url}", closed=True):
+        try:
             await ws.send_frame(encode(message), aiohttp.WSMsgType.TEXT)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise transport_error(f"send to {self.url}", exc, closed=True) from exc
 
     async def receive(self) -> bytes | str:
         ws = self._ws
         if ws is None:
             raise ConnectionClosed(f"WebSocket to {self.url} is not open")
-        with map_transport_errors(f"read from {self.url}", closed=True):
+        try:
             msg = await ws.receive()
-        if msg.type is aiohttp.WSMsgType.TEXT:
-            return str(msg.data)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise transport_error(f"read from {self.url}", exc, closed=True) from exc
+        if msg.type is _TEXT:
+            data: str = msg.data
+            return data
         if msg.type is aiohttp.WSMsgType.BINARY:
             return bytes(msg.data)
         if msg.type is aiohttp.WSMsgType.ERROR:
