@@ -19,8 +19,8 @@ What is measured, each figure a ratio against a baseline measured in the same ru
    connections, each connection sending one call and waiting for its answer (a closed
    loop, as wrk's connections do), the same generator for both servers.
 3. ``client``: our client against the SDK's, sequential calls over HTTP, WebSocket and SSE,
-   from ``benchmarks/bench_client.py --json`` (run once or more within a time budget; the
-   median ratio is kept).
+   from ``benchmarks/bench_client.py --json`` (which alternates the clients in rounds and
+   keeps the medians itself).
 4. ``load``: the load mode, ``mcp-client bench ... --concurrency 32 --json``, against wrk
    ``-c32`` on the same server: the rate ratio and how far apart their p50 and p99 are.
 5. ``sse``: 10,000 concurrent legacy SSE sessions, from
@@ -97,16 +97,14 @@ class Plan:
     warmup: int
     ws_processes: int
     bench_processes: int
-    sse_sessions: int | None  # None: the script's default (10,000)
-    client_budget: float  # seconds for rounds of bench_client.py after the first
     quick: bool
     floor_loop: str = "asyncio"  # the floors' event loop: "asyncio" or "uvloop"
 
 
 FULL = Plan(rounds=3, duration=5, warmup=1, ws_processes=2, bench_processes=2,
-            sse_sessions=None, client_budget=150.0, quick=False)
+            quick=False)
 QUICK = Plan(rounds=1, duration=1, warmup=0, ws_processes=2, bench_processes=1,
-             sse_sessions=200, client_budget=0.0, quick=True)
+             quick=True)
 
 
 # --- processes --------------------------------------------------------------------------
@@ -679,48 +677,60 @@ def section_ws(procs: Processes, load: Load) -> Section:
     return sec
 
 
+def other_script(procs: Processes, name: str, helper: str, args: list[str],
+                 timeout: float) -> dict[str, Any]:
+    """Run another helper's ``benchmarks/NAME --json OUT ARGS``; what it wrote."""
+    script = HERE / name
+    if not script.exists():
+        raise NotMeasured(f"benchmarks/{name} is not on this branch (helper {helper}, "
+                          f"branch i12-{helper})")
+    out = procs.tmp / f"{script.stem}.json"
+    code, stdout, stderr = procs.run([sys.executable, str(script), "--json", str(out), *args],
+                                     timeout=timeout)
+    if code or not out.exists():
+        raise NotMeasured(f"{name} exited with {code}: {script_tail(stderr or stdout)}")
+    found: dict[str, Any] = json.loads(out.read_text())
+    return found
+
+
 def section_client(procs: Processes, load: Load) -> Section:
     sec = Section("client", TITLES["client"])
-    script = HERE / "bench_client.py"
-    if not script.exists():
-        raise NotMeasured("benchmarks/bench_client.py is not on this branch "
-                          "(helper client-speed, branch i12-client-speed)")
-    runs: list[dict[str, Any]] = []
-    started = time.monotonic()
-    while len(runs) < load.plan.rounds:
-        out = procs.tmp / f"client{len(runs)}.json"
-        code, stdout, stderr = procs.run([sys.executable, str(script), "--json", str(out)],
-                                         timeout=600)
-        if code or not out.exists():
-            raise NotMeasured(f"bench_client.py exited with {code}: "
-                              f"{script_tail(stderr or stdout)}")
-        runs.append(json.loads(out.read_text()))
-        took = time.monotonic() - started
-        log(f"[client] run {len(runs)}: " + ", ".join(
-            f"{t} {r['ratio']:.2f}{TIMES}" for t, r in runs[-1].items()))
-        if took / len(runs) * (len(runs) + 1) > load.plan.client_budget:
-            break
-    sec.details.append(f"`benchmarks/bench_client.py --json`, run {len(runs)} time(s); the "
-                       "median of each figure is kept.")
-    sec.details += ["", "| run | transport | ours calls/s | SDK calls/s | ratio |",
-                    "|---|---|---:|---:|---:|"]
+    args = ["--calls", "30", "--rounds", "1"] if load.plan.quick else []
+    got = other_script(procs, "bench_client.py", "client-speed", args, timeout=600)
+    sec.details += [
+        f"`benchmarks/bench_client.py --json OUT{''.join(' ' + a for a in args)}`: each "
+        "client makes "
+        "sequential `tools/call echo` against our server, the clients alternating in "
+        f"{got.get('rounds', '?')} round(s) of {got.get('calls', '?')} calls, the median "
+        "kept. `ours` over HTTP speaks 2026-07-28; `ours 2025-11-25` is the same client held "
+        "to the SDK's era; `ours c16` is ours at concurrency 16 (information).", "",
+        "| transport | ours calls/s | SDK calls/s | ratio | ours 2025-11-25 calls/s | ratio "
+        "| ours c16 calls/s |", "|---|---:|---:|---:|---:|---:|---:|"]
+
+    def cell(r: dict[str, Any], key: str, fmt: str) -> str:
+        return format(r[key], fmt) if isinstance(r.get(key), int | float) else "—"
+
     for transport in ("http", "ws", "sse"):
-        got = [r[transport] for r in runs if transport in r]
-        if not got:
-            sec.rows.append(Row(f"client, sequential, {transport}", "not measured: "
+        r = got.get(transport)
+        if not isinstance(r, dict) or "ratio" not in r:
+            sec.rows.append(Row(f"client, sequential calls, {transport}", "not measured: "
                                 "bench_client.py gave no figure", "", "", "", None))
             continue
-        for i, r in enumerate(got, 1):
-            sec.details.append(f"| {i} | {transport} | {r['ours_seq']:,.0f} | "
-                               f"{r['sdk_seq']:,.0f} | {r['ratio']:.2f} |")
-        mid = statistics.median(r["ratio"] for r in got)
+        sec.details.append(
+            f"| {transport} | {cell(r, 'ours_seq', ',.0f')} | {cell(r, 'sdk_seq', ',.0f')} | "
+            f"{cell(r, 'ratio', '.2f')} | {cell(r, 'ours_2025_seq', ',.0f')} | "
+            f"{cell(r, 'ratio_2025', '.2f')} | {cell(r, 'ours_c16', ',.0f')} |")
         target = 3.0 if transport == "http" else None
         sec.rows.append(Row(
-            f"client, sequential calls, {transport}, vs the SDK client",
-            rate(statistics.median(r["ours_seq"] for r in got)),
-            f"SDK client {rate(statistics.median(r['sdk_seq'] for r in got))}",
-            f"{mid:.2f}{TIMES}", f"≥ 3{TIMES}" if target else "(reported)",
-            None if target is None else mid >= target))
+            f"client, sequential calls, {transport}, vs the SDK client", rate(r["ours_seq"]),
+            f"SDK client {rate(r['sdk_seq'])}", f"{r['ratio']:.2f}{TIMES}",
+            f"≥ 3{TIMES}" if target else "(reported)",
+            None if target is None else r["ratio"] >= target))
+        if "ratio_2025" in r:
+            sec.rows.append(Row(
+                f"client, sequential calls, {transport} 2025-11-25 (the SDK's era)",
+                rate(r["ours_2025_seq"]), f"SDK client {rate(r['sdk_seq'])}",
+                f"{r['ratio_2025']:.2f}{TIMES}", "(information)", None))
     return sec
 
 
@@ -787,29 +797,39 @@ def section_load(procs: Processes, load: Load) -> Section:
 
 def section_sse(procs: Processes, load: Load) -> Section:
     sec = Section("sse", TITLES["sse"])
-    script = HERE / "bench_sse_sessions.py"
-    if not script.exists():
-        raise NotMeasured("benchmarks/bench_sse_sessions.py is not on this branch "
-                          "(helper sse-memory, branch i12-sse-memory)")
-    out = procs.tmp / "sse.json"
-    argv = [sys.executable, str(script), "--json", str(out)]
-    if load.plan.sse_sessions:
-        argv += ["--sessions", str(load.plan.sse_sessions)]
-    code, stdout, stderr = procs.run(argv, timeout=900)
-    if code or not out.exists():
-        raise NotMeasured(f"bench_sse_sessions.py exited with {code}: "
-                          f"{script_tail(stderr or stdout)}")
-    got = json.loads(out.read_text())
+    args = (["--sessions", "200", "--sdk-sessions", "50", "--processes", "2"]
+            if load.plan.quick else [])
+    got = other_script(procs, "bench_sse_sessions.py", "sse-memory", args, timeout=900)
     ours, sdk = got["ours"], got.get("sdk") or {}
     full = ours["sessions"] >= 10_000
     ok = ours["rss_mb"] <= 150 and ours.get("answered") == ours["sessions"]
-    sdk_text = (f"SDK, {sdk['sessions']:,} sessions: {sdk['rss_mb']:.0f} MB"
-                if "rss_mb" in sdk else "SDK: not measured")
+    sdk_text = (f"SDK, {sdk['sessions']:,} sessions: {sdk['rss_mb']:.0f} MB "
+                f"({sdk.get('kb_per_session', 0):.1f} KB/session)" if "rss_mb" in sdk
+                else "SDK: not measured")
     sec.rows.append(Row(
-        f"{ours['sessions']:,} SSE sessions open, {ours.get('answered', 0):,} answered",
+        f"{ours['sessions']:,} SSE sessions open on one process, {ours.get('answered', 0):,} "
+        "answering a call while all are open",
         f"{ours['rss_mb']:.0f} MB RSS ({ours.get('kb_per_session', 0):.1f} KB/session)",
         sdk_text, "—", "≤ 150 MB for 10,000, all answering", ok if full else None))
-    sec.details.append("`benchmarks/bench_sse_sessions.py --json`: " + json.dumps(got))
+    sec.details += [
+        f"`benchmarks/bench_sse_sessions.py --json OUT{''.join(' ' + a for a in args)}`: "
+        "every session "
+        "opens its stream, then all call `tools/call echo` while all are open; the "
+        "server's resident memory is read with every stream still open.", "",
+        "| server | sessions asked | open | answered | idle MB | RSS all open MB | peak MB "
+        "| KB/session | failures |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name in ("ours", "sdk"):
+        r = got.get(name)
+        if isinstance(r, dict) and "rss_mb" in r:
+            failures = ", ".join(f"{k} {n}" for k, n in (r.get("failures") or {}).items())
+            sec.details.append(
+                f"| {name} | {r.get('asked', '—')} | {r['sessions']} | {r.get('answered')} | "
+                f"{r.get('idle_rss_mb')} | {r['rss_mb']} | {r.get('peak_rss_mb')} | "
+                f"{r.get('kb_per_session')} | {failures or 'none'} |")
+    warnings = ours.get("server_warnings") or []
+    if warnings:
+        sec.details += ["", "Our server's warnings:", "",
+                        *[f"- `{w.strip()[:200]}`" for w in warnings]]
     return sec
 
 
