@@ -62,6 +62,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -199,19 +200,35 @@ class Processes:
         self.stop(proc)
         raise NotMeasured(f"{name} did not listen within {timeout:.0f} s")
 
-    def run(self, argv: list[str], timeout: float) -> tuple[int, str, str]:
-        """Run a command to its end (at most ``timeout`` seconds): exit status, stdout, stderr."""
-        out, err = self.tmp / "run.out", self.tmp / "run.err"
-        with out.open("wb") as o, err.open("wb") as e:
-            proc = self._popen(argv, o, e)
+    def run(self, argv: list[str], timeout: float, *, echo: str | None = None
+            ) -> tuple[int, str, str]:
+        """Run a command to its end (at most ``timeout`` seconds): exit status, stdout, stderr.
+        With ``echo``, its stderr lines are also logged as they come, after ``[echo]``."""
+        out = self.tmp / "run.out"
+        err: list[str] = []
+        with out.open("wb") as o:
+            proc = self._popen(argv, o, subprocess.PIPE)
+            reader = threading.Thread(target=_read_lines, args=(proc.stderr, err, echo),
+                                      daemon=True)
+            reader.start()
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired as exc:
-                raise NotMeasured(f"{Path(argv[1]).name} ran over {timeout:.0f} s") from exc
+                name = Path(argv[1 if argv[0] == sys.executable else 0]).name
+                raise NotMeasured(f"{name} ran over {timeout:.0f} s") from exc
             finally:
                 self.stop(proc)
-        return (proc.returncode, out.read_text(errors="replace"),
-                err.read_text(errors="replace"))
+                reader.join(5)
+        return proc.returncode, out.read_text(errors="replace"), "".join(err)
+
+
+def _read_lines(stream: Any, into: list[str], echo: str | None) -> None:
+    for raw in stream:
+        line = raw.decode(errors="replace")
+        into.append(line)
+        if echo and line.strip():
+            log(f"[{echo}] {line.rstrip()}")
+    stream.close()
 
 
 def ours_argv() -> list[str]:
@@ -559,9 +576,10 @@ def median_of(rounds: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in rounds)
 
 
-def rounds_table(rounds: list[dict[str, dict[str, Any]]], names: list[str]) -> list[str]:
+def rounds_table(rounds: list[dict[str, dict[str, Any]]], names: list[str],
+                 column: str = "server") -> list[str]:
     """Per round and target: rate, p50, p99, errors, the server's CPU per call."""
-    out = ["| round | server | calls/s | p50 ms | p99 ms | errors | server CPU µs/call |",
+    out = [f"| round | {column} | calls/s | p50 ms | p99 ms | errors | server CPU µs/call |",
            "|---|---|---:|---:|---:|---:|---:|"]
     for i, r in enumerate(rounds, 1):
         for name in names:
@@ -686,7 +704,7 @@ def other_script(procs: Processes, name: str, helper: str, args: list[str],
                           f"branch i12-{helper})")
     out = procs.tmp / f"{script.stem}.json"
     code, stdout, stderr = procs.run([sys.executable, str(script), "--json", str(out), *args],
-                                     timeout=timeout)
+                                     timeout=timeout, echo=script.stem)
     if code or not out.exists():
         raise NotMeasured(f"{name} exited with {code}: {script_tail(stderr or stdout)}")
     found: dict[str, Any] = json.loads(out.read_text())
@@ -791,7 +809,7 @@ def section_load(procs: Processes, load: Load) -> Section:
         sec.rows.append(Row(f"load mode {key[:3]} vs wrk's", f"{ours_ms:.2f} ms",
                             f"wrk {wrk_ms:.2f} ms", f"{off:+.0%}", "within ±20%",
                             abs(off) <= 0.2))
-    sec.details += ["", *rounds_table(rounds, list(servers))]
+    sec.details += ["", *rounds_table(rounds, list(servers), "load generator")]
     return sec
 
 
@@ -949,6 +967,8 @@ def main(argv: list[str] | None = None) -> int:
     header = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "commit": git_commit(),
               "command": "benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None
                                                          else argv),
+              "mode": "quick: tiny counts, the figures mean nothing" if plan.quick else
+              f"full: {plan.rounds} rounds of {plan.duration} s per comparison",
               "the floors' event loop": plan.floor_loop,
               "load average before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     sections: list[Section] = []
