@@ -96,15 +96,16 @@ class Plan:
     rounds: int
     duration: int  # seconds of one measurement (wrk takes whole seconds)
     warmup: int
-    ws_processes: int
+    lean_processes: int
     bench_processes: int
     quick: bool
     floor_loop: str = "asyncio"  # the floors' event loop: "asyncio" or "uvloop"
+    wrk: bool = True  # False: never use wrk, even where installed
 
 
-FULL = Plan(rounds=3, duration=5, warmup=1, ws_processes=2, bench_processes=2,
+FULL = Plan(rounds=3, duration=5, warmup=1, lean_processes=2, bench_processes=2,
             quick=False)
-QUICK = Plan(rounds=1, duration=1, warmup=0, ws_processes=2, bench_processes=1,
+QUICK = Plan(rounds=1, duration=1, warmup=0, lean_processes=2, bench_processes=1,
              quick=True)
 
 
@@ -346,11 +347,26 @@ def wrk_figures(r: dict[str, int]) -> dict[str, Any]:
                if k.startswith("p") or k == "max_us"}}
 
 
+# A request id may not be reused while in flight in a session (a server answers the second
+# with an error, cheaply, and wrk would count that as a call): in the handshake era every
+# request gets an id of its own. The stateless era has no session to share ids in, so its
+# one fixed body is sent as is, the cheapest way for wrk.
+WRK_IDS = """
+local head, tail = wrk.body:match('^(.-"id":)1(,.*)$')
+local next_id = 0
+request = function()
+  next_id = next_id + 1
+  return wrk.format(nil, nil, nil, head .. next_id .. tail)
+end
+"""
+
+
 def lua_script(call: Call) -> str:
+    """wrk's script for ``call`` (run with ``-t1``: the ids are counted per wrk thread)."""
     lines = ['wrk.method = "POST"']
     lines += [f'wrk.headers["{name}"] = "{value}"' for name, value in call.headers.items()]
     lines.append(f"wrk.body = '{call.body}'")
-    return "\n".join(lines) + "\n" + WRK_DONE
+    return "\n".join(lines) + "\n" + (WRK_IDS if call.era == HANDSHAKE else "") + WRK_DONE
 
 
 class Load:
@@ -358,17 +374,16 @@ class Load:
 
     def __init__(self, procs: Processes, plan: Plan) -> None:
         self.procs, self.plan = procs, plan
-        self.wrk = shutil.which("wrk")
+        self.wrk = shutil.which("wrk") if plan.wrk else None
         self.scripts = 0
 
-    def http(self, server: Server, call: Call, *, tool: str | None = None) -> dict[str, Any]:
-        """One measurement over HTTP (after a warm-up): rate, percentiles, errors, CPU."""
+    def http(self, server: Server, call: Call, *, lean: bool = False) -> dict[str, Any]:
+        """One measurement over HTTP (after a warm-up): rate, percentiles, errors, CPU.
+        wrk drives it where installed, else (or with ``lean``) the lean generator."""
         url = f"http://127.0.0.1:{server.port}/mcp"
-        if (tool or ("wrk" if self.wrk else "lean")) == "lean":
+        if lean or not self.wrk:
             return self._measured(server, lambda d, w: lean_load(
-                "http", url, self.plan.ws_processes, d, w, call.headers, call.body))
-        if not self.wrk:
-            raise NotMeasured("wrk is not installed")
+                server, "http", url, self.plan.lean_processes, d, w, call.headers, call.body))
         self.scripts += 1
         script = self.procs.tmp / f"call{self.scripts}.lua"
         script.write_text(lua_script(call))
@@ -390,13 +405,13 @@ class Load:
     def ws(self, server: Server) -> dict[str, Any]:
         url = f"ws://127.0.0.1:{server.port}/ws"
         return self._measured(server, lambda d, w: lean_load(
-            "ws", url, self.plan.ws_processes, d, w, {}, ""))
+            server, "ws", url, self.plan.lean_processes, d, w, {}, ""))
 
     def _measured(self, server: Server, go: Callable[[int, int], dict[str, Any]]
                   ) -> dict[str, Any]:
         before = server.cpu_seconds()
         result = go(self.plan.duration, self.plan.warmup)
-        cpu = server.cpu_seconds() - before
+        cpu = result.pop("server_cpu_s", None) or server.cpu_seconds() - before
         if result["calls"]:
             result["cpu_us_per_call"] = cpu / result["calls"] * 1e6
         return result
@@ -406,8 +421,11 @@ class Load:
 
 
 async def _lean_worker(kind: str, url: str, connections: int, duration: float, warmup: float,
-                       headers: dict[str, str], body: str, barrier: Any) -> dict[str, Any]:
-    """One process's share of the load: ``connections`` closed loops, then its histogram."""
+                       headers: dict[str, str], body: str, barrier: Any, first_id: int
+                       ) -> dict[str, Any]:
+    """One process's share of the load: ``connections`` closed loops, then its histogram.
+    Over HTTP the loops share one session, so each loop numbers its requests from an id of
+    its own (``first_id + j * 10**8`` for loop ``j``): no id is ever in flight twice."""
     import aiohttp
     from hdrh.histogram import HdrHistogram
 
@@ -417,7 +435,7 @@ async def _lean_worker(kind: str, url: str, connections: int, duration: float, w
     stop = False
     head, _, tail = body.partition('"id":1')
 
-    async def ws_loop(http: aiohttp.ClientSession) -> None:
+    async def ws_loop(http: aiohttp.ClientSession, _: int) -> None:
         nonlocal counting
         async with http.ws_connect(url, protocols=("mcp",)) as ws:
             init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
@@ -443,9 +461,9 @@ async def _lean_worker(kind: str, url: str, connections: int, duration: float, w
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     return
 
-    async def http_loop(http: aiohttp.ClientSession) -> None:
+    async def http_loop(http: aiohttp.ClientSession, j: int) -> None:
         await ready.wait()
-        i = 0
+        i = first_id + j * 100_000_000
         while not stop:
             i += 1
             sent = time.perf_counter()
@@ -464,7 +482,7 @@ async def _lean_worker(kind: str, url: str, connections: int, duration: float, w
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn) as http:
         loop_of = ws_loop if kind == "ws" else http_loop
-        tasks = [asyncio.create_task(loop_of(http)) for _ in range(connections)]
+        tasks = [asyncio.create_task(loop_of(http, j)) for j in range(connections)]
         await asyncio.sleep(0.2)
         await asyncio.get_running_loop().run_in_executor(None, barrier.wait, 30)
         ready.set()
@@ -495,9 +513,10 @@ def _lean_process(queue: Any, *args: Any) -> None:
         queue.put({"failed": f"{type(exc).__name__}: {exc}"})
 
 
-def lean_load(kind: str, url: str, processes: int, duration: int, warmup: int,
+def lean_load(server: Server, kind: str, url: str, processes: int, duration: int, warmup: int,
               headers: dict[str, str], body: str) -> dict[str, Any]:
-    """``CONNECTIONS`` closed loops shared by ``processes`` processes; the merged figures."""
+    """``CONNECTIONS`` closed loops shared by ``processes`` processes; the merged figures,
+    with the CPU time ``server`` spent while they were counted (``server_cpu_s``)."""
     from hdrh.histogram import HdrHistogram
 
     ctx = multiprocessing.get_context("spawn")
@@ -505,14 +524,19 @@ def lean_load(kind: str, url: str, processes: int, duration: int, warmup: int,
     barrier = ctx.Barrier(processes + 1)
     shares = [CONNECTIONS // processes + (i < CONNECTIONS % processes) for i in range(processes)]
     workers = [ctx.Process(target=_lean_process, daemon=True,
-                           args=(queue, kind, url, n, duration, warmup, headers, body, barrier))
-               for n in shares]
+                           args=(queue, kind, url, n, duration, warmup, headers, body, barrier,
+                                 k * 10_000_000_000))
+               for k, n in enumerate(shares)]
     results: list[dict[str, Any]] = []
     try:
         for w in workers:
             w.start()
         barrier.wait(60)
-        results = [queue.get(timeout=duration + warmup + 60) for _ in workers]
+        time.sleep(warmup)  # the workers count from the barrier + warmup, for duration
+        cpu = server.cpu_seconds()
+        time.sleep(duration)
+        cpu = server.cpu_seconds() - cpu
+        results = [queue.get(timeout=60) for _ in workers]
     except Exception as exc:
         raise NotMeasured(f"the {kind} load generator failed: {type(exc).__name__}") from exc
     finally:
@@ -534,7 +558,7 @@ def lean_load(kind: str, url: str, processes: int, duration: int, warmup: int,
         errors.update(r["errors"])
     pct = {f"p{name}_ms": hist.get_value_at_percentile(q) / 1000
            for name, q in (("50", 50), ("90", 90), ("99", 99), ("999", 99.9))}
-    return {"calls": hist.get_total_count(), "calls_per_s": rate,
+    return {"calls": hist.get_total_count(), "calls_per_s": rate, "server_cpu_s": cpu,
             "errors": sum(errors.values()), "error_kinds": dict(errors), **pct,
             "max_ms": hist.get_max_value() / 1000}
 
@@ -636,7 +660,8 @@ TITLES = {"http": "1. Server over Streamable HTTP vs raw aiohttp",
 
 
 def section_http(procs: Processes, load: Load) -> Section:
-    tool = "wrk -t1 -c32" if load.wrk else f"the lean generator ({CONNECTIONS} connections)"
+    tool = ("wrk -t1 -c32" if load.wrk else f"the lean generator ({load.plan.lean_processes} "
+            f"processes sharing {CONNECTIONS} connections of aiohttp's client)")
     sec = Section("http", TITLES["http"])
     floor = procs.server("floor-http", peer_argv("floor-http", load.plan))
     ours = procs.server("ours", ours_argv())
@@ -681,7 +706,7 @@ def section_ws(procs: Processes, load: Load) -> Section:
     servers = {"floor-ws": procs.server("floor-ws", peer_argv("floor-ws", load.plan)),
                "ours": procs.server("ours", ours_argv())}
     sec.details.append(
-        f"Load: the lean generator, {load.plan.ws_processes} processes sharing {CONNECTIONS} "
+        f"Load: the lean generator, {load.plan.lean_processes} processes sharing {CONNECTIONS} "
         "connections (aiohttp's WebSocket client on uvloop where installed), each connection "
         "opened with `initialize` (2025-11-25) and then sending `tools/call echo` and "
         f"waiting for its answer; {load.plan.duration} s per measurement after a "
@@ -764,7 +789,7 @@ def section_load(procs: Processes, load: Load) -> Section:
         raise NotMeasured("`mcp-client bench` is not on this branch (helper bench, "
                           "branch i12-bench)")
     if not load.wrk:
-        raise NotMeasured("wrk is not installed")
+        raise NotMeasured("wrk is not installed (or --no-wrk)")
     ours = procs.server("ours", ours_argv())
     url = f"http://127.0.0.1:{ours.port}/mcp"
     call = modern_call()
@@ -943,6 +968,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help=f"measure only these sections ({', '.join(SECTIONS)})")
     p.add_argument("--rounds", type=int, help="rounds of each comparison (default 3, quick 1)")
     p.add_argument("--duration", type=int, help="seconds per measurement (default 5, quick 1)")
+    p.add_argument("--no-wrk", action="store_true",
+                   help="drive HTTP with the lean generator even where wrk is installed "
+                        "(the load-mode comparison then is not measured)")
     p.add_argument("--floor-loop", choices=("asyncio", "uvloop"), default="asyncio",
                    help="the raw aiohttp floors' event loop (default asyncio, aiohttp's own)")
     return p.parse_args(argv)
@@ -957,7 +985,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     plan = Plan(**{**plan.__dict__, "rounds": max(1, args.rounds or plan.rounds),
                    "duration": max(1, args.duration or plan.duration),
-                   "floor_loop": args.floor_loop})
+                   "floor_loop": args.floor_loop, "wrk": not args.no_wrk})
     # Ctrl-C and SIGTERM unwind the run, which stops every process it started (a shell
     # without job control starts background commands with SIGINT ignored: take it back).
     signal.signal(signal.SIGINT, signal.default_int_handler)
