@@ -321,26 +321,35 @@ def check_echo(url: str, call: Call) -> None:
 
 # --- wrk ----------------------------------------------------------------------------------
 
-# wrk's `done` hook prints what the report needs as one JSON line.
-WRK_DONE = """
+# Every answer's body must hold the echo: one that does not (a JSON-RPC error under a 200
+# status, say) is counted by the wrk thread that got it, and the `done` hook adds the threads'
+# counts to what it prints, as one JSON line.
+WRK_CHECK = """
+bad = 0
+response = function(status, headers, body)
+  if status == 200 and not string.find(body, 'Echo: hi', 1, true) then bad = bad + 1 end
+end
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
 done = function(summary, latency, requests)
-  local e = summary.errors
+  local e, wrong = summary.errors, 0
+  for _, thread in ipairs(threads) do wrong = wrong + thread:get("bad") end
   io.write(string.format('WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,'
-    .. '"write":%d,"status":%d,"timeout":%d,'
+    .. '"write":%d,"status":%d,"timeout":%d,"bad":%d,'
     .. '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d}\\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    wrong, latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency:percentile(99.9), latency.max))
 end
 """
 WRK_ERRORS = {"connect": "connect", "read": "read", "write": "write",
-              "status": "non-2xx", "timeout": "timeout"}
+              "status": "non-2xx", "timeout": "timeout", "bad": "no echo in the answer"}
 
 
 def wrk_figures(r: dict[str, int]) -> dict[str, Any]:
-    """wrk's counts as the report's figures: only answers with a 2xx status count as calls."""
+    """wrk's counts as the report's figures: only right answers count as calls."""
     errors = {name: r[key] for key, name in WRK_ERRORS.items() if r[key]}
-    calls = r["requests"] - r["status"]
+    calls = r["requests"] - r["status"] - r["bad"]
     return {"calls": calls, "calls_per_s": calls / r["duration_us"] * 1e6,
             "errors": sum(errors.values()), "error_kinds": errors,
             **{k.replace("_us", "_ms"): v / 1000 for k, v in r.items()
@@ -366,7 +375,7 @@ def lua_script(call: Call) -> str:
     lines = ['wrk.method = "POST"']
     lines += [f'wrk.headers["{name}"] = "{value}"' for name, value in call.headers.items()]
     lines.append(f"wrk.body = '{call.body}'")
-    return "\n".join(lines) + "\n" + (WRK_IDS if call.era == HANDSHAKE else "") + WRK_DONE
+    return "\n".join(lines) + "\n" + (WRK_IDS if call.era == HANDSHAKE else "") + WRK_CHECK
 
 
 class Load:
