@@ -461,7 +461,8 @@ async def _lean_worker(kind: str, url: str, connections: int, duration: float, w
                 await ws.send_str(f'{{"jsonrpc":"2.0","id":{i},"method":"tools/call",'
                                   '"params":{"name":"echo","arguments":{"message":"hi"}}}')
                 msg = await ws.receive()
-                ok = msg.type == aiohttp.WSMsgType.TEXT and f'"id":{i},' in msg.data
+                ok = (msg.type == aiohttp.WSMsgType.TEXT and f'"id":{i},' in msg.data
+                      and '"Echo: hi"' in msg.data)
                 if counting:
                     hist.record_value(max(1, int((time.perf_counter() - sent) * 1e6)))
                     if not ok:
