@@ -24,14 +24,21 @@ The clients, each over the same transport to the same server:
   message per text frame, decoded and encoded with the SDK's own message models as its
   transports do.
 
-After the sequential rounds ``ours`` also runs at concurrency 16 (calls/s, for
-information: the SDK's session is not built to pipeline). The result, printed and with
-``--json OUT`` written as one object::
+Each round also notes the process's CPU time per call (``*_cpu_us``): the client's own
+cost, since the server runs in another process. On a machine shared with other work it is
+steadier than the rates, whose wall time includes the server's turn and everyone else's.
 
-    {"http": {"ours_seq": X, "sdk_seq": X, "ratio": X, "ours_2025_seq": X,
-              "ratio_2025": X, "ours_c16": X},
-     "ws": {"ours_seq": X, "sdk_seq": X, "ratio": X, "ours_c16": X},
-     "sse": {...}, "calls": N, "rounds": R}
+After the sequential rounds ``ours`` also runs at concurrency 16 (calls/s, for
+information: the SDK's session is not built to pipeline). ``--loop uvloop`` runs both
+clients on uvloop instead of asyncio's loop. The result, printed and with ``--json OUT``
+written as one object::
+
+    {"http": {"ours_seq": X, "ours_2025_seq": X, "sdk_seq": X, "ours_cpu_us": X,
+              "ours_2025_cpu_us": X, "sdk_cpu_us": X, "ratio": X, "ratio_2025": X,
+              "ours_c16": X},
+     "ws": {"ours_seq": X, "sdk_seq": X, "ours_cpu_us": X, "sdk_cpu_us": X, "ratio": X,
+            "ours_c16": X},
+     "sse": {...}, "calls": N, "rounds": R, "loop": "asyncio"}
 """
 
 from __future__ import annotations
@@ -164,10 +171,17 @@ async def sdk(kind: str, url: str) -> AsyncIterator[Any]:
 # -- measuring -----------------------------------------------------------------------------
 
 async def sequential_rate(call: Call, calls: int) -> float:
-    start = time.perf_counter()
+    return (await sequential(call, calls))[0]
+
+
+async def sequential(call: Call, calls: int) -> tuple[float, float]:
+    """``calls`` calls one after another: calls/s, and this process's CPU µs per call (the
+    client's own cost, server apart: it runs in its own process)."""
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(calls):
         await call()
-    return calls / (time.perf_counter() - start)
+    return (calls / (time.perf_counter() - start),
+            (time.process_time() - cpu) / calls * 1e6)
 
 
 async def concurrent_rate(call: Call, calls: int, concurrency: int) -> float:
@@ -200,10 +214,14 @@ async def measure(kind: str, port: int, calls: int, rounds: int) -> dict[str, fl
         for call in clients.values():  # warm up: connections, caches, the JIT-less rest
             await sequential_rate(call, max(calls // 10, 20))
         rates: dict[str, list[float]] = {name: [] for name in clients}
+        cpu: dict[str, list[float]] = {name: [] for name in clients}
         for _ in range(rounds):
             for name, call in clients.items():
-                rates[name].append(await sequential_rate(call, calls))
+                rate, cost = await sequential(call, calls)
+                rates[name].append(rate)
+                cpu[name].append(cost)
         figures = {f"{name}_seq": statistics.median(r) for name, r in rates.items()}
+        figures.update({f"{name}_cpu_us": statistics.median(c) for name, c in cpu.items()})
         figures["ratio"] = figures["ours_seq"] / figures["sdk_seq"]
         if "ours_2025_seq" in figures:
             figures["ratio_2025"] = figures["ours_2025_seq"] / figures["sdk_seq"]
@@ -228,10 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (median)")
     parser.add_argument("--transports", default="http,ws,sse",
                         help="comma-separated subset of http,ws,sse")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the event loop both clients run on (default: asyncio's own)")
     parser.add_argument("--json", metavar="OUT", help="write the figures to this file")
     args = parser.parse_args(argv)
     kinds = [k for k in args.transports.split(",") if k]
-    report = asyncio.run(run(kinds, args.calls, args.rounds))
+    if args.loop == "uvloop":
+        import uvloop
+
+        report = uvloop.run(run(kinds, args.calls, args.rounds))
+    else:
+        report = asyncio.run(run(kinds, args.calls, args.rounds))
+    report["loop"] = args.loop
     text = json.dumps(report, indent=2)
     if args.json:
         Path(args.json).write_text(text + "\n")

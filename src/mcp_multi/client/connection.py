@@ -27,7 +27,12 @@ extension, which every connection declares) is followed to its end by :meth:`cal
 Failure rules, which make hangs impossible:
 
 - every request is bounded by a timeout (the connection's, or the call's own); on expiry
-  the server is told ``notifications/cancelled`` and the caller gets :class:`RequestTimeout`;
+  the server is told ``notifications/cancelled`` and the caller gets :class:`RequestTimeout`.
+  One timer per connection keeps these deadlines (the watchdog): it is armed for the
+  earliest and, when it fires, cancels the requests whose time is up and arms itself for the
+  next. A request that ends in time leaves it alone, so the common case costs no timer of
+  its own (``asyncio.timeout`` made one, and a cancelled one left in the loop's heap, per
+  request);
 - when the reader ends (the server closed, the network failed, or we closed) every pending
   future fails at once with :class:`ConnectionClosed`, and so does every later request;
 - a request whose answer can no longer come (its HTTP stream broke) fails alone with
@@ -39,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
@@ -176,6 +182,12 @@ class MCPConnection(SessionOpening, ServerMessages):
         self._refused = 0  # server requests refused for being too many at once
         self._refreshing = False  # a tools/list refresh runs (list_changed)
         self._refresh_again = False  # ...and the list changed again meanwhile
+        # The watchdog (module docstring): request id -> (deadline, the task waiting for
+        # it); the ids it cancelled; its timer and when that fires.
+        self._deadlines: dict[RequestId, tuple[float, asyncio.Task[Any]]] = {}
+        self._expired: set[RequestId] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watch_at = math.inf
 
     # -- state -------------------------------------------------------------------------
 
@@ -244,6 +256,14 @@ class MCPConnection(SessionOpening, ServerMessages):
         declared = self._handlers.capabilities() if self._handlers is not None else {}
         declared.update(tasks_capability())
         return declared
+
+    def outgoing_params(self, method: str,
+                        params: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The params :meth:`request` sends for ``method`` now: in the 2026-07-28 era with
+        the ``_meta`` envelope. For a caller that encodes requests itself (the load mode)."""
+        if self._meta is not None and method != methods.INITIALIZE:
+            return with_envelope(params, self._meta)
+        return params
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -393,27 +413,64 @@ class MCPConnection(SessionOpening, ServerMessages):
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
             message["params"] = params
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._pending[request_id] = future
         limit = self._time_left(self.timeout if timeout is None else timeout)
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        self._watch(request_id, loop.time() + limit, task)
         try:
-            async with asyncio.timeout(limit):
-                await self._send_request(message)
-                return await future
-        except TimeoutError:
-            self._cancel_remotely(method, request_id, f"no response within {_seconds(limit)}s")
-            raise RequestTimeout(
-                f"{self.name}: {method} got no response within {_seconds(limit)}s"
-            ) from None
+            await self._send_request(message)
+            return await future
         except asyncio.CancelledError:
+            # Ours (the watchdog's) unless someone else cancelled the task too, as
+            # asyncio.timeout decides.
+            if request_id in self._expired and task.uncancel() <= cancelling:
+                self._cancel_remotely(method, request_id,
+                                      f"no response within {_seconds(limit)}s")
+                raise RequestTimeout(
+                    f"{self.name}: {method} got no response within {_seconds(limit)}s"
+                ) from None
             self._cancel_remotely(method, request_id, "the client gave up")
             raise
         finally:
+            self._deadlines.pop(request_id, None)
+            self._expired.discard(request_id)
             self._pending.pop(request_id, None)
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: no "never retrieved" warning
             else:
                 future.cancel()
+
+    def _watch(self, request_id: RequestId, deadline: float,
+               task: asyncio.Task[Any]) -> None:
+        """Have the watchdog cancel ``task`` at ``deadline`` unless ``request_id`` ends first."""
+        self._deadlines[request_id] = (deadline, task)
+        if deadline < self._watch_at:
+            self._arm(deadline)
+
+    def _arm(self, when: float) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._watch_at = when
+        self._watchdog = asyncio.get_running_loop().call_at(when, self._bite)
+
+    def _bite(self) -> None:
+        """The watchdog fired: cancel the requests whose time is up, wait for the next."""
+        self._watchdog, self._watch_at = None, math.inf
+        now = asyncio.get_running_loop().time()
+        earliest = math.inf
+        for request_id, (deadline, task) in list(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[request_id]
+                self._expired.add(request_id)
+                task.cancel()
+            elif deadline < earliest:
+                earliest = deadline
+        if earliest < math.inf:
+            self._arm(earliest)
 
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         """Send a notification (no answer expected), within the connection's timeout.

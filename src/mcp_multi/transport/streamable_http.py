@@ -143,6 +143,8 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         # Tool name -> the Mcp-Param-* headers its calls carry (2026-07-28 x-mcp-header);
         # only tools that ask for some are here, so a plain call costs one failed lookup.
         self._param_headers: dict[str, tuple[HeaderParam, ...]] = {}
+        # (protocol version, session id) -> the POST headers for them (_post_headers).
+        self._posting: tuple[tuple[str | None, str | None], dict[str, str]] = (("", ""), {})
 
     @property
     def modern(self) -> bool:
@@ -183,6 +185,12 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             accepted.append(tool)
         self._param_headers = headers
         return accepted
+
+    def request_headers(self, message: dict[str, Any]) -> dict[str, str]:
+        """The HTTP headers a ``POST`` of ``message`` carries now (session id, version, the
+        2026-07-28 mirror, ``Mcp-Param-*``), not those of :attr:`auth`: for a caller that
+        sends the request itself (the load mode's lean driver)."""
+        return self._headers_for(message)
 
     async def close(self) -> None:
         if self._life.closed and self._http is None:
@@ -244,13 +252,21 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             headers[SESSION_HEADER] = self.session_id
         return headers
 
+    def _post_headers(self) -> dict[str, str]:
+        """The headers every POST carries now, made again only when the session or the
+        version changed (never to be changed in place: it is kept)."""
+        key = (self.protocol_version, self.session_id)
+        if key != self._posting[0]:
+            headers = self._base_headers()
+            headers[hdrs.CONTENT_TYPE] = JSON_TYPE
+            self._posting = (key, headers)
+        return self._posting[1]
+
     def _headers_for(self, message: dict[str, Any]) -> dict[str, str]:
-        headers = self._base_headers()
-        headers[hdrs.CONTENT_TYPE] = JSON_TYPE
+        headers = {**self._post_headers(), **mirror_headers(message)}
         if message.get("method") == methods.INITIALIZE:
             # The handshake negotiates the version: no earlier answer may leak onto it.
             headers.pop(VERSION_HEADER, None)
-        headers.update(mirror_headers(message))
         if self._param_headers and message.get("method") == methods.TOOLS_CALL:
             params = message.get("params") or {}
             wanted = self._param_headers.get(str(params.get("name")))

@@ -134,7 +134,7 @@ async def finish(proc: asyncio.subprocess.Process, timeout: float = TIMEOUT) -> 
             proc.kill()
             await proc.wait()
     assert proc.returncode is not None
-    outcome = Outcome(proc.returncode, out.decode(), err.decode())
+    outcome = Outcome(proc.returncode, out.decode(), (err or b"").decode())
     assert "Traceback" not in outcome.err, outcome.err
     return outcome
 

@@ -10,7 +10,7 @@ import asyncio
 from aiohttp import web
 
 from ...conftest import StartServer
-from ...transport.http_script import HTTPScript, Recorded, json_reply
+from ...transport.http_script import HTTPScript, Recorded, event, json_reply, sse
 from .conftest import BenchServer, finish, run_bench, start_bench
 
 QUICK = ("--warmup", "0", "--concurrency", "3", "--no-progress")
@@ -148,3 +148,41 @@ async def test_bad_options_are_one_line_and_exit_2() -> None:
         assert outcome.status == 2, (args, outcome)
         line = one_line(outcome.err)
         assert line.startswith("mcp-client bench: error: ") and expected in line, (args, line)
+
+
+async def test_an_event_stream_answer_is_read_to_the_calls_response() -> None:
+    """A server answering each call as an event stream, a notification first."""
+    async def post(request: web.Request, recorded: Recorded) -> web.StreamResponse:
+        method = recorded.rpc_method
+        if method == "initialize":
+            return json_reply({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
+                               "serverInfo": {"name": "streamer", "version": "1"}}, recorded)
+        if method == "tools/list":
+            return json_reply({"tools": [{"name": "echo", "inputSchema": {
+                "type": "object"}}]}, recorded)
+        if method == "tools/call":
+            request_id = recorded.body["id"]
+            failing = recorded.body["params"]["arguments"].get("fail")
+            answer: dict[str, object] = {"jsonrpc": "2.0", "id": request_id, "result": {
+                "content": [], "isError": bool(failing)}}
+            return await sse(request, [
+                event({"jsonrpc": "2.0", "method": "notifications/progress",
+                       "params": {"progressToken": 1, "progress": 1}}),
+                event(answer)])
+        return web.Response(status=202)
+
+    script = HTTPScript()
+    script.post = post
+    await script.start()
+    try:
+        good = await run_bench(script.url, "--tool", "echo", "--calls", "8", "--json",
+                               "--protocol-version", "2025-11-25", *QUICK)
+        bad = await run_bench(script.url, "--tool", "echo", "--args", '{"fail": true}',
+                              "--calls", "8", "--json", "--protocol-version", "2025-11-25",
+                              *QUICK)
+    finally:
+        await script.close()
+    assert good.status == 0, good.err
+    assert good.target()["ok"] == 8
+    assert bad.status == 1, bad.err
+    assert bad.target()["errors"] == {"tool error": 8}

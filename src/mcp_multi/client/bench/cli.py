@@ -24,9 +24,11 @@ import contextlib
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +54,13 @@ from .workers import run_processes
 __all__ = ["PreflightError", "build_parser", "main", "preflight"]
 
 PROG = "mcp-client bench"
+EXAMPLES = """\
+examples:
+  mcp-client bench http://127.0.0.1:8080/mcp --tool echo --args '{"message": "hi"}'
+  mcp-client bench a=localhost:8080 b=localhost:8081 --tool echo --compare --duration 5
+  mcp-client bench http://127.0.0.1:8080/mcp --method tools/list --rate 500 --json
+  mcp-client bench "stdio:mcp-server --stdio" --tool echo --calls 10000 --processes 2
+"""
 # How often the progress line is rewritten (seconds).
 PROGRESS_EVERY = 0.25
 
@@ -72,8 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Load MCP servers with one request, many times, and measure them: "
                     "calls/s, latency percentiles (HDR histogram), errors by kind.",
-        epilog=__doc__.split("::", 1)[1].split("Targets take", 1)[0].rstrip() if __doc__
-        else None,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("targets", nargs="*", metavar="TARGET",
@@ -324,6 +332,23 @@ async def _load(target: Target, call: Call, plan: Plan, connection: MCPConnectio
         await run.close()
 
 
+async def _unless(stopping: asyncio.Event,
+                  opening: Coroutine[Any, Any, MCPConnection]) -> MCPConnection | None:
+    """``opening``'s connection, or ``None`` when Ctrl-C came first (it is cancelled)."""
+    task = asyncio.ensure_future(opening)
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, MCPError):
+        await task
+    return None
+
+
 def _status(text: str) -> None:
     sys.stderr.write(f"bench: {redact_text(text)}\n")
     sys.stderr.flush()
@@ -343,11 +368,14 @@ async def _run(run: _Run) -> int:
         report = TargetReport(spec.name, spec.url, spec.transport)
         reports.append(report)
         try:
-            connection = await preflight(target, run.call, run.plan.timeout)
+            connection = await _unless(stopping, preflight(target, run.call, run.plan.timeout))
         except PreflightError as exc:
             report.error = str(exc)
             _status(str(exc))
             continue
+        if connection is None:
+            report.error = "interrupted"
+            break
         report.protocol_version = connection.protocol_version
         show = _ProgressLine(spec.name, run.plan, run.progress)
         try:
@@ -379,3 +407,11 @@ def main(argv: list[str]) -> int:
         return run_loop(_run(run))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # stdout went away (`... | head`): stop quietly, and keep Python's final flush of
+        # stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:  # a bug of ours: still one line, never a traceback
+        _status(f"internal error: {type(exc).__name__}: {for_display(str(exc), 300)}")
+        return 1

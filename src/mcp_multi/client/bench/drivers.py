@@ -12,15 +12,32 @@ pool of :mod:`.http1`. :func:`driver_for` picks one.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Protocol
+import itertools
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-from ...protocol.errors import MCPError
+import orjson
+
+from ...protocol.sse import SSEParser
+from ...protocol.wire import JSON_TYPE, SSE_TYPE
+from ...transport import StreamableHTTPTransport
 from ..connection import MCPConnection
-from .outcome import OTHER, TOOL_ERROR, error_kind
+from .http1 import ConnectionLost, HTTP1Error, HTTP1Pool, HTTP1Response
+from .outcome import (
+    CONNECTION_LOST,
+    OTHER,
+    TIMEOUT,
+    TOOL_ERROR,
+    error_kind,
+    http_kind,
+    jsonrpc_kind,
+)
 from .plan import Call
 
-__all__ = ["ClientDriver", "Driver", "driver_for"]
+__all__ = ["ClientDriver", "Driver", "HTTPDriver", "driver_for"]
+
+# The statuses the client reports as refusals whatever the body says (credentials wanted).
+_AUTH_STATUSES = (401, 403)
 
 
 class Driver(Protocol):
@@ -50,9 +67,7 @@ class ClientDriver:
         try:
             result = await self._connection.request(self._method, self._params,
                                                     timeout=timeout)
-        except MCPError as exc:
-            return error_kind(exc)
-        except (OSError, asyncio.TimeoutError) as exc:  # noqa: UP041 - both, in 3.11
+        except Exception as exc:  # whatever it is, it is this call's outcome, not a crash
             return error_kind(exc)
         if self._tool and result.get("isError") is True:
             return TOOL_ERROR
@@ -62,8 +77,114 @@ class ClientDriver:
         return None
 
 
-def driver_for(connection: MCPConnection, call: Call, *, fast: bool = True) -> Driver:
+class HTTPDriver:
+    """Calls as the connection's Streamable HTTP transport would POST them, through a lean
+    HTTP/1.1 pool of at most ``limit`` connections (see the module docstring).
+
+    The answer is read as the transport reads it: an error status is the JSON-RPC error its
+    body holds (401 and 403 are refusals whatever the body), else ``http <status>``; a JSON
+    body is the response; an event stream is read to the response bearing the call's id
+    (notifications before it are skipped).
+    """
+
+    __slots__ = ("_head", "_headers", "_ids", "_pool", "_tail", "_target", "_tool")
+
+    def __init__(self, connection: MCPConnection, call: Call, *, limit: int) -> None:
+        transport = connection.transport
+        assert isinstance(transport, StreamableHTTPTransport)
+        params = connection.outgoing_params(call.method, call.params)
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": 0, "method": call.method}
+        if params is not None:
+            message["params"] = params
+        headers = transport.request_headers(message)
+        self._headers = "".join(f"{name}: {value}\r\n" for name, value in headers.items()
+                                ).encode("utf-8")
+        # The body with every field but the id encoded once: head + id + tail.
+        self._head = b'{"jsonrpc":"2.0","id":'
+        rest = {key: value for key, value in message.items() if key not in ("jsonrpc", "id")}
+        self._tail = b"," + orjson.dumps(rest)[1:]
+        parts = urlsplit(transport.url)
+        self._target = parts.path + (f"?{parts.query}" if parts.query else "")
+        self._pool = HTTP1Pool(parts.hostname or "localhost", parts.port or 80, limit=limit,
+                               connect_timeout=min(connection.timeout, 10.0))
+        self._ids = itertools.count(1)
+        self._tool = call.tool is not None
+
+    @staticmethod
+    def applies(connection: MCPConnection) -> bool:
+        """Whether calls over ``connection`` can take this driver: Streamable HTTP over plain
+        ``http://``, with no authorization hook (whose headers may change per request)."""
+        transport = connection.transport
+        return isinstance(transport, StreamableHTTPTransport) and transport.auth is None \
+            and transport.url.startswith("http://")
+
+    async def call(self, timeout: float) -> str | None:
+        request_id = next(self._ids)
+        body = b"%s%d%s" % (self._head, request_id, self._tail)
+        try:
+            response = await self._pool.request("POST", self._target, self._headers, body,
+                                                timeout=timeout)
+        except ConnectionLost:
+            return CONNECTION_LOST
+        except TimeoutError:
+            return TIMEOUT
+        except OSError:
+            return CONNECTION_LOST
+        except (HTTP1Error, ValueError):
+            return OTHER
+        try:
+            return self._judge(response, request_id)
+        except (ValueError, TypeError, AttributeError):  # an answer of a shape we cannot read
+            return OTHER
+
+    def _judge(self, response: HTTP1Response, request_id: int) -> str | None:
+        status = response.status
+        kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if status >= 300:
+            if status not in _AUTH_STATUSES and kind == JSON_TYPE:
+                answer = _loads(response.body)
+                if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+                    return jsonrpc_kind(answer["error"].get("code"))
+            return http_kind(status)
+        if kind == JSON_TYPE:
+            return self._outcome(_loads(response.body))
+        if kind == SSE_TYPE:
+            for event in SSEParser().feed(response.body):
+                answer = _loads(event.data.encode("utf-8"))
+                if isinstance(answer, dict) and answer.get("id") == request_id \
+                        and "method" not in answer:
+                    return self._outcome(answer)
+        return OTHER
+
+    def _outcome(self, answer: Any) -> str | None:
+        if not isinstance(answer, dict):
+            return OTHER
+        result = answer.get("result")
+        if isinstance(result, dict):
+            if result.get("resultType", "complete") != "complete":
+                return OTHER  # input_required: nobody here can answer it
+            return TOOL_ERROR if self._tool and result.get("isError") is True else None
+        error = answer.get("error")
+        if isinstance(error, dict):
+            return jsonrpc_kind(error.get("code"))
+        return OTHER
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def driver_for(connection: MCPConnection, call: Call, *, fast: bool = True,
+               limit: int = 16) -> Driver:
     """The driver for calls over ``connection``: the lean HTTP one where it applies
-    (``fast`` and Streamable HTTP over ``http://`` without an authorization hook), else
+    (``fast`` and :meth:`HTTPDriver.applies`; ``limit`` connections at most), else
     :class:`ClientDriver`."""
+    if fast and HTTPDriver.applies(connection):
+        return HTTPDriver(connection, call, limit=limit)
     return ClientDriver(connection, call)

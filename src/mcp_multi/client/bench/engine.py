@@ -113,13 +113,14 @@ def _reason(exc: BaseException) -> str:
 class BenchSession:
     """One session of the run: its connection and driver, opened again when lost."""
 
-    __slots__ = ("_call", "_lock", "_next_attempt", "_target", "_timeout", "connection",
-                 "driver", "lost", "lost_at")
+    __slots__ = ("_call", "_lock", "_next_attempt", "_target", "_timeout", "_workers",
+                 "connection", "driver", "lost", "lost_at")
 
-    def __init__(self, target: Target, call: Call, timeout: float) -> None:
+    def __init__(self, target: Target, call: Call, timeout: float, workers: int) -> None:
         self._target = target
         self._call = call
         self._timeout = timeout
+        self._workers = workers  # how many use it: the most HTTP connections it needs
         self._lock = asyncio.Lock()
         self._next_attempt = 0.0
         self.connection: MCPConnection | None = None
@@ -129,12 +130,22 @@ class BenchSession:
 
     async def open(self) -> None:
         """Open the session (raises as :meth:`Target.open`)."""
-        self.adopt(await self._target.open(self._timeout))
+        connection = await self._target.open(self._timeout)
+        try:
+            if self._call.tool is not None and connection.transport_kind == "http":
+                # Over Streamable HTTP a tool's arguments may be mirrored into headers
+                # (2026-07-28 x-mcp-header): the transport learns which from the list.
+                await connection.list_tools()
+        except BaseException:
+            await connection.close()
+            raise
+        self.adopt(connection)
 
     def adopt(self, connection: MCPConnection) -> None:
         """Use an open connection (the pre-flight's) as this session."""
         self.connection = connection
-        self.driver = driver_for(connection, self._call, fast=self._target.fast)
+        self.driver = driver_for(connection, self._call, fast=self._target.fast,
+                                 limit=self._workers)
         self.lost = None
 
     async def call(self, timeout: float, stopping: asyncio.Event) -> str | None:
@@ -214,8 +225,10 @@ class LoadRun:
         self.call = call
         self.plan = plan
         self.tally = Tally()
-        self.sessions = [BenchSession(target, call, plan.timeout)
-                         for _ in range(max(1, min(plan.sessions, plan.concurrency)))]
+        count = max(1, min(plan.sessions, plan.concurrency))
+        self.sessions = [BenchSession(target, call, plan.timeout,
+                                      len(range(index, plan.concurrency, count)))
+                         for index in range(count)]
         self.stopping = asyncio.Event()
         self._started = 0.0
         self._warm_end = 0.0

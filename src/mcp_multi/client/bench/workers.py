@@ -182,7 +182,7 @@ async def _child_main() -> int:
     try:
         await run.open()
     except (MCPError, ValueError, OSError) as exc:
-        _say({"error": f"{target.name}: {for_display(str(exc), 300)}"})
+        _say({"error": for_display(str(exc), 300)})
         return 1
     _say({"ready": True})
     if (await reader.readline()).strip() != b"go":
