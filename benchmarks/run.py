@@ -2,7 +2,9 @@
 
 Options: ``--quick`` (tiny counts, to see that everything runs; the figures mean nothing),
 ``--out PATH`` (default benchmarks/RESULTS.md), ``--only SECTION...`` (``http``, ``ws``,
-``client``, ``load``, ``sse``), ``--rounds N``, ``--duration S``.
+``client``, ``load``, ``sse``), ``--rounds N``, ``--duration S``, ``--no-wrk`` (the lean
+generator over HTTP too), ``--floor-loop uvloop`` (the floors on uvloop, a stricter
+baseline than aiohttp's default loop). A full run takes five to ten minutes.
 
 What is measured, each figure a ratio against a baseline measured in the same run:
 
@@ -13,11 +15,15 @@ What is measured, each figure a ratio against a baseline measured in the same ru
    ``MCP-Protocol-Version``). The load comes from wrk (one thread, 32 connections, a Lua
    script written into a temporary directory) when it is installed, else from the lean
    generator below. The official SDK's server (``sdk-http``) is measured the same way, for
-   information.
+   information. In the session era every request carries an id of its own (a server
+   refuses an id already in flight in its session, and that cheap refusal must not count
+   as a call), and every answer without the echo in its body counts as an error, not a
+   call: wrk's script checks each answer in a ``response`` hook.
 2. ``ws``: our server over WebSocket against ``floor-ws``. wrk cannot speak WebSocket, so
-   the load comes from the lean generator: several processes, each holding its share of 32
-   connections, each connection sending one call and waiting for its answer (a closed
-   loop, as wrk's connections do), the same generator for both servers.
+   the load comes from the lean generator: several processes (uvloop where installed),
+   each holding its share of 32 connections of aiohttp's client, each connection sending
+   one call and waiting for its answer (a closed loop, as wrk's connections do), the
+   latencies in an HDR histogram per process, merged; the same generator for both servers.
 3. ``client``: our client against the SDK's, sequential calls over HTTP, WebSocket and SSE,
    from ``benchmarks/bench_client.py --json`` (which alternates the clients in rounds and
    keeps the medians itself).
@@ -35,8 +41,9 @@ The machine may be small and shared, so absolute figures are noise: each compari
 in rounds, ours and the baseline one after the other, the order swapped each round, each
 measurement preceded by a short unrecorded warm-up, and the report keeps the median of the
 per-round ratios. For each server it also gives the CPU time the server process spent per
-call (from its kernel counters, between the start and the end of the measurement), the
-figure least bent by a neighbour's load.
+call (from its kernel counters, over the measured seconds), and the ratio of those: the
+figure least bent by a neighbour's load, and the one the rate ratio tends to when the
+server, not the load generator, is the bottleneck.
 
 A section whose script is not there (another helper's branch not merged yet) or whose tool
 is missing is reported as "not measured" with the reason; the run goes on.
@@ -142,6 +149,8 @@ def stop_tree(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
 
 @dataclass
 class Server:
+    """A server process this run started, listening on ``port``; its output goes to ``log``."""
+
     name: str
     proc: subprocess.Popen[bytes]
     port: int
@@ -153,9 +162,6 @@ class Server:
         except psutil.NoSuchProcess as exc:
             raise NotMeasured(f"{self.name} exited") from exc
         return t.user + t.system
-
-    def rss_mb(self) -> float:
-        return float(psutil.Process(self.proc.pid).memory_info().rss) / 2**20
 
 
 class Processes:
@@ -628,15 +634,25 @@ def rounds_table(rounds: list[dict[str, dict[str, Any]]], names: list[str],
 
 
 def compare(load: Load, servers: dict[str, Server], calls: dict[str, Call],
-            measure: Callable[[str, Server, Call], dict[str, Any]], label: str
-            ) -> list[dict[str, dict[str, Any]]]:
-    """``plan.rounds`` rounds over ``servers``, the order reversed each round."""
+            measure: Callable[[str, Server, Call], dict[str, Any]], label: str,
+            optional: tuple[str, ...] = ()) -> list[dict[str, dict[str, Any]]]:
+    """``plan.rounds`` rounds over ``servers``, the order reversed each round. A server
+    named in ``optional`` whose measurement fails is dropped from every round."""
     rounds: list[dict[str, dict[str, Any]]] = []
     order = list(servers)
     for i in range(load.plan.rounds):
         found: dict[str, dict[str, Any]] = {}
-        for name in order if i % 2 == 0 else reversed(order):
-            found[name] = measure(name, servers[name], calls[name])
+        for name in list(order if i % 2 == 0 else reversed(order)):
+            try:
+                found[name] = measure(name, servers[name], calls[name])
+            except NotMeasured as exc:
+                if name not in optional:
+                    raise
+                log(f"[{label}] {name} dropped: {exc}")
+                order.remove(name)
+                for r in rounds:
+                    r.pop(name, None)
+                continue
             log(f"[{label}] round {i + 1}/{load.plan.rounds} {name}: "
                 f"{found[name]['calls_per_s']:,.0f} calls/s")
         rounds.append(found)
@@ -647,6 +663,8 @@ def ratio_row(what: str, rounds: list[dict[str, dict[str, Any]]], ours: str, bas
               target: float | None, *, by_cpu: bool = True) -> Row:
     """The median of the per-round rate ratios ``ours / base``, checked against ``target``;
     with ``by_cpu``, also the median of ``base / ours`` CPU time per call."""
+    if any(r[base]["calls_per_s"] <= 0 for r in rounds):
+        raise NotMeasured(f"{base} answered no call in a round")
     ratios = [r[ours]["calls_per_s"] / r[base]["calls_per_s"] for r in rounds]
     mid = statistics.median(ratios)
     per_round = ", ".join(f"{x:.2f}" for x in ratios)
@@ -701,10 +719,10 @@ def section_http(procs: Processes, load: Load) -> Section:
                 servers["sdk-http"], calls["sdk-http"] = sdk, call
         how = "stateless POST" if era == MODERN else "with a session"
         rounds = compare(load, servers, calls, lambda _, s, c: load.http(s, c),
-                         f"http {era}")
+                         f"http {era}", optional=("sdk-http",))
         sec.rows.append(ratio_row(f"server, Streamable HTTP {era} ({how}), vs raw aiohttp",
                                   rounds, "ours", "floor-http", 0.7))
-        if "sdk-http" in servers:
+        if all("sdk-http" in r for r in rounds):
             sec.rows.append(ratio_row(f"server, Streamable HTTP {era}, vs the official SDK "
                                       "server", rounds, "ours", "sdk-http", None))
         sec.details += ["", f"Era {era}, {how}:", "", *rounds_table(rounds, list(servers))]
