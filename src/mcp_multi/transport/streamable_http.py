@@ -263,10 +263,11 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         return self._posting[1]
 
     def _headers_for(self, message: dict[str, Any]) -> dict[str, str]:
-        headers = {**self._post_headers(), **mirror_headers(message)}
+        headers = dict(self._post_headers())
         if message.get("method") == methods.INITIALIZE:
             # The handshake negotiates the version: no earlier answer may leak onto it.
             headers.pop(VERSION_HEADER, None)
+        headers.update(mirror_headers(message))
         if self._param_headers and message.get("method") == methods.TOOLS_CALL:
             params = message.get("params") or {}
             wanted = self._param_headers.get(str(params.get("name")))

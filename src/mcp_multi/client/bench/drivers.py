@@ -38,6 +38,8 @@ __all__ = ["ClientDriver", "Driver", "HTTPDriver", "driver_for"]
 
 # The statuses the client reports as refusals whatever the body says (credentials wanted).
 _AUTH_STATUSES = (401, 403)
+# Content-Type values seen -> their media type (servers send the same few every time).
+_MEDIA_TYPES: dict[str, str] = {}
 
 
 class Driver(Protocol):
@@ -139,7 +141,12 @@ class HTTPDriver:
 
     def _judge(self, response: HTTP1Response, request_id: int) -> str | None:
         status = response.status
-        kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        raw = response.headers.get("content-type", "")
+        kind = _MEDIA_TYPES.get(raw)
+        if kind is None:
+            kind = raw.partition(";")[0].strip().lower()
+            if len(_MEDIA_TYPES) < 64:
+                _MEDIA_TYPES[raw] = kind
         if status >= 300:
             if status not in _AUTH_STATUSES and kind == JSON_TYPE:
                 answer = _loads(response.body)

@@ -158,11 +158,15 @@ class BenchSession:
             driver = self.driver
             assert driver is not None
         kind = await driver.call(timeout)
-        if kind == CONNECTION_LOST and self.driver is driver:
-            self._drop()
+        if kind == CONNECTION_LOST:
+            self.lose(driver)
         return kind
 
-    def _drop(self) -> None:
+    def lose(self, driver: Driver) -> None:
+        """A call over ``driver`` found the connection lost: drop it (unless a newer one
+        has replaced it meanwhile); the next call opens the session again."""
+        if self.driver is not driver:
+            return
         connection = self.connection
         reason = connection.closed_reason if connection is not None else None
         self.lost = reason or "the connection was lost"
@@ -315,6 +319,7 @@ class LoadRun:
         """Every :data:`TICK`: report progress; stop once every session stayed lost."""
         while True:
             await asyncio.sleep(TICK)
+            self.tally.flush()
             if on_tick is not None:
                 on_tick(self.progress())
             sessions = self.sessions
@@ -327,7 +332,7 @@ class LoadRun:
     async def _closed_worker(self, session: BenchSession) -> None:
         clock = time.perf_counter
         tally = self.tally
-        record = tally.record
+        record = tally.pending.append
         errors = tally.errors
         timeout = self.plan.timeout
         stopping = self.stopping
@@ -340,7 +345,13 @@ class LoadRun:
                 if self._remaining <= 0:
                     return
                 self._remaining -= 1
-            kind = await session.call(timeout, stopping)
+            driver = session.driver
+            if driver is not None:  # the common case, without a call of the session's
+                kind = await driver.call(timeout)
+                if kind == CONNECTION_LOST:
+                    session.lose(driver)
+            else:
+                kind = await session.call(timeout, stopping)
             done = clock()
             if warm:
                 tally.warmup_calls += 1
@@ -356,7 +367,7 @@ class LoadRun:
                            first: int, last: float) -> None:
         clock = time.perf_counter
         tally = self.tally
-        record = tally.record
+        record = tally.pending.append
         errors = tally.errors
         timeout = self.plan.timeout
         stopping = self.stopping
@@ -378,7 +389,13 @@ class LoadRun:
                 await asyncio.sleep(wait)
                 if due >= self._end:
                     return
-            kind = await session.call(timeout, stopping)
+            driver = session.driver
+            if driver is not None:
+                kind = await driver.call(timeout)
+                if kind == CONNECTION_LOST:
+                    session.lose(driver)
+            else:
+                kind = await session.call(timeout, stopping)
             done = clock()
             if index < first:
                 tally.warmup_calls += 1

@@ -82,16 +82,20 @@ class Tally:
 
     Attributes:
         histogram: latencies of successful calls, in microseconds.
+        pending: latencies (seconds) noted but not yet in the histogram: a worker appends
+            to this list (the cheapest thing it can do between an answer and its next call)
+            and :meth:`flush` moves them into the histogram off that path.
         errors: failed calls by kind.
         warmup_calls: calls made during the warmup (not measured).
         duration: seconds from the start of the measurement to the end of its last call.
         stopped: why the run ended early or partial (``None``: it ran as planned).
     """
 
-    __slots__ = ("duration", "errors", "histogram", "stopped", "warmup_calls")
+    __slots__ = ("duration", "errors", "histogram", "pending", "stopped", "warmup_calls")
 
     def __init__(self) -> None:
         self.histogram = new_histogram()
+        self.pending: list[float] = []
         self.errors: Counter[str] = Counter()
         self.warmup_calls = 0
         self.duration = 0.0
@@ -99,7 +103,7 @@ class Tally:
 
     @property
     def ok(self) -> int:
-        return int(self.histogram.get_total_count())
+        return int(self.histogram.get_total_count()) + len(self.pending)
 
     @property
     def error_count(self) -> int:
@@ -114,8 +118,16 @@ class Tally:
         micros = int(seconds * 1_000_000)
         self.histogram.record_value(min(max(micros, LOWEST_US), HIGHEST_US))
 
+    def flush(self) -> None:
+        """Move the :attr:`pending` latencies into the histogram."""
+        record = self.histogram.record_value
+        for seconds in self.pending:
+            record(min(max(int(seconds * 1_000_000), LOWEST_US), HIGHEST_US))
+        self.pending.clear()
+
     def to_wire(self) -> dict[str, Any]:
         """This tally as JSON-ready data (for the parent process)."""
+        self.flush()
         return {"histogram": self.histogram.encode().decode("ascii"),
                 "errors": dict(self.errors), "warmup_calls": self.warmup_calls,
                 "duration": self.duration, "stopped": self.stopped}
@@ -145,6 +157,7 @@ class Tally:
         longest of theirs, and the first reason any of them stopped is the run's."""
         total = cls()
         for part in parts:
+            part.flush()
             total.histogram.add(part.histogram)
             total.errors.update(part.errors)
             total.warmup_calls += part.warmup_calls
@@ -155,6 +168,7 @@ class Tally:
 
     def figures(self) -> dict[str, Any]:
         """The measured figures of the JSON report (milliseconds, rounded to the µs)."""
+        self.flush()
         histogram = self.histogram
 
         def ms(micros: float) -> float:
