@@ -1026,8 +1026,8 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
     clock = time.monotonic()
     header = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "commit": git_commit(),
-              "command": "benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None
-                                                         else argv),
+              "command": " ".join(["benchmarks/run.py",
+                                   *(sys.argv[1:] if argv is None else argv)]),
               "mode": "quick: tiny counts, the figures mean nothing" if plan.quick else
               f"full: {plan.rounds} rounds of {plan.duration} s per comparison",
               "the floors' event loop": plan.floor_loop,
