@@ -78,7 +78,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -441,9 +443,6 @@ async def _lean_worker(kind: str, url: str, connections: int, duration: float, w
     """One process's share of the load: ``connections`` closed loops, then its histogram.
     Over HTTP the loops share one session, so each loop numbers its requests from an id of
     its own (``first_id + j * 10**8`` for loop ``j``): no id is ever in flight twice."""
-    import aiohttp
-    from hdrh.histogram import HdrHistogram
-
     hist = HdrHistogram(1, 3_600_000_000, 3)
     errors: Counter[str] = Counter()
     counting = False
@@ -533,8 +532,6 @@ def lean_load(server: Server, kind: str, url: str, processes: int, duration: int
               headers: dict[str, str], body: str) -> dict[str, Any]:
     """``CONNECTIONS`` closed loops shared by ``processes`` processes; the merged figures,
     with the CPU time ``server`` spent while they were counted (``server_cpu_s``)."""
-    from hdrh.histogram import HdrHistogram
-
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     barrier = ctx.Barrier(processes + 1)
@@ -613,7 +610,7 @@ def mark(ok: bool | None) -> str:
 
 
 def median_of(rounds: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in rounds)
+    return float(statistics.median(r[key] for r in rounds))
 
 
 def rounds_table(rounds: list[dict[str, dict[str, Any]]], names: list[str],
