@@ -697,7 +697,9 @@ def section_http(procs: Processes, load: Load) -> Section:
         sec.details.append(f"The SDK's server was not measured: {exc}.")
     sec.details.append(f"Load: {tool}, `tools/call echo` with `{{\"message\":\"hi\"}}`, "
                        f"{load.plan.duration} s per measurement after a {load.plan.warmup} s "
-                       f"warm-up, {load.plan.rounds} round(s), order reversed each round.")
+                       f"warm-up, {load.plan.rounds} round(s), order reversed each round. "
+                       "An answer without the echo counts as an error, not a call; in the "
+                       "2025-11-25 era every request carries an id of its own.")
     for era in (MODERN, HANDSHAKE):
         servers = {"floor-http": floor, "ours": ours}
         calls: dict[str, Call] = {}
