@@ -101,3 +101,27 @@ def test_interrupted_run_leaves_no_process_behind(tmp_path: Path) -> None:
     assert "interrupted" in err
     _, alive = psutil.wait_procs(list(seen), timeout=5)
     assert not alive, [_cmdline(p) for p in alive]
+
+
+def test_wrk_counts_only_right_answers_as_calls() -> None:
+    run = _module()
+    figures = run.wrk_figures({"requests": 1000, "duration_us": 2_000_000, "connect": 0,
+                               "read": 1, "write": 0, "status": 30, "timeout": 0, "bad": 70,
+                               "p50_us": 1500, "p90_us": 2000, "p99_us": 4000,
+                               "p999_us": 9000, "max_us": 12000})
+    assert figures["calls"] == 900
+    assert figures["calls_per_s"] == 450
+    assert figures["errors"] == 101
+    assert figures["error_kinds"] == {"read": 1, "non-2xx": 30, "no echo in the answer": 70}
+    assert (figures["p50_ms"], figures["p999_ms"], figures["max_ms"]) == (1.5, 9.0, 12.0)
+
+
+def test_only_the_session_era_numbers_its_requests() -> None:
+    run = _module()
+    modern = run.lua_script(run.modern_call())
+    assert "request = function" not in modern
+    assert "response = function" in modern
+    handshake = run.lua_script(run.Call(run.HANDSHAKE, {"Mcp-Session-Id": "abc"},
+                                        '{"jsonrpc":"2.0","id":1,"method":"tools/call"}'))
+    assert "request = function" in handshake
+    assert 'wrk.headers["Mcp-Session-Id"] = "abc"' in handshake
