@@ -399,7 +399,7 @@ class Load:
         wrk drives it where installed, else (or with ``lean``) the lean generator."""
         url = f"http://127.0.0.1:{server.port}/mcp"
         if lean or not self.wrk:
-            return self._measured(server, lambda d, w: lean_load(
+            return self.measured(server, lambda d, w: lean_load(
                 server, "http", url, self.plan.lean_processes, d, w, call.headers, call.body))
         self.scripts += 1
         script = self.procs.tmp / f"call{self.scripts}.lua"
@@ -417,14 +417,14 @@ class Load:
 
         if self.plan.warmup:
             run(self.plan.warmup, 0)
-        return self._measured(server, lambda d, _: run(d, 0))
+        return self.measured(server, lambda d, _: run(d, 0))
 
     def ws(self, server: Server) -> dict[str, Any]:
         url = f"ws://127.0.0.1:{server.port}/ws"
-        return self._measured(server, lambda d, w: lean_load(
+        return self.measured(server, lambda d, w: lean_load(
             server, "ws", url, self.plan.lean_processes, d, w, {}, ""))
 
-    def _measured(self, server: Server, go: Callable[[int, int], dict[str, Any]]
+    def measured(self, server: Server, go: Callable[[int, int], dict[str, Any]]
                   ) -> dict[str, Any]:
         before = server.cpu_seconds()
         result = go(self.plan.duration, self.plan.warmup)
@@ -842,9 +842,14 @@ def section_load(procs: Processes, load: Load) -> Section:
             except (ValueError, KeyError, IndexError) as exc:
                 raise NotMeasured(f"mcp-client bench exited with {code}: "
                                   f"{script_tail(err or out)}") from exc
-            return {**found, "errors": target.get("error_count", 0)}
+            # As with wrk, only the calls answered right count in the rate.
+            ok = target.get("ok", found["calls"])
+            if found["calls"]:
+                found["calls_per_s"] *= ok / found["calls"]
+            return {**found, "calls": ok, "errors": target.get("error_count", 0),
+                    "error_kinds": target.get("errors") or {}}
 
-        return load._measured(server, go)
+        return load.measured(server, go)
 
     servers = {"wrk": ours, "mcp-client bench": ours}
     rounds = compare(load, servers, dict.fromkeys(servers, call),
