@@ -71,6 +71,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -1037,15 +1038,26 @@ def main(argv: list[str] | None = None) -> int:
               "the floors' event loop": plan.floor_loop,
               "load average before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     sections: list[Section] = []
+    interrupted = False
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         for key in args.only or SECTIONS:
+            if interrupted:
+                sections.append(Section(key, TITLES[key], skipped="the run was interrupted"))
+                continue
             log(f"[{key}] {TITLES[key]}")
-            with Processes(Path(tmp)) as procs:
-                try:
+            try:
+                with Processes(Path(tmp)) as procs:
                     sections.append(RUNNERS[key](procs, Load(procs, plan)))
-                except NotMeasured as exc:
-                    log(f"[{key}] not measured: {exc}")
-                    sections.append(Section(key, TITLES[key], skipped=str(exc)))
+            except NotMeasured as exc:
+                log(f"[{key}] not measured: {exc}")
+                sections.append(Section(key, TITLES[key], skipped=str(exc)))
+            except KeyboardInterrupt:
+                interrupted = True
+                sections.append(Section(key, TITLES[key], skipped="the run was interrupted"))
+            except Exception as exc:  # a bug here, or a script's output of another shape
+                log(f"[{key}] failed:\n{traceback.format_exc()}")
+                sections.append(Section(key, TITLES[key],
+                                        skipped=f"{type(exc).__name__}: {exc}"[:300]))
     header["load average after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     header["took"] = f"{time.monotonic() - clock:.0f} s"
     info = machine()
@@ -1053,6 +1065,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(text)
     summary = text.split("## Targets", 1)[1].split("\n## ", 1)[0]
     print(f"Targets{summary}\nWritten to {args.out}")
+    if interrupted:
+        raise KeyboardInterrupt
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``benchmarks/run.py``: the report it writes, and the processes it leaves (none).
+"""``benchmarks/run.py``: the report it writes (also when interrupted), and the processes it
+leaves (none).
 
 The runs are ``--quick`` (one round of one second) over the sections that need no other
 script: the servers over Streamable HTTP (wrk when installed, else the lean generator) and over
@@ -99,6 +100,7 @@ def test_interrupted_run_leaves_no_process_behind(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted" in err
+    assert "not measured: the run was interrupted" in (tmp_path / "r.md").read_text()
     _, alive = psutil.wait_procs(list(seen), timeout=5)
     assert not alive, [_cmdline(p) for p in alive]
 
