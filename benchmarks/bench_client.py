@@ -38,7 +38,12 @@ written as one object::
               "ours_c16": X},
      "ws": {"ours_seq": X, "sdk_seq": X, "ours_cpu_us": X, "sdk_cpu_us": X, "ratio": X,
             "ours_c16": X},
-     "sse": {...}, "calls": N, "rounds": R, "loop": "asyncio"}
+     "sse": {...}, "calls": N, "rounds": R, "loop": "asyncio",
+     "load_avg_1m": [before, after]}
+
+On a machine whose cores are all busy the wall-clock ratios sink towards 1 (every call
+waits for the server to get a core, whichever client sent it); ``load_avg_1m`` says how
+busy it was, and the CPU figures still compare the clients.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -231,12 +237,16 @@ async def measure(kind: str, port: int, calls: int, rounds: int) -> dict[str, fl
 
 async def run(kinds: list[str], calls: int, rounds: int) -> dict[str, Any]:
     report: dict[str, Any] = {}
+    load_before = os.getloadavg()[0]
     async with our_server() as port:
         for kind in kinds:
             report[kind] = await measure(kind, port, calls, rounds)
             print(f"{kind:5} " + "  ".join(f"{k} {v:g}" for k, v in report[kind].items()),
                   file=sys.stderr, flush=True)
     report["calls"], report["rounds"] = calls, rounds
+    # The machine's load around the run: wall-clock rates, the ratios of them included, sink
+    # towards 1 when the server waits for a core as long as it works.
+    report["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return report
 
 

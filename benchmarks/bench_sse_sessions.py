@@ -32,7 +32,9 @@ parser, not by a task, so that the clients stay cheap. Every wait is bounded
 The report (``--json OUT``, and a table on stdout) gives per server the sessions opened, the
 ones answered, the resident memory with all open (``rss_mb``), while idle before
 (``idle_rss_mb``), the largest seen during the run (``peak_rss_mb``), and what one session
-costs: ``(rss_mb - idle_rss_mb) / sessions`` in KiB (``kb_per_session``)::
+costs: ``(rss_mb - idle_rss_mb) / sessions`` in KiB (``kb_per_session``), and the server's
+CPU time per session to open its stream and to answer its calls (``open_cpu_ms_per_session``,
+``call_cpu_ms_per_session``: on a busy machine these move less than durations do)::
 
     {"ours": {"sessions": n, "rss_mb": x, "kb_per_session": x, "answered": n, ...},
      "sdk": {"sessions": 1000, "rss_mb": x, "kb_per_session": x, "answered": n, ...}}
@@ -263,6 +265,11 @@ class _Sampler:
         return value
 
 
+def _cpu(sampler: _Sampler) -> float:
+    times = sampler.process.cpu_times()
+    return float(times.user + times.system)
+
+
 def _send(clients: list[subprocess.Popen[str]], command: str) -> None:
     for client in clients:
         assert client.stdin is not None
@@ -323,15 +330,19 @@ def measure(kind: str, sessions: int, processes: int, timeout: float,
                  "--number", str(number), "--timeout", str(timeout)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
         started = time.monotonic()
+        cpu = _cpu(sampler)
         _send(clients, "open")
         opened = _gather(clients, sampler, timeout * 4)
         open_count = sum(r.get("opened", 0) for r in opened)
         log(f"{kind}: {open_count} of {sessions} streams open in "
             f"{time.monotonic() - started:.1f} s")
         after_open = sampler.rss()
+        open_cpu = _cpu(sampler) - cpu
         started = time.monotonic()
+        cpu = _cpu(sampler)
         _send(clients, "call")
         called = _gather(clients, sampler, timeout * 8)
+        call_cpu = _cpu(sampler) - cpu
         answered = sum(r.get("answered", 0) for r in called)
         still_open = sum(r.get("still_open", 0) for r in called)
         failures: dict[str, int] = {}
@@ -374,16 +385,22 @@ def measure(kind: str, sessions: int, processes: int, timeout: float,
         "rss_mb": round(with_all_open / mib, 1),
         "peak_rss_mb": round(sampler.peak / mib, 1),
         "kb_per_session": round((with_all_open - idle) / 1024 / max(1, open_count), 2),
+        # The server's CPU time (user + system) per session to open its stream, and to
+        # answer its three messages: figures a busy machine disturbs less than durations.
+        "open_cpu_ms_per_session": round(open_cpu * 1000 / max(1, open_count), 3),
+        "call_cpu_ms_per_session": round(call_cpu * 1000 / max(1, answered), 3),
         "server_warnings": warnings[:10],
     }
 
 
 def _table(results: dict[str, dict[str, Any]]) -> str:
-    rows = ["| server | sessions | answered | idle MB | RSS all open MB | peak MB | KB/session |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| server | sessions | answered | idle MB | RSS all open MB | peak MB | KB/session "
+            "| CPU ms/open | CPU ms/session's calls |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         rows.append(f"| {name} | {r['sessions']} | {r['answered']} | {r['idle_rss_mb']} | "
-                    f"{r['rss_mb']} | {r['peak_rss_mb']} | {r['kb_per_session']} |")
+                    f"{r['rss_mb']} | {r['peak_rss_mb']} | {r['kb_per_session']} | "
+                    f"{r['open_cpu_ms_per_session']} | {r['call_cpu_ms_per_session']} |")
     return "\n".join(rows)
 
 

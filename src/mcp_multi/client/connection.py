@@ -188,6 +188,8 @@ class MCPConnection(SessionOpening, ServerMessages):
         self._expired: set[RequestId] = set()
         self._watchdog: asyncio.TimerHandle | None = None
         self._watch_at = math.inf
+        # The tool list last looked at by _legacy_tasks, and its tools that require a task.
+        self._task_tools: tuple[list[dict[str, Any]] | None, frozenset[str]] = (None, frozenset())
 
     # -- state -------------------------------------------------------------------------
 
@@ -590,12 +592,12 @@ class MCPConnection(SessionOpening, ServerMessages):
         """Whether ``name`` must run as a 2025-11-25 task: the tool requires it and the
         server offers task-augmented ``tools/call`` (SEP-2663 servers decide themselves)."""
         offered = self.server.capabilities.get("tasks") if self.server else None
-        if not isinstance(offered, dict) or self._tools is None:
+        tools = self._tools
+        if not isinstance(offered, dict) or tools is None:
             return False
-        tool = next((t for t in self._tools if t.get("name") == name), None)
-        execution = tool.get("execution") if tool else None
-        return task_support(execution if isinstance(execution, dict) else None) \
-            is TaskSupport.REQUIRED
+        if self._task_tools[0] is not tools:  # made once per tool list, not per call
+            self._task_tools = (tools, _tools_requiring_tasks(tools))
+        return name in self._task_tools[1]
 
     async def _follow_task(self, task: TaskState, timeout: float | None,
                            task_timeout: float) -> dict[str, Any]:
@@ -744,6 +746,22 @@ class MCPConnection(SessionOpening, ServerMessages):
             await self._send_bounded(message)
         except MCPError as exc:
             logger.debug("%s: could not send %s: %s", self.name, message.get("method"), exc)
+
+
+def _tools_requiring_tasks(tools: list[dict[str, Any]]) -> frozenset[str]:
+    """The names of the tools that must run as tasks (the first tool of a name counts)."""
+    seen: set[str] = set()
+    required: set[str] = set()
+    for tool in tools:
+        name = tool.get("name")
+        if not isinstance(name, str) or name in seen:
+            continue
+        seen.add(name)
+        execution = tool.get("execution")
+        if task_support(execution if isinstance(execution, dict) else None) \
+                is TaskSupport.REQUIRED:
+            required.add(name)
+    return frozenset(required)
 
 
 def _page_items(method: str, key: str,

@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import signal
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +18,7 @@ from .. import __version__
 from .app import start_server
 from .auth.configure import check_auth_settings
 from .auth.policy import Policy, PolicyError
+from .limits import open_file_warning, raise_open_file_limit
 from .profiles import PROFILES
 from .settings import ServerSettings
 from .stdio import serve_stdio
@@ -355,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             pass
         return 0
+    check_open_files(settings, warn=lifeline is None)
     if lifeline is None and not settings.is_loopback and not settings.authenticates:
         logging.getLogger("mcp_multi.server").warning(
             "listening on %s without --auth-token or --auth-issuer: run_command is refused",
@@ -378,6 +382,33 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:  # before its own signal handlers were set: no worker yet
             return 0
     return 0
+
+
+def check_open_files(settings: ServerSettings, *, warn: bool = True) -> None:
+    """Raise this process's open-file limit to what the system allows (a worker of
+    ``--workers`` raises its own; the supervisor's is inherited) and, with ``warn``, say in
+    one WARNING line when even that is too low for ``--max-sessions`` open sessions."""
+    before, after = raise_open_file_limit()
+    log = logging.getLogger("mcp_multi.server")
+    if after != before:
+        log.info("open-file limit raised from %d to %d", before, after)
+    if not warn:
+        return
+    sessions = max(settings.max_sse_sessions, settings.max_websocket_sessions)
+    message = open_file_warning(after, resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+                                sessions, _listeners(settings.host, settings.port))
+    if message is not None:
+        log.warning("%s", message)
+
+
+def _listeners(host: str, port: int) -> int:
+    """Sockets listening on ``host`` (an address each that it resolves to)."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        return 1
+    return max(1, len({info[4][:2] for info in found}))
 
 
 def _refuse(message: str) -> int:

@@ -20,6 +20,13 @@ protocol factory that wraps each ``RequestHandler`` in a :class:`GuardedConnecti
 
 Idle keep-alive connections are aiohttp's own ``keepalive_timeout``, which the runner is
 given. Refusals, expired heads and failed accepts are logged through a :class:`LogThrottle`.
+
+A response that streams for as long as its client listens (a legacy SSE stream) need not
+keep aiohttp's machinery for its whole life: :func:`hand_over` gives the connection, once
+the response head is out, to a protocol of the caller's, and makes aiohttp forget it (its
+request handler, parser, tasks and timers go; the socket stays open and still counts under
+the cap). From then on the guarded connection forwards the transport's callbacks to that
+protocol, and no request head is timed on it any more.
 """
 
 from __future__ import annotations
@@ -43,7 +50,10 @@ __all__ = [
     "GuardedConnection",
     "GuardedSite",
     "connection_budget",
+    "hand_over",
     "http_url",
+    "open_file_warning",
+    "open_files_needed",
     "raise_open_file_limit",
 ]
 
@@ -97,6 +107,33 @@ def connection_budget(open_files: int) -> int:
     return max(1, open_files - reserve)
 
 
+def open_files_needed(sessions: int, listeners: int = 1) -> int:
+    """The smallest open-file limit under which a server can hold ``sessions`` open streams
+    (a socket each) besides its ``listeners`` listening sockets, with the reserve of
+    :func:`connection_budget` for everything else it opens."""
+    wanted = sessions + listeners
+    eighths = -(-wanted * 8 // 7)
+    candidates = (wanted + 16, eighths, eighths + 1, wanted + 256)
+    return min(n for n in candidates if connection_budget(n) >= wanted)
+
+
+def open_file_warning(open_files: int, hard: int, sessions: int,
+                      listeners: int = 1) -> str | None:
+    """What to say when an open-file limit of ``open_files`` (hard limit ``hard``) is too
+    low for ``sessions`` open sessions (``--max-sessions``), or None when it is enough."""
+    needed = open_files_needed(sessions, listeners)
+    if open_files >= needed:
+        return None
+    hard_text = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    return (f"the open-file limit of {open_files} (hard limit {hard_text}) is too low for "
+            f"--max-sessions {sessions}: each open session holds a socket, and with "
+            f"{listeners} listening socket{'s' if listeners != 1 else ''} and the server's "
+            f"own files {needed} are needed, so at most {connection_budget(open_files)} "
+            f"connections will be served; raise the limit (`ulimit -n {needed}` in the shell "
+            f"that starts the server, LimitNOFILE={needed} in its systemd unit, or nofile in "
+            "/etc/security/limits.conf) or lower --max-sessions")
+
+
 class ConnectionLimiter:
     """The connection cap and head deadline of one server, and its throttled log lines.
 
@@ -146,9 +183,12 @@ class ConnectionLimiter:
     def register(self, handler: RequestHandler, connection: GuardedConnection) -> None:
         self._by_handler[handler] = connection
 
-    def release(self, handler: RequestHandler) -> None:
-        self.active -= 1
+    def forget(self, handler: RequestHandler) -> None:
+        """aiohttp no longer serves this connection (it was handed over); it still counts."""
         self._by_handler.pop(handler, None)
+
+    def release(self) -> None:
+        self.active -= 1
 
     def flush(self) -> None:
         """Report what the throttles held back."""
@@ -184,18 +224,47 @@ def _address(peer: Any) -> str:
     return str(peer)
 
 
+def hand_over(request: web.BaseRequest, protocol: asyncio.Protocol) -> bool:
+    """Give the connection of ``request``, whose response head has been sent, to
+    ``protocol``, and make aiohttp forget it (module docstring). False, changing nothing,
+    when the connection is already closing.
+
+    After this the caller owns the connection: it writes to ``request.transport`` itself
+    (the rest of the response, in the framing its head announced), gets the transport's
+    callbacks on ``protocol``, and closes it. The request's handler should return at once
+    (aiohttp cancels its task): nothing it writes through aiohttp reaches the client.
+    """
+    transport = request.transport
+    handler = request.protocol
+    if transport is None or transport.is_closing() or not isinstance(transport,
+                                                                     asyncio.Transport):
+        return False
+    current = transport.get_protocol()
+    if isinstance(current, GuardedConnection):
+        current.hand_over(protocol)
+    else:
+        transport.set_protocol(protocol)
+    # aiohttp closes the transport of a connection it drops, unless it has none any more.
+    handler.transport = None
+    handler.connection_lost(None)
+    return True
+
+
 class GuardedConnection(asyncio.Protocol):
     """One accepted socket: admitted under the cap, its request heads under a deadline, all
-    else handed to aiohttp's ``RequestHandler`` as it comes."""
+    else handed to aiohttp's ``RequestHandler`` as it comes (or, once :func:`hand_over`
+    gave the connection away, to the protocol it was given to)."""
 
-    __slots__ = ("_handler", "_head_timer", "_in_request", "_limiter", "_make_handler",
-                 "_transport")
+    __slots__ = ("_handed_over", "_handler", "_head_timer", "_in_request", "_limiter",
+                 "_make_handler", "_transport")
 
     def __init__(self, limiter: ConnectionLimiter,
                  make_handler: Callable[[], RequestHandler]) -> None:
         self._limiter, self._make_handler = limiter, make_handler
         # aiohttp's handler, made only for an admitted connection: a refusal costs no parser.
         self._handler: RequestHandler | None = None
+        # The protocol the connection was handed over to, which then gets every callback.
+        self._handed_over: asyncio.Protocol | None = None
         self._transport: asyncio.Transport | None = None
         self._head_timer: asyncio.TimerHandle | None = None
         self._in_request = 0
@@ -213,31 +282,56 @@ class GuardedConnection(asyncio.Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self._handed_over is not None:
+            self._handed_over.data_received(data)
+            return
         if self._handler is None:
             return
         if not self._in_request and self._head_timer is None:
             self._arm()  # the first byte of the next request head on a kept-alive connection
         self._handler.data_received(data)
 
-    def eof_received(self) -> None:
+    def eof_received(self) -> bool | None:
+        if self._handed_over is not None:
+            return self._handed_over.eof_received()
         if self._handler is not None:
             self._handler.eof_received()
+        return None
 
     def pause_writing(self) -> None:
-        if self._handler is not None:
+        if self._handed_over is not None:
+            self._handed_over.pause_writing()
+        elif self._handler is not None:
             self._handler.pause_writing()
 
     def resume_writing(self) -> None:
-        if self._handler is not None:
+        if self._handed_over is not None:
+            self._handed_over.resume_writing()
+        elif self._handler is not None:
             self._handler.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        handed_over, self._handed_over = self._handed_over, None
+        if handed_over is not None:
+            self._limiter.release()
+            handed_over.connection_lost(exc)
+            return
         handler, self._handler = self._handler, None
         if handler is None:
             return
         self._disarm()
-        self._limiter.release(handler)
+        self._limiter.forget(handler)
+        self._limiter.release()
         handler.connection_lost(exc)
+
+    def hand_over(self, protocol: asyncio.Protocol) -> None:
+        """From now on every callback goes to ``protocol`` (see :func:`hand_over`, which
+        also tells aiohttp's handler)."""
+        handler, self._handler = self._handler, None
+        if handler is not None:
+            self._limiter.forget(handler)
+        self._disarm()
+        self._handed_over = protocol
 
     def request_started(self) -> None:
         """A request head arrived whole and reached the application."""

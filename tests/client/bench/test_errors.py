@@ -6,8 +6,12 @@ be reached, bad options."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from aiohttp import web
+
+from mcp_multi.server.app import start_server
+from mcp_multi.server.settings import ServerSettings
 
 from ...conftest import StartServer
 from ...transport.http_script import HTTPScript, Recorded, event, json_reply, sse
@@ -186,3 +190,25 @@ async def test_an_event_stream_answer_is_read_to_the_calls_response() -> None:
     assert good.target()["ok"] == 8
     assert bad.status == 1, bad.err
     assert bad.target()["errors"] == {"tool error": 8}
+
+
+async def test_a_server_back_on_its_port_gets_its_sessions_opened_again(
+        bench_server: BenchServer, tmp_path: Path) -> None:
+    old = bench_server.server
+    proc = await start_bench(bench_server.url("websocket"), "--tool", "count",
+                             "--duration", "4", "--json", "--sessions", "2", *QUICK)
+    await bench_server.counted.reach(50)
+    await old.close()
+    before = bench_server.counted.calls
+    again = await start_server(ServerSettings(host="127.0.0.1", port=old.port, root=tmp_path,
+                                              profile="bench-test"))
+    try:
+        await bench_server.counted.reach(before + 50)  # the run goes on, on new sessions
+        outcome = await finish(proc, timeout=30)
+    finally:
+        await again.close()
+    assert outcome.status == 1, outcome.err
+    target = outcome.target()
+    assert target["errors"].get("connection lost", 0) >= 1
+    assert target["complete"] is True and target["stopped"] is None
+    assert target["ok"] > 100

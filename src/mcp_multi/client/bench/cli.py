@@ -288,9 +288,10 @@ class _ProgressLine:
             return
         self._shown = now
         plan = self.plan
+        made = progress.calls + progress.warmup_calls
         if self._last is not None and progress.elapsed > self._last[0]:
-            self._rate = (progress.calls - self._last[1]) / (progress.elapsed - self._last[0])
-        self._last = (progress.elapsed, progress.calls)
+            self._rate = (made - self._last[1]) / (progress.elapsed - self._last[0])
+        self._last = (progress.elapsed, made)
         if progress.elapsed < plan.warmup:
             where = f"warmup {progress.elapsed:.1f}/{plan.warmup:g} s  " \
                     f"{progress.warmup_calls:,} calls"

@@ -12,7 +12,8 @@ runs for ``duration`` seconds (no call starts after it) or for exactly ``calls``
 - Open model (``rate``): call ``i`` is due at ``t0 + i/rate``; worker ``w`` of ``N`` makes
   calls ``w, w+N, w+2N…`` in order, sleeping when the next one is not due yet, and records
   the time from when it was due. A worker that falls behind sends at once, and the delay
-  shows in every late call's latency; nothing queues beyond the workers themselves.
+  shows in every late call's latency; nothing queues beyond the workers themselves, and
+  when the time is up the calls still behind are not made (as wrk2 does).
 
 A session whose connection is lost fails its calls as ``connection lost`` and is opened
 again, at most once a second (the workers on it wait for that attempt, so a dead server
@@ -32,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...protocol.errors import MCPError
 from ...protocol.text import for_display
 from ...transport import create_transport
 from ..connection import MCPConnection
@@ -113,8 +113,8 @@ def _reason(exc: BaseException) -> str:
 class BenchSession:
     """One session of the run: its connection and driver, opened again when lost."""
 
-    __slots__ = ("_call", "_lock", "_next_attempt", "_target", "_timeout", "_workers",
-                 "connection", "driver", "lost", "lost_at")
+    __slots__ = ("_call", "_lock", "_next_attempt", "_stale", "_target", "_timeout",
+                 "_workers", "connection", "driver", "lost", "lost_at")
 
     def __init__(self, target: Target, call: Call, timeout: float, workers: int) -> None:
         self._target = target
@@ -123,6 +123,7 @@ class BenchSession:
         self._workers = workers  # how many use it: the most HTTP connections it needs
         self._lock = asyncio.Lock()
         self._next_attempt = 0.0
+        self._stale: Driver | None = None  # a lost connection's driver, still to be closed
         self.connection: MCPConnection | None = None
         self.driver: Driver | None = None
         self.lost: str | None = None  # why, while the session is lost
@@ -171,7 +172,7 @@ class BenchSession:
         reason = connection.closed_reason if connection is not None else None
         self.lost = reason or "the connection was lost"
         self.lost_at = time.perf_counter()
-        self.driver = None
+        self._stale, self.driver = driver, None
         self._next_attempt = asyncio.get_running_loop().time()  # try again at once, once
 
     async def _revive(self, stopping: asyncio.Event) -> bool:
@@ -194,16 +195,18 @@ class BenchSession:
             except TimeoutError:
                 self.lost = "the server did not answer in time"
                 return False
-            except (MCPError, ValueError, OSError) as exc:
+            except Exception as exc:  # whatever it was, the session stays lost
                 self.lost = _reason(exc)
                 return False
             return True
 
     async def close(self) -> None:
-        driver, self.driver = self.driver, None
+        drivers = (self.driver, self._stale)
+        self.driver = self._stale = None
         connection, self.connection = self.connection, None
-        if driver is not None:
-            await driver.close()
+        for driver in drivers:
+            if driver is not None:
+                await driver.close()
         if connection is not None:
             await connection.close()
 
@@ -389,6 +392,8 @@ class LoadRun:
                 await asyncio.sleep(wait)
                 if due >= self._end:
                     return
+            elif clock() >= self._end:
+                return  # behind the schedule, and the time is up: the rest is not made
             driver = session.driver
             if driver is not None:
                 kind = await driver.call(timeout)

@@ -2,12 +2,37 @@
 
 ``GET /sse`` opens the stream; its first event is ``endpoint`` whose data is the relative URL
 ``/message?sessionId=<id>``. The client POSTs each JSON-RPC message there (``sessionId`` or
-``session_id``); the POST is answered ``202 Accepted`` and the reply travels on the stream as an
-``event: message``. Each session's outbound events are bounded in number and bytes (a client
-that stops reading loses its stream, never the server its memory); sessions sit in a bounded
-table where, when it is full, the least recently used idle stream is ended to admit a newcomer
-(see :mod:`~mcp_multi.server.session_table`); a client that drops the stream frees its
-session at once.
+``session_id``); the POST is answered ``202 Accepted`` and the reply travels on the stream as
+an ``event: message``. Sessions sit in a bounded table where, when it is full, the least
+recently used idle stream is ended to admit a newcomer (see
+:mod:`~mcp_multi.server.session_table`); a client that drops the stream frees its session at
+once.
+
+Theory of operation. A stream may stay open for hours and a server may hold ten thousand, so
+an open stream costs as little as we can make it: no task, no coroutine, no timer of its own.
+``handle_sse`` admits the session, sends the response head through aiohttp (its middlewares
+have checked the caller), then hands the connection over
+(:func:`~mcp_multi.server.limits.hand_over`) to an :class:`SSEStream`, an asyncio protocol
+that from then on writes the stream's events to the socket itself (in the chunked framing
+the head announced) and hears when the client goes; aiohttp forgets the connection and the
+handler returns. What a stream needs done over time is done for all the streams of a server
+by one :class:`_Keeper` task, waking a few times a second:
+
+- **keep-alive**: a stream quiet for :data:`KEEPALIVE_SECONDS` gets a comment line, so that
+  proxies and clients do not take it for dead. Streams are kept in the order they were last
+  written to (a write moves its stream to the end), so each wake looks only at the streams
+  that are due;
+- **the send deadline**: a write never waits. When the socket's buffer is full the transport
+  pauses the stream, and events wait in the stream, bounded in number and in bytes and
+  charged to the transport's server-wide
+  :class:`~mcp_multi.server.budget.ByteBudget` (with what the paused transport holds). A
+  client that lets more than the bounds pile up is not reading: its connection is dropped,
+  and past the server-wide budget the streams holding the most are dropped first. A stream
+  paused for longer than ``send_timeout`` is dropped too;
+- **shutdown**: the keeper task is one of the server's stream handlers; cancelled at
+  shutdown, it ends every stream cleanly.
+
+The keeper stops when its server has no stream left, and the next stream starts another.
 
 With a shared session store (``--session-store``) a POST may reach an instance that does not
 hold the stream. Every instance then finds the session's record in the store and hands the
@@ -21,14 +46,12 @@ that ended, and its client opens a new stream.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import OrderedDict
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ...protocol.errors import InvalidRequest
 from ...protocol.jsonrpc import dumps
@@ -36,20 +59,13 @@ from ...protocol.sse import KEEPALIVE, KEEPALIVE_SECONDS, encode_event
 from ...protocol.wire import PATH_SSE_MESSAGE
 from ..auth.authenticator import caller_of, continues, same_caller
 from ..auth.principal import principal_from_json, principal_to_json
-from ..budget import ByteBudget
+from ..limits import hand_over
 from ..session import Outgoing, ServerSession
 from ..state import STATE, ServerState
 from ..store import Delivery, SessionRecord, StoreUnavailable
-from .http import (
-    TimedWriter,
-    error_reply,
-    open_event_stream,
-    read_body,
-    send_within,
-    store_unavailable,
-)
+from .http import error_reply, open_event_stream, read_body, send_within, store_unavailable
 
-__all__ = ["Outbox", "handle_message", "handle_sse", "receive_forwarded"]
+__all__ = ["SSEStream", "handle_message", "handle_sse", "receive_forwarded"]
 
 # Seconds a shared legacy session's record, once read, serves its POSTs without being read
 # again, and how many such records an instance keeps.
@@ -59,40 +75,91 @@ _MAX_RECORDS = 10_000
 logger = logging.getLogger(__name__)
 
 
-class Outbox:
-    """Events waiting for one SSE stream, bounded in number and in bytes, and charged to the
-    transport's server-wide :class:`~mcp_multi.server.budget.ByteBudget`.
+class SSEStream(asyncio.Protocol):
+    """One open legacy SSE stream, once its response head is out: the protocol its connection
+    was handed over to, and the ``send`` of its session (module docstring).
 
-    ``send`` never blocks: a POST must not hang because its session's reader stalled. A client
-    that lets more than the bounds pile up is not reading; its stream is ended (``overflowed``)
-    rather than let it pin the server's memory. Past the server-wide budget the streams holding
-    the most are ended first. Events count until they are written: from ``take`` to
-    ``written`` they are on their way to a socket that may be full.
+    ``send`` never blocks: a POST must not hang because its session's reader stalled. The
+    stream ends when its client goes (:meth:`connection_lost`), when the session table
+    evicts it or the server shuts down (:meth:`end`: the body is finished, the connection
+    closed), or when its client does not read (the connection is dropped).
     """
 
-    def __init__(self, max_events: int, max_bytes: int, budget: ByteBudget,
-                 on_overflow: Callable[[], object]) -> None:
-        self._on_overflow = on_overflow
-        self._budget = budget
-        self._events: deque[bytes] = deque()
+    __slots__ = ("_bytes", "_chunked", "_events", "_in_transport", "_keeper", "_state",
+                 "_transport", "ended_because", "last_write", "overflowed", "paused_at",
+                 "session")
+
+    def __init__(self, state: ServerState, session: ServerSession) -> None:
+        self._state = state
+        self.session = session
+        self._transport: asyncio.Transport | None = None
+        self._keeper: _Keeper | None = None
+        self._chunked = True
+        self._events: list[bytes] | None = None  # waiting while the transport is paused
         self._bytes = 0  # of the events waiting
-        self._taken = 0  # of the events being written
-        self._max_events = max_events
-        self._max_bytes = max_bytes
-        self._wake = asyncio.Event()
+        self._in_transport = 0  # bytes the paused transport holds, charged to the budget
+        self.last_write = 0.0  # loop time of the last write (keep-alives count)
+        self.paused_at: float | None = None  # loop time the transport paused us, if it has
         self.overflowed = False
-        self.writing = False  # events are being written to the client now
-        budget.join(self)
+        self.ended_because: str | None = None
+
+    def start(self, transport: asyncio.Transport, chunked: bool) -> None:
+        """Serve the stream on ``transport`` (handed over, its head written): the endpoint
+        event goes out, and the stream joins its server's keeper."""
+        self._transport = transport
+        self._chunked = chunked
+        self._keeper = _keeper_of(self._state)
+        self._keeper.join(self)
+        self._state.sse_buffer.join(self)
+        self._write(encode_event(f"{PATH_SSE_MESSAGE}?sessionId={self.session.id}",
+                                 event="endpoint"))
 
     @property
     def busy(self) -> bool:
-        """Whether events wait or are being written (the session must not be evicted)."""
-        return bool(self._events) or self.writing
+        """Whether events wait or a paused transport holds some (it must not be evicted)."""
+        return self._events is not None or self.paused_at is not None
+
+    def is_busy(self) -> bool:
+        """Whether the session must not be evicted: a request runs, or events are on
+        their way."""
+        return bool(self.session.inflight) or self.busy
 
     @property
     def held(self) -> int:
-        """Bytes of events waiting or being written."""
-        return self._bytes + self._taken
+        """Bytes of events waiting, and held by a paused transport."""
+        return self._bytes + self._in_transport
+
+    async def send(self, message: Outgoing) -> None:
+        """Put ``message`` on the stream (the session's ``send``)."""
+        if self._transport is None:
+            return
+        event = encode_event(dumps(message), event="message")
+        if self.paused_at is None:
+            self._write(event)
+            return
+        size = len(event)
+        settings = self._state.settings
+        events = self._events
+        if ((events is not None and len(events) >= settings.session_queue_size)
+                or self.held + size > settings.session_bytes):
+            self._overflow()
+            return
+        if events is None:
+            self._events = events = []
+        events.append(event)
+        self._bytes += size
+        self._state.sse_buffer.charge(size)  # may end this very stream, when it holds the most
+
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        assert transport is not None and self._keeper is not None
+        transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+        self.last_write = self._keeper.wrote(self)
+
+    def keepalive(self) -> None:
+        """A comment line (the keeper's, when the stream has been quiet)."""
+        if self._transport is not None:
+            self._write(KEEPALIVE)
 
     def shed(self, amount: int) -> int:
         """End the stream (the budget asks it to give ``amount`` back): all it held."""
@@ -101,65 +168,184 @@ class Outbox:
         return freed
 
     def _overflow(self) -> None:
-        if self.overflowed:
+        if self._transport is None:
             return
         self.overflowed = True
-        self.close()
-        self._on_overflow()  # the writer may be stuck on a full socket: stop it
-        self._wake.set()
+        settings = self._state.settings
+        logger.warning("sse session %s: the client is not reading (over %d events or %d "
+                       "bytes waiting, or the most of all streams past the server's %d); "
+                       "stream ended", self.session.id, settings.session_queue_size,
+                       settings.session_bytes, settings.sse_total_buffer)
+        self._finish(abort=True)
 
-    def close(self) -> None:
-        """Forget every event and leave the budget."""
-        self._budget.release(self.held)
-        self._budget.leave(self)
-        self._events.clear()
-        self._bytes = self._taken = 0
-
-    async def send(self, message: Outgoing) -> None:
-        if self.overflowed:
+    def stalled(self, seconds: float) -> None:
+        """The transport has been paused for ``seconds``, past the send deadline."""
+        if self._transport is None:
             return
-        event = encode_event(dumps(message), event="message")
-        size = len(event)
-        if len(self._events) >= self._max_events or self.held + size > self._max_bytes:
-            self._overflow()
+        self.ended_because = f"the client read nothing for {seconds:g} s"
+        self._finish(abort=True)
+
+    def end(self, why: str) -> None:
+        """End the stream cleanly (evicted by the session table, or the server stops)."""
+        if self._transport is None:
             return
-        self._events.append(event)
-        self._bytes += size
-        self._budget.charge(size)  # may end this very stream, when it holds the most
-        self._wake.set()
+        self.ended_because = why
+        # A paused transport would hold the connection until a reader that never comes.
+        self._finish(abort=self.paused_at is not None)
 
-    async def take(self, timeout: float) -> list[bytes] | None:
-        """Every waiting event (empty after ``timeout`` with none); None once overflowed."""
-        if not self._events and not self.overflowed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-        self._wake.clear()
-        if self.overflowed:
-            return None
-        events = list(self._events)
-        self._events.clear()
-        self._taken += self._bytes
-        self._bytes = 0
-        return events
+    # asyncio.Protocol: the callbacks of the connection handed over.
+    def data_received(self, data: bytes) -> None:
+        """A client sends nothing on its stream; what it sends anyway is ignored."""
 
-    def written(self) -> None:
-        """The events of the last ``take`` are written: they no longer count."""
-        self._budget.release(self._taken)
-        self._taken = 0
+    def eof_received(self) -> bool | None:
+        return None  # the client is done: the transport closes
+
+    def pause_writing(self) -> None:
+        transport, keeper = self._transport, self._keeper
+        if transport is None or keeper is None:
+            return
+        self.paused_at = keeper.paused(self)
+        self._in_transport = transport.get_write_buffer_size()
+        self._state.sse_buffer.charge(self._in_transport)
+
+    def resume_writing(self) -> None:
+        if self._keeper is not None:
+            self._keeper.resumed(self)
+        self.paused_at = None
+        budget = self._state.sse_buffer
+        budget.release(self._in_transport)
+        self._in_transport = 0
+        events, self._events = self._events, None
+        if events is not None and self._transport is not None:
+            budget.release(self._bytes)
+            self._bytes = 0
+            self._write(b"".join(events))  # one write for all that waited
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(abort=False)
+
+    def _finish(self, *, abort: bool) -> None:
+        """Close the connection (finished cleanly, or dropped) and end the session."""
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        state, session = self._state, self.session
+        if self._keeper is not None:
+            self._keeper.leave(self)
+        if abort:
+            transport.abort()
+        elif not transport.is_closing():
+            if self._chunked:
+                transport.write(b"0\r\n\r\n")
+            transport.close()
+        budget = state.sse_buffer
+        budget.release(self.held)
+        budget.leave(self)
+        self._events = None
+        self._bytes = self._in_transport = 0
+        state.sse_sessions.remove(session.id)
+        if state.store.shared:
+            state.chore(state.store.delete(session.id))
+        session.close()
+        state.stats.closed("sse")
+        logger.info("sse session %s closed%s", session.id,
+                    f": {self.ended_because}" if self.ended_because else "")
+
+
+class _Keeper:
+    """Keep-alives, send deadlines and shutdown for every open stream of one server, in one
+    task (module docstring). Made by the first stream of a server, gone with its last."""
+
+    __slots__ = ("_by_write", "_paused", "_state", "_task")
+
+    def __init__(self, state: ServerState) -> None:
+        self._state = state
+        # Every stream, least recently written first: the ones due a keep-alive lead.
+        self._by_write: OrderedDict[SSEStream, None] = OrderedDict()
+        self._paused: dict[SSEStream, float] = {}
+        self._task = asyncio.create_task(self._run())
+        state.stream_handlers.add(self._task)
+
+    def join(self, stream: SSEStream) -> None:
+        self._by_write[stream] = None
+
+    def leave(self, stream: SSEStream) -> None:
+        self._by_write.pop(stream, None)
+        self._paused.pop(stream, None)
+
+    def wrote(self, stream: SSEStream) -> float:
+        """``stream`` was just written to: it is the last due a keep-alive; the time now."""
+        self._by_write.move_to_end(stream)
+        return asyncio.get_running_loop().time()
+
+    def paused(self, stream: SSEStream) -> float:
+        """``stream``'s transport paused it: its send deadline runs from now (returned)."""
+        now = asyncio.get_running_loop().time()
+        self._paused.setdefault(stream, now)
+        return self._paused[stream]
+
+    def resumed(self, stream: SSEStream) -> None:
+        self._paused.pop(stream, None)
+
+    def _tick(self) -> float:
+        return min(1.0, KEEPALIVE_SECONDS / 4, self._state.settings.send_timeout / 4)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._by_write:
+                await asyncio.sleep(self._tick())
+                self._sweep(loop.time())
+        except asyncio.CancelledError:  # the server shuts down
+            for stream in list(self._by_write):
+                stream.end("the server is shutting down")
+            raise
+        finally:
+            if _keepers.get(id(self._state)) is self:
+                del _keepers[id(self._state)]
+            self._state.stream_handlers.discard(self._task)
+
+    def _sweep(self, now: float) -> None:
+        deadline = self._state.settings.send_timeout
+        for stream, since in list(self._paused.items()):
+            if now - since > deadline:
+                stream.stalled(now - since)
+        quiet_since = now - KEEPALIVE_SECONDS
+        due = []
+        for stream in self._by_write:
+            if stream.last_write > quiet_since:
+                break
+            due.append(stream)
+        for stream in due:
+            if stream.paused_at is None:
+                stream.keepalive()
+            else:  # its socket is full already: no comment needed
+                self._by_write.move_to_end(stream)
+                stream.last_write = now
+
+
+# The keeper of each server that has streams open, by its state's identity (a keeper holds
+# its state, so an identity cannot be reused while its keeper is here).
+_keepers: dict[int, _Keeper] = {}
+
+
+def _keeper_of(state: ServerState) -> _Keeper:
+    keeper = _keepers.get(id(state))
+    if keeper is None:
+        keeper = _keepers[id(state)] = _Keeper(state)
+    return keeper
 
 
 async def handle_sse(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    if state.shutting_down:
+        return error_reply(503, InvalidRequest("Service Unavailable: the server is shutting "
+                                               "down"))
     address = request.remote or ""
     refused = state.sse_sessions.admit(address)
     if refused is not None:
         return error_reply(503, InvalidRequest(refused))
-    settings = state.settings
-    budget = settings.session_bytes
-    handler = asyncio.current_task()
-    assert handler is not None
-    outbox = Outbox(settings.session_queue_size, budget, state.sse_buffer, handler.cancel)
-    session = ServerSession("sse", outbox.send)
+    session = ServerSession("sse")
     session.peer = address  # what its tasks are counted by, with its other sessions'
     session.principal = caller_of(request)
     store = state.store
@@ -169,54 +355,25 @@ async def handle_sse(request: web.Request) -> web.StreamResponse:
                                           {"principal": principal_to_json(session.principal)}),
                             state.store_ttl)
         except StoreUnavailable:
-            outbox.close()
             return store_unavailable()
     response = await open_event_stream(request)
-    writer = TimedWriter(request, response)  # a write stuck on a full socket aborts it
-    ended_because: list[str] = []
-
-    def evict(why: str) -> None:
-        ended_because.append(why)
-        handler.cancel()
-
-    state.sse_sessions.add(session, address, evict=evict,
-                           busy=lambda: bool(session.inflight) or outbox.busy)
-    state.stream_handlers.add(handler)
-    state.stats.opened("sse")
-    logger.info("sse session %s opened from %s", session.id, address)
-    try:
-        await writer.write(encode_event(f"{PATH_SSE_MESSAGE}?sessionId={session.id}",
-                                        event="endpoint"))
-        while (events := await outbox.take(KEEPALIVE_SECONDS)) is not None:
-            outbox.writing = True
-            # One write for all that waited: a chunk and a deadline per batch, not per event.
-            await writer.write(b"".join(events) if events else KEEPALIVE)
-            outbox.writing = False
-            outbox.written()
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    finally:
-        if outbox.overflowed:
-            logger.warning("sse session %s: the client is not reading (over %d events or %d "
-                           "bytes waiting, or the most of all streams past the server's %d); "
-                           "stream ended", session.id, settings.session_queue_size, budget,
-                           settings.sse_total_buffer)
-        state.sse_sessions.remove(session.id)
+    stream = SSEStream(state, session)
+    transport = request.transport
+    if transport is None or not hand_over(request, stream):
         if store.shared:
             state.chore(store.delete(session.id))
-        state.stream_handlers.discard(handler)
-        outbox.close()
         session.close()
-        state.stats.closed("sse")
-        logger.info("sse session %s closed%s", session.id,
-                    f": {ended_because[0]}" if ended_because else "")
-    if outbox.overflowed and request.transport is not None:
-        # Its socket is full: ending the chunked body would wait for a reader that never
-        # comes, holding what the transport buffers. Drop the connection instead.
-        request.transport.abort()
-        return response
-    with contextlib.suppress(ConnectionResetError):
-        await writer.write_eof()
+        return response  # the client went while the head was written
+    session.send = stream.send
+    state.sse_sessions.add(session, address, evict=stream.end, busy=stream.is_busy)
+    state.stats.opened("sse")
+    logger.info("sse session %s opened from %s", session.id, address)
+    assert isinstance(transport, asyncio.Transport)
+    # The head announced the framing of the body (chunked, unless the client spoke HTTP/1.0).
+    chunked = "chunked" in response.headers.get(hdrs.TRANSFER_ENCODING, "").lower()
+    stream.start(transport, chunked)
+    if state.shutting_down:  # it began while the head was written: the keeper has gone
+        stream.end("the server is shutting down")
     return response
 
 
