@@ -46,9 +46,14 @@ class _Seat(Generic[S]):
     session: S
     address: str
     busy: Callable[[], bool]
-    settled: Callable[[], bool]
+    # None: the session's own ``initialized`` says (no closure per seat for the usual case).
+    is_settled: Callable[[], bool] | None
     evict: Callable[[str], object]
     last_used: float
+
+    def settled(self) -> bool:
+        """Whether the session's handshake finished."""
+        return self.session.initialized if self.is_settled is None else self.is_settled()
 
     def idle_for(self, now: float) -> float:
         """Seconds since last use; -1 while busy (a busy session is never idle)."""
@@ -96,8 +101,7 @@ class SessionTable(Mapping[str, S]):
         """Seat ``session`` (call ``admit`` first). ``busy`` says whether it may not be
         evicted now; ``settled`` whether its handshake finished (by default its
         ``initialized``); ``evict(reason)`` ends it when it must give way."""
-        self._seats[session.id] = _Seat(session, address, busy,
-                                        settled or (lambda: session.initialized), evict,
+        self._seats[session.id] = _Seat(session, address, busy, settled, evict,
                                         time.monotonic())
         self._by_address[address] = self.held_by(address) + 1
 

@@ -1,6 +1,7 @@
 """The load mode's HTTP/1.1 pool against real servers on 127.0.0.1 port 0.
 
-Well-behaved answers come from aiohttp.web (JSON, chunked, text/event-stream, many at once);
+Well-behaved answers come from aiohttp.web (JSON, chunked, text/event-stream, many at once)
+and from our own server (a stateless 2026-07-28 call answered in JSON and as a stream);
 misbehaviour from raw asyncio servers that write the answer's bytes themselves (garbage,
 a close midway, a reset, silence, a body too big, too many header lines, bytes nobody asked
 for). Every wait is on the thing itself with a timeout; nothing asserts on speed.
@@ -9,6 +10,7 @@ for). Every wait is on the thing itself with a timeout; nothing asserts on speed
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +28,7 @@ from mcp_multi.client.bench.http1 import (
     HTTP1Pool,
     HTTP1Response,
 )
+from mcp_multi.server.app import RunningServer
 
 WAIT = 5.0
 JSON_HEADERS = b"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
@@ -291,6 +294,34 @@ async def test_a_body_of_megabytes_is_returned_whole() -> None:
     assert answer.body == big
 
 
+async def test_our_server_answers_a_stateless_call_in_json_and_as_an_event_stream(
+        mcp_server: RunningServer) -> None:
+    headers = (JSON_HEADERS + b"MCP-Protocol-Version: 2026-07-28\r\n"
+               b"Mcp-Method: tools/call\r\nMcp-Name: echo\r\n")
+
+    def call(request_id: int, meta: dict[str, object]) -> bytes:
+        meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {}, **meta}
+        return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+                           "params": {"name": "echo", "arguments": {"message": "hi"},
+                                      "_meta": meta}}).encode()
+
+    pool = HTTP1Pool(mcp_server.host, mcp_server.port, limit=1)
+    plain = await pool.request("POST", "/mcp", headers, call(1, {}), timeout=WAIT)
+    streamed = await pool.request("POST", "/mcp", headers, call(2, {"progressToken": "p"}),
+                                  timeout=WAIT)
+    await pool.close()
+    assert (plain.status, plain.headers["content-type"]) == (200, "application/json")
+    assert json.loads(plain.body)["result"]["content"][0]["text"] == "Echo: hi"
+    assert (streamed.status, streamed.headers["content-type"]) == (200, "text/event-stream")
+    messages = [json.loads(line[len(b"data: "):]) for line in streamed.body.splitlines()
+                if line.startswith(b"data: ")]
+    assert messages[0]["method"] == "notifications/progress"
+    assert messages[-1]["id"] == 2
+    assert messages[-1]["result"]["content"][0]["text"] == "Echo: hi"
+
+
 # -- answers that end the connection ---------------------------------------------------------
 
 async def test_connection_close_is_honoured() -> None:
@@ -450,6 +481,27 @@ async def test_silence_is_a_timeout_and_that_connection_is_closed() -> None:
     assert state.connections == 2
 
 
+async def test_each_request_on_a_connection_has_its_own_timeout() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answering(ANSWER)(reader, writer)  # at once
+        await read_request(reader)
+        await asyncio.sleep(0.7)  # later than the first request's deadline
+        writer.write(ANSWER)
+        await read_request(reader)
+        await until_hangup(reader, writer)  # never answered
+
+    async with raw_server(handler) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port, limit=1)
+        quick = await post(pool, timeout=0.5)
+        slow = await post(pool, timeout=60)  # the first request's timer must not end it
+        async with asyncio.timeout(WAIT):  # nor may the second's timer delay the third's
+            with pytest.raises(TimeoutError, match=r"within 0\.2 s"):
+                await pool.request("POST", "/mcp", b"", b"", timeout=0.2)
+        await pool.close()
+    assert quick.body == slow.body == b"{}"
+    assert state.connections == 1
+
+
 async def test_waiting_for_a_free_connection_counts_against_the_timeout() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_and_hold(state, reader)
@@ -495,6 +547,16 @@ async def test_too_many_or_too_long_header_lines_are_refused(head: bytes, messag
     async with raw_server(answering(b"HTTP/1.1 200 OK\r\n" + head, then=until_hangup)) as state:
         pool = HTTP1Pool("127.0.0.1", state.port)
         with pytest.raises(HTTP1Error, match=message):
+            await post(pool)
+        await pool.close()
+
+
+async def test_endless_trailers_are_refused() -> None:
+    endless = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+               b"X-Trailer: " + b"t" * (4 * 1000 + 3 * MAX_HEAD_BYTES))
+    async with raw_server(answering(endless, then=until_hangup)) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port, max_body=1000)
+        with pytest.raises(HTTP1Error, match="sent an answer over"):
             await post(pool)
         await pool.close()
 

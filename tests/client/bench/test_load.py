@@ -3,8 +3,12 @@ transport and era, --processes. Never a figure of speed: only what was counted a
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from ...conftest import StartServer
 from .conftest import BenchServer, run_bench
 
 QUICK = ("--warmup", "0", "--concurrency", "4", "--no-progress")
@@ -119,3 +123,19 @@ async def test_worker_processes_share_the_plan(bench_server: BenchServer) -> Non
                              "0.5", "--rate", "200", "--processes", "2", "--json", *QUICK)
     assert opened.status == 0, opened.err
     assert opened.target()["calls"] > 0
+
+
+async def test_targets_from_a_config_file_with_their_headers(
+        bench_server: BenchServer, start_mcp_server: StartServer, tmp_path: Path) -> None:
+    guarded = await start_mcp_server(auth_token="sesame")
+    config = tmp_path / "servers.json"
+    config.write_text(json.dumps({"mcpServers": {
+        "open": {"url": bench_server.url("http")},
+        "guarded": {"url": f"{guarded.base_url}/mcp",
+                    "headers": {"Authorization": "Bearer sesame"}},
+    }}))
+    outcome = await run_bench("--config", str(config), "--tool", "echo", "--args",
+                              '{"message": "hi"}', "--calls", "20", "--json", *QUICK)
+    assert outcome.status == 0, outcome.err
+    assert [(t["name"], t["ok"]) for t in outcome.report["targets"]] == [
+        ("open", 20), ("guarded", 20)]

@@ -71,6 +71,9 @@ MAX_HEAD_BYTES = 64 * 1024
 """Most bytes an answer's status line and header lines may take together."""
 
 _MAX_CACHED_HEADS = 256
+_MAX_CACHED_NAMES = 256
+_NAMES: dict[bytes, str] = {}  # header names as sent -> lower-case str (servers repeat theirs)
+_NEVER = float("inf")
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -121,7 +124,8 @@ class HTTP1Pool:
         if not name.isascii():
             name = name.encode("idna").decode("ascii")
         self._host_line = f"Host: {name if port == 80 else f'{name}:{port}'}\r\n".encode()
-        self._idle: list[_Connection] = []
+        # Idle connections, the one released last at the end (a dict: LIFO and O(1) removal).
+        self._idle: dict[_Connection, None] = {}
         self._all: set[_Connection] = set()
         self._open = 0  # connections open or being opened
         self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
@@ -161,7 +165,7 @@ class HTTP1Pool:
         else:
             data = b"".join((head, headers, b"\r\n"))
         idle = self._idle
-        conn = idle.pop() if idle else await self._acquire(loop, deadline, timeout)
+        conn = idle.popitem()[0] if idle else await self._acquire(loop, deadline, timeout)
         answer = conn.send(data, deadline, timeout, method == "HEAD")
         try:
             return await answer
@@ -207,7 +211,7 @@ class HTTP1Pool:
             if self._closed:
                 raise HTTP1Error(f"the pool for {self.where} is closed")
             if self._idle:
-                return self._idle.pop()
+                return self._idle.popitem()[0]
             if self._open < self._limit:
                 return await self._connect(loop, deadline)
             waiter: asyncio.Future[_Connection | None] = loop.create_future()
@@ -230,7 +234,7 @@ class HTTP1Pool:
         """Open a new connection, counted against ``limit`` from the start."""
         self._open += 1
         conn = _Connection(self, loop)
-        wait = min(self._connect_timeout, deadline - loop.time())
+        wait = max(min(self._connect_timeout, deadline - loop.time()), 0.0)
         try:
             async with asyncio.timeout(wait):
                 await loop.create_connection(lambda: conn, self._host, self._port)
@@ -266,7 +270,7 @@ class HTTP1Pool:
                 waiter.set_result(conn)
                 return
         if conn is not None:
-            self._idle.append(conn)
+            self._idle[conn] = None
 
     def _release(self, conn: _Connection) -> None:
         """``conn`` finished an exchange and may carry another."""
@@ -282,8 +286,7 @@ class HTTP1Pool:
         conn.counted = False
         self._all.discard(conn)
         self._open -= 1
-        if conn in self._idle:
-            self._idle.remove(conn)
+        self._idle.pop(conn, None)
         if not self._closed:
             self._pass_on(None)
 
@@ -296,20 +299,24 @@ class _Connection(asyncio.Protocol):
     raised there stops the parser and is kept in ``_error``.
     """
 
-    __slots__ = ("_body", "_body_size", "_deadline", "_error", "_head_bytes", "_head_only",
-                 "_header_count", "_headers", "_headers_done", "_loop", "_parser", "_pool",
-                 "_reusable", "_timeout", "_timer", "_transport", "_until_close", "closed",
-                 "counted", "gone", "waiter")
+    __slots__ = ("_body", "_body_size", "_deadline", "_error", "_head_only", "_header_count",
+                 "_headers", "_headers_done", "_loop", "_max_body", "_max_wire", "_parser",
+                 "_pool", "_reusable", "_status", "_timeout", "_timer", "_timer_at",
+                 "_transport", "_until_close", "_wire", "closed", "counted", "gone", "waiter")
 
     def __init__(self, pool: HTTP1Pool, loop: asyncio.AbstractEventLoop) -> None:
         self._pool = pool
         self._loop = loop
         self._transport: asyncio.Transport | None = None
         self._parser = HttpResponseParser(self)
+        self._max_body = pool.max_body
+        # Most bytes an answer may take on the wire: its head, a body in small chunks, trailers.
+        self._max_wire = 4 * pool.max_body + 2 * MAX_HEAD_BYTES
         self.waiter: asyncio.Future[HTTP1Response] | None = None
+        self._status = 0
         self._headers: dict[str, str] = {}
         self._header_count = 0
-        self._head_bytes = 0
+        self._wire = 0
         self._headers_done = False
         self._body: list[bytes] = []
         self._body_size = 0
@@ -320,6 +327,7 @@ class _Connection(asyncio.Protocol):
         self._deadline = 0.0
         self._timeout = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = _NEVER  # when the timer fires
         self.closed = False
         self.counted = False
         self.gone: asyncio.Future[None] = loop.create_future()
@@ -336,9 +344,10 @@ class _Connection(asyncio.Protocol):
             self._pool._forget(self)
             return waiter
         self.waiter = waiter
+        self._status = 0
         self._headers = {}
         self._header_count = 0
-        self._head_bytes = 0
+        self._wire = 0
         self._headers_done = False
         self._body = []
         self._body_size = 0
@@ -347,11 +356,11 @@ class _Connection(asyncio.Protocol):
         self._reusable = None
         self._deadline = deadline
         self._timeout = timeout
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
+        if deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
             self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
         self._transport.write(data)
         return waiter
 
@@ -397,11 +406,15 @@ class _Connection(asyncio.Protocol):
                 self._pool._release(self)
             else:
                 self._drop()
-        elif not self._headers_done and self.waiter is not None:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
+        elif self.waiter is not None:  # more of the answer to come: is it still bounded?
+            self._wire += len(data)
+            if not self._headers_done:
+                if self._wire > MAX_HEAD_BYTES:
+                    self._fail(HTTP1Error(
+                        f"{self._pool.where} sent a head over {MAX_HEAD_BYTES} bytes"))
+            elif self._wire > self._max_wire:
                 self._fail(HTTP1Error(
-                    f"{self._pool.where} sent a head over {MAX_HEAD_BYTES} bytes"))
+                    f"{self._pool.where} sent an answer over {self._max_wire} bytes"))
 
     def eof_received(self) -> bool | None:
         return None
@@ -434,7 +447,11 @@ class _Connection(asyncio.Protocol):
             raise self._stop(f"{self._pool.where} sent over {MAX_HEADERS} header lines")
         if self._headers_done:  # a trailer line of a chunked body
             return
-        key = name.decode("latin-1").lower()
+        key = _NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_NAMES) < _MAX_CACHED_NAMES:
+                _NAMES[name] = key
         text = value.decode("latin-1")
         headers = self._headers
         old = headers.get(key)
@@ -444,10 +461,10 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
         headers = self._headers
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self._pool.max_body:
+        if length is not None and length.isdigit() and int(length) > self._max_body:
             raise self._stop(f"{self._pool.where} announced a body of {length} bytes, "
-                             f"over the limit of {self._pool.max_body}")
-        status = self._parser.get_status_code()
+                             f"over the limit of {self._max_body}")
+        self._status = status = self._parser.get_status_code()
         if status < 200 or status == 204 or status == 304:
             return
         if self._head_only:
@@ -458,13 +475,13 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, piece: bytes) -> None:
         self._body_size += len(piece)
-        if self._body_size > self._pool.max_body:
+        if self._body_size > self._max_body:
             raise self._stop(
-                f"{self._pool.where} sent a body over the limit of {self._pool.max_body} bytes")
+                f"{self._pool.where} sent a body over the limit of {self._max_body} bytes")
         self._body.append(piece)
 
     def on_message_complete(self) -> None:
-        if self._parser.get_status_code() < 200:  # an interim answer: the real one follows
+        if self._status < 200:  # an interim answer: the real one follows
             self._headers = {}
             self._header_count = 0
             self._headers_done = False
@@ -480,7 +497,7 @@ class _Connection(asyncio.Protocol):
         assert waiter is not None
         self.waiter = None
         body = self._body
-        answer = HTTP1Response(self._parser.get_status_code(), self._headers,
+        answer = HTTP1Response(self._status, self._headers,
                                body[0] if len(body) == 1 else b"".join(body))
         if not waiter.done():
             waiter.set_result(answer)
@@ -497,10 +514,12 @@ class _Connection(asyncio.Protocol):
 
     def _on_timer(self) -> None:
         self._timer = None
+        self._timer_at = _NEVER
         if self.waiter is None or self.closed:
             return
         if self._deadline - self._loop.time() > 0.001:
             self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            self._timer_at = self._deadline
             return
         self._fail(TimeoutError(
             f"no whole answer from {self._pool.where} within {self._timeout:g} s"))
@@ -518,6 +537,7 @@ class _Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_at = _NEVER
         if not self.closed:
             self.closed = True
             if self._transport is not None:
