@@ -6,10 +6,14 @@ WebSocket JSON-RPC request with a fixed echo result, with no MCP logic at all; `
 is the same floor over HTTP (a JSON-RPC POST to ``/mcp`` answered with JSON, no session, no
 headers checked); ``sdk-http`` serves the SDK's MCPServer over Streamable HTTP at ``/mcp``,
 answering JSON.
+
+The floors run on asyncio's own event loop, as a plain aiohttp application does; a third
+argument ``uvloop`` runs them on uvloop instead (``benchmarks/run.py --floor-loop uvloop``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -17,7 +21,15 @@ import orjson
 from aiohttp import WSMsgType, web
 
 
-def floor_ws(port: int) -> None:
+def _loop(name: str) -> asyncio.AbstractEventLoop:
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def floor_ws(port: int, loop: str = "asyncio") -> None:
     async def handle(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=("mcp",))
         await ws.prepare(request)
@@ -30,7 +42,8 @@ def floor_ws(port: int) -> None:
 
     app = web.Application()
     app.router.add_get("/ws", handle)
-    web.run_app(app, host="127.0.0.1", port=port, print=lambda *_: print("ready", flush=True))
+    web.run_app(app, host="127.0.0.1", port=port, loop=_loop(loop),
+                print=lambda *_: print("ready", flush=True))
 
 
 def _echo_reply(req: dict[str, Any]) -> bytes:
@@ -39,7 +52,7 @@ def _echo_reply(req: dict[str, Any]) -> bytes:
                          "result": {"content": [{"type": "text", "text": text}]}})
 
 
-def floor_http(port: int) -> None:
+def floor_http(port: int, loop: str = "asyncio") -> None:
     async def handle(request: web.Request) -> web.Response:
         req = orjson.loads(await request.read())
         if "id" not in req:
@@ -48,7 +61,7 @@ def floor_http(port: int) -> None:
 
     app = web.Application()
     app.router.add_post("/mcp", handle)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None,
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, loop=_loop(loop),
                 print=lambda *_: print("ready", flush=True))
 
 
@@ -65,13 +78,13 @@ def _sdk_server() -> Any:
     return server
 
 
-def sdk_sse(port: int) -> None:
+def sdk_sse(port: int, _loop: str = "") -> None:
     import uvicorn
 
     uvicorn.run(_sdk_server().sse_app(), host="127.0.0.1", port=port, log_level="warning")
 
 
-def sdk_http(port: int) -> None:
+def sdk_http(port: int, _loop: str = "") -> None:
     """The SDK's Streamable HTTP app answering JSON (the cheapest mode it has)."""
     import uvicorn
 
@@ -82,4 +95,4 @@ def sdk_http(port: int) -> None:
 if __name__ == "__main__":
     peers = {"floor-ws": floor_ws, "floor-http": floor_http, "sdk-sse": sdk_sse,
              "sdk-http": sdk_http}
-    peers[sys.argv[1]](int(sys.argv[2]))
+    peers[sys.argv[1]](int(sys.argv[2]), *sys.argv[3:])

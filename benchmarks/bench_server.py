@@ -13,6 +13,10 @@ ratios against baselines measured in the same run:
 - Streamable HTTP (handshake era, a session, JSON answers): ours vs. the SDK's MCPServer.
 
 Resident memory of each server process after the run is reported the same way.
+
+Issue 12's targets (the server against the floors under wrk, the client, the load mode,
+memory of 10,000 SSE sessions) are measured by ``benchmarks/run.py``; this script remains
+the quick look at all three transports from one client.
 """
 
 from __future__ import annotations
