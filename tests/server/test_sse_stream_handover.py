@@ -10,6 +10,10 @@ no longer sees any of it, so each of those duties is proved here over real socke
 The keep-alive period is the module constant ``KEEPALIVE_SECONDS`` (15 s); the test that
 waits for a keep-alive sets it, with ``monkeypatch``, to a fraction of a second on the
 in-process server: configuration of the server under test, not a stand-in for any of it.
+
+Each scenario runs twice: on pytest's asyncio loop (through the ``start_mcp_server``
+fixture), and on uvloop, which ``mcp-server`` runs on where it is installed and whose
+transports pause, buffer and change protocols by their own code (``test_on_uvloop``).
 """
 
 from __future__ import annotations
@@ -18,15 +22,17 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
-from mcp_multi.server.app import RunningServer
+from mcp_multi.server.app import RunningServer, start_server
 from mcp_multi.server.endpoints import sse as sse_endpoint
+from mcp_multi.server.settings import ServerSettings
 
 from ..conftest import StartServer
 from .wire import SSEPeer, read_event
@@ -53,10 +59,9 @@ def echoed(reply: dict[str, Any]) -> str:
     return str(reply["result"]["content"][0]["text"]).removeprefix("Echo: ")
 
 
-async def test_an_idle_stream_gets_keepalive_comments(
-        start_mcp_server: StartServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sse_endpoint, "KEEPALIVE_SECONDS", 0.2)
-    server = await start_mcp_server()
+async def idle_stream_gets_keepalive_comments(
+        server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A quiet stream gets the keeper's comment, again and again, and still carries answers."""
     peer = await SSEPeer.connect(server.base_url)
     try:
         comments = 0
@@ -72,9 +77,9 @@ async def test_an_idle_stream_gets_keepalive_comments(
         await peer.close()
 
 
-async def test_many_sessions_each_get_their_own_answers_in_order(
-        start_mcp_server: StartServer) -> None:
-    server = await start_mcp_server()
+async def many_sessions_get_their_own_answers_in_order(
+        server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    """200 streams at once: each gets its own answers, each right after its call."""
     sessions = 200
     peers = await asyncio.wait_for(
         asyncio.gather(*(SSEPeer.connect(server.base_url) for _ in range(sessions))), DEADLINE)
@@ -101,8 +106,9 @@ async def test_many_sessions_each_get_their_own_answers_in_order(
     await until(lambda: len(server.state.sse_sessions) == 0, "every session to close")
 
 
-async def test_a_client_that_goes_is_cleaned_up(start_mcp_server: StartServer) -> None:
-    server = await start_mcp_server()
+async def a_client_that_goes_is_cleaned_up(
+        server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Streams whose clients hang up leave the table, the gauge and the POST endpoint."""
     table, stats = server.state.sse_sessions, server.state.stats
     peers = [await SSEPeer.connect(server.base_url) for _ in range(5)]
     try:
@@ -128,8 +134,9 @@ async def test_a_client_that_goes_is_cleaned_up(start_mcp_server: StartServer) -
     await until(lambda: len(table) == 0 and stats.connections == 0, "every session to close")
 
 
-async def test_http10_client_gets_an_unchunked_stream(start_mcp_server: StartServer) -> None:
-    server = await start_mcp_server()
+async def http10_client_gets_an_unchunked_stream(
+        server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    """An HTTP/1.0 client gets the bare event stream, answers on it, and EOF at shutdown."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(b"GET /sse HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
@@ -211,10 +218,9 @@ async def drained_to_the_end(sock: socket.socket) -> None:
             pass
 
 
-async def test_a_reader_over_its_byte_budget_is_cut_off_alone(
-        start_mcp_server: StartServer) -> None:
-    server = await start_mcp_server(max_message_size=64 * 1024,
-                                    session_buffer_bytes=256 * 1024)
+async def reader_over_its_byte_budget_is_cut_off_alone(
+        server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A client that never reads is dropped past its byte bound; the others still serve."""
     healthy = await SSEPeer.connect(server.base_url)
     await healthy.initialize()
     sock, url = await stalled_stream(server)
@@ -232,12 +238,10 @@ async def test_a_reader_over_its_byte_budget_is_cut_off_alone(
         await healthy.close()
 
 
-async def test_a_reader_stalled_past_the_send_timeout_is_cut_off_alone(
-        start_mcp_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger=sse_endpoint.__name__)
-    # 8 MB may wait: the stream is dropped by the deadline, not by a bound.
-    server = await start_mcp_server(max_message_size=64 * 1024, send_timeout=1.0,
-                                    session_buffer_bytes=8 * 2**20)
+async def reader_stalled_past_the_send_timeout_is_cut_off_alone(
+        server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A client that never reads is dropped past the send deadline, below its byte bound."""
+    # 8 MB may wait (SCENARIOS): the stream is dropped by the deadline, not by a bound.
     healthy = await SSEPeer.connect(server.base_url)
     await healthy.initialize()
     sock, url = await stalled_stream(server)
@@ -259,8 +263,9 @@ async def test_a_reader_stalled_past_the_send_timeout_is_cut_off_alone(
         await healthy.close()
 
 
-async def test_shutdown_ends_every_open_stream(start_mcp_server: StartServer) -> None:
-    server = await start_mcp_server()
+async def shutdown_ends_every_open_stream(
+        server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Stopping the server ends every open stream cleanly, without a hang."""
     peers = [await SSEPeer.connect(server.base_url) for _ in range(20)]
     try:
         await peers[0].initialize()
@@ -275,3 +280,53 @@ async def test_shutdown_ends_every_open_stream(start_mcp_server: StartServer) ->
     finally:
         for peer in peers:
             await peer.close()
+
+
+Scenario = Callable[[RunningServer, pytest.LogCaptureFixture], Awaitable[None]]
+
+# Each scenario and the settings of the server it runs against.
+SCENARIOS: dict[str, tuple[dict[str, Any], Scenario]] = {
+    "keepalive": ({}, idle_stream_gets_keepalive_comments),
+    "200 sessions": ({}, many_sessions_get_their_own_answers_in_order),
+    "client goes": ({}, a_client_that_goes_is_cleaned_up),
+    "HTTP/1.0": ({}, http10_client_gets_an_unchunked_stream),
+    "byte budget": ({"max_message_size": 64 * 1024, "session_buffer_bytes": 256 * 1024},
+                    reader_over_its_byte_budget_is_cut_off_alone),
+    "send timeout": ({"max_message_size": 64 * 1024, "send_timeout": 1.0,
+                      "session_buffer_bytes": 8 * 2**20},
+                     reader_stalled_past_the_send_timeout_is_cut_off_alone),
+    "shutdown": ({}, shutdown_ends_every_open_stream),
+}
+
+
+@pytest.fixture
+def quick_keepalives(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Keep-alives every 0.2 s in every scenario (so they interleave with the events of
+    all of them), and the stream endpoint's INFO lines captured."""
+    monkeypatch.setattr(sse_endpoint, "KEEPALIVE_SECONDS", 0.2)
+    caplog.set_level(logging.INFO, logger=sse_endpoint.__name__)
+
+
+@pytest.mark.usefixtures("quick_keepalives")
+@pytest.mark.parametrize("name", SCENARIOS)
+async def test_on_asyncio(name: str, start_mcp_server: StartServer,
+                          caplog: pytest.LogCaptureFixture) -> None:
+    overrides, scenario = SCENARIOS[name]
+    await scenario(await start_mcp_server(**overrides), caplog)
+
+
+@pytest.mark.usefixtures("quick_keepalives")
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_on_uvloop(name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    overrides, scenario = SCENARIOS[name]
+
+    async def run() -> None:
+        server = await start_server(ServerSettings(host="127.0.0.1", port=0, root=tmp_path,
+                                                   **overrides))
+        try:
+            await scenario(server, caplog)
+        finally:
+            await server.close()
+
+    uvloop.run(run())
