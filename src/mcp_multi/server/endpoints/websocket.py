@@ -108,8 +108,11 @@ class Outbound:
             # mark: aiohttp writes a small frame at once and does not wait to drain, so it
             # needs neither the turn nor the deadline.
             await self._ws.send_frame(data, WSMsgType.TEXT)
-            state.websocket_backlog_peak = max(state.websocket_backlog_peak, self.backlog)
-            self._room.set()
+            backlog = self.pending + self._transport.get_write_buffer_size()
+            if backlog > state.websocket_backlog_peak:
+                state.websocket_backlog_peak = backlog
+            if not self._room.is_set():
+                self._room.set()
             return
         self.pending += size
         state.websocket_backlog += size
@@ -225,8 +228,10 @@ def _close_at_expiry(session: ServerSession,
 async def _serve(ws: web.WebSocketResponse, state: ServerState, session: ServerSession,
                  outbound: Outbound) -> None:
     """Read frames and hand them to the dispatcher, pausing while replies pile up."""
+    touch = state.websocket_sessions.touch
+    receive = state.dispatcher.receive
     while True:
-        if not await outbound.wait_for_room():
+        if outbound.over and not await outbound.wait_for_room():
             logger.warning("websocket session %s: the client does not read (%d bytes "
                            "waiting); closing", session.id, outbound.backlog)
             outbound.closing = outbound.closing or (WSCloseCode.POLICY_VIOLATION,
@@ -235,8 +240,8 @@ async def _serve(ws: web.WebSocketResponse, state: ServerState, session: ServerS
             return
         msg = await ws.receive()
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-            state.websocket_sessions.touch(session.id)
-            await state.dispatcher.receive(session, msg.data)
+            touch(session.id)
+            await receive(session, msg.data)
         elif msg.type == WSMsgType.ERROR:
             logger.info("websocket session %s: %s", session.id, ws.exception())
             return
