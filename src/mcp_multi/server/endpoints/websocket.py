@@ -6,7 +6,10 @@ none gets none. Requests run concurrently (see :meth:`Dispatcher.receive`).
 Flow control: a peer that sends requests and never reads the replies must not make the
 server hold them without bound. Replies are written one at a time (:class:`Outbound`), so
 the transport's buffer holds one frame at most while the rest wait, counted, as bytes; the
-connection's *backlog* is those bytes plus what the transport still buffers. While the
+connection's *backlog* is those bytes plus what the transport still buffers. Small replies
+into a nearly empty buffer skip the turn: those of one loop turn (the answers to the
+frames of one read) are framed here and leave in one write, which saves a system call and
+a wake-up of the peer per reply. While the
 backlog is over ``websocket_send_buffer`` — or the backlog of every connection together is
 over ``websocket_total_buffer`` and this one has replies waiting — the server stops reading
 the connection's frames (TCP pushes back on the peer). A connection that stays over its bound
