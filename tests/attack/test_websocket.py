@@ -98,3 +98,26 @@ async def test_websocket_sessions_count_against_a_limit(start_mcp_server: StartS
         assert len(server.state.websocket_sessions) == 2
         for ws in (first, second, third):
             await ws.close()
+
+
+async def test_pipelined_small_replies_come_in_order_each_its_own_frame(
+        start_mcp_server: StartServer) -> None:
+    # Replies of one read leave together (framed by the server itself): the client's frame
+    # parser must still see each as one whole TEXT message, in the order asked, across
+    # both short header forms (payloads under and over 125 bytes).
+    server = await start_mcp_server()
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.base_url + "/ws")
+        await ws.send_str(orjson.dumps(INIT).decode())
+        assert (await asyncio.wait_for(ws.receive(), 5)).type == aiohttp.WSMsgType.TEXT
+        await ws.send_str('{"jsonrpc":"2.0","method":"notifications/initialized"}')
+        sizes = [i * 7 for i in range(60)]  # 0 to 413 characters
+        for i, size in enumerate(sizes, 1):
+            await ws.send_str(echo(i, size))
+        for i, size in enumerate(sizes, 1):
+            msg = await asyncio.wait_for(ws.receive(), 5)
+            assert msg.type == aiohttp.WSMsgType.TEXT
+            reply = orjson.loads(msg.data)
+            assert reply["id"] == i
+            assert reply["result"]["content"][0]["text"].endswith("x" * size)
+        await ws.close()

@@ -54,7 +54,7 @@ from ..protocol.jsonrpc import (
 )
 from ..protocol.server_state import SessionEvent
 from ..protocol.text import for_display
-from ..protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, opening_era, supports
+from ..protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, Era, opening_era, supports
 from .asking import InputNeeded, RoundAsking
 from .auth.admin import Permissions, admin_tool
 from .auth.policy import Policy
@@ -163,6 +163,21 @@ class Dispatcher:
         A batch (2025-03-26) is answered as JSON-RPC wants it: one array holding the
         responses of all its requests, sent when the last of them is done.
         """
+        if len(data) <= self.settings.max_message_size:
+            # The common frame, one message that decodes: served without building a Frame.
+            try:
+                decoded = decode(data)
+            except JSONRPCError:
+                decoded = None  # parse() below answers it
+            if isinstance(decoded, Request):
+                await self._spawn(session, decoded)
+                return
+            if isinstance(decoded, Notification):
+                self._notification(session, decoded)
+                return
+            if isinstance(decoded, (Response, ErrorResponse)):
+                self._answer(session, decoded)
+                return
         frame = self.parse(session, data)
         if frame.batch:
             await self._receive_batch(session, frame)
@@ -290,10 +305,11 @@ class Dispatcher:
         self.stats.requests += 1
         params = req.params or {}
         try:
-            if (session.era or opening_era(req.method, params)) == MODERN:
+            opened = opening_era(req.method, params)
+            if (session.era or opened) == MODERN:
                 result = await self._modern_request(session, req, params, notify)
             else:
-                result = await self._handshake_request(session, req, params, notify)
+                result = await self._handshake_request(session, req, params, notify, opened)
         except JSONRPCError as exc:
             self.stats.errors += 1
             return error_response(req.id, exc)
@@ -306,10 +322,10 @@ class Dispatcher:
         return response(req.id, result)
 
     async def _handshake_request(self, session: ServerSession, req: Request, params: Params,
-                                 notify: SendFn) -> dict[str, Any]:
+                                 notify: SendFn, opened: Era) -> dict[str, Any]:
         lifecycle = session.lifecycle
         lifecycle.process(SessionEvent.HANDSHAKE_REQUEST, req.method)  # the first decides
-        if opening_era(req.method, params) == MODERN:  # an envelope on a handshake session
+        if opened == MODERN:  # an envelope on a handshake session
             lifecycle.process(SessionEvent.MODERN_REQUEST, req.method)
         found = self.router.find(HANDSHAKE, req.method)
         if found is None:

@@ -6,7 +6,10 @@ none gets none. Requests run concurrently (see :meth:`Dispatcher.receive`).
 Flow control: a peer that sends requests and never reads the replies must not make the
 server hold them without bound. Replies are written one at a time (:class:`Outbound`), so
 the transport's buffer holds one frame at most while the rest wait, counted, as bytes; the
-connection's *backlog* is those bytes plus what the transport still buffers. While the
+connection's *backlog* is those bytes plus what the transport still buffers. Small replies
+into a nearly empty buffer skip the turn: those of one loop turn (the answers to the
+frames of one read) are framed here and leave in one write, which saves a system call and
+a wake-up of the peer per reply. While the
 backlog is over ``websocket_send_buffer`` — or the backlog of every connection together is
 over ``websocket_total_buffer`` and this one has replies waiting — the server stops reading
 the connection's frames (TCP pushes back on the peer). A connection that stays over its bound
@@ -77,11 +80,16 @@ class Outbound:
         self._room = asyncio.Event()
         self.pending = 0  # bytes of replies waiting for their turn
         self.closing: tuple[int, str] | None = None  # (close code, why) once we end it
+        # Small replies of one loop turn, framed by us and written together (see send);
+        # only on a connection without permessage-deflate, whose frames need aiohttp.
+        self._coalesce = not ws.compress
+        self._batch: list[bytes] = []
+        self._batched = 0
 
     @property
     def backlog(self) -> int:
         """Bytes waiting: replies not yet written plus what the transport still buffers."""
-        return self.pending + self._transport.get_write_buffer_size()
+        return self.pending + self._batched + self._transport.get_write_buffer_size()
 
     @property
     def over(self) -> bool:
@@ -103,13 +111,24 @@ class Outbound:
         size = len(data)
         state = self._state
         if (size <= _UNBLOCKED and not self._lock.locked()
-                and self._transport.get_write_buffer_size() <= _UNBLOCKED):
+                and self._transport.get_write_buffer_size() + self._batched <= _UNBLOCKED):
             # Nothing of ours is being written and the buffer is far below its high-water
-            # mark: aiohttp writes a small frame at once and does not wait to drain, so it
-            # needs neither the turn nor the deadline.
+            # mark: a small frame is written at once without waiting to drain, so it needs
+            # neither the turn nor the deadline. The replies to the frames of one read
+            # leave in one write (one system call, one wake-up of the peer) when this loop
+            # turn ends; a reply that must take its turn flushes them first (order kept).
+            if self._coalesce:
+                if not self._batch:
+                    asyncio.get_running_loop().call_soon(self.flush)
+                self._batch.append(_text_frame(data))
+                self._batched += size
+                return
             await self._ws.send_frame(data, WSMsgType.TEXT)
-            state.websocket_backlog_peak = max(state.websocket_backlog_peak, self.backlog)
-            self._room.set()
+            backlog = self.pending + self._transport.get_write_buffer_size()
+            if backlog > state.websocket_backlog_peak:
+                state.websocket_backlog_peak = backlog
+            if not self._room.is_set():
+                self._room.set()
             return
         self.pending += size
         state.websocket_backlog += size
@@ -118,6 +137,7 @@ class Outbound:
             async with self._lock:
                 if self._ws.closed or self.closing is not None:
                     return
+                self.flush()
                 # aiohttp writes the frame into the transport, then waits for it to drain
                 # below its high-water mark: with one writer at a time that is the bound.
                 async with asyncio.timeout(state.settings.websocket_send_timeout):
@@ -127,6 +147,23 @@ class Outbound:
         finally:
             self.pending -= size
             state.websocket_backlog -= size
+            self._room.set()
+
+    def flush(self) -> None:
+        """Write the small replies gathered this loop turn (dropped once the connection
+        closes, like any reply sent then)."""
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        self._batched = 0
+        if self._ws.closed or self._transport.is_closing():
+            return
+        self._transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+        backlog = self.pending + self._transport.get_write_buffer_size()
+        if backlog > self._state.websocket_backlog_peak:
+            self._state.websocket_backlog_peak = backlog
+        if not self._room.is_set():
             self._room.set()
 
     async def wait_for_room(self) -> bool:
@@ -154,6 +191,7 @@ class Outbound:
         A peer closed for not reading (1008) would never see a close frame, and waiting for
         the frame to drain is what must not happen, so its connection is aborted at once.
         """
+        self.flush()
         try:
             if code != WSCloseCode.POLICY_VIOLATION and not self.over:
                 with contextlib.suppress(Exception):
@@ -162,6 +200,16 @@ class Outbound:
         finally:
             if not self._transport.is_closing() or self._transport.get_write_buffer_size():
                 self._transport.abort()
+
+
+def _text_frame(data: bytes) -> bytes:
+    """``data`` as one unmasked, uncompressed TEXT frame (RFC 6455 section 5.2)."""
+    size = len(data)
+    if size < 126:
+        return bytes((0x81, size)) + data
+    if size < 65536:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + data
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + data
 
 
 async def handle_websocket(request: web.Request) -> web.StreamResponse:
@@ -225,8 +273,10 @@ def _close_at_expiry(session: ServerSession,
 async def _serve(ws: web.WebSocketResponse, state: ServerState, session: ServerSession,
                  outbound: Outbound) -> None:
     """Read frames and hand them to the dispatcher, pausing while replies pile up."""
+    touch = state.websocket_sessions.touch
+    receive = state.dispatcher.receive
     while True:
-        if not await outbound.wait_for_room():
+        if outbound.over and not await outbound.wait_for_room():
             logger.warning("websocket session %s: the client does not read (%d bytes "
                            "waiting); closing", session.id, outbound.backlog)
             outbound.closing = outbound.closing or (WSCloseCode.POLICY_VIOLATION,
@@ -235,8 +285,8 @@ async def _serve(ws: web.WebSocketResponse, state: ServerState, session: ServerS
             return
         msg = await ws.receive()
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-            state.websocket_sessions.touch(session.id)
-            await state.dispatcher.receive(session, msg.data)
+            touch(session.id)
+            await receive(session, msg.data)
         elif msg.type == WSMsgType.ERROR:
             logger.info("websocket session %s: %s", session.id, ws.exception())
             return
