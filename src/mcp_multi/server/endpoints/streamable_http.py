@@ -88,6 +88,7 @@ from ...protocol.sse import KEEPALIVE_SECONDS
 from ...protocol.versions import (
     HANDSHAKE,
     MODERN,
+    Era,
     http_era,
     is_supported,
     supports,
@@ -256,7 +257,9 @@ def _sse_refusal(request: web.Request, *, json_too: bool) -> web.Response | None
     if not accepts(accept, SSE_TYPE) or (json_too and not accepts(accept, JSON_TYPE)):
         wanted = f"{JSON_TYPE} and {SSE_TYPE}" if json_too else SSE_TYPE
         return error_reply(406, InvalidRequest(f"Not Acceptable: Accept must list {wanted}"))
-    if json_too and request.content_type != JSON_TYPE:
+    # The exact header a client nearly always sends needs no parsing of its parameters.
+    if json_too and request.headers.get(hdrs.CONTENT_TYPE) != JSON_TYPE \
+            and request.content_type != JSON_TYPE:
         return error_reply(415, InvalidRequest(
             f"Unsupported Media Type: Content-Type must be {JSON_TYPE}"))
     return None
@@ -277,13 +280,14 @@ async def _post(request: web.Request) -> web.StreamResponse:
     if isinstance(body, web.Response):
         return body
     header = request.headers.get(VERSION_HEADER)
-    if http_era(header) == HANDSHAKE:
+    era = http_era(header)
+    if era == HANDSHAKE:
         return await _handshake_post(request, state, body)
-    return await _modern_post(request, state, body, header)
+    return await _modern_post(request, state, body, header, era)
 
 
 async def _modern_post(request: web.Request, state: ServerState, body: bytes,
-                       header: str | None) -> web.StreamResponse:
+                       header: str | None, era: Era | None) -> web.StreamResponse:
     try:
         obj = loads(body)
     except JSONRPCError as exc:
@@ -304,9 +308,10 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
     assert isinstance(msg, Request)
     params = msg.params or {}
     try:
-        if http_era(header) != MODERN and not has_envelope(params):
+        enveloped = has_envelope(params)
+        if era != MODERN and not enveloped:
             raise unsupported_version(header)
-        if has_envelope(params):
+        if enveloped:
             check_headers(request.headers.items(), msg.method, params)
             if msg.method == m.TOOLS_CALL:
                 _check_param_headers(state, request, params)
