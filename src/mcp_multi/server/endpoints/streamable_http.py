@@ -277,7 +277,9 @@ async def _post(request: web.Request) -> web.StreamResponse:
     if refusal is not None:
         return refusal
     body = await read_body(request, state.settings.max_message_size)
-    if isinstance(body, web.Response):
+    # Asked of the bytes, not of web.Response: aiohttp's responses are mappings, and an
+    # isinstance check against an ABC runs Python code (it showed in every request's profile).
+    if not isinstance(body, bytes):
         return body
     header = request.headers.get(VERSION_HEADER)
     era = http_era(header)
@@ -369,7 +371,7 @@ async def _handshake_post(request: web.Request, state: ServerState,
     session: HTTPSession | None = None
     if SESSION_HEADER in request.headers:
         found = await _find_session(request, state)
-        if isinstance(found, web.Response):
+        if not isinstance(found, HTTPSession):
             return found
         session = found
     frame = dispatcher.parse(session or _NO_SESSION, body)
@@ -421,8 +423,7 @@ async def _exchange(request: web.Request, state: ServerState, session: HTTPSessi
                                   priming=supports(version, "sse_priming"),
                                   status_of=lambda _final: 200, headers=headers,
                                   stream=session.new_stream)
-        state.http_sessions.touch(session.id)
-        return response
+        return response  # served in this task: _find_session's touch just now still holds
     stream = session.new_stream()
     session.track(req.id, asyncio.create_task(_run(state, session, req, stream)))
     journal = None
