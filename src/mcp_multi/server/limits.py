@@ -13,9 +13,10 @@ protocol factory that wraps each ``RequestHandler`` in a :class:`GuardedConnecti
   start-up) minus a reserve for the files, pipes and sessions the server itself opens;
 - gives every request head ``header_timeout`` seconds, counted from the connection's first
   byte (or its opening) and, on a keep-alive connection, from the first byte after the last
-  request ended; the :attr:`ConnectionLimiter.middleware` tells it when a request reached the
-  application, so a WebSocket or an SSE stream, which is a request in progress for its whole
-  life, is never cut by it;
+  request ended; the application's guard (found through
+  :meth:`ConnectionLimiter.connection_of`) tells it when a request reached the application,
+  so a WebSocket or an SSE stream, which is a request in progress for its whole life, is
+  never cut by it;
 - forwards everything else to aiohttp unchanged.
 
 Idle keep-alive connections are aiohttp's own ``keepalive_timeout``, which the runner is
@@ -34,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, cast
 
 from aiohttp import web
@@ -58,8 +59,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The message asyncio's event loop reports for EMFILE/ENFILE/ENOBUFS/ENOMEM in accept().
 _ACCEPT_FAILED = "socket.accept() out of system resource"
@@ -153,19 +152,6 @@ class ConnectionLimiter:
                                       limit=3)
         self.accept_failures = LogThrottle(logger, "failed accepts", limit=1)
 
-        @web.middleware
-        async def track_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-            connection = self._by_handler.get(request.protocol)
-            if connection is None:
-                return await handler(request)
-            connection.request_started()
-            try:
-                return await handler(request)
-            finally:
-                connection.request_ended()
-
-        self.middleware = track_requests
-
     def protocol_factory(self, make_handler: Callable[[], RequestHandler]
                          ) -> Callable[[], GuardedConnection]:
         """What ``loop.create_server`` is given: each connection a guarded aiohttp handler."""
@@ -179,6 +165,12 @@ class ConnectionLimiter:
             return False
         self.active += 1
         return True
+
+    def connection_of(self, request: web.BaseRequest) -> GuardedConnection | None:
+        """The guarded connection serving ``request``, which the application tells when a
+        request reaches it (:meth:`GuardedConnection.request_started`, then
+        :meth:`~GuardedConnection.request_ended`); None for one it does not guard."""
+        return self._by_handler.get(request.protocol)
 
     def register(self, handler: RequestHandler, connection: GuardedConnection) -> None:
         self._by_handler[handler] = connection
