@@ -137,6 +137,10 @@ def _bad_request(message: str, status: int = 400,
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The connection limiter of a started server (None for an application only built, as tests
+# do): the guard tells it when a request reached the application. One middleware doing both
+# costs one coroutine a request less than two.
+LIMITER: web.AppKey[ConnectionLimiter | None] = web.AppKey("limiter")
 
 
 @web.middleware
@@ -148,19 +152,26 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     browser ``Origin`` must be a loopback origin or one of ``--allowed-origin``; when the
     server listens on loopback, the ``Host`` header must name a loopback host too.
     """
-    guarded = _guarded(request)
-    refusal = _refusal(request, guarded)
-    if refusal is None and guarded:
-        refusal = await _credentials(request)
-    if refusal is not None:
-        return refusal
+    limiter = request.app[LIMITER]
+    connection = limiter.connection_of(request) if limiter is not None else None
+    if connection is not None:
+        connection.request_started()
     try:
+        guarded = _guarded(request)
+        refusal = _refusal(request, guarded)
+        if refusal is None and guarded:
+            refusal = await _credentials(request)
+        if refusal is not None:
+            return refusal
         return await handler(request)
     except web.RequestPayloadError as exc:
         # Bad chunking, a compressed body that does not decompress: the peer's fault, not ours.
         cause = exc.__cause__ or exc
         detail = " ".join(str(getattr(cause, "message", cause)).split())
         return _bad_request(f"Bad Request: the body cannot be read: {for_display(detail, 200)}")
+    finally:
+        if connection is not None:
+            connection.request_ended()
 
 
 def _guarded(request: web.Request) -> bool:
@@ -258,6 +269,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     dispatcher = build_dispatcher(settings, TRANSPORTS, dict(ENDPOINTS))
     stats = dispatcher.stats
     app = web.Application(middlewares=[guard], client_max_size=settings.max_message_size * 4)
+    app[LIMITER] = None
     authenticator = build_authenticator(settings)
     permissions = dispatcher.context.permissions
     if permissions.policy is not None:  # the policy's static tokens are asked first
@@ -344,7 +356,7 @@ async def start_server(settings: ServerSettings, *, reuse_port: bool = False) ->
     (the workers of :mod:`mcp_multi.server.workers`)."""
     app = create_app(settings)
     limiter = _connection_limiter(settings)
-    app.middlewares.insert(0, limiter.middleware)
+    app[LIMITER] = limiter
     # handler_cancellation: a client that drops an SSE stream frees its session at once.
     # logger: aiohttp's per-request error log, made one throttled line per malformed request.
     error_log = RequestErrorLog()

@@ -13,9 +13,10 @@ protocol factory that wraps each ``RequestHandler`` in a :class:`GuardedConnecti
   start-up) minus a reserve for the files, pipes and sessions the server itself opens;
 - gives every request head ``header_timeout`` seconds, counted from the connection's first
   byte (or its opening) and, on a keep-alive connection, from the first byte after the last
-  request ended; the :attr:`ConnectionLimiter.middleware` tells it when a request reached the
-  application, so a WebSocket or an SSE stream, which is a request in progress for its whole
-  life, is never cut by it;
+  request ended; the application's guard (found through
+  :meth:`ConnectionLimiter.connection_of`) tells it when a request reached the application,
+  so a WebSocket or an SSE stream, which is a request in progress for its whole life, is
+  never cut by it;
 - forwards everything else to aiohttp unchanged.
 
 Idle keep-alive connections are aiohttp's own ``keepalive_timeout``, which the runner is
@@ -34,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, cast
 
 from aiohttp import web
@@ -58,8 +59,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The message asyncio's event loop reports for EMFILE/ENFILE/ENOBUFS/ENOMEM in accept().
 _ACCEPT_FAILED = "socket.accept() out of system resource"
@@ -153,19 +152,6 @@ class ConnectionLimiter:
                                       limit=3)
         self.accept_failures = LogThrottle(logger, "failed accepts", limit=1)
 
-        @web.middleware
-        async def track_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-            connection = self._by_handler.get(request.protocol)
-            if connection is None:
-                return await handler(request)
-            connection.request_started()
-            try:
-                return await handler(request)
-            finally:
-                connection.request_ended()
-
-        self.middleware = track_requests
-
     def protocol_factory(self, make_handler: Callable[[], RequestHandler]
                          ) -> Callable[[], GuardedConnection]:
         """What ``loop.create_server`` is given: each connection a guarded aiohttp handler."""
@@ -179,6 +165,12 @@ class ConnectionLimiter:
             return False
         self.active += 1
         return True
+
+    def connection_of(self, request: web.BaseRequest) -> GuardedConnection | None:
+        """The guarded connection serving ``request``, which the application tells when a
+        request reaches it (:meth:`GuardedConnection.request_started`, then
+        :meth:`~GuardedConnection.request_ended`); None for one it does not guard."""
+        return self._by_handler.get(request.protocol)
 
     def register(self, handler: RequestHandler, connection: GuardedConnection) -> None:
         self._by_handler[handler] = connection
@@ -254,8 +246,8 @@ class GuardedConnection(asyncio.Protocol):
     else handed to aiohttp's ``RequestHandler`` as it comes (or, once :func:`hand_over`
     gave the connection away, to the protocol it was given to)."""
 
-    __slots__ = ("_handed_over", "_handler", "_head_timer", "_in_request", "_limiter",
-                 "_make_handler", "_transport")
+    __slots__ = ("_handed_over", "_handler", "_head_since", "_head_timer", "_in_request",
+                 "_limiter", "_loop", "_make_handler", "_transport")
 
     def __init__(self, limiter: ConnectionLimiter,
                  make_handler: Callable[[], RequestHandler]) -> None:
@@ -265,7 +257,14 @@ class GuardedConnection(asyncio.Protocol):
         # The protocol the connection was handed over to, which then gets every callback.
         self._handed_over: asyncio.Protocol | None = None
         self._transport: asyncio.Transport | None = None
+        # The head deadline is kept lazily: ``_head_since`` is when the head being awaited
+        # began (None when none is), and the one timer, armed for the first head, is not
+        # cancelled when a head arrives whole; when it fires it re-arms itself for what is
+        # left of the current head's time, if a head is awaited at all. A busy keep-alive
+        # connection so costs a clock read per request, not a timer made and cancelled.
+        self._head_since: float | None = None
         self._head_timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
         self._in_request = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -287,7 +286,7 @@ class GuardedConnection(asyncio.Protocol):
             return
         if self._handler is None:
             return
-        if not self._in_request and self._head_timer is None:
+        if not self._in_request and self._head_since is None:
             self._arm()  # the first byte of the next request head on a kept-alive connection
         self._handler.data_received(data)
 
@@ -319,7 +318,7 @@ class GuardedConnection(asyncio.Protocol):
         handler, self._handler = self._handler, None
         if handler is None:
             return
-        self._disarm()
+        self._stop_timer()
         self._limiter.forget(handler)
         self._limiter.release()
         handler.connection_lost(exc)
@@ -330,7 +329,7 @@ class GuardedConnection(asyncio.Protocol):
         handler, self._handler = self._handler, None
         if handler is not None:
             self._limiter.forget(handler)
-        self._disarm()
+        self._stop_timer()
         self._handed_over = protocol
 
     def request_started(self) -> None:
@@ -342,18 +341,33 @@ class GuardedConnection(asyncio.Protocol):
         self._in_request -= 1
 
     def _arm(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._head_timer = loop.call_later(self._limiter.header_timeout, self._head_expired)
+        """A request head is awaited from now on."""
+        self._head_since = self._loop.time()
+        if self._head_timer is None:
+            self._head_timer = self._loop.call_later(self._limiter.header_timeout,
+                                                     self._head_check)
 
     def _disarm(self) -> None:
+        """No request head is awaited (one arrived whole); the timer is left to lapse."""
+        self._head_since = None
+
+    def _stop_timer(self) -> None:
+        self._head_since = None
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _head_expired(self) -> None:
+    def _head_check(self) -> None:
         self._head_timer = None
-        if self._in_request or self._transport is None or self._handler is None:
+        since = self._head_since
+        if since is None or self._in_request or self._transport is None \
+                or self._handler is None:
             return
+        left = since + self._limiter.header_timeout - self._loop.time()
+        if left > 0:
+            self._head_timer = self._loop.call_later(left, self._head_check)
+            return
+        self._head_since = None
         peer = self._transport.get_extra_info("peername")
         self._limiter.slow_heads.log(logging.INFO, "closed the connection from %s: no whole "
                                      "request head within %g s", _address(peer),

@@ -165,7 +165,9 @@ async def send_within(request: web.Request, response: web.StreamResponse
     finds it sent, or its connection gone); one already prepared (a stream) is left alone."""
     if response.prepared:
         return response
-    body = response.body if isinstance(response, web.Response) else None
+    # By exact type: isinstance against aiohttp's responses (mappings, so ABCs) runs Python
+    # code; a subclass of Response only takes the timed path below.
+    body = response.body if type(response) is web.Response else None
     transport = request.transport
     if (isinstance(body, bytes) and len(body) <= _UNBLOCKED and transport is not None
             and not transport.get_write_buffer_size()):

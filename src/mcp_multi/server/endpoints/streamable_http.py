@@ -88,6 +88,7 @@ from ...protocol.sse import KEEPALIVE_SECONDS
 from ...protocol.versions import (
     HANDSHAKE,
     MODERN,
+    Era,
     http_era,
     is_supported,
     supports,
@@ -256,7 +257,9 @@ def _sse_refusal(request: web.Request, *, json_too: bool) -> web.Response | None
     if not accepts(accept, SSE_TYPE) or (json_too and not accepts(accept, JSON_TYPE)):
         wanted = f"{JSON_TYPE} and {SSE_TYPE}" if json_too else SSE_TYPE
         return error_reply(406, InvalidRequest(f"Not Acceptable: Accept must list {wanted}"))
-    if json_too and request.content_type != JSON_TYPE:
+    # The exact header a client nearly always sends needs no parsing of its parameters.
+    if json_too and request.headers.get(hdrs.CONTENT_TYPE) != JSON_TYPE \
+            and request.content_type != JSON_TYPE:
         return error_reply(415, InvalidRequest(
             f"Unsupported Media Type: Content-Type must be {JSON_TYPE}"))
     return None
@@ -274,16 +277,19 @@ async def _post(request: web.Request) -> web.StreamResponse:
     if refusal is not None:
         return refusal
     body = await read_body(request, state.settings.max_message_size)
-    if isinstance(body, web.Response):
+    # Asked of the bytes, not of web.Response: aiohttp's responses are mappings, and an
+    # isinstance check against an ABC runs Python code (it showed in every request's profile).
+    if not isinstance(body, bytes):
         return body
     header = request.headers.get(VERSION_HEADER)
-    if http_era(header) == HANDSHAKE:
+    era = http_era(header)
+    if era == HANDSHAKE:
         return await _handshake_post(request, state, body)
-    return await _modern_post(request, state, body, header)
+    return await _modern_post(request, state, body, header, era)
 
 
 async def _modern_post(request: web.Request, state: ServerState, body: bytes,
-                       header: str | None) -> web.StreamResponse:
+                       header: str | None, era: Era | None) -> web.StreamResponse:
     try:
         obj = loads(body)
     except JSONRPCError as exc:
@@ -304,9 +310,10 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
     assert isinstance(msg, Request)
     params = msg.params or {}
     try:
-        if http_era(header) != MODERN and not has_envelope(params):
+        enveloped = has_envelope(params)
+        if era != MODERN and not enveloped:
             raise unsupported_version(header)
-        if has_envelope(params):
+        if enveloped:
             check_headers(request.headers.items(), msg.method, params)
             if msg.method == m.TOOLS_CALL:
                 _check_param_headers(state, request, params)
@@ -364,7 +371,7 @@ async def _handshake_post(request: web.Request, state: ServerState,
     session: HTTPSession | None = None
     if SESSION_HEADER in request.headers:
         found = await _find_session(request, state)
-        if isinstance(found, web.Response):
+        if not isinstance(found, HTTPSession):
             return found
         session = found
     frame = dispatcher.parse(session or _NO_SESSION, body)
@@ -416,8 +423,7 @@ async def _exchange(request: web.Request, state: ServerState, session: HTTPSessi
                                   priming=supports(version, "sse_priming"),
                                   status_of=lambda _final: 200, headers=headers,
                                   stream=session.new_stream)
-        state.http_sessions.touch(session.id)
-        return response
+        return response  # served in this task: _find_session's touch just now still holds
     stream = session.new_stream()
     session.track(req.id, asyncio.create_task(_run(state, session, req, stream)))
     journal = None
