@@ -171,6 +171,8 @@ def check_headers(headers: Iterable[tuple[str, str]], method: str,
     routing = ("mcp-protocol-version", "mcp-method", "mcp-name")
     seen: dict[str, str] = {}
     for name, value in headers:
+        if name[:1] not in "mM":  # every routing name starts with m: skip the rest unlowered
+            continue
         key = name.lower()
         if key in routing:
             if key in seen:
