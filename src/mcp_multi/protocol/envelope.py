@@ -99,7 +99,7 @@ class CacheHint:
 def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
     """``isinstance(value, Mapping)``, asking the C-level ``dict`` check first: what JSON
     decodes to is a dict, and the ABC's own check is Python (it showed per request)."""
-    return isinstance(value, (dict, Mapping))
+    return value is not None and isinstance(value, (dict, Mapping))  # None: no ABC check
 
 
 def has_envelope(params: Mapping[str, Any] | None) -> bool:
@@ -171,6 +171,8 @@ def check_headers(headers: Iterable[tuple[str, str]], method: str,
     routing = ("mcp-protocol-version", "mcp-method", "mcp-name")
     seen: dict[str, str] = {}
     for name, value in headers:
+        if name[:1] not in "mM":  # every routing name starts with m: skip the rest unlowered
+            continue
         key = name.lower()
         if key in routing:
             if key in seen:

@@ -122,6 +122,8 @@ def opening_era(method: str, params: Mapping[str, Any] | None) -> Era:
     if method == INITIALIZE or not params:
         return HANDSHAKE
     meta = params.get("_meta")
+    if meta is None:  # the usual case: skip the ABC check (Python-level) on None
+        return HANDSHAKE
     if isinstance(meta, (dict, Mapping)) and PROTOCOL_VERSION_META in meta:
         return MODERN
     return HANDSHAKE

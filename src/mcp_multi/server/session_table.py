@@ -26,13 +26,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, overload
 
 from .session import ServerSession
 
 __all__ = ["SessionTable", "default_share"]
 
 S = TypeVar("S", bound=ServerSession)
+T = TypeVar("T")
 
 
 def default_share(limit: int) -> int:
@@ -85,6 +86,16 @@ class SessionTable(Mapping[str, S]):
     # Mapping: the sessions by id.
     def __getitem__(self, session_id: str) -> S:
         return self._seats[session_id].session
+
+    @overload
+    def get(self, session_id: str, /) -> S | None: ...
+    @overload
+    def get(self, session_id: str, /, default: S | T) -> S | T: ...
+
+    def get(self, session_id: str, /, default: object = None) -> object:
+        """The session ``session_id``, or ``default`` (direct: the per-request lookup)."""
+        seat = self._seats.get(session_id)
+        return default if seat is None else seat.session
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._seats)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Awaitable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.helpers import parse_mimetype
 
 from ...protocol.errors import InternalError, InvalidRequest, JSONRPCError
@@ -40,10 +40,19 @@ _UNBLOCKED = 16 * 1024
 _QVALUE = re.compile(r"0(\.\d{0,3})?|1(\.0{0,3})?")
 
 
+_JSON_HEADER: dict[str, str] = {hdrs.CONTENT_TYPE: JSON_TYPE}
+
+
 def json_reply(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON response; ``body`` is encoded unless it is bytes already."""
-    return web.Response(status=status, body=body if isinstance(body, bytes) else dumps(body),
-                        content_type=JSON_TYPE, headers=headers)
+    """A JSON response; ``body`` is encoded unless it is bytes already.
+
+    With ``headers`` the content type goes in as a prebuilt header (aiohttp's own
+    ``content_type`` path costs more then); without, ``content_type`` is the cheaper one.
+    """
+    data = body if isinstance(body, bytes) else dumps(body)
+    if headers:
+        return web.Response(status=status, body=data, headers={**_JSON_HEADER, **headers})
+    return web.Response(status=status, body=data, content_type=JSON_TYPE)
 
 
 def error_reply(status: int, exc: JSONRPCError, request_id: Any = None,

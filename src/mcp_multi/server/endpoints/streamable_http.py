@@ -88,6 +88,7 @@ from ...protocol.sse import KEEPALIVE_SECONDS
 from ...protocol.versions import (
     HANDSHAKE,
     MODERN,
+    SUPPORTED_VERSIONS,
     Era,
     http_era,
     is_supported,
@@ -412,16 +413,24 @@ async def _handshake_post(request: web.Request, state: ServerState,
     return await _exchange(request, state, session, requests[0], headers)
 
 
+def _always_ok(_final: dict[str, Any] | None) -> int:
+    """A handshake-era POST's status: 200, whatever its final message."""
+    return 200
+
+
+# ``supports(version, "sse_priming")`` worked out once per version we speak (asked every POST).
+_PRIMING_VERSIONS = frozenset(v for v in SUPPORTED_VERSIONS if supports(v, "sse_priming"))
+
+
 async def _exchange(request: web.Request, state: ServerState, session: HTTPSession,
                     req: Request, headers: dict[str, str]) -> web.StreamResponse:
     refusal = state.dispatcher.refusal(session, req)
     if refusal is not None:
         return json_reply(200, error_response(req.id, refusal), headers)
-    version = session.protocol_version or ""
+    priming = session.protocol_version in _PRIMING_VERSIONS
     if not state.store.shared and state.dispatcher.answers_at_once(session, req):
         response = await _at_once(request, state, session, req,
-                                  priming=supports(version, "sse_priming"),
-                                  status_of=lambda _final: 200, headers=headers,
+                                  priming=priming, status_of=_always_ok, headers=headers,
                                   stream=session.new_stream)
         return response  # served in this task: _find_session's touch just now still holds
     stream = session.new_stream()
@@ -430,8 +439,8 @@ async def _exchange(request: web.Request, state: ServerState, session: HTTPSessi
     if state.store.shared:
         def journal() -> Journal:
             return _journal(state, session.id, stream.key)
-    response = await _respond(request, stream, priming=supports(version, "sse_priming"),
-                              status_of=lambda _final: 200, headers=headers, journal=journal)
+    response = await _respond(request, stream, priming=priming,
+                              status_of=_always_ok, headers=headers, journal=journal)
     if isinstance(response, web.Response):
         session.forget(stream)
     state.http_sessions.touch(session.id)
