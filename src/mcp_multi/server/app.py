@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp_cors
 from aiohttp import hdrs, web
 
+from ..eventloop import loop_name
 from ..protocol.errors import InvalidRequest
 from ..protocol.jsonrpc import dumps, error_response
 from ..protocol.text import for_display
@@ -42,7 +43,6 @@ from .endpoints.streamable_http import (
     handle_mcp_post,
 )
 from .endpoints.websocket import handle_websocket
-from .eventloop import loop_name
 from .httplog import RequestErrorLog
 from .limits import (
     ConnectionLimiter,

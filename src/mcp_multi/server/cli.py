@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .. import __version__
-from . import eventloop
+from .. import __version__, eventloop
 from .app import start_server
 from .auth.configure import check_auth_settings
 from .auth.policy import Policy, PolicyError

@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 
 import jsonschema
 
+from ...eventloop import run as run_loop
 from ...protocol.errors import MCPError
 from ...protocol.text import for_display
 from ...protocol.versions import SUPPORTED_VERSIONS
@@ -45,7 +46,6 @@ from ..config import load_config, parse_header
 from ..connection import MCPConnection
 from ..targets import DEFAULT_TRANSPORT, ServerSpec, normalize_transport
 from .engine import LoadRun, Progress, Target
-from .loop import run_loop
 from .outcome import Tally
 from .plan import Call, Plan
 from .report import TargetReport, compare_table, json_document, target_table

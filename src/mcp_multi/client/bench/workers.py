@@ -212,7 +212,7 @@ async def _child_main() -> int:
 
 def child() -> int:
     """The worker process's main (``python -m mcp_multi.client.bench.workers``)."""
-    from .loop import run_loop
+    from ...eventloop import run as run_loop
 
     try:
         return run_loop(_child_main())

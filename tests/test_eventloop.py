@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from mcp_multi.server import eventloop
+from mcp_multi import eventloop
 
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 

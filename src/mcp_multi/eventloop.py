@@ -1,9 +1,11 @@
-"""Which event loop the server runs on: uvloop where it is installed, asyncio otherwise.
+"""Which event loop the server and the load mode (``mcp-client bench``) run on: uvloop where
+it is installed, asyncio otherwise.
 
 uvloop (libuv under asyncio's interface) moves the socket transports, the timers and the
 scheduling of callbacks out of Python; for a server whose requests are small that is most
 of what the loop does, and measured side by side it serves more of them (see the commit
-that made it the default). It is installed on every platform but Windows.
+that made it the default); the load generator's calls cost it less CPU the same way. It is
+installed on every platform but Windows.
 
 ``MCP_EVENT_LOOP`` picks by hand: ``asyncio`` (the escape hatch: the standard loop),
 ``uvloop`` (insist on it; warns and falls back when it is missing), ``auto`` or unset (uvloop
