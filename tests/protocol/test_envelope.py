@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from mcp_multi.protocol import envelope as env
 from mcp_multi.protocol import versions as v
@@ -78,13 +79,17 @@ def headers(**h: str) -> list[tuple[str, str]]:
     return list({**base, **h}.items())
 
 
+def check(given: list[tuple[str, str]], method: str, body: dict[str, Any]) -> None:
+    """check_headers over the headers as aiohttp hands them over (a CIMultiDict)."""
+    env.check_headers(CIMultiDict(given), method, body)
+
+
 def test_matching_headers_pass() -> None:
-    env.check_headers(headers(), "tools/call", params())
-    env.check_headers([("mcp-protocol-version", "2026-07-28"), ("MCP-METHOD", "tools/list")],
-                      "tools/list", params())  # names are case-insensitive; no Mcp-Name needed
+    check(headers(), "tools/call", params())
+    check([("mcp-protocol-version", "2026-07-28"), ("MCP-METHOD", "tools/list")],
+          "tools/list", params())  # names are case-insensitive; no Mcp-Name needed
     encoded = "=?base64?" + base64.b64encode("écho".encode()).decode() + "?="
-    env.check_headers(headers(**{"Mcp-Name": encoded}), "tools/call",
-                      {**params(), "name": "écho"})
+    check(headers(**{"Mcp-Name": encoded}), "tools/call", {**params(), "name": "écho"})
 
 
 @pytest.mark.parametrize("given", [
@@ -98,7 +103,7 @@ def test_matching_headers_pass() -> None:
 ])
 def test_mismatched_headers(given: list[tuple[str, str]]) -> None:
     with pytest.raises(HeaderMismatch) as exc:
-        env.check_headers(given, "tools/call", params())
+        check(given, "tools/call", params())
     assert exc.value.code == -32020
 
 
@@ -153,7 +158,7 @@ def test_mirror_headers_come_from_the_body_and_pass_the_server_check() -> None:
     headers = env.mirror_headers(call)
     assert headers == {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call",
                        "Mcp-Name": env.encode_header_value("wëather")}
-    env.check_headers(headers.items(), "tools/call", call["params"])
+    check(list(headers.items()), "tools/call", call["params"])
     listing = {"jsonrpc": "2.0", "id": 4, "method": "tools/list",
                "params": env.with_envelope(None, meta)}
     assert env.mirror_headers(listing) == {"MCP-Protocol-Version": "2026-07-28",

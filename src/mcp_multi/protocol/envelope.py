@@ -26,9 +26,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
 from .errors import HeaderMismatch, InvalidParams
 from .methods import LOG_LEVELS
@@ -73,6 +73,7 @@ NAME_BEARING_METHODS: dict[str, str] = {
     "tasks/cancel": "taskId",
 }
 
+_NONE: list[str] = []  # getall's default: no such header (never changed)
 _B64_SENTINEL = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
 # What a header value may hold verbatim: visible ASCII and inner spaces (RFC 9110 field-vchar).
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
@@ -158,35 +159,43 @@ def decode_header_value(value: str | None) -> str | None:
         return None
 
 
-def check_headers(headers: Iterable[tuple[str, str]], method: str,
+class MultiHeaders(Protocol):
+    """Request headers as a case-insensitive multi-mapping (aiohttp's ``CIMultiDictProxy``)."""
+
+    def getall(self, key: str, default: list[str], /) -> list[str]: ...
+
+
+# The routing headers a modern request mirrors, as :func:`check_headers` names them.
+_ROUTING_HEADERS = (VERSION_HEADER, METHOD_HEADER, NAME_HEADER)
+
+
+def check_headers(headers: MultiHeaders, method: str,
                   params: Mapping[str, Any] | None) -> None:
     """Check the mirrored headers of a modern Streamable HTTP request against its body.
 
     Only runs on an envelope that :func:`has_envelope` found; a request without one fails
-    :func:`read_envelope` first.
+    :func:`read_envelope` first. ``headers`` is asked for each routing header by name (three
+    lookups in the C multidict, not a walk over every header in Python).
 
     Raises:
         HeaderMismatch: a header is repeated, missing, malformed, or disagrees with the body.
     """
-    routing = ("mcp-protocol-version", "mcp-method", "mcp-name")
     seen: dict[str, str] = {}
-    for name, value in headers:
-        if name[:1] not in "mM":  # every routing name starts with m: skip the rest unlowered
-            continue
-        key = name.lower()
-        if key in routing:
-            if key in seen:
+    for name in _ROUTING_HEADERS:
+        values = headers.getall(name, _NONE)
+        if values:
+            if len(values) > 1:
                 raise HeaderMismatch(f"Header mismatch: {name} appears more than once")
-            seen[key] = value
+            seen[name] = values[0]
     meta = params.get("_meta") if params else None
     version = meta.get(PROTOCOL_VERSION_META) if _is_mapping(meta) else None
-    header_version = seen.get("mcp-protocol-version")
+    header_version = seen.get(VERSION_HEADER)
     if header_version is None or header_version != version:
         raise HeaderMismatch(
             f"Header mismatch: MCP-Protocol-Version {header_version!r} does not match "
             f"the body's {PROTOCOL_VERSION_META} {version!r}"
         )
-    header_method = seen.get("mcp-method")
+    header_method = seen.get(METHOD_HEADER)
     if header_method != method:
         raise HeaderMismatch(
             f"Header mismatch: Mcp-Method {header_method!r} does not match the body's "
@@ -198,7 +207,7 @@ def check_headers(headers: Iterable[tuple[str, str]], method: str,
     body_value = params.get(field)
     if body_value is None:
         return
-    raw_name = seen.get("mcp-name")
+    raw_name = seen.get(NAME_HEADER)
     if raw_name is None:
         raise HeaderMismatch(f"Header mismatch: Mcp-Name is required for {method}")
     if decode_header_value(raw_name) != body_value:

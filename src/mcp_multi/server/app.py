@@ -104,13 +104,7 @@ def _origin_allowed(settings: ServerSettings, origin: str) -> bool:
     return is_loopback_host(host, subdomains=True)
 
 
-@functools.lru_cache(maxsize=16)
-def _binds_loopback(host: str) -> bool:
-    """Whether a server bound to ``host`` listens on loopback only (asked per request)."""
-    return is_loopback_host(host)
-
-
-def _undecodable_header(request: web.Request) -> str | None:
+def _undecodable_header(request: web.BaseRequest) -> str | None:
     """The first of :data:`_TEXT_HEADERS` holding a byte that is not UTF-8, if any."""
     # Nearly every request's header values are ASCII: one look at the raw bytes says so.
     for _name, raw in request.raw_headers:
@@ -137,92 +131,118 @@ def _bad_request(message: str, status: int = 400,
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# The connection limiter of a started server (None for an application only built, as tests
-# do): the guard tells it when a request reached the application. One middleware doing both
-# costs one coroutine a request less than two.
-LIMITER: web.AppKey[ConnectionLimiter | None] = web.AppKey("limiter")
 
 
-@web.middleware
-async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Header sanity on every path; DNS-rebinding protection and the optional bearer token on
-    the MCP endpoints and ``/metrics``; a body that cannot be read is a 400.
+class RequestGuard:
+    """What every request meets before the application routes it: header sanity on every
+    path; DNS-rebinding protection and the optional bearer token on the MCP endpoints and
+    ``/metrics``; a body that cannot be read is a 400. It also tells the connection limiter
+    when a request reached the application (see :mod:`~mcp_multi.server.limits`).
 
     A header the server reads as text must be UTF-8 (else 400, a JSON-RPC error body). A
     browser ``Origin`` must be a loopback origin or one of ``--allowed-origin``; when the
     server listens on loopback, the ``Host`` header must name a loopback host too.
+
+    It is the aiohttp server's request handler, wrapping the application's own
+    (:meth:`install`), rather than a middleware: aiohttp then runs no middleware chain at all
+    (a middleware costs two coroutines and a wrapper per request), and what the guard needs
+    is looked up once here, not through ``request.app`` (which is only known once the
+    request is routed).
     """
-    limiter = request.app[LIMITER]
-    connection = limiter.connection_of(request) if limiter is not None else None
-    if connection is not None:
-        connection.request_started()
-    try:
-        guarded = _guarded(request)
-        refusal = _refusal(request, guarded)
-        if refusal is None and guarded:
-            refusal = await _credentials(request)
-        if refusal is not None:
-            return refusal
-        return await handler(request)
-    except web.RequestPayloadError as exc:
-        # Bad chunking, a compressed body that does not decompress: the peer's fault, not ours.
-        cause = exc.__cause__ or exc
-        detail = " ".join(str(getattr(cause, "message", cause)).split())
-        return _bad_request(f"Bad Request: the body cannot be read: {for_display(detail, 200)}")
-    finally:
+
+    __slots__ = ("_authenticator", "_handle", "_limiter", "_loopback", "_metrics_token",
+                 "_settings", "_state")
+
+    def __init__(self, app: web.Application, limiter: ConnectionLimiter | None) -> None:
+        self._handle: Handler = app._handle  # the application: routing, then the handler
+        self._state = state = app[STATE]
+        self._settings = state.settings
+        self._authenticator = state.authenticator
+        self._limiter = limiter
+        self._loopback = is_loopback_host(state.settings.host)
+        self._metrics_token = state.settings.metrics_token
+
+    def install(self, runner: web.AppRunner) -> None:
+        """Serve every request of ``runner`` (set up, not started) through this guard."""
+        server = runner.server
+        assert server is not None, "the runner must be set up first"
+        server.request_handler = self  # read by each connection's handler when it is made
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        limiter = self._limiter
+        connection = limiter.connection_of(request) if limiter is not None else None
         if connection is not None:
-            connection.request_ended()
+            connection.request_started()
+        try:
+            refusal = self._refusal(request)
+            if refusal is not None:
+                return refusal
+            if self._guarded(request):
+                refusal = await self._credentials(request)
+                if refusal is not None:
+                    return refusal
+            return await self._handle(request)  # type: ignore[arg-type]
+        except web.RequestPayloadError as exc:
+            # Bad chunking, a compressed body that does not decompress: the peer's fault.
+            cause = exc.__cause__ or exc
+            detail = " ".join(str(getattr(cause, "message", cause)).split())
+            return _bad_request(f"Bad Request: the body cannot be read: "
+                                f"{for_display(detail, 200)}")
+        finally:
+            if connection is not None:
+                connection.request_ended()
 
+    @staticmethod
+    def _guarded(request: web.BaseRequest) -> bool:
+        """Whether ``request`` goes to an MCP endpoint or ``/metrics`` (a CORS preflight
+        carries no credentials: it is let through to the CORS handler)."""
+        return request.path in _GUARDED_PATHS and request.method != hdrs.METH_OPTIONS
 
-def _guarded(request: web.Request) -> bool:
-    """Whether ``request`` goes to an MCP endpoint or ``/metrics`` (a CORS preflight
-    carries no credentials: it is let through to the CORS handler)."""
-    return request.path in _GUARDED_PATHS and request.method != hdrs.METH_OPTIONS
-
-
-def _refusal(request: web.Request, guarded: bool) -> web.Response | None:
-    """The answer refusing ``request`` before its handler runs for what its headers are
-    (not for its credentials: :func:`_credentials`), or None to let it through. ``guarded``:
-    it goes to an MCP endpoint or ``/metrics`` (:func:`_guarded`)."""
-    bad = _undecodable_header(request)
-    if bad is not None:
-        return _bad_request(f"Bad Request: header {bad} is not valid UTF-8")
-    if not guarded:
-        return None
-    settings = request.app[STATE].settings
-    origin = request.headers.get(hdrs.ORIGIN)
-    if origin is not None and not _origin_allowed(settings, origin):
-        return _bad_request(f"Forbidden: origin {for_display(origin, 200)} is not allowed", 403)
-    if _binds_loopback(settings.host) and not _loopback_host_header(request.host):
-        return _bad_request(f"Forbidden: host {for_display(request.host, 200)} is not allowed",
-                            403)
-    return None
-
-
-async def _credentials(request: web.Request) -> web.Response | None:
-    """Check the caller of a guarded request and leave it on the request (``PRINCIPAL``);
-    the refusal (401, 403, 503 with its ``WWW-Authenticate``) when it may not pass.
-
-    ``/metrics`` takes ``--metrics-token`` when one is set (a scraper does no OAuth), else
-    the MCP endpoints' credentials.
-    """
-    state = request.app[STATE]
-    header = request.headers.get(hdrs.AUTHORIZATION)
-    metrics_token = state.settings.metrics_token
-    if metrics_token is not None and request.path == PATH_METRICS:
-        if hmac.compare_digest((header or "").encode(), f"Bearer {metrics_token}".encode()):
+    def _refusal(self, request: web.BaseRequest) -> web.Response | None:
+        """The answer refusing ``request`` before it is routed for what its headers are (not
+        for its credentials: :meth:`_credentials`), or None to let it through."""
+        bad = _undecodable_header(request)
+        if bad is not None:
+            return _bad_request(f"Bad Request: header {bad} is not valid UTF-8")
+        if not self._guarded(request):
             return None
-        return _bad_request("Unauthorized: a valid bearer token is required", 401,
-                            {hdrs.WWW_AUTHENTICATE: "Bearer"})
-    authenticator = state.authenticator
-    if not authenticator.active:
-        request[PRINCIPAL] = ANONYMOUS
+        headers = request.headers
+        origin = headers.get(hdrs.ORIGIN)
+        if origin is not None and not _origin_allowed(self._settings, origin):
+            return _bad_request(f"Forbidden: origin {for_display(origin, 200)} is not allowed",
+                                403)
+        if self._loopback:
+            host = headers.get(hdrs.HOST)
+            if host is None:  # HTTP/1.0 without one: aiohttp's own default, as request.host
+                host = request.host
+            if not _loopback_host_header(host):
+                return _bad_request(f"Forbidden: host {for_display(host, 200)} is not allowed",
+                                    403)
         return None
-    caller = await authenticator.authenticate(request.path, header)
-    if isinstance(caller, Refusal):
-        return _bad_request(caller.message, caller.status, caller.headers)
-    request[PRINCIPAL] = caller
-    return None
+
+    async def _credentials(self, request: web.BaseRequest) -> web.Response | None:
+        """Check the caller of a guarded request and leave it on the request (``PRINCIPAL``);
+        the refusal (401, 403, 503 with its ``WWW-Authenticate``) when it may not pass.
+
+        ``/metrics`` takes ``--metrics-token`` when one is set (a scraper does no OAuth), else
+        the MCP endpoints' credentials.
+        """
+        header = request.headers.get(hdrs.AUTHORIZATION)
+        metrics_token = self._metrics_token
+        if metrics_token is not None and request.path == PATH_METRICS:
+            if hmac.compare_digest((header or "").encode(), f"Bearer {metrics_token}".encode()):
+                return None
+            return _bad_request("Unauthorized: a valid bearer token is required", 401,
+                                {hdrs.WWW_AUTHENTICATE: "Bearer"})
+        authenticator = self._authenticator
+        if not authenticator.active:
+            request[PRINCIPAL] = ANONYMOUS
+            return None
+        caller = await authenticator.authenticate(request.path, header)
+        if isinstance(caller, Refusal):
+            return _bad_request(caller.message, caller.status, caller.headers)
+        request[PRINCIPAL] = caller
+        return None
 
 
 async def handle_health(request: web.Request) -> web.Response:
@@ -268,8 +288,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     authorization configuration that cannot work."""
     dispatcher = build_dispatcher(settings, TRANSPORTS, dict(ENDPOINTS))
     stats = dispatcher.stats
-    app = web.Application(middlewares=[guard], client_max_size=settings.max_message_size * 4)
-    app[LIMITER] = None
+    app = web.Application(client_max_size=settings.max_message_size * 4)
     authenticator = build_authenticator(settings)
     permissions = dispatcher.context.permissions
     if permissions.policy is not None:  # the policy's static tokens are asked first
@@ -356,7 +375,6 @@ async def start_server(settings: ServerSettings, *, reuse_port: bool = False) ->
     (the workers of :mod:`mcp_multi.server.workers`)."""
     app = create_app(settings)
     limiter = _connection_limiter(settings)
-    app[LIMITER] = limiter
     # handler_cancellation: a client that drops an SSE stream frees its session at once.
     # logger: aiohttp's per-request error log, made one throttled line per malformed request.
     error_log = RequestErrorLog()
@@ -364,6 +382,7 @@ async def start_server(settings: ServerSettings, *, reuse_port: bool = False) ->
                            shutdown_timeout=1.0, logger=error_log,
                            keepalive_timeout=settings.keepalive_timeout)
     await runner.setup()
+    RequestGuard(app, limiter).install(runner)
     site = GuardedSite(runner, settings.host, settings.port, limiter, reuse_port=reuse_port)
     await site.start()
     await start_authenticator(app[STATE].authenticator, http_url(settings.host, site.port))

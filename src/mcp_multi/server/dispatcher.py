@@ -52,7 +52,7 @@ from ..protocol.jsonrpc import (
     is_request_id,
     response,
 )
-from ..protocol.server_state import SessionEvent
+from ..protocol.server_state import SessionEvent, SessionState
 from ..protocol.text import for_display
 from ..protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, Era, opening_era, supports
 from .asking import InputNeeded, RoundAsking
@@ -150,7 +150,7 @@ class Dispatcher:
                      notify: SendFn | None = None) -> dict[str, Any] | None:
         """Process one message; the response dict for a request, else ``None``."""
         if isinstance(message, Request):
-            return await self._request(session, message, notify or session.send)
+            return await self.handle_request(session, message, notify or session.send)
         if isinstance(message, Notification):
             self._notification(session, message)
         else:
@@ -275,13 +275,13 @@ class Dispatcher:
             # Nothing to wait for, so nothing it could hold up: served here, no task. Only
             # when no earlier request is running, whose task must have its turn first. (Not
             # through _run: a cancel that reaches us here is the reader's own, and must end it.)
-            await self._reply(session, req, await self._request(session, req, session.send))
+            await self._reply(session, req, await self.handle_request(session, req, session.send))
             return
         session.track(req.id, asyncio.create_task(self._run(session, req)))
 
     async def _run(self, session: ServerSession, req: Request) -> None:
         try:
-            reply = await self._request(session, req, session.send)
+            reply = await self.handle_request(session, req, session.send)
         except asyncio.CancelledError:
             # Cancelled by notifications/cancelled or a closed session: no response is sent.
             return
@@ -300,16 +300,22 @@ class Dispatcher:
         self.stats.errors += 1
         return error_response(exc.request_id, exc)
 
-    async def _request(self, session: ServerSession, req: Request,
-                       notify: SendFn) -> dict[str, Any]:
+    async def handle_request(self, session: ServerSession, req: Request,
+                             notify: SendFn) -> dict[str, Any]:
+        """:meth:`handle` for a request: its response (``notify`` as there, but required)."""
         self.stats.requests += 1
         params = req.params or {}
         try:
-            opened = opening_era(req.method, params)
-            if (session.era or opened) == MODERN:
+            era = session.era
+            if era == MODERN:  # a stateless HTTP request or a modern stream: no need to look
                 result = await self._modern_request(session, req, params, notify)
             else:
-                result = await self._handshake_request(session, req, params, notify, opened)
+                opened = opening_era(req.method, params)
+                if (era or opened) == MODERN:
+                    result = await self._modern_request(session, req, params, notify)
+                else:
+                    result = await self._handshake_request(session, req, params, notify,
+                                                           opened)
         except JSONRPCError as exc:
             self.stats.errors += 1
             return error_response(req.id, exc)
@@ -324,13 +330,18 @@ class Dispatcher:
     async def _handshake_request(self, session: ServerSession, req: Request, params: Params,
                                  notify: SendFn, opened: Era) -> dict[str, Any]:
         lifecycle = session.lifecycle
-        lifecycle.process(SessionEvent.HANDSHAKE_REQUEST, req.method)  # the first decides
-        if opened == MODERN:  # an envelope on a handshake session
-            lifecycle.process(SessionEvent.MODERN_REQUEST, req.method)
+        # A READY session (the handshake done) stays READY for every request without an
+        # envelope (see TRANSITIONS), so its events need no look-up; any other state, or an
+        # envelope, takes them through the lifecycle, which may refuse.
+        settled = lifecycle.state is SessionState.READY and opened == HANDSHAKE
+        if not settled:
+            lifecycle.process(SessionEvent.HANDSHAKE_REQUEST, req.method)  # the first decides
+            if opened == MODERN:  # an envelope on a handshake session
+                lifecycle.process(SessionEvent.MODERN_REQUEST, req.method)
         found = self.router.find(HANDSHAKE, req.method)
         if found is None:
             raise MethodNotFound(f"Method not found: {req.method}")
-        if req.method != m.INITIALIZE:
+        if not settled and req.method != m.INITIALIZE:
             lifecycle.process(_EVENTS.get(req.method, SessionEvent.REQUEST), req.method)
         return await found.handler(
             Call(self.context, session, params, notify, req.id, method=req.method))
@@ -344,7 +355,9 @@ class Dispatcher:
             session.lifecycle.process(SessionEvent.INITIALIZE, req.method,
                                       protocol_version=asked if isinstance(asked, str) else None)
         envelope = read_envelope(params)
-        session.lifecycle.process(SessionEvent.MODERN_REQUEST, req.method)
+        lifecycle = session.lifecycle
+        if lifecycle.state is not SessionState.MODERN:  # MODERN stays so (see TRANSITIONS)
+            lifecycle.process(SessionEvent.MODERN_REQUEST, req.method)
         found = self.router.find(MODERN, req.method)
         if found is None:
             raise MethodNotFound(f"Method not found: {req.method}")

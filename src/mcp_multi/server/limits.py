@@ -13,7 +13,7 @@ protocol factory that wraps each ``RequestHandler`` in a :class:`GuardedConnecti
   start-up) minus a reserve for the files, pipes and sessions the server itself opens;
 - gives every request head ``header_timeout`` seconds, counted from the connection's first
   byte (or its opening) and, on a keep-alive connection, from the first byte after the last
-  request ended; the application's guard (found through
+  request ended; the request guard (found through
   :meth:`ConnectionLimiter.connection_of`) tells it when a request reached the application,
   so a WebSocket or an SSE stream, which is a request in progress for its whole life, is
   never cut by it;

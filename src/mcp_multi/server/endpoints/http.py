@@ -23,8 +23,8 @@ from ...protocol.wire import JSON_TYPE
 from ..httplog import LogThrottle
 from ..state import STATE
 
-__all__ = ["TimedWriter", "accepts", "error_reply", "json_reply", "open_event_stream",
-           "read_body", "send_within", "store_unavailable"]
+__all__ = ["TimedWriter", "accepts", "error_reply", "goes_out_at_once", "json_reply",
+           "open_event_stream", "read_body", "send_within", "store_unavailable"]
 
 logger = logging.getLogger(__name__)
 # A flood of clients that do not read would otherwise flood the log as well.
@@ -165,29 +165,34 @@ class TimedWriter:
             raise ConnectionResetError("the client does not read its response") from None
 
 
+def goes_out_at_once(request: web.Request, response: web.StreamResponse) -> bool:
+    """Whether aiohttp may send ``response`` itself once the handler returns: it is already
+    sent (a stream), or it is a small answer into an empty buffer, which cannot fill it
+    past its high-water mark, so writing it cannot wait on the client and needs no deadline.
+    Anything else goes through :func:`send_within`."""
+    if response.prepared:
+        return True
+    # By exact type: isinstance against aiohttp's responses (mappings, so ABCs) runs Python
+    # code; a subclass of Response takes the timed path.
+    if type(response) is not web.Response:
+        return False
+    body = response.body
+    transport = request.transport
+    # aiohttp writes it right after the handler returns, before this connection's next
+    # request is read (one at a time), so nothing else can fill the buffer in between.
+    return (isinstance(body, bytes) and len(body) <= _UNBLOCKED and transport is not None
+            and not transport.get_write_buffer_size())
+
+
 async def send_within(request: web.Request, response: web.StreamResponse
                       ) -> web.StreamResponse:
     """Send a handler's ``response`` now, within the server's ``send_timeout``, rather than
     leave it to aiohttp after the handler returns (where nothing bounds the wait for a client
     that does not read, be it a big JSON reply or the hundredth small one pipelined unread).
     Past the deadline the connection is aborted. The response is returned either way (aiohttp
-    finds it sent, or its connection gone); one already prepared (a stream) is left alone."""
-    if response.prepared:
-        return response
-    # By exact type: isinstance against aiohttp's responses (mappings, so ABCs) runs Python
-    # code; a subclass of Response only takes the timed path below.
-    body = response.body if type(response) is web.Response else None
-    transport = request.transport
-    if (isinstance(body, bytes) and len(body) <= _UNBLOCKED and transport is not None
-            and not transport.get_write_buffer_size()):
-        # Into an empty buffer, an answer this small cannot fill it past its high-water
-        # mark, so writing it cannot wait on the client: no deadline is needed.
-        try:
-            await response.prepare(request)
-            await response.write_eof()
-        except ConnectionResetError:
-            logger.debug("%s %s: client went away before its response", request.method,
-                         request.path)
+    finds it sent, or its connection gone); one that :func:`goes_out_at_once` is left to
+    aiohttp, which sends it as it would have here."""
+    if goes_out_at_once(request, response):
         return response
     timeout = request.app[STATE].settings.send_timeout
     try:

@@ -113,6 +113,7 @@ from .http import (
     TimedWriter,
     accepts,
     error_reply,
+    goes_out_at_once,
     json_reply,
     open_event_stream,
     read_body,
@@ -241,7 +242,7 @@ async def _at_once(request: web.Request, state: ServerState, session: ServerSess
     async def collect(message: Outgoing) -> None:
         notes.append(message)
 
-    reply = await state.dispatcher.handle(session, req, collect)
+    reply = await state.dispatcher.handle_request(session, req, collect)
     if not notes:
         return json_reply(status_of(reply), reply, headers)
     events = stream()
@@ -269,7 +270,10 @@ def _sse_refusal(request: web.Request, *, json_too: bool) -> web.Response | None
 # ------------------------------------------------------------------ POST
 
 async def handle_mcp_post(request: web.Request) -> web.StreamResponse:
-    return await send_within(request, await _post(request))
+    response = await _post(request)
+    if goes_out_at_once(request, response):
+        return response
+    return await send_within(request, response)
 
 
 async def _post(request: web.Request) -> web.StreamResponse:
@@ -315,7 +319,7 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
         if era != MODERN and not enveloped:
             raise unsupported_version(header)
         if enveloped:
-            check_headers(request.headers.items(), msg.method, params)
+            check_headers(request.headers, msg.method, params)
             if msg.method == m.TOOLS_CALL:
                 _check_param_headers(state, request, params)
     except JSONRPCError as exc:
