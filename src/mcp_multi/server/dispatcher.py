@@ -58,7 +58,7 @@ from ..protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, Era, opening
 from .asking import InputNeeded, RoundAsking
 from .auth.admin import Permissions, admin_tool
 from .auth.policy import Policy
-from .handlers import ROUTER, Call, Router, ServerContext
+from .handlers import ROUTER, Call, Route, Router, ServerContext
 from .notifier import Notifier
 from .profiles import load_profile
 from .prompts import PromptRegistry, demo_prompts
@@ -267,15 +267,21 @@ class Dispatcher:
         return None
 
     async def _spawn(self, session: ServerSession, req: Request) -> None:
-        err = self.refusal(session, req)
-        if err is not None:
-            await session.send(error_response(req.id, err))
-            return
-        if not session.inflight and self.answers_at_once(session, req):
+        if session.inflight:
+            err = self.refusal(session, req)
+            if err is not None:
+                await session.send(error_response(req.id, err))
+                return
+        elif self.answers_at_once(session, req):  # (nothing runs: its id is free)
             # Nothing to wait for, so nothing it could hold up: served here, no task. Only
             # when no earlier request is running, whose task must have its turn first. (Not
             # through _run: a cancel that reaches us here is the reader's own, and must end it.)
-            await self._reply(session, req, await self.handle_request(session, req, session.send))
+            reply = await self.handle_request(session, req, session.send)
+            if not session.closed:
+                try:
+                    await session.send(reply)
+                except Exception as exc:
+                    _unsent(session, req, exc)
             return
         session.track(req.id, asyncio.create_task(self._run(session, req)))
 
@@ -285,16 +291,11 @@ class Dispatcher:
         except asyncio.CancelledError:
             # Cancelled by notifications/cancelled or a closed session: no response is sent.
             return
-        await self._reply(session, req, reply)
-
-    @staticmethod
-    async def _reply(session: ServerSession, req: Request, reply: dict[str, Any]) -> None:
         if not session.closed:
             try:
                 await session.send(reply)
-            except Exception as exc:  # the stream went away while we computed
-                logger.debug("session %s: could not send the response to %s: %s", session.id,
-                             _shown(req.id), exc)
+            except Exception as exc:
+                _unsent(session, req, exc)
 
     def _error(self, exc: JSONRPCError) -> dict[str, Any]:
         self.stats.errors += 1
@@ -307,15 +308,19 @@ class Dispatcher:
         params = req.params or {}
         try:
             era = session.era
-            if era == MODERN:  # a stateless HTTP request or a modern stream: no need to look
-                result = await self._modern_request(session, req, params, notify)
+            # A stateless HTTP request or a modern stream needs no look at the envelope.
+            opened = MODERN if era == MODERN else opening_era(req.method, params)
+            if (era or opened) == MODERN:
+                found, call = self._modern_call(session, req, params, notify)
+                try:
+                    result = complete_result(await found.handler(call), self.server_info,
+                                             found.cache)
+                except InputNeeded:
+                    assert isinstance(call.asking, RoundAsking)
+                    result = call.asking.result()
             else:
-                opened = opening_era(req.method, params)
-                if (era or opened) == MODERN:
-                    result = await self._modern_request(session, req, params, notify)
-                else:
-                    result = await self._handshake_request(session, req, params, notify,
-                                                           opened)
+                found, call = self._handshake_call(session, req, params, notify, opened)
+                result = await found.handler(call)
         except JSONRPCError as exc:
             self.stats.errors += 1
             return error_response(req.id, exc)
@@ -327,8 +332,11 @@ class Dispatcher:
             return error_response(req.id, InternalError(f"Internal error: {exc}"))
         return response(req.id, result)
 
-    async def _handshake_request(self, session: ServerSession, req: Request, params: Params,
-                                 notify: SendFn, opened: Era) -> dict[str, Any]:
+    # The two eras' lifecycle checks and routing, before the handler runs: its route and
+    # the Call it is given (the handler is awaited by handle_request, one coroutine less).
+
+    def _handshake_call(self, session: ServerSession, req: Request, params: Params,
+                        notify: SendFn, opened: Era) -> tuple[Route, Call]:
         lifecycle = session.lifecycle
         # A READY session (the handshake done) stays READY for every request without an
         # envelope (see TRANSITIONS), so its events need no look-up; any other state, or an
@@ -343,11 +351,10 @@ class Dispatcher:
             raise MethodNotFound(f"Method not found: {req.method}")
         if not settled and req.method != m.INITIALIZE:
             lifecycle.process(_EVENTS.get(req.method, SessionEvent.REQUEST), req.method)
-        return await found.handler(
-            Call(self.context, session, params, notify, req.id, method=req.method))
+        return found, Call(self.context, session, params, notify, req.id, method=req.method)
 
-    async def _modern_request(self, session: ServerSession, req: Request, params: Params,
-                              notify: SendFn) -> dict[str, Any]:
+    def _modern_call(self, session: ServerSession, req: Request, params: Params,
+                     notify: SendFn) -> tuple[Route, Call]:
         if req.method == m.INITIALIZE and not session.stateless:
             # The lifecycle refuses it on a stream connection serving 2026-07-28, naming the
             # versions served (a stateless HTTP request just finds no such method).
@@ -361,13 +368,7 @@ class Dispatcher:
         found = self.router.find(MODERN, req.method)
         if found is None:
             raise MethodNotFound(f"Method not found: {req.method}")
-        call = Call(self.context, session, params, notify, req.id, envelope, req.method)
-        try:
-            result = await found.handler(call)
-        except InputNeeded:
-            assert isinstance(call.asking, RoundAsking)
-            return call.asking.result()
-        return complete_result(result, self.server_info, found.cache)
+        return found, Call(self.context, session, params, notify, req.id, envelope, req.method)
 
     @staticmethod
     def _answer(session: ServerSession, reply: Response | ErrorResponse) -> None:
@@ -425,6 +426,12 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
+
+
+def _unsent(session: ServerSession, req: Request, exc: Exception) -> None:
+    """The stream went away while ``req`` was being served: its response is dropped."""
+    logger.debug("session %s: could not send the response to %s: %s", session.id,
+                 _shown(req.id), exc)
 
 
 def _shown(value: object) -> str:

@@ -247,7 +247,7 @@ class GuardedConnection(asyncio.Protocol):
     gave the connection away, to the protocol it was given to)."""
 
     __slots__ = ("_handed_over", "_handler", "_head_since", "_head_timer", "_in_request",
-                 "_limiter", "_loop", "_make_handler", "_transport")
+                 "_limiter", "_loop", "_make_handler", "_transport", "reads")
 
     def __init__(self, limiter: ConnectionLimiter,
                  make_handler: Callable[[], RequestHandler]) -> None:
@@ -266,6 +266,9 @@ class GuardedConnection(asyncio.Protocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._in_request = 0
+        # Chunks received so far: a WebSocket's liveness is that this moves (its pinger
+        # compares it between looks, which costs the connection nothing per frame).
+        self.reads = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream socket's transport (uvloop's is one without deriving from asyncio's class).
@@ -281,6 +284,7 @@ class GuardedConnection(asyncio.Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        self.reads += 1
         if self._handed_over is not None:
             self._handed_over.data_received(data)
             return

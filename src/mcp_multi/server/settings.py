@@ -69,6 +69,9 @@ class ServerSettings:
         websocket_send_buffer: bytes of replies one WebSocket connection may have waiting
             to be sent; past it the server stops reading the connection's frames.
         websocket_total_buffer: the same bound over all WebSocket connections together.
+        websocket_heartbeat: the WebSocket heartbeat, in seconds: a peer silent for half of
+            it is pinged, and one still silent half of it after the ping is taken for dead
+            and dropped (0: never).
         send_timeout: seconds one write may take on any transport (an HTTP response's JSON
             body or SSE event on ``/mcp`` and ``/sse``, a WebSocket reply), and seconds a
             WebSocket connection may stay over its send bound; past it the client is taken
@@ -142,6 +145,7 @@ class ServerSettings:
     max_sessions_per_client: int | None = None
     websocket_send_buffer: int = 16 * 1024 * 1024
     websocket_total_buffer: int = 256 * 1024 * 1024
+    websocket_heartbeat: float = 30.0
     # Byte bounds of the HTTP transports' buffers, and the request-body deadline (issue 8: 9,
     # carried to every transport).
     body_timeout: float = 30.0

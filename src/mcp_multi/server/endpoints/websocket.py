@@ -26,15 +26,26 @@ cannot be renewed on it: when that token expires the server closes the connectio
 :data:`CLOSE_TOKEN_EXPIRED` (4401, "access token expired"; the 4xxx range is the
 application's, and 401 says what HTTP would) and the client reconnects with a fresh token.
 Requests already running are cancelled with the session.
+
+Liveness: a peer that vanished without closing (its machine went down, a middlebox dropped
+the connection) must not hold its session forever. Every ``websocket_heartbeat / 2`` seconds
+one task per server (:class:`_Pinger`) looks at every connection: one that sent nothing since
+the last look gets a ping, and one that still sent nothing a look after its ping is dropped
+(1006, abnormal closure: no close frame, the transport is aborted). Anything the peer sends
+counts, a pong or a frame; it is read from the count of reads its connection guard keeps
+(:class:`~mcp_multi.server.limits.GuardedConnection`), so a busy connection costs nothing per
+frame, where aiohttp's own heartbeat resets a timer on every one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from asyncio import Transport
+from collections.abc import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -42,6 +53,7 @@ from ...protocol.errors import InvalidRequest
 from ...protocol.jsonrpc import dumps
 from ...protocol.wire import WEBSOCKET_SUBPROTOCOL
 from ..auth.authenticator import caller_of
+from ..limits import GuardedConnection
 from ..session import Outgoing, ServerSession
 from ..state import STATE, ServerState
 from .http import error_reply
@@ -61,6 +73,8 @@ _UNBLOCKED = 4 * 1024
 _CLOSE_TIMEOUT = 0.5
 # The close code of a connection whose access token expired.
 CLOSE_TOKEN_EXPIRED = 4401
+# A ping with no payload (RFC 6455 section 5.5.2), unmasked as a server's frames are.
+_PING = b"\x89\x00"
 
 
 class Outbound:
@@ -94,9 +108,11 @@ class Outbound:
     @property
     def over(self) -> bool:
         """Whether this connection must not be read now (its replies pile up)."""
-        settings = self._state.settings
-        return self.backlog > settings.websocket_send_buffer or (
-            self.pending > 0 and self._state.websocket_backlog > settings.websocket_total_buffer)
+        pending, state = self.pending, self._state
+        settings = state.settings
+        backlog = pending + self._batched + self._transport.get_write_buffer_size()
+        return backlog > settings.websocket_send_buffer or (
+            pending > 0 and state.websocket_backlog > settings.websocket_total_buffer)
 
     def end(self, code: int, why: str) -> None:
         """Close the connection (from any task): its handler closes with ``code``."""
@@ -110,7 +126,9 @@ class Outbound:
         data = dumps(message)
         size = len(data)
         state = self._state
-        if (size <= _UNBLOCKED and not self._lock.locked()
+        # (``pending`` is nonzero while any reply takes or awaits its turn: the lock's holder
+        # and its waiters all counted their bytes there first.)
+        if (size <= _UNBLOCKED and not self.pending
                 and self._transport.get_write_buffer_size() + self._batched <= _UNBLOCKED):
             # Nothing of ours is being written and the buffer is far below its high-water
             # mark: a small frame is written at once without waiting to drain, so it needs
@@ -166,6 +184,12 @@ class Outbound:
         if not self._room.is_set():
             self._room.set()
 
+    def ping(self) -> None:
+        """Ping the peer (its pong, like anything it sends, tells the pinger it lives)."""
+        if self.closing is None and not self._ws.closed and not self._transport.is_closing():
+            self.flush()  # frames leave in the order they were made
+            self._transport.write(_PING)
+
     async def wait_for_room(self) -> bool:
         """Wait while the backlog is over its bound; False if it stayed over too long."""
         if not self.over:
@@ -193,13 +217,81 @@ class Outbound:
         """
         self.flush()
         try:
-            if code != WSCloseCode.POLICY_VIOLATION and not self.over:
+            # 1006 is never sent (RFC 6455 section 7.4.1): the peer is gone already.
+            if code not in _ABORTED and not self.over:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(_CLOSE_TIMEOUT):
                         await self._ws.close(code=code, message=why.encode()[:120])
         finally:
             if not self._transport.is_closing() or self._transport.get_write_buffer_size():
                 self._transport.abort()
+
+
+# Close codes said by aborting the connection, without a close frame.
+_ABORTED = (WSCloseCode.POLICY_VIOLATION, WSCloseCode.ABNORMAL_CLOSURE)
+
+
+class _Pinger:
+    """The heartbeat of every WebSocket connection of one server, in one task (module
+    docstring). Made by the first connection of a server, gone with its last."""
+
+    __slots__ = ("_interval", "_state", "_task", "_watched")
+
+    def __init__(self, state: ServerState) -> None:
+        self._state = state
+        self._interval = state.settings.websocket_heartbeat / 2
+        # Each connection: its guard, its count of reads at the last look, and whether it
+        # was pinged then.
+        self._watched: dict[Outbound, tuple[GuardedConnection, int, bool]] = {}
+        self._task = asyncio.create_task(self._run())
+        state.stream_handlers.add(self._task)
+
+    def watch(self, outbound: Outbound, connection: GuardedConnection) -> None:
+        self._watched[outbound] = (connection, connection.reads, False)
+
+    def forget(self, outbound: Outbound) -> None:
+        self._watched.pop(outbound, None)
+
+    async def _run(self) -> None:
+        try:
+            while self._watched:
+                await asyncio.sleep(self._interval)
+                self._look()
+        finally:
+            if _pingers.get(id(self._state)) is self:
+                del _pingers[id(self._state)]
+            self._state.stream_handlers.discard(self._task)
+
+    def _look(self) -> None:
+        watched = self._watched
+        for outbound, (connection, seen, pinged) in list(watched.items()):
+            reads = connection.reads
+            if reads != seen:
+                watched[outbound] = (connection, reads, False)
+            elif pinged:
+                outbound.end(WSCloseCode.ABNORMAL_CLOSURE, "no answer to a ping")
+            else:
+                outbound.ping()
+                watched[outbound] = (connection, reads, True)
+
+
+# The pinger of each server that has WebSocket connections, by its state's identity (a
+# pinger holds its state, so an identity cannot be reused while its pinger is here).
+_pingers: dict[int, _Pinger] = {}
+
+
+def _watch(state: ServerState, outbound: Outbound,
+           transport: Transport) -> Callable[[], None] | None:
+    """Put ``outbound``'s connection under its server's heartbeat; what takes it off again
+    (None: no heartbeat, or a connection our guard does not hold)."""
+    connection = transport.get_protocol()
+    if state.settings.websocket_heartbeat <= 0 or not isinstance(connection, GuardedConnection):
+        return None
+    pinger = _pingers.get(id(state))
+    if pinger is None:
+        pinger = _pingers[id(state)] = _Pinger(state)
+    pinger.watch(outbound, connection)
+    return functools.partial(pinger.forget, outbound)
 
 
 def _text_frame(data: bytes) -> bytes:
@@ -215,8 +307,8 @@ def _text_frame(data: bytes) -> bytes:
 async def handle_websocket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     limit = state.settings.max_message_size
-    ws = web.WebSocketResponse(
-        protocols=(WEBSOCKET_SUBPROTOCOL,), max_msg_size=limit * _FRAME_SLACK, heartbeat=30.0,
+    ws = web.WebSocketResponse(  # no heartbeat of aiohttp's: the pinger is it (docstring)
+        protocols=(WEBSOCKET_SUBPROTOCOL,), max_msg_size=limit * _FRAME_SLACK,
         decode_text=False,
     )
     if not ws.can_prepare(request).ok:
@@ -234,6 +326,7 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
     session.peer = address  # what its tasks are counted by, with its other sessions'
     session.principal = caller_of(request)
     expiry = _close_at_expiry(session, outbound)
+    unwatch = _watch(state, outbound, transport)
     state.websocket_sessions.add(
         session, address, busy=lambda: bool(session.inflight or outbound.backlog),
         evict=lambda why: outbound.end(WSCloseCode.TRY_AGAIN_LATER, f"session ended: {why}"))
@@ -250,6 +343,8 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
     finally:
         if expiry is not None:
             expiry.cancel()
+        if unwatch is not None:
+            unwatch()
         state.websocket_sessions.remove(session.id)
         state.stream_handlers.discard(handler)
         session.close()
