@@ -106,7 +106,8 @@ def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
 def has_envelope(params: Mapping[str, Any] | None) -> bool:
     """Whether ``params._meta`` carries the modern version key."""
     meta = params.get("_meta") if params else None
-    return _is_mapping(meta) and PROTOCOL_VERSION_META in meta
+    # (A dict, as JSON decodes to, is known without a call; anything else asks _is_mapping.)
+    return (isinstance(meta, dict) or _is_mapping(meta)) and PROTOCOL_VERSION_META in meta
 
 
 def read_envelope(params: Mapping[str, Any] | None) -> Envelope:
@@ -117,7 +118,7 @@ def read_envelope(params: Mapping[str, Any] | None) -> Envelope:
         UnsupportedProtocolVersion: the version is not a modern one we serve.
     """
     meta = params.get("_meta") if params else None
-    if not _is_mapping(meta):
+    if not (isinstance(meta, dict) or _is_mapping(meta)):
         raise InvalidParams(
             f"Invalid params: params._meta must be an object carrying "
             f"{PROTOCOL_VERSION_META!r} and {CLIENT_CAPABILITIES_META!r}"
@@ -188,7 +189,8 @@ def check_headers(headers: MultiHeaders, method: str,
                 raise HeaderMismatch(f"Header mismatch: {name} appears more than once")
             seen[name] = values[0]
     meta = params.get("_meta") if params else None
-    version = meta.get(PROTOCOL_VERSION_META) if _is_mapping(meta) else None
+    version = (meta.get(PROTOCOL_VERSION_META) if isinstance(meta, dict) or _is_mapping(meta)
+               else None)
     header_version = seen.get(VERSION_HEADER)
     if header_version is None or header_version != version:
         raise HeaderMismatch(

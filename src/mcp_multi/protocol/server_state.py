@@ -161,20 +161,25 @@ class ServerLifecycle:
 
     Attributes:
         state: the current :class:`SessionState`.
+        era: the era that state belongs to (read it, never set it: it moves with ``state``).
         protocol_version: the version ``initialize`` negotiated (``None`` before it, and in
             the modern era, where each request names its own).
     """
 
-    __slots__ = ("protocol_version", "state")
+    __slots__ = ("era", "protocol_version", "state")
 
     def __init__(self, state: SessionState = SessionState.NEW) -> None:
         self.state = state
+        # ``None`` while undecided and once closed. An attribute, not a property of the
+        # state: it is asked for every request.
+        self.era: Era | None = _ERA[state]
         self.protocol_version: str | None = None
 
-    @property
-    def era(self) -> Era | None:
-        """The era the session serves; ``None`` while undecided and once closed."""
-        return _ERA[self.state]
+    def restore(self, state: SessionState, protocol_version: str | None) -> None:
+        """Take on a state and version saved elsewhere (a session shared between
+        instances), as they were: no event leads there, nothing is checked."""
+        self.state, self.era = state, _ERA[state]
+        self.protocol_version = protocol_version
 
     def process(self, event: SessionEvent, method: str | None = None, *,
                 protocol_version: str | None = None) -> SessionState:
@@ -204,7 +209,7 @@ class ServerLifecycle:
             if protocol_version is None:
                 raise ValueError("INITIALIZE needs the negotiated protocol_version")
             self.protocol_version = protocol_version
-        self.state = new
+        self.state, self.era = new, _ERA[new]
         return new
 
     def __repr__(self) -> str:

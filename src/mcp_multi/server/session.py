@@ -148,8 +148,7 @@ class ServerSession:
                 or not isinstance(capabilities, dict) or not isinstance(level, str | None)
                 or not isinstance(peer, str) or principal is None):
             return False
-        self.lifecycle.state = SessionState(state)
-        self.lifecycle.protocol_version = version
+        self.lifecycle.restore(SessionState(state), version)
         self.client_info, self.client_capabilities = info, capabilities
         self.log_level, self.peer, self.principal = level, peer, principal
         return True

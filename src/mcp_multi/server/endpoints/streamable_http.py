@@ -320,7 +320,7 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
             raise unsupported_version(header)
         if enveloped:
             check_headers(request.headers, msg.method, params)
-            if msg.method == m.TOOLS_CALL:
+            if msg.method == m.TOOLS_CALL and state.dispatcher.registry.mirrors_params:
                 _check_param_headers(state, request, params)
     except JSONRPCError as exc:
         state.stats.errors += 1

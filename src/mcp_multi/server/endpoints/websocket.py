@@ -45,7 +45,7 @@ import functools
 import logging
 import time
 from asyncio import Transport
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -99,6 +99,9 @@ class Outbound:
         self._coalesce = not ws.compress
         self._batch: list[bytes] = []
         self._batched = 0
+        # The frames aiohttp has read but not yet handed over (an internal of its reader:
+        # None should it go, and then every small reply waits for the end of its turn).
+        self._unread: Sized | None = getattr(getattr(ws, "_reader", None), "_buffer", None)
 
     @property
     def backlog(self) -> int:
@@ -133,13 +136,20 @@ class Outbound:
             # Nothing of ours is being written and the buffer is far below its high-water
             # mark: a small frame is written at once without waiting to drain, so it needs
             # neither the turn nor the deadline. The replies to the frames of one read
-            # leave in one write (one system call, one wake-up of the peer) when this loop
-            # turn ends; a reply that must take its turn flushes them first (order kept).
+            # leave in one write (one system call, one wake-up of the peer): while frames
+            # of it still wait to be handled, a reply waits for them (at the latest for the
+            # end of this loop turn); the reply to its last frame takes them all. A reply
+            # that must take its turn flushes them first (order kept).
             if self._coalesce:
-                if not self._batch:
-                    asyncio.get_running_loop().call_soon(self.flush)
-                self._batch.append(_text_frame(data))
+                batch = self._batch
+                batch.append(_text_frame(data))
                 self._batched += size
+                unread = self._unread
+                if unread is None or len(unread):
+                    if len(batch) == 1:
+                        asyncio.get_running_loop().call_soon(self.flush)
+                    return
+                self.flush()
                 return
             await self._ws.send_frame(data, WSMsgType.TEXT)
             backlog = self.pending + self._transport.get_write_buffer_size()

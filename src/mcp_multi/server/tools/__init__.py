@@ -26,7 +26,7 @@ from mcp_multi.protocol.errors import MCPError
 from mcp_multi.protocol.params_headers import HeaderAnnotationError, HeaderParam, header_params
 from mcp_multi.protocol.text import clip
 from mcp_multi.server.settings import ServerSettings
-from mcp_multi.server.tools.validation import InputValidator
+from mcp_multi.server.tools.validation import InputValidator, QuickCheck
 
 if TYPE_CHECKING:
     from mcp_multi.server.asking import Asker, Questions
@@ -292,6 +292,10 @@ class ToolRegistry:
                 raise ValueError(f"tool {tool.name} is defined twice")
             self._tools[tool.name] = tool
         self._validators = {n: InputValidator(t.input_schema) for n, t in self._tools.items()}
+        # Each tool's quick check where its schema has one (see tools.validation): a call
+        # that passes it is valid without asking validation_errors.
+        self.quick_checks: dict[str, QuickCheck] = {
+            n: v.quick for n, v in self._validators.items() if v.quick is not None}
         # Arguments mirrored into Mcp-Param-* headers, for the tools that have any (an
         # invalid annotation is a bad tool definition: the server does not start).
         self._header_params: dict[str, tuple[HeaderParam, ...]] = {}
@@ -302,6 +306,8 @@ class ToolRegistry:
                 raise ValueError(f"tool {n}: {exc}") from None
             if found:
                 self._header_params[n] = found
+        # Whether any tool mirrors arguments into headers (asked before every modern call).
+        self.mirrors_params = bool(self._header_params)
         self._listing = [t.to_wire() for t in self._tools.values()]
         # Every tool this server has; ``_tools`` holds those enabled now (an admin may
         # disable some while the server runs; see mcp_multi.server.auth.admin).
