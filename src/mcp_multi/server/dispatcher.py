@@ -38,6 +38,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ..protocol import methods as m
 from ..protocol.envelope import complete_result, read_envelope
 from ..protocol.errors import InternalError, InvalidRequest, JSONRPCError, MethodNotFound
@@ -50,7 +52,7 @@ from ..protocol.jsonrpc import (
     decode,
     error_response,
     is_request_id,
-    response,
+    parse_message,
 )
 from ..protocol.server_state import SessionEvent, SessionState
 from ..protocol.text import for_display
@@ -166,8 +168,9 @@ class Dispatcher:
         if len(data) <= self.settings.max_message_size:
             # The common frame, one message that decodes: served without building a Frame.
             try:
-                decoded = decode(data)
-            except JSONRPCError:
+                obj = orjson.loads(data)
+                decoded = parse_message(obj) if type(obj) is dict else None  # else parse()
+            except (orjson.JSONDecodeError, JSONRPCError):
                 decoded = None  # parse() below answers it
             if isinstance(decoded, Request):
                 await self._spawn(session, decoded)
@@ -249,7 +252,7 @@ class Dispatcher:
         :meth:`handle` in its own task, with no stream or task to carry the answer, and
         what the handler notifies (progress, log) comes before its response all the same."""
         params = req.params or {}
-        era = session.era or opening_era(req.method, params)
+        era = session.lifecycle.era or opening_era(req.method, params)
         found = self.router.find(MODERN if era == MODERN else HANDSHAKE, req.method)
         return found is None or found.at_once(self.context, params)
 
@@ -307,7 +310,7 @@ class Dispatcher:
         self.stats.requests += 1
         params = req.params or {}
         try:
-            era = session.era
+            era = session.lifecycle.era
             # A stateless HTTP request or a modern stream needs no look at the envelope.
             opened = MODERN if era == MODERN else opening_era(req.method, params)
             if (era or opened) == MODERN:
@@ -330,7 +333,7 @@ class Dispatcher:
             logger.exception("internal error handling %s", req.method)
             self.stats.errors += 1
             return error_response(req.id, InternalError(f"Internal error: {exc}"))
-        return response(req.id, result)
+        return {"jsonrpc": "2.0", "id": req.id, "result": result}  # jsonrpc.response
 
     # The two eras' lifecycle checks and routing, before the handler runs: its route and
     # the Call it is given (the handler is awaited by handle_request, one coroutine less).

@@ -44,15 +44,15 @@ async def tools_call(call: Call) -> dict[str, Any]:
         arguments = {}
     if not isinstance(arguments, dict):
         raise InvalidParams('Invalid params: "arguments" must be an object')
+    registry = server.registry
     try:
         policy = server.permissions.policy
         if policy is not None and not policy.access(call.session.principal).tool(name):
             raise UnknownToolError(name)  # hidden: said as of a tool that does not exist
-        tool = server.registry.get(name)
+        tool = registry.get(name)
     except (UnknownToolError, DisabledToolError) as exc:
         raise InvalidParams(str(exc), {"tool": name}) from None
     server.stats.calls_served += 1
-    registry = server.registry
     quick = registry.quick_checks.get(name)
     # Certainly valid by the quick check, or else asked of the full validator.
     problems = [] if quick is not None and quick(arguments) else registry.validation_errors(
