@@ -280,7 +280,7 @@ class Dispatcher:
             # when no earlier request is running, whose task must have its turn first. (Not
             # through _run: a cancel that reaches us here is the reader's own, and must end it.)
             reply = await self.handle_request(session, req, session.send)
-            if not session.closed:
+            if session.lifecycle.state is not SessionState.CLOSED:  # (session.closed)
                 try:
                     await session.send(reply)
                 except Exception as exc:
@@ -311,8 +311,10 @@ class Dispatcher:
         params = req.params or {}
         try:
             era = session.lifecycle.era
-            # A stateless HTTP request or a modern stream needs no look at the envelope.
-            opened = MODERN if era == MODERN else opening_era(req.method, params)
+            # A stateless HTTP request or a modern stream needs no look at the envelope, nor
+            # does a request without _meta (which only the envelope makes modern).
+            opened = (MODERN if era == MODERN else HANDSHAKE if "_meta" not in params
+                      else opening_era(req.method, params))
             if (era or opened) == MODERN:
                 found, call = self._modern_call(session, req, params, notify)
                 try:
