@@ -106,8 +106,7 @@ def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
 def has_envelope(params: Mapping[str, Any] | None) -> bool:
     """Whether ``params._meta`` carries the modern version key."""
     meta = params.get("_meta") if params else None
-    # (A dict, as JSON decodes to, is known without a call; anything else asks _is_mapping.)
-    return (isinstance(meta, dict) or _is_mapping(meta)) and PROTOCOL_VERSION_META in meta
+    return _is_mapping(meta) and PROTOCOL_VERSION_META in meta
 
 
 def read_envelope(params: Mapping[str, Any] | None) -> Envelope:
@@ -118,7 +117,7 @@ def read_envelope(params: Mapping[str, Any] | None) -> Envelope:
         UnsupportedProtocolVersion: the version is not a modern one we serve.
     """
     meta = params.get("_meta") if params else None
-    if not (isinstance(meta, dict) or _is_mapping(meta)):
+    if not _is_mapping(meta):
         raise InvalidParams(
             f"Invalid params: params._meta must be an object carrying "
             f"{PROTOCOL_VERSION_META!r} and {CLIENT_CAPABILITIES_META!r}"
@@ -189,8 +188,7 @@ def check_headers(headers: MultiHeaders, method: str,
                 raise HeaderMismatch(f"Header mismatch: {name} appears more than once")
             seen[name] = values[0]
     meta = params.get("_meta") if params else None
-    version = (meta.get(PROTOCOL_VERSION_META) if isinstance(meta, dict) or _is_mapping(meta)
-               else None)
+    version = meta.get(PROTOCOL_VERSION_META) if _is_mapping(meta) else None
     header_version = seen.get(VERSION_HEADER)
     if header_version is None or header_version != version:
         raise HeaderMismatch(

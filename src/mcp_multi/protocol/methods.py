@@ -99,7 +99,7 @@ def text_content(text: str) -> dict[str, Any]:
 def tool_result(text: str, *, is_error: bool = False,
                 structured: dict[str, Any] | None = None) -> dict[str, Any]:
     """A ``tools/call`` result with one text block (``isError`` only when set)."""
-    result: dict[str, Any] = {"content": [{"type": "text", "text": text}]}  # text_content
+    result: dict[str, Any] = {"content": [text_content(text)]}
     if structured is not None:
         result["structuredContent"] = structured
     if is_error:

@@ -153,11 +153,11 @@ class RequestGuard:
     """
 
     __slots__ = ("_authenticator", "_handle", "_limiter", "_loopback", "_metrics_token",
-                 "_settings", "_state")
+                 "_settings")
 
-    def __init__(self, app: web.Application, limiter: ConnectionLimiter | None) -> None:
+    def __init__(self, app: web.Application, limiter: ConnectionLimiter) -> None:
         self._handle: Handler = app._handle  # the application: routing, then the handler
-        self._state = state = app[STATE]
+        state = app[STATE]
         self._settings = state.settings
         self._authenticator = state.authenticator
         self._limiter = limiter
@@ -171,8 +171,7 @@ class RequestGuard:
         server.request_handler = self  # read by each connection's handler when it is made
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        limiter = self._limiter
-        connection = limiter.connection_of(request) if limiter is not None else None
+        connection = self._limiter.connection_of(request)
         if connection is not None:
             connection.request_started()
         try:
@@ -210,9 +209,7 @@ class RequestGuard:
             return _bad_request(f"Forbidden: origin {for_display(origin, 200)} is not allowed",
                                 403)
         if self._loopback:
-            host = headers.get(hdrs.HOST)
-            if host is None:  # HTTP/1.0 without one: aiohttp's own default, as request.host
-                host = request.host
+            host = request.host
             if not _loopback_host_header(host):
                 return _bad_request(f"Forbidden: host {for_display(host, 200)} is not allowed",
                                     403)

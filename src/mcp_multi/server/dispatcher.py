@@ -38,8 +38,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from ..protocol import methods as m
 from ..protocol.envelope import complete_result, read_envelope
 from ..protocol.errors import InternalError, InvalidRequest, JSONRPCError, MethodNotFound
@@ -50,9 +48,10 @@ from ..protocol.jsonrpc import (
     Request,
     Response,
     decode,
+    decode_one,
     error_response,
     is_request_id,
-    parse_message,
+    response,
 )
 from ..protocol.server_state import SessionEvent, SessionState
 from ..protocol.text import for_display
@@ -168,10 +167,9 @@ class Dispatcher:
         if len(data) <= self.settings.max_message_size:
             # The common frame, one message that decodes: served without building a Frame.
             try:
-                obj = orjson.loads(data)
-                decoded = parse_message(obj) if type(obj) is dict else None  # else parse()
-            except (orjson.JSONDecodeError, JSONRPCError):
-                decoded = None  # parse() below answers it
+                decoded = decode_one(data)
+            except JSONRPCError:
+                decoded = None  # parse() below answers it (a batch, bad JSON, no message)
             if isinstance(decoded, Request):
                 await self._spawn(session, decoded)
                 return
@@ -252,7 +250,7 @@ class Dispatcher:
         :meth:`handle` in its own task, with no stream or task to carry the answer, and
         what the handler notifies (progress, log) comes before its response all the same."""
         params = req.params or {}
-        era = session.lifecycle.era or opening_era(req.method, params)
+        era = session.era or opening_era(req.method, params)
         found = self.router.find(MODERN if era == MODERN else HANDSHAKE, req.method)
         return found is None or found.at_once(self.context, params)
 
@@ -280,7 +278,7 @@ class Dispatcher:
             # when no earlier request is running, whose task must have its turn first. (Not
             # through _run: a cancel that reaches us here is the reader's own, and must end it.)
             reply = await self.handle_request(session, req, session.send)
-            if session.lifecycle.state is not SessionState.CLOSED:  # (session.closed)
+            if not session.closed:
                 try:
                     await session.send(reply)
                 except Exception as exc:
@@ -310,7 +308,7 @@ class Dispatcher:
         self.stats.requests += 1
         params = req.params or {}
         try:
-            era = session.lifecycle.era
+            era = session.era
             # A stateless HTTP request or a modern stream needs no look at the envelope, nor
             # does a request without _meta (which only the envelope makes modern).
             opened = (MODERN if era == MODERN else HANDSHAKE if "_meta" not in params
@@ -335,7 +333,7 @@ class Dispatcher:
             logger.exception("internal error handling %s", req.method)
             self.stats.errors += 1
             return error_response(req.id, InternalError(f"Internal error: {exc}"))
-        return {"jsonrpc": "2.0", "id": req.id, "result": result}  # jsonrpc.response
+        return response(req.id, result)
 
     # The two eras' lifecycle checks and routing, before the handler runs: its route and
     # the Call it is given (the handler is awaited by handle_request, one coroutine less).

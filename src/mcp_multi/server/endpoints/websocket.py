@@ -111,11 +111,9 @@ class Outbound:
     @property
     def over(self) -> bool:
         """Whether this connection must not be read now (its replies pile up)."""
-        pending, state = self.pending, self._state
-        settings = state.settings
-        backlog = pending + self._batched + self._transport.get_write_buffer_size()
-        return backlog > settings.websocket_send_buffer or (
-            pending > 0 and state.websocket_backlog > settings.websocket_total_buffer)
+        settings = self._state.settings
+        return self.backlog > settings.websocket_send_buffer or (
+            self.pending > 0 and self._state.websocket_backlog > settings.websocket_total_buffer)
 
     def end(self, code: int, why: str) -> None:
         """Close the connection (from any task): its handler closes with ``code``."""

@@ -53,10 +53,7 @@ async def tools_call(call: Call) -> dict[str, Any]:
     except (UnknownToolError, DisabledToolError) as exc:
         raise InvalidParams(str(exc), {"tool": name}) from None
     server.stats.calls_served += 1
-    quick = registry.quick_checks.get(name)
-    # Certainly valid by the quick check, or else asked of the full validator.
-    problems = [] if quick is not None and quick(arguments) else registry.validation_errors(
-        name, arguments)
+    problems = registry.validation_errors(name, arguments)
     if problems:
         message = f"Invalid arguments for tool '{name}': " + "; ".join(problems)
         # From 2025-11-25 (and in 2026-07-28) the model sees the violation as a tool error
@@ -65,8 +62,7 @@ async def tools_call(call: Call) -> dict[str, Any]:
         if call.modern or supports(version, "input_validation_as_tool_error"):
             return m.tool_result(message, is_error=True)
         raise InvalidParams(message, {"tool": name, "problems": problems})
-    # (No _meta, no progress token: the common handshake-era call needs no look.)
-    progress = progress_fn(params, call.notify) if "_meta" in params else NO_PROGRESS
+    progress = progress_fn(params, call.notify)
     if progress is not NO_PROGRESS:
         # A client that asked for progress hears at once that the call has started (over
         # Streamable HTTP this opens the response stream, so a long call stays visible).

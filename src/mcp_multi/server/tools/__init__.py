@@ -26,7 +26,7 @@ from mcp_multi.protocol.errors import MCPError
 from mcp_multi.protocol.params_headers import HeaderAnnotationError, HeaderParam, header_params
 from mcp_multi.protocol.text import clip
 from mcp_multi.server.settings import ServerSettings
-from mcp_multi.server.tools.validation import InputValidator, QuickCheck
+from mcp_multi.server.tools.validation import InputValidator
 
 if TYPE_CHECKING:
     from mcp_multi.server.asking import Asker, Questions
@@ -292,10 +292,6 @@ class ToolRegistry:
                 raise ValueError(f"tool {tool.name} is defined twice")
             self._tools[tool.name] = tool
         self._validators = {n: InputValidator(t.input_schema) for n, t in self._tools.items()}
-        # Each tool's quick check where its schema has one (see tools.validation): a call
-        # that passes it is valid without asking validation_errors.
-        self.quick_checks: dict[str, QuickCheck] = {
-            n: v.quick for n, v in self._validators.items() if v.quick is not None}
         # Arguments mirrored into Mcp-Param-* headers, for the tools that have any (an
         # invalid annotation is a bad tool definition: the server does not start).
         self._header_params: dict[str, tuple[HeaderParam, ...]] = {}

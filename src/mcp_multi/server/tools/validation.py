@@ -25,7 +25,7 @@ import jsonschema
 
 from mcp_multi.protocol.text import clip
 
-__all__ = ["InputValidator", "QuickCheck", "compile_quick_check"]
+__all__ = ["InputValidator", "compile_quick_check"]
 
 QuickCheck = Callable[[Any], bool]
 
@@ -163,16 +163,16 @@ class InputValidator:
     """One tool's input schema, compiled once: the quick check where it applies, and the
     full Draft 2020-12 validator for everything else and for every message."""
 
-    __slots__ = ("_full", "quick")
+    __slots__ = ("_full", "_quick")
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self._full = jsonschema.Draft202012Validator(schema)
-        self.quick = compile_quick_check(schema)  # None: this schema has none
+        self._quick = compile_quick_check(schema)
 
     def errors(self, arguments: dict[str, Any], shown: int) -> list[str]:
         """Readable schema violations of ``arguments``, each naming the field and clipped to
         ``shown`` characters, sorted; empty when valid."""
-        if self.quick is not None and self.quick(arguments):
+        if self._quick is not None and self._quick(arguments):
             return []
         errors = []
         for err in self._full.iter_errors(arguments):
