@@ -1008,8 +1008,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="the Markdown report written (default benchmarks/RESULTS.md)")
     p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
                    help=f"measure only these sections ({', '.join(SECTIONS)})")
-    p.add_argument("--rounds", type=int, help="rounds of each comparison (default 3, quick 1)")
-    p.add_argument("--duration", type=int, help="seconds per measurement (default 5, quick 1)")
+    p.add_argument("--rounds", type=int, help=f"rounds of each comparison (default "
+                                              f"{FULL.rounds}, quick {QUICK.rounds})")
+    p.add_argument("--duration", type=int, help=f"seconds per measurement (default "
+                                                f"{FULL.duration}, quick {QUICK.duration})")
     p.add_argument("--no-wrk", action="store_true",
                    help="drive HTTP with the lean generator even where wrk is installed "
                         "(the load-mode comparison then is not measured)")
