@@ -9,8 +9,8 @@ It knows nothing about HTTP or sockets. A transport hands it the bytes of one fr
 - :meth:`Dispatcher.receive` is for stream transports (WebSocket, legacy SSE, stdio): requests
   run as tasks so a long ``tools/call`` never blocks ``ping`` or ``notifications/cancelled``, and
   each response is written with ``session.send``. A request whose route answers at once
-  (:meth:`Dispatcher.answers_at_once`) could block nothing, and is served without a task
-  when no earlier request of its session is still running (so that order is kept).
+  (:meth:`Dispatcher.at_once`) could block nothing, and is served without a task when no
+  earlier request of its session is still running (so that order is kept).
 
 The dispatcher routes; it serves no method itself. Handlers live in
 :mod:`mcp_multi.server.handlers`, registered by method and era. Before a handler runs, the
@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,15 +245,22 @@ class Dispatcher:
                 replies.append((req, outcome.result()))
         return replies
 
-    def answers_at_once(self, session: ServerSession, req: Request) -> bool:
-        """Whether serving ``req`` on ``session`` never waits on anything (its route says
-        so, or it has none and its error is immediate): a transport may then await
-        :meth:`handle` in its own task, with no stream or task to carry the answer, and
-        what the handler notifies (progress, log) comes before its response all the same."""
+    def at_once(self, session: ServerSession, req: Request,
+                notify: SendFn) -> Coroutine[Any, Any, dict[str, Any]] | None:
+        """``req``'s answer, to await in the caller's own task, when serving it never waits
+        on anything (its route says so, or it has none and its error is immediate); None
+        when it may wait, and then nothing was done.
+
+        A transport awaits the answer with no stream or task to carry it, and what the
+        handler notifies (progress, log) comes before its response all the same. The route
+        found here is the one the request is served by (it is not looked up again)."""
+        # Found in the era the session serves (or, undecided, the one the request opens).
         params = req.params or {}
         era = session.era or opening_era(req.method, params)
         found = self.router.find(MODERN if era == MODERN else HANDSHAKE, req.method)
-        return found is None or found.at_once(self.context, params)
+        if found is not None and not found.at_once(self.context, params):
+            return None
+        return self.handle_request(session, req, notify, found)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -273,17 +281,20 @@ class Dispatcher:
             if err is not None:
                 await session.send(error_response(req.id, err))
                 return
-        elif self.answers_at_once(session, req):  # (nothing runs: its id is free)
-            # Nothing to wait for, so nothing it could hold up: served here, no task. Only
-            # when no earlier request is running, whose task must have its turn first. (Not
-            # through _run: a cancel that reaches us here is the reader's own, and must end it.)
-            reply = await self.handle_request(session, req, session.send)
-            if not session.closed:
-                try:
-                    await session.send(reply)
-                except Exception as exc:
-                    _unsent(session, req, exc)
-            return
+        else:
+            # Nothing runs (so its id is free), and a request that answers at once could
+            # hold nothing up: it is served here, no task. Only when no earlier request is
+            # running, whose task must have its turn first. (Not through _run: a cancel that
+            # reaches us here is the reader's own, and must end it.)
+            answer = self.at_once(session, req, session.send)
+            if answer is not None:
+                reply = await answer
+                if not session.closed:
+                    try:
+                        await session.send(reply)
+                    except Exception as exc:
+                        _unsent(session, req, exc)
+                return
         session.track(req.id, asyncio.create_task(self._run(session, req)))
 
     async def _run(self, session: ServerSession, req: Request) -> None:
@@ -302,9 +313,11 @@ class Dispatcher:
         self.stats.errors += 1
         return error_response(exc.request_id, exc)
 
-    async def handle_request(self, session: ServerSession, req: Request,
-                             notify: SendFn) -> dict[str, Any]:
-        """:meth:`handle` for a request: its response (``notify`` as there, but required)."""
+    async def handle_request(self, session: ServerSession, req: Request, notify: SendFn,
+                             route: Route | None = None) -> dict[str, Any]:
+        """:meth:`handle` for a request: its response (``notify`` as there, but required).
+        ``route``: the request's route when the caller found it already (see
+        :meth:`at_once`)."""
         self.stats.requests += 1
         params = req.params or {}
         try:
@@ -314,7 +327,7 @@ class Dispatcher:
             opened = (MODERN if era == MODERN else HANDSHAKE if "_meta" not in params
                       else opening_era(req.method, params))
             if (era or opened) == MODERN:
-                found, call = self._modern_call(session, req, params, notify)
+                found, call = self._modern_call(session, req, params, notify, route)
                 try:
                     result = complete_result(await found.handler(call), self.server_info,
                                              found.cache)
@@ -322,7 +335,7 @@ class Dispatcher:
                     assert isinstance(call.asking, RoundAsking)
                     result = call.asking.result()
             else:
-                found, call = self._handshake_call(session, req, params, notify, opened)
+                found, call = self._handshake_call(session, req, params, notify, opened, route)
                 result = await found.handler(call)
         except JSONRPCError as exc:
             self.stats.errors += 1
@@ -339,7 +352,8 @@ class Dispatcher:
     # the Call it is given (the handler is awaited by handle_request, one coroutine less).
 
     def _handshake_call(self, session: ServerSession, req: Request, params: Params,
-                        notify: SendFn, opened: Era) -> tuple[Route, Call]:
+                        notify: SendFn, opened: Era, route: Route | None
+                        ) -> tuple[Route, Call]:
         lifecycle = session.lifecycle
         # A READY session (the handshake done) stays READY for every request without an
         # envelope (see TRANSITIONS), so its events need no look-up; any other state, or an
@@ -349,7 +363,7 @@ class Dispatcher:
             lifecycle.process(SessionEvent.HANDSHAKE_REQUEST, req.method)  # the first decides
             if opened == MODERN:  # an envelope on a handshake session
                 lifecycle.process(SessionEvent.MODERN_REQUEST, req.method)
-        found = self.router.find(HANDSHAKE, req.method)
+        found = route or self.router.find(HANDSHAKE, req.method)
         if found is None:
             raise MethodNotFound(f"Method not found: {req.method}")
         if not settled and req.method != m.INITIALIZE:
@@ -357,7 +371,7 @@ class Dispatcher:
         return found, Call(self.context, session, params, notify, req.id, method=req.method)
 
     def _modern_call(self, session: ServerSession, req: Request, params: Params,
-                     notify: SendFn) -> tuple[Route, Call]:
+                     notify: SendFn, route: Route | None) -> tuple[Route, Call]:
         if req.method == m.INITIALIZE and not session.stateless:
             # The lifecycle refuses it on a stream connection serving 2026-07-28, naming the
             # versions served (a stateless HTTP request just finds no such method).
@@ -368,7 +382,7 @@ class Dispatcher:
         lifecycle = session.lifecycle
         if lifecycle.state is not SessionState.MODERN:  # MODERN stays so (see TRANSITIONS)
             lifecycle.process(SessionEvent.MODERN_REQUEST, req.method)
-        found = self.router.find(MODERN, req.method)
+        found = route or self.router.find(MODERN, req.method)
         if found is None:
             raise MethodNotFound(f"Method not found: {req.method}")
         return found, Call(self.context, session, params, notify, req.id, envelope, req.method)

@@ -228,9 +228,10 @@ async def _deliver(request: web.Request, stream: EventStream, cursor: int, *, pr
 async def _at_once(request: web.Request, state: ServerState, session: ServerSession,
                    req: Request, *, priming: bool,
                    status_of: Callable[[dict[str, Any] | None], int], headers: dict[str, str],
-                   stream: Callable[[], EventStream]) -> web.StreamResponse:
-    """Serve a request the dispatcher answers at once (see
-    :meth:`~mcp_multi.server.dispatcher.Dispatcher.answers_at_once`) in this task.
+                   stream: Callable[[], EventStream]) -> web.StreamResponse | None:
+    """Serve ``req`` in this task if the dispatcher answers it at once (see
+    :meth:`~mcp_multi.server.dispatcher.Dispatcher.at_once`); None, having done nothing,
+    when it may wait (the caller then runs it as a task).
 
     Its answer is what :func:`_respond` would have made of the same events: JSON when the
     response came alone; when the handler notified first (progress, a log message), the
@@ -242,7 +243,10 @@ async def _at_once(request: web.Request, state: ServerState, session: ServerSess
     async def collect(message: Outgoing) -> None:
         notes.append(message)
 
-    reply = await state.dispatcher.handle_request(session, req, collect)
+    answer = state.dispatcher.at_once(session, req, collect)
+    if answer is None:
+        return None
+    reply = await answer
     if not notes:
         return json_reply(status_of(reply), reply, headers)
     events = stream()
@@ -336,11 +340,12 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
                             stateless=True)
     session.peer = request.remote or ""
     session.principal = caller_of(request)
-    if state.dispatcher.answers_at_once(session, msg):
-        return await _at_once(request, state, session, msg, priming=False, headers={},
+    response = await _at_once(request, state, session, msg, priming=False, headers={},
                               status_of=_modern_status,
                               stream=lambda: EventStream("", resumable=False,
                                                          limit=state.settings.session_queue_size))
+    if response is not None:
+        return response
     stream = EventStream("", resumable=False, limit=state.settings.session_queue_size)
     task = asyncio.create_task(_run(state, session, msg, stream))
     state.stateless_tasks.add(task)
@@ -432,11 +437,12 @@ async def _exchange(request: web.Request, state: ServerState, session: HTTPSessi
     if refusal is not None:
         return json_reply(200, error_response(req.id, refusal), headers)
     priming = session.protocol_version in _PRIMING_VERSIONS
-    if not state.store.shared and state.dispatcher.answers_at_once(session, req):
+    if not state.store.shared:
         response = await _at_once(request, state, session, req,
                                   priming=priming, status_of=_always_ok, headers=headers,
                                   stream=session.new_stream)
-        return response  # served in this task: _find_session's touch just now still holds
+        if response is not None:
+            return response  # served in this task: _find_session's touch just now holds
     stream = session.new_stream()
     session.track(req.id, asyncio.create_task(_run(state, session, req, stream)))
     journal = None
