@@ -7,34 +7,24 @@ Nothing here counts instructions or asserts on a figure.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from mcp_multi.server.app import start_server
 from mcp_multi.server.settings import ServerSettings
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "bench_instructions.py"
-PEERS = ROOT / "benchmarks" / "_peers.py"
+from . import BENCHMARKS, load_script
+
+SCRIPT = BENCHMARKS / "bench_instructions.py"
+PEERS = BENCHMARKS / "_peers.py"
 
 
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_instructions", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_instructions"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _module()
+bench = load_script("bench_instructions")
 CASES = {what: (setup, calls) for what, _floor, setup, calls in bench.CASES}
 
 

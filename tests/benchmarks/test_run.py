@@ -8,30 +8,21 @@ WebSocket. Nothing here asserts on a figure: the machine running the tests is no
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import psutil
 import pytest
 
+from . import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "benchmarks" / "run.py"
 X = "\N{MULTIPLICATION SIGN}"
-
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_run", RUN)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_run"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.timeout(180)
@@ -58,7 +49,7 @@ def test_quick_run_writes_the_report(tmp_path: Path) -> None:
 
 
 def test_a_section_not_measured_says_why() -> None:
-    run = _module()
+    run = load_script("run")
     text = run.render({"CPU": "x"}, {"date": "d"}, [
         run.Section("client", run.TITLES["client"], skipped="bench_client.py is not there"),
         run.Section("ws", run.TITLES["ws"], rows=[run.Row("w", "1", "2", f"0.50{X}",
@@ -106,7 +97,7 @@ def test_interrupted_run_leaves_no_process_behind(tmp_path: Path) -> None:
 
 
 def test_wrk_counts_only_right_answers_as_calls() -> None:
-    run = _module()
+    run = load_script("run")
     figures = run.wrk_figures({"requests": 1000, "duration_us": 2_000_000, "connect": 0,
                                "read": 1, "write": 0, "status": 30, "timeout": 0, "bad": 70,
                                "p50_us": 1500, "p90_us": 2000, "p99_us": 4000,
@@ -119,7 +110,7 @@ def test_wrk_counts_only_right_answers_as_calls() -> None:
 
 
 def test_only_the_session_era_numbers_its_requests() -> None:
-    run = _module()
+    run = load_script("run")
     modern = run.lua_script(run.modern_call())
     assert "request = function" not in modern
     assert "response = function" in modern
