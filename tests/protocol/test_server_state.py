@@ -11,7 +11,13 @@ from mcp_multi.protocol.errors import (
     UNSUPPORTED_PROTOCOL_VERSION,
     JSONRPCError,
 )
-from mcp_multi.protocol.server_state import ServerLifecycle, SessionEvent, SessionState
+from mcp_multi.protocol.server_state import (
+    STEADY_HANDSHAKE,
+    STEADY_MODERN,
+    ServerLifecycle,
+    SessionEvent,
+    SessionState,
+)
 
 S, E = SessionState, SessionEvent
 
@@ -64,6 +70,15 @@ def test_every_illegal_event_is_refused_and_changes_nothing(
     assert info.value.code in (INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION)
     assert info.value.message  # a sentence, never empty
     assert lifecycle.state is state and lifecycle.protocol_version == "2025-06-18"
+
+
+def test_the_steady_states_are_those_a_request_leaves_alone() -> None:
+    # The dispatcher skips a request's events in these states: they must be exactly the
+    # states that the hand-written table keeps through every event of such a request.
+    assert STEADY_HANDSHAKE == {state for state in S if all(
+        LEGAL.get((state, event)) is state
+        for event in (E.HANDSHAKE_REQUEST, E.PING, E.REQUEST))} == {S.INITIALIZING, S.READY}
+    assert {S.MODERN} == STEADY_MODERN
 
 
 def test_initialized_first_does_not_open_the_gate() -> None:

@@ -51,6 +51,8 @@ from .versions import HANDSHAKE, MODERN, Era, unsupported_version
 
 __all__ = [
     "REFUSALS",
+    "STEADY_HANDSHAKE",
+    "STEADY_MODERN",
     "TRANSITIONS",
     "ServerLifecycle",
     "SessionEvent",
@@ -106,6 +108,21 @@ TRANSITIONS: dict[tuple[SessionState, SessionEvent], SessionState] = {
     (S.MODERN, E.MODERN_REQUEST): S.MODERN,
     **{(state, E.CLOSE): S.CLOSED for state in S},
 }
+
+
+
+def _steady(*events: SessionEvent) -> frozenset[SessionState]:
+    """The states that each of ``events`` leaves as they are (derived from TRANSITIONS)."""
+    return frozenset(state for state in S
+                     if all(TRANSITIONS.get((state, event)) is state for event in events))
+
+
+# The states in which a request's events change nothing, so that a caller may skip them (a
+# request is served in such a state for every request after the first): a handshake-era
+# request without the envelope (its era's event, then PING or any other REQUEST; initialize
+# applies its own event), and a modern request.
+STEADY_HANDSHAKE = _steady(E.HANDSHAKE_REQUEST, E.PING, E.REQUEST)
+STEADY_MODERN = _steady(E.MODERN_REQUEST)
 
 _HANDSHAKE_STATES = (S.AWAITING_INITIALIZE, S.INITIALIZING, S.READY)
 _ERA: dict[SessionState, Era | None] = {

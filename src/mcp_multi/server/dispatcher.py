@@ -54,7 +54,7 @@ from ..protocol.jsonrpc import (
     is_request_id,
     response,
 )
-from ..protocol.server_state import SessionEvent, SessionState
+from ..protocol.server_state import STEADY_HANDSHAKE, STEADY_MODERN, SessionEvent
 from ..protocol.text import for_display
 from ..protocol.versions import HANDSHAKE, MODERN, MODERN_VERSIONS, Era, opening_era, supports
 from .asking import InputNeeded, RoundAsking
@@ -355,10 +355,10 @@ class Dispatcher:
                         notify: SendFn, opened: Era, route: Route | None
                         ) -> tuple[Route, Call]:
         lifecycle = session.lifecycle
-        # A READY session (the handshake done) stays READY for every request without an
-        # envelope (see TRANSITIONS), so its events need no look-up; any other state, or an
-        # envelope, takes them through the lifecycle, which may refuse.
-        settled = lifecycle.state is SessionState.READY and opened == HANDSHAKE
+        # In a steady state (the handshake answered: see STEADY_HANDSHAKE) a request without
+        # an envelope changes nothing, so its events are not applied; in any other state, or
+        # with an envelope, they go through the lifecycle, which may refuse.
+        settled = lifecycle.state in STEADY_HANDSHAKE and opened == HANDSHAKE
         if not settled:
             lifecycle.process(SessionEvent.HANDSHAKE_REQUEST, req.method)  # the first decides
             if opened == MODERN:  # an envelope on a handshake session
@@ -380,7 +380,7 @@ class Dispatcher:
                                       protocol_version=asked if isinstance(asked, str) else None)
         envelope = read_envelope(params)
         lifecycle = session.lifecycle
-        if lifecycle.state is not SessionState.MODERN:  # MODERN stays so (see TRANSITIONS)
+        if lifecycle.state not in STEADY_MODERN:
             lifecycle.process(SessionEvent.MODERN_REQUEST, req.method)
         found = route or self.router.find(MODERN, req.method)
         if found is None:
