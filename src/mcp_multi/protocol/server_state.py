@@ -110,7 +110,6 @@ TRANSITIONS: dict[tuple[SessionState, SessionEvent], SessionState] = {
 }
 
 
-
 def _steady(*events: SessionEvent) -> frozenset[SessionState]:
     """The states that each of ``events`` leaves as they are (derived from TRANSITIONS)."""
     return frozenset(state for state in S

@@ -340,13 +340,15 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
                             stateless=True)
     session.peer = request.remote or ""
     session.principal = caller_of(request)
+
+    def new_stream() -> EventStream:  # the request's one response stream (not resumable)
+        return EventStream("", resumable=False, limit=state.settings.session_queue_size)
+
     response = await _at_once(request, state, session, msg, priming=False, headers={},
-                              status_of=_modern_status,
-                              stream=lambda: EventStream("", resumable=False,
-                                                         limit=state.settings.session_queue_size))
+                              status_of=_modern_status, stream=new_stream)
     if response is not None:
         return response
-    stream = EventStream("", resumable=False, limit=state.settings.session_queue_size)
+    stream = new_stream()
     task = asyncio.create_task(_run(state, session, msg, stream))
     state.stateless_tasks.add(task)
     task.add_done_callback(state.stateless_tasks.discard)
