@@ -126,6 +126,21 @@ def parse_message(obj: Any) -> Message:
     The raised error's ``request_id`` holds the id when one could be read, so the caller
     can address its error response.
     """
+    # The common message, a well-formed request or notification as JSON decodes it, in
+    # as few steps as it takes; anything else gets every check (and its error) below.
+    if type(obj) is dict and obj.get("jsonrpc") == "2.0":
+        method = obj.get("method")
+        params = obj.get("params")
+        if type(method) is str and method and (params is None or type(params) is dict):
+            if "id" not in obj:
+                return Notification(method, params)
+            request_id = obj["id"]
+            if type(request_id) is str or type(request_id) is int:
+                return Request(request_id, method, params)
+    return _parse_checked(obj)
+
+
+def _parse_checked(obj: Any) -> Message:
     if not isinstance(obj, dict):
         raise InvalidRequest("Invalid Request: a JSON-RPC message must be an object")
     raw_id = obj.get("id")

@@ -256,7 +256,7 @@ class Dispatcher:
         found here is the one the request is served by (it is not looked up again)."""
         # Found in the era the session serves (or, undecided, the one the request opens).
         params = req.params or {}
-        era = session.era or opening_era(req.method, params)
+        era = session.lifecycle.era or opening_era(req.method, params)
         found = self.router.find(MODERN if era == MODERN else HANDSHAKE, req.method)
         if found is not None and not found.at_once(self.context, params):
             return None
@@ -321,7 +321,7 @@ class Dispatcher:
         self.stats.requests += 1
         params = req.params or {}
         try:
-            era = session.era
+            era = session.lifecycle.era  # (session.era, one call less)
             # A stateless HTTP request or a modern stream needs no look at the envelope, nor
             # does a request without _meta (which only the envelope makes modern).
             opened = (MODERN if era == MODERN else HANDSHAKE if "_meta" not in params
@@ -368,7 +368,7 @@ class Dispatcher:
             raise MethodNotFound(f"Method not found: {req.method}")
         if not settled and req.method != m.INITIALIZE:
             lifecycle.process(_EVENTS.get(req.method, SessionEvent.REQUEST), req.method)
-        return found, Call(self.context, session, params, notify, req.id, method=req.method)
+        return found, Call(self.context, session, params, notify, req.id, None, req.method)
 
     def _modern_call(self, session: ServerSession, req: Request, params: Params,
                      notify: SendFn, route: Route | None) -> tuple[Route, Call]:

@@ -40,7 +40,8 @@ class ServerState:
     # 2026-07-28 requests over HTTP being served now (they have no session to hold them).
     stateless_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # Bytes of replies waiting to be sent on all WebSocket connections together, and the
-    # most one connection ever had waiting (its own and its transport's buffer).
+    # most one connection ever had waiting (its own and its transport's buffer) when a
+    # reply had to wait its turn (a small one written straight away is not counted).
     websocket_backlog: int = 0
     websocket_backlog_peak: int = 0
     # Bytes held for clients by all legacy SSE streams, and all Streamable HTTP sessions.

@@ -47,6 +47,16 @@ def test_disabled_and_unknown_tools() -> None:
     assert str(unknown.value) == "Unknown tool: nonexistent_tool"
 
 
+def test_the_calls_that_may_wait_follow_what_is_enabled() -> None:
+    registry = ToolRegistry()
+    assert registry.waiting == {"list_files", "run_command"}  # the rest answer at once
+    registry.set_enabled("run_command", False)
+    assert registry.waiting == {"list_files"}
+    registry.set_enabled("run_command", True)
+    assert registry.waiting == {"list_files", "run_command"}
+    assert ToolRegistry(["echo", "math_calc"]).waiting == frozenset()
+
+
 def test_unknown_name_in_tools_option() -> None:
     with pytest.raises(ValueError, match="unknown tool"):
         ToolRegistry(["echo", "teleport"])

@@ -75,3 +75,24 @@ def test_violations_are_named_by_field_either_way() -> None:
         assert validator.errors({"n": 11, "s": "a"}, 200) == [
             "n: 11 is greater than the maximum of 10", "s: 'a' is too short"]
         assert validator.errors({"n": 1.0}, 200) == []  # an integral float is an integer
+
+
+def test_accepts_is_sure_or_silent() -> None:
+    """``accepts`` is the quick check: True only for what is certainly valid, and False for
+    anything a schema without a quick check gets (``errors`` then decides)."""
+    quick = InputValidator(ALL_TOOLS["echo"].input_schema)
+    assert quick.accepts({"message": "hi"})
+    assert not quick.accepts({"message": 3}) and quick.errors({"message": 3}, 200)
+    slow = InputValidator({"type": "object", "properties": {"p": {"pattern": "^a"}}})
+    assert not slow.accepts({"p": "abc"})
+    assert slow.errors({"p": "abc"}, 200) == []
+    assert slow.errors({"p": "b"}, 200) == ["p: 'b' does not match '^a'"]
+
+
+def test_required_names_are_all_needed() -> None:
+    quick = compile_quick_check({"type": "object", "required": ["a", "b"],
+                                 "properties": {"a": {"type": "string"}}})
+    assert quick is not None
+    assert quick({"a": "x", "b": None})
+    assert not quick({"a": "x"})
+    assert not quick({"b": 1})

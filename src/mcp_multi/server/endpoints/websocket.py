@@ -102,6 +102,8 @@ class Outbound:
         # The frames aiohttp has read but not yet handed over (an internal of its reader:
         # None should it go, and then every small reply waits for the end of its turn).
         self._unread: Sized | None = getattr(getattr(ws, "_reader", None), "_buffer", None)
+        self._send_buffer = state.settings.websocket_send_buffer
+        self._reader_waits = False  # the reading side awaits _room (wait_for_room)
 
     @property
     def backlog(self) -> int:
@@ -111,9 +113,11 @@ class Outbound:
     @property
     def over(self) -> bool:
         """Whether this connection must not be read now (its replies pile up)."""
-        settings = self._state.settings
-        return self.backlog > settings.websocket_send_buffer or (
-            self.pending > 0 and self._state.websocket_backlog > settings.websocket_total_buffer)
+        pending = self.pending
+        if pending + self._batched + self._transport.get_write_buffer_size() > self._send_buffer:
+            return True
+        state = self._state
+        return pending > 0 and state.websocket_backlog > state.settings.websocket_total_buffer
 
     def end(self, code: int, why: str) -> None:
         """Close the connection (from any task): its handler closes with ``code``."""
@@ -122,40 +126,31 @@ class Outbound:
             self._handler.cancel()
 
     async def send(self, message: Outgoing) -> None:
-        if self._ws.closed or self.closing is not None:
+        if self.closing is not None or self._ws.closed:
             return
         data = dumps(message)
         size = len(data)
-        state = self._state
         # (``pending`` is nonzero while any reply takes or awaits its turn: the lock's holder
         # and its waiters all counted their bytes there first.)
-        if (size <= _UNBLOCKED and not self.pending
-                and self._transport.get_write_buffer_size() + self._batched <= _UNBLOCKED):
-            # Nothing of ours is being written and the buffer is far below its high-water
-            # mark: a small frame is written at once without waiting to drain, so it needs
-            # neither the turn nor the deadline. The replies to the frames of one read
-            # leave in one write (one system call, one wake-up of the peer): while frames
-            # of it still wait to be handled, a reply waits for them (at the latest for the
-            # end of this loop turn); the reply to its last frame takes them all. A reply
-            # that must take its turn flushes them first (order kept).
-            if self._coalesce:
-                batch = self._batch
-                batch.append(_text_frame(data))
-                self._batched += size
-                unread = self._unread
-                if unread is None or len(unread):
-                    if len(batch) == 1:
-                        asyncio.get_running_loop().call_soon(self.flush)
-                    return
-                self.flush()
+        if size <= _UNBLOCKED and not self.pending:
+            transport = self._transport
+            if transport.get_write_buffer_size() + self._batched <= _UNBLOCKED:
+                # Nothing of ours is being written and the buffer is far below its
+                # high-water mark: a small frame is written at once without waiting to
+                # drain, so it needs neither the turn nor the deadline (nor does it count
+                # toward the backlog's peak: it leaves at most twice _UNBLOCKED buffered).
+                if self._coalesce:
+                    unread = self._unread
+                    if self._batch or unread is None or len(unread):
+                        self._gather(_text_frame(data), size)
+                    elif not transport.is_closing():  # alone in its turn: straight out
+                        transport.write(_text_frame(data))
+                else:
+                    await self._ws.send_frame(data, WSMsgType.TEXT)
+                if self._reader_waits:
+                    self._room.set()
                 return
-            await self._ws.send_frame(data, WSMsgType.TEXT)
-            backlog = self.pending + self._transport.get_write_buffer_size()
-            if backlog > state.websocket_backlog_peak:
-                state.websocket_backlog_peak = backlog
-            if not self._room.is_set():
-                self._room.set()
-            return
+        state = self._state
         self.pending += size
         state.websocket_backlog += size
         state.websocket_backlog_peak = max(state.websocket_backlog_peak, self.backlog)
@@ -175,6 +170,22 @@ class Outbound:
             state.websocket_backlog -= size
             self._room.set()
 
+    def _gather(self, frame: bytes, size: int) -> None:
+        """Write a small framed reply with the others of its loop turn: the replies to the
+        frames of one read leave in one write (one system call, one wake-up of the peer).
+        While frames of that read still wait to be handled, a reply waits for them (at the
+        latest for the end of this loop turn); the reply to its last frame takes them all.
+        A reply that must take its turn flushes them first (order kept)."""
+        batch = self._batch
+        batch.append(frame)
+        unread = self._unread
+        if unread is not None and not len(unread):
+            self.flush()
+            return
+        self._batched += size
+        if len(batch) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+
     def flush(self) -> None:
         """Write the small replies gathered this loop turn (dropped once the connection
         closes, like any reply sent then)."""
@@ -186,10 +197,7 @@ class Outbound:
         if self._ws.closed or self._transport.is_closing():
             return
         self._transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
-        backlog = self.pending + self._transport.get_write_buffer_size()
-        if backlog > self._state.websocket_backlog_peak:
-            self._state.websocket_backlog_peak = backlog
-        if not self._room.is_set():
+        if self._reader_waits:
             self._room.set()
 
     def ping(self) -> None:
@@ -211,9 +219,13 @@ class Outbound:
             # Woken by our own replies leaving; a second at most between looks, since the
             # server-wide budget also frees up as other connections drain. (asyncio.timeout,
             # not wait_for: on 3.11 wait_for can swallow a cancel that races the wake-up.)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, 1.0)):
-                    await self._room.wait()
+            self._reader_waits = True
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(left, 1.0)):
+                        await self._room.wait()
+            finally:
+                self._reader_waits = False
         return self.closing is None
 
     async def close(self, code: int, why: str) -> None:
@@ -235,6 +247,8 @@ class Outbound:
                 self._transport.abort()
 
 
+# The frames that carry messages.
+_DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
 # Close codes said by aborting the connection, without a close frame.
 _ABORTED = (WSCloseCode.POLICY_VIOLATION, WSCloseCode.ABNORMAL_CLOSURE)
 
@@ -378,6 +392,7 @@ async def _serve(ws: web.WebSocketResponse, state: ServerState, session: ServerS
     """Read frames and hand them to the dispatcher, pausing while replies pile up."""
     touch = state.websocket_sessions.touch
     receive = state.dispatcher.receive
+    sid = session.id
     while True:
         if outbound.over and not await outbound.wait_for_room():
             logger.warning("websocket session %s: the client does not read (%d bytes "
@@ -387,8 +402,8 @@ async def _serve(ws: web.WebSocketResponse, state: ServerState, session: ServerS
             await outbound.close(*outbound.closing)
             return
         msg = await ws.receive()
-        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-            touch(session.id)
+        if msg.type in _DATA:
+            touch(sid)
             await receive(session, msg.data)
         elif msg.type == WSMsgType.ERROR:
             logger.info("websocket session %s: %s", session.id, ws.exception())

@@ -3,6 +3,7 @@ request sends while it runs."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -64,13 +65,14 @@ def progress_fn(params: dict[str, Any], notify: SendFn) -> ProgressFn:
 
 def log_fn(call: Call, logger_name: str) -> LogFn:
     """Log notifications at or above the level the client asked for (none unless asked)."""
-    async def log(level: str, data: Any) -> None:
-        threshold = call.log_level
-        if threshold is None or level not in m.LOG_LEVELS:
-            return
-        if m.LOG_LEVELS.index(level) < m.LOG_LEVELS.index(threshold):
-            return
-        await call.notify(notification(m.LOGGING_MESSAGE,
-                                       {"level": level, "logger": logger_name, "data": data}))
+    return functools.partial(_log, call, logger_name)
 
-    return log
+
+async def _log(call: Call, logger_name: str, level: str, data: Any) -> None:
+    threshold = call.log_level
+    if threshold is None or level not in m.LOG_LEVELS:
+        return
+    if m.LOG_LEVELS.index(level) < m.LOG_LEVELS.index(threshold):
+        return
+    await call.notify(notification(m.LOGGING_MESSAGE,
+                                   {"level": level, "logger": logger_name, "data": data}))

@@ -14,7 +14,7 @@ from ...protocol.envelope import CacheHint
 from ...protocol.errors import InvalidParams, JSONRPCError
 from ...protocol.versions import LATEST_HANDSHAKE_VERSION, supports
 from ..auth.policy import Access
-from ..tools import DisabledToolError, ToolContext, ToolError, UnknownToolError
+from ..tools import SHOWN, DisabledToolError, ToolContext, ToolError, UnknownToolError
 from .logging import NO_PROGRESS, log_fn, progress_fn
 from .router import Call, ServerContext, route, visible_page
 from .tasks import task_context
@@ -30,7 +30,8 @@ async def tools_list(call: Call) -> dict[str, Any]:
 
 
 def _call_at_once(server: ServerContext, params: dict[str, Any]) -> bool:
-    return server.registry.answers_at_once(params.get("name"))
+    name = params.get("name")
+    return not isinstance(name, str) or name not in server.registry.waiting
 
 
 @route(m.TOOLS_CALL, at_once=_call_at_once)
@@ -53,8 +54,8 @@ async def tools_call(call: Call) -> dict[str, Any]:
     except (UnknownToolError, DisabledToolError) as exc:
         raise InvalidParams(str(exc), {"tool": name}) from None
     server.stats.calls_served += 1
-    problems = registry.validation_errors(name, arguments)
-    if problems:
+    validator = tool.validator
+    if not validator.accepts(arguments) and (problems := validator.errors(arguments, SHOWN)):
         message = f"Invalid arguments for tool '{name}': " + "; ".join(problems)
         # From 2025-11-25 (and in 2026-07-28) the model sees the violation as a tool error
         # it can correct; earlier revisions answer it as invalid params.
@@ -62,14 +63,13 @@ async def tools_call(call: Call) -> dict[str, Any]:
         if call.modern or supports(version, "input_validation_as_tool_error"):
             return m.tool_result(message, is_error=True)
         raise InvalidParams(message, {"tool": name, "problems": problems})
-    progress = progress_fn(params, call.notify)
+    progress = NO_PROGRESS if "_meta" not in params else progress_fn(params, call.notify)
     if progress is not NO_PROGRESS:
         # A client that asked for progress hears at once that the call has started (over
         # Streamable HTTP this opens the response stream, so a long call stays visible).
         await progress(0, None, f"Calling {name}")
-    ctx = ToolContext(settings=server.settings, progress=progress, log=log_fn(call, name),
-                      commands=server.registry.commands, caller=call.session.id,
-                      asker=call)
+    ctx = ToolContext(server.settings, progress, log_fn(call, name), registry.commands,
+                      call.session.id, call)
     if tool.execution:  # it may run as a task (the tasks extension)
         task_context(call, tool, ctx)
     try:

@@ -240,6 +240,11 @@ class Tool:
     # the client, no sleeping) and its work is bounded. The endpoints then serve its calls
     # in the request's own task, with no stream to hand the answer over.
     at_once: bool = False
+    # The input schema compiled, once for every server that offers the tool.
+    validator: InputValidator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "validator", InputValidator(self.input_schema))
 
     def to_wire(self) -> dict[str, Any]:
         """The tool's entry in a ``tools/list`` result."""
@@ -286,12 +291,12 @@ class ToolRegistry:
                     f"unknown tool(s): {', '.join(unknown)}; valid tools: {', '.join(ALL_TOOLS)}"
                 )
             names = list(dict.fromkeys(enabled))
-        self._tools = {n: ALL_TOOLS[n] for n in names}
+        tools = {n: ALL_TOOLS[n] for n in names}
         for tool in extra:
-            if tool.name in ALL_TOOLS or tool.name in self._tools:
+            if tool.name in ALL_TOOLS or tool.name in tools:
                 raise ValueError(f"tool {tool.name} is defined twice")
-            self._tools[tool.name] = tool
-        self._validators = {n: InputValidator(t.input_schema) for n, t in self._tools.items()}
+            tools[tool.name] = tool
+        self._enable(tools)
         # Arguments mirrored into Mcp-Param-* headers, for the tools that have any (an
         # invalid annotation is a bad tool definition: the server does not start).
         self._header_params: dict[str, tuple[HeaderParam, ...]] = {}
@@ -304,7 +309,6 @@ class ToolRegistry:
                 self._header_params[n] = found
         # Whether any tool mirrors arguments into headers (asked before every modern call).
         self.mirrors_params = bool(self._header_params)
-        self._listing = [t.to_wire() for t in self._tools.values()]
         # Every tool this server has; ``_tools`` holds those enabled now (an admin may
         # disable some while the server runs; see mcp_multi.server.auth.admin).
         self._offered = dict(self._tools)
@@ -332,9 +336,16 @@ class ToolRegistry:
         if (name in self._tools) == enabled:
             return False
         on = set(self._tools) ^ {name}
-        self._tools = {n: t for n, t in self._offered.items() if n in on}
-        self._listing = [t.to_wire() for t in self._tools.values()]
+        self._enable({n: t for n, t in self._offered.items() if n in on})
         return True
+
+    def _enable(self, tools: dict[str, Tool]) -> None:
+        """Make ``tools`` the ones enabled now."""
+        self._tools = tools
+        self._listing = [t.to_wire() for t in tools.values()]
+        # The enabled tools whose calls may wait on something (not Tool.at_once): a call of
+        # any other name is answered at once (a tool that is not there, an immediate error).
+        self.waiting = frozenset(n for n, t in tools.items() if not t.at_once)
 
     def list_tools(self) -> list[dict[str, Any]]:
         return self._listing
@@ -354,17 +365,10 @@ class ToolRegistry:
             raise DisabledToolError(name)
         raise UnknownToolError(name)
 
-    def answers_at_once(self, name: Any) -> bool:
-        """Whether a call of ``name`` is answered without waiting on anything: the enabled
-        tool ``name`` says so (:attr:`Tool.at_once`), or there is no such tool (the call's
-        error is immediate)."""
-        tool = self._tools.get(name) if isinstance(name, str) else None
-        return tool is None or tool.at_once
-
     def header_params(self, name: str) -> tuple[HeaderParam, ...]:
         """The arguments of tool ``name`` mirrored into ``Mcp-Param-*`` headers (often none)."""
         return self._header_params.get(name, ())
 
     def validation_errors(self, name: str, arguments: dict[str, Any]) -> list[str]:
         """Readable schema violations of ``arguments``, each naming the field; empty when valid."""
-        return self._validators[name].errors(arguments, SHOWN)
+        return self._offered[name].validator.errors(arguments, SHOWN)

@@ -138,15 +138,12 @@ def compile_quick_check(schema: Any) -> QuickCheck | None:
         if check is None:
             return None
         checks[name] = check
-    needed = tuple(required)
+    needed = frozenset(required)
     closed = extra is False
 
     def quick(arguments: Any) -> bool:
-        if type(arguments) is not dict:
+        if type(arguments) is not dict or not arguments.keys() >= needed:
             return False
-        for name in needed:
-            if name not in arguments:
-                return False
         for name, value in arguments.items():
             check = checks.get(name)
             if check is None:
@@ -159,20 +156,26 @@ def compile_quick_check(schema: Any) -> QuickCheck | None:
     return quick
 
 
+def _unsure(_arguments: Any) -> bool:
+    return False
+
+
 class InputValidator:
     """One tool's input schema, compiled once: the quick check where it applies, and the
     full Draft 2020-12 validator for everything else and for every message."""
 
-    __slots__ = ("_full", "_quick")
+    __slots__ = ("_full", "accepts")
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self._full = jsonschema.Draft202012Validator(schema)
-        self._quick = compile_quick_check(schema)
+        # Whether the arguments are certainly valid (the quick check); False when unsure,
+        # and then :meth:`errors` says.
+        self.accepts: QuickCheck = compile_quick_check(schema) or _unsure
 
     def errors(self, arguments: dict[str, Any], shown: int) -> list[str]:
         """Readable schema violations of ``arguments``, each naming the field and clipped to
         ``shown`` characters, sorted; empty when valid."""
-        if self._quick is not None and self._quick(arguments):
+        if self.accepts(arguments):
             return []
         errors = []
         for err in self._full.iter_errors(arguments):
