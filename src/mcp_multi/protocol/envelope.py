@@ -79,9 +79,10 @@ _B64_SENTINEL = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Envelope:
-    """What a modern request says about itself."""
+    """What a modern request says about itself (read, never changed: not frozen only
+    because a frozen dataclass costs a call per field to make, and one is made per request)."""
 
     protocol_version: str
     client_capabilities: dict[str, Any]

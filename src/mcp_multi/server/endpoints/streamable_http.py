@@ -372,6 +372,8 @@ def _check_param_headers(state: ServerState, request: web.Request, params: dict[
 
 
 def _modern_status(final: dict[str, Any] | None) -> int:
+    if final is not None and "result" in final:
+        return 200
     error = final.get("error") if final else None
     code = error.get("code") if isinstance(error, dict) else None
     return _MODERN_STATUS.get(code, 200) if isinstance(code, int) else 200

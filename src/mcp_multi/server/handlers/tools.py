@@ -63,7 +63,9 @@ async def tools_call(call: Call) -> dict[str, Any]:
         if call.modern or supports(version, "input_validation_as_tool_error"):
             return m.tool_result(message, is_error=True)
         raise InvalidParams(message, {"tool": name, "problems": problems})
-    progress = NO_PROGRESS if "_meta" not in params else progress_fn(params, call.notify)
+    meta = params.get("_meta")  # (a look first: most calls ask for no progress)
+    progress = (progress_fn(params, call.notify) if type(meta) is dict and "progressToken" in meta
+                else NO_PROGRESS)
     if progress is not NO_PROGRESS:
         # A client that asked for progress hears at once that the call has started (over
         # Streamable HTTP this opens the response stream, so a long call stays visible).
