@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_multi.protocol import errors as e
@@ -126,3 +126,35 @@ def test_parse_message_of_any_json(value: object) -> None:
 def test_any_request_round_trips(rid: int | str, method: str, params: dict) -> None:
     req = Request(rid, method, params)
     assert decode(encode(req)) == req
+
+
+# Messages near the shapes parse_message's fast lane takes: each key present or not, each
+# value of the right type or not.
+_near_messages = st.fixed_dictionaries({"jsonrpc": st.sampled_from(["2.0"] * 6 + ["1.0", 2])},
+                                       optional={
+    "id": st.one_of(st.integers(-3, 3), st.text(max_size=2), st.none(), st.booleans(),
+                    st.floats(allow_nan=False)),
+    "method": st.one_of(st.sampled_from(["", "ping", "tools/call"]), st.none(), st.integers()),
+    "params": st.one_of(st.none(), st.dictionaries(st.text(max_size=2), json_values, max_size=2),
+                        st.lists(st.integers(), max_size=2)),
+    "result": st.one_of(st.none(), st.dictionaries(st.text(max_size=2), json_values,
+                                                   max_size=2), st.integers()),
+    "error": st.fixed_dictionaries({"code": st.integers(-32700, -32000), "message": st.text()}),
+})
+
+
+@settings(max_examples=400)
+@given(_near_messages)
+def test_the_fast_lane_agrees_with_every_check(obj: dict) -> None:
+    """parse_message's shortcut for the common messages says exactly what the full checks
+    say: the same message, or the same refusal."""
+    from mcp_multi.protocol.jsonrpc import _parse_checked
+
+    def outcome(parse: object) -> object:
+        try:
+            message = parse(obj)  # type: ignore[operator]
+            return type(message), message.to_dict()
+        except e.InvalidRequest as exc:
+            return ("refused", exc.message, exc.request_id)
+
+    assert outcome(parse_message) == outcome(_parse_checked)

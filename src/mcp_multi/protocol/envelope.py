@@ -268,10 +268,10 @@ def mirror_headers(message: Mapping[str, Any]) -> dict[str, str]:
     notification, a response)."""
     method = message.get("method")
     params = message.get("params")
-    if not isinstance(method, str) or "id" not in message or not isinstance(params, Mapping):
+    if not isinstance(method, str) or "id" not in message or not _is_mapping(params):
         return {}
     meta = params.get("_meta")
-    version = meta.get(PROTOCOL_VERSION_META) if isinstance(meta, Mapping) else None
+    version = meta.get(PROTOCOL_VERSION_META) if _is_mapping(meta) else None
     if not isinstance(version, str):
         return {}
     headers = {VERSION_HEADER: version, METHOD_HEADER: method}

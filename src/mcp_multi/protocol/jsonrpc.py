@@ -126,17 +126,23 @@ def parse_message(obj: Any) -> Message:
     The raised error's ``request_id`` holds the id when one could be read, so the caller
     can address its error response.
     """
-    # The common message, a well-formed request or notification as JSON decodes it, in
-    # as few steps as it takes; anything else gets every check (and its error) below.
+    # The common message, a well-formed request, notification or result as JSON decodes
+    # it, in as few steps as it takes; anything else gets every check (and its error) below.
     if type(obj) is dict and obj.get("jsonrpc") == "2.0":
         method = obj.get("method")
-        params = obj.get("params")
-        if type(method) is str and method and (params is None or type(params) is dict):
-            if "id" not in obj:
-                return Notification(method, params)
-            request_id = obj["id"]
-            if type(request_id) is str or type(request_id) is int:
-                return Request(request_id, method, params)
+        request_id: Any = obj.get("id")  # (an id once good_id says so)
+        good_id = type(request_id) is str or type(request_id) is int
+        if type(method) is str:
+            params = obj.get("params")
+            if method and (params is None or type(params) is dict):
+                if "id" not in obj:
+                    return Notification(method, params)
+                if good_id:
+                    return Request(request_id, method, params)
+        elif good_id and "method" not in obj and "error" not in obj:
+            result = obj.get("result")
+            if type(result) is dict:
+                return Response(request_id, result)
     return _parse_checked(obj)
 
 

@@ -244,10 +244,13 @@ def unwrap_result(result: dict[str, Any]) -> dict[str, Any]:
     keys, cache hints) stays."""
     if result.get("resultType") != "complete":
         return result
-    unwrapped = {k: v for k, v in result.items() if k != "resultType"}
+    unwrapped = dict(result)  # (copies and deletions in C: this runs on every result)
+    del unwrapped["resultType"]
     meta = unwrapped.get("_meta")
-    if isinstance(meta, Mapping) and SERVER_INFO_META in meta:
-        rest = {k: v for k, v in meta.items() if k != SERVER_INFO_META}
+    # (dict first: what JSON decodes to is one, and the ABC's check runs Python.)
+    if isinstance(meta, (dict, Mapping)) and SERVER_INFO_META in meta:
+        rest = dict(meta)
+        del rest[SERVER_INFO_META]
         if rest:
             unwrapped["_meta"] = rest
         else:
