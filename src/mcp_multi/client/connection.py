@@ -80,7 +80,7 @@ from ..protocol.lifecycle import (
 from ..protocol.tasks import TaskSupport, task_support, tasks_capability
 from ..protocol.text import for_display
 from ..protocol.versions import LATEST_HANDSHAKE_VERSION, is_supported
-from ..transport import ClientTransport
+from ..transport import ClientTransport, StreamableHTTPTransport
 from .answering import ClientHandlers, answer_input_requests
 from .inbound import FrameHook, NotificationHook, ServerMessages
 from .opening import SessionOpening
@@ -701,12 +701,30 @@ class MCPConnection(SessionOpening, ServerMessages):
             await self._renew_session(epoch)
             await self._send(message)
 
-    async def _renew_session(self, epoch: int) -> None:
-        """The server forgot the session ``epoch``: open a new one (once, for every caller)."""
+    @property
+    def session_epoch(self) -> int:
+        """Which session the connection is in: the count of sessions it opened again after
+        the server forgot one (see :meth:`renew_session`)."""
+        return self._epoch
+
+    async def renew_session(self, epoch: int) -> None:
+        """The server forgot the session ``epoch`` (:attr:`session_epoch` when a request in it
+        went out), as a request sent around this connection found (the load mode's lean
+        driver): initialize a new one, once for every caller that saw it go.
+
+        Raises as :meth:`connect`'s handshake does when the new session cannot open.
+        """
+        await self._renew_session(epoch, told=False)
+
+    async def _renew_session(self, epoch: int, *, told: bool = True) -> None:
+        """The server forgot the session ``epoch``: open a new one (once, for every caller).
+        ``told``: the transport saw it forget (else it is told here)."""
         async with self._renewing:
             if self._epoch != epoch:
                 return  # another request has renewed it already
             self._check_open()
+            if not told and isinstance(self.transport, StreamableHTTPTransport):
+                self.transport.forget_session()
             self._life.process(ClientEvent.EXPIRED)
             logger.info("%s: the server ended our session; initializing a new one", self.name)
             version = self.server.protocol_version if self.server else LATEST_HANDSHAKE_VERSION

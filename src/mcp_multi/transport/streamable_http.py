@@ -192,6 +192,16 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         sends the request itself (the load mode's lean driver)."""
         return self._headers_for(message)
 
+    def forget_session(self) -> None:
+        """The server no longer knows our session (it answered a request in it with 404):
+        drop it, and its listening stream; only ``initialize`` may go out until a new one
+        opens. Done by :meth:`send` itself, and by a caller that sent the request on its own
+        (the load mode's lean driver)."""
+        self.session_id = None
+        if not self._life.closed:
+            self._life.process(ClientEvent.EXPIRED)
+        self._stop_listening()
+
     async def close(self) -> None:
         if self._life.closed and self._http is None:
             return
@@ -390,10 +400,7 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         if status in AUTH_STATUSES:
             self._refused_authorization(response, body)
         if status == 404 and SESSION_HEADER in response.request_info.headers:
-            self.session_id = None
-            if not self._life.closed:
-                self._life.process(ClientEvent.EXPIRED)
-            self._stop_listening()
+            self.forget_session()
             raise SessionExpired(f"{self.url} no longer knows our session (HTTP 404)")
         if request_id is not None and response.content_type == JSON_TYPE:
             try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from mcp_multi.server.app import start_server
@@ -212,3 +213,29 @@ async def test_a_server_back_on_its_port_gets_its_sessions_opened_again(
     assert target["errors"].get("connection lost", 0) >= 1
     assert target["complete"] is True and target["stopped"] is None
     assert target["ok"] > 100
+
+
+async def test_a_session_the_server_forgets_is_opened_again(bench_server: BenchServer) -> None:
+    """Over HTTP in the 2025-11-25 era, the lean driver calls in a session: when the server
+    ends it (a DELETE, as its owner could send), the calls in flight fail with the server's
+    answer (HTTP 404, its JSON-RPC error), one new session opens, and the run goes on in it."""
+    state = bench_server.server.state
+    proc = await start_bench(bench_server.url("http"), "--tool", "count", "--duration", "4",
+                             "--protocol-version", "2025-11-25", "--json", *QUICK)
+    await bench_server.counted.reach(50)
+    ended = list(state.http_sessions)
+    assert len(ended) == 1
+    async with aiohttp.ClientSession() as http:
+        response = await http.delete(bench_server.url("http"), headers={
+            "Mcp-Session-Id": ended[0], "MCP-Protocol-Version": "2025-11-25"})
+        assert response.status in (200, 202, 204)
+    before = bench_server.counted.calls
+    await bench_server.counted.reach(before + 50)  # the run goes on, in a new session
+    renewed = list(state.http_sessions)
+    outcome = await finish(proc, timeout=30)
+    assert len(renewed) == 1 and renewed != ended
+    target = outcome.target()
+    assert outcome.status == 1, outcome.err  # the failed calls count
+    assert target["errors"] == {"jsonrpc -32600": target["error_count"]}
+    assert 1 <= target["error_count"] <= 3  # at most the calls in flight (--concurrency 3)
+    assert target["ok"] > 100 and target["complete"] is True

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from ...protocol.errors import MCPError
 from ...protocol.sse import SSEParser
 from ...protocol.wire import JSON_TYPE, SSE_TYPE
 from ...transport import StreamableHTTPTransport
@@ -87,9 +88,16 @@ class HTTPDriver:
     body holds (401 and 403 are refusals whatever the body), else ``http <status>``; a JSON
     body is the response; an event stream is read to the response bearing the call's id
     (notifications before it are skipped).
+
+    A 404 to a call made in a session (2025-11-25 and before) says the server forgot it: the
+    call counts as ``http 404``, and the connection opens a new session, as its transport
+    would (once for all the calls that went out in the old one); the calls after it carry
+    the new session's id. When no new session opens, the call counts as a lost connection,
+    and the engine opens the connection again as it does after any (see :mod:`.engine`).
     """
 
-    __slots__ = ("_head", "_headers", "_ids", "_pool", "_tail", "_target", "_tool")
+    __slots__ = ("_connection", "_epoch", "_head", "_headers", "_ids", "_message", "_pool",
+                 "_tail", "_target", "_tool")
 
     def __init__(self, connection: MCPConnection, call: Call, *, limit: int) -> None:
         transport = connection.transport
@@ -98,9 +106,8 @@ class HTTPDriver:
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": 0, "method": call.method}
         if params is not None:
             message["params"] = params
-        headers = transport.request_headers(message)
-        self._headers = "".join(f"{name}: {value}\r\n" for name, value in headers.items()
-                                ).encode("utf-8")
+        self._connection, self._message = connection, message
+        self._headers, self._epoch = self._session_headers()
         # The body with every field but the id encoded once: head + id + tail.
         self._head = b'{"jsonrpc":"2.0","id":'
         rest = {key: value for key, value in message.items() if key not in ("jsonrpc", "id")}
@@ -120,9 +127,20 @@ class HTTPDriver:
         return isinstance(transport, StreamableHTTPTransport) and transport.auth is None \
             and transport.url.startswith("http://")
 
+    def _session_headers(self) -> tuple[bytes, int | None]:
+        """The header lines of a call now, encoded, and the session they name (its
+        :attr:`~MCPConnection.session_epoch`; None when the call is made in none)."""
+        transport = self._connection.transport
+        assert isinstance(transport, StreamableHTTPTransport)
+        headers = transport.request_headers(self._message)
+        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        epoch = self._connection.session_epoch if transport.session_id is not None else None
+        return lines.encode("utf-8"), epoch
+
     async def call(self, timeout: float) -> str | None:
         request_id = next(self._ids)
         body = b"%s%d%s" % (self._head, request_id, self._tail)
+        epoch = self._epoch
         try:
             response = await self._pool.request("POST", self._target, self._headers, body,
                                                 timeout=timeout)
@@ -134,10 +152,23 @@ class HTTPDriver:
             return CONNECTION_LOST
         except (HTTP1Error, ValueError):
             return OTHER
+        if response.status == 404 and epoch is not None:
+            try:
+                await self._renew(epoch)
+            except (MCPError, OSError, TimeoutError):
+                return CONNECTION_LOST  # no new session: the engine opens the connection again
         try:
             return self._judge(response, request_id)
         except (ValueError, TypeError, AttributeError):  # an answer of a shape we cannot read
             return OTHER
+
+    async def _renew(self, epoch: int) -> None:
+        """The server forgot session ``epoch``: have the connection open a new one (unless a
+        call that saw the 404 first did), and take its headers. Raises as the connection's
+        handshake does."""
+        await self._connection.renew_session(epoch)
+        if self._epoch == epoch:
+            self._headers, self._epoch = self._session_headers()
 
     def _judge(self, response: HTTP1Response, request_id: int) -> str | None:
         status = response.status
