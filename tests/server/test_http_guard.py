@@ -71,6 +71,43 @@ async def test_allowed_origin_gets_cors_headers(start_mcp_server: StartServer) -
             assert resp.status == 403
 
 
+_MODERN_CALL = {
+    "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+    "params": {"name": "echo", "arguments": {"message": "hi"}, "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}}}}
+_MODERN_HEADERS = {"Accept": "application/json, text/event-stream",
+                   "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call",
+                   "Mcp-Name": "echo"}
+
+
+async def test_every_post_keeps_its_cors_headers(start_mcp_server: StartServer) -> None:
+    """The MCP POSTs after the first are served without the router (see RequestGuard),
+    except where CORS wraps the routes: each answer still carries its CORS header."""
+    server = await start_mcp_server(allowed_origins=("https://inspector.example",))
+    headers = {**_MODERN_HEADERS, "Origin": "https://inspector.example"}
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.post(server.base_url + "/mcp", json=_MODERN_CALL,
+                                 headers=headers) as resp:
+                assert resp.status == 200
+                assert resp.headers["Access-Control-Allow-Origin"] == "https://inspector.example"
+                assert "Echo: hi" in await resp.text()
+
+
+async def test_a_post_expecting_100_continue_is_answered(start_mcp_server: StartServer) -> None:
+    """A POST with ``Expect: 100-continue`` after others (whose route the guard keeps) still
+    gets its 100 Continue and then its answer."""
+    server = await start_mcp_server()
+    async with aiohttp.ClientSession() as http:
+        for expect in (False, False, True, False):
+            async with asyncio.timeout(5), http.post(
+                    server.base_url + "/mcp", json=_MODERN_CALL, headers=_MODERN_HEADERS,
+                    expect100=expect) as resp:
+                assert resp.status == 200
+                assert "Echo: hi" in await resp.text()
+
+
 async def test_bearer_token(start_mcp_server: StartServer) -> None:
     server = await start_mcp_server(auth_token="s3cret")
     sse = server.base_url + "/sse"

@@ -10,10 +10,12 @@ import operator
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 import aiohttp_cors
 from aiohttp import hdrs, web
+from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
 from ..eventloop import loop_name
 from ..protocol.errors import InvalidRequest
@@ -149,16 +151,20 @@ class RequestGuard:
     (:meth:`install`), rather than a middleware: aiohttp then runs no middleware chain at all
     (a middleware costs two coroutines and a wrapper per request), and what the guard needs
     is looked up once here, not through ``request.app`` (which is only known once the
-    request is routed).
+    request is routed). The POSTs to the MCP endpoints, every call's request, skip the
+    application's router too once their route is known (:meth:`_route_again`).
     """
 
     __slots__ = ("_authenticator", "_handle", "_limiter", "_loopback", "_metrics_token",
-                 "_settings")
+                 "_routed", "_settings")
 
     def __init__(self, app: web.Application, limiter: ConnectionLimiter) -> None:
         self._handle: Handler = app._handle  # the application: routing, then the handler
         state = app[STATE]
         self._settings = state.settings
+        # The MCP POSTs' routes, found once by the application and then served from here
+        # (see _route_again).
+        self._routed: dict[tuple[str, str], UrlMappingMatchInfo] = {}
         self._authenticator = state.authenticator
         self._limiter = limiter
         self._loopback = is_loopback_host(state.settings.host)
@@ -183,6 +189,9 @@ class RequestGuard:
                 refusal = await self._credentials(request)
             if refusal is not None:
                 return refusal
+            if guarded and request.method == hdrs.METH_POST:
+                # (aiohttp's server makes web.Request objects: the application's factory.)
+                return await self._route_again(cast(web.Request, request))
             return await self._handle(request)  # type: ignore[arg-type]
         except web.RequestPayloadError as exc:
             # Bad chunking, a compressed body that does not decompress: the peer's fault.
@@ -193,6 +202,27 @@ class RequestGuard:
         finally:
             if connection is not None:
                 connection.request_ended()
+
+    async def _route_again(self, request: web.Request) -> web.StreamResponse:
+        """Serve a POST to an MCP endpoint (the requests of every call) as the application
+        would, without its router: the first such request is routed by the application, and
+        the route it found (frozen, the same for every request to that method and path) is
+        then given to the next ones and their handler called straight away. The application
+        has no middleware (CORS adds its headers as a response is prepared, by the route it
+        finds on the request), and a request asking ``Expect: 100-continue`` is left to it
+        (its route answers the expectation)."""
+        routed = self._routed
+        key = (request.method, request.path)
+        found = routed.get(key)
+        if found is None or hdrs.EXPECT in request.headers:
+            response = await self._handle(request)
+            match_info = request._match_info
+            if (isinstance(match_info, UrlMappingMatchInfo) and match_info.http_exception is None
+                    and len(routed) < len(_GUARDED_PATHS)):
+                routed[key] = match_info
+            return response
+        request._match_info = found
+        return await found.handler(request)
 
     def _refusal(self, request: web.BaseRequest, guarded: bool) -> web.Response | None:
         """The answer refusing ``request`` before it is routed for what its headers are (not
