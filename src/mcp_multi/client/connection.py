@@ -80,7 +80,7 @@ from ..protocol.lifecycle import (
 from ..protocol.tasks import TaskSupport, task_support, tasks_capability
 from ..protocol.text import for_display
 from ..protocol.versions import LATEST_HANDSHAKE_VERSION, is_supported
-from ..transport import ClientTransport, StreamableHTTPTransport
+from ..transport import ClientTransport
 from .answering import ClientHandlers, answer_input_requests
 from .inbound import FrameHook, NotificationHook, ServerMessages
 from .opening import SessionOpening
@@ -723,7 +723,7 @@ class MCPConnection(SessionOpening, ServerMessages):
             if self._epoch != epoch:
                 return  # another request has renewed it already
             self._check_open()
-            if not told and isinstance(self.transport, StreamableHTTPTransport):
+            if not told:
                 self.transport.forget_session()
             self._life.process(ClientEvent.EXPIRED)
             logger.info("%s: the server ended our session; initializing a new one", self.name)

@@ -142,6 +142,11 @@ class ClientTransport(ABC):
         """Learn the protocol version the handshake settled on (for transports that send it)."""
         return None
 
+    def forget_session(self) -> None:
+        """The server no longer knows our session, as a request sent around this transport
+        found: drop it (for transports that keep one; the others have nothing to forget)."""
+        return None
+
     def accept_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Learn the server's tools; return those this transport can call (all, unless the
         transport has rules about them, as Streamable HTTP has for ``x-mcp-header``)."""
