@@ -232,15 +232,14 @@ class RedisStore(SessionStore):
         if self._closed:
             return
         self._closed = True
-        for task in (self._listener, self._heartbeat):
-            if task is not None:
-                task.cancel()
-        for task in (self._listener, self._heartbeat):
-            if task is not None:
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+        tasks = [task for task in (self._listener, self._heartbeat) if task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded: redis-py's pub/sub can swallow a cancel that lands while it connects,
+            # and the listener then waits on. Closing the client below fails its connection,
+            # and a listener that sees _closed ends instead of connecting again.
+            await asyncio.wait(tasks, timeout=OP_TIMEOUT)
         await self.writer.close(OP_TIMEOUT)
         if self._inbox is not None and self._available:
             try:
@@ -248,6 +247,8 @@ class RedisStore(SessionStore):
             except StoreUnavailable:
                 pass
         await self._client.aclose()
+        if tasks:
+            await asyncio.wait(tasks, timeout=OP_TIMEOUT)
 
     @property
     def _beat_key(self) -> str:
@@ -260,13 +261,13 @@ class RedisStore(SessionStore):
             pass  # logged once; the listener and the next beat try again
 
     async def _beat(self) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(HEARTBEAT_EVERY)
             await self._beat_once()
 
     async def _listen(self) -> None:
         backoff = BACKOFF_FIRST
-        while True:
+        while not self._closed:
             pubsub = self._client.pubsub()
             since = self._failures
             try:
