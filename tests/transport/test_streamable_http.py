@@ -17,6 +17,7 @@ from mcp_multi.protocol.errors import (
     ProtocolError,
     RequestFailed,
     SessionExpired,
+    TransportError,
 )
 from mcp_multi.transport import StreamableHTTPTransport
 from mcp_multi.transport.http_streams import (
@@ -293,6 +294,84 @@ async def test_error_messages_are_one_line(script: HTTPScript,
         await transport.send(call(1))
     assert str(exc.value) == (f"POST {script.url} refused: HTTP 400 Bad Request: "
                               "Invalid header token: b'Bad Name: v'")
+
+
+def modern_call(request_id: int, method: str = "tools/call") -> dict[str, Any]:
+    message = call(request_id)
+    message["method"] = method
+    message["params"] = with_envelope(message["params"], request_meta("t", "0", "2026-07-28"))
+    return message
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_cookies_the_server_sets_go_back_on_every_request(script: HTTPScript,
+                                                                host: str) -> None:
+    """A load balancer keeps a client on one server by a cookie (BIG-IP's names its pool),
+    reached at its address or its name: every later POST, the GET stream and the DELETE
+    carry it, with the caller's own Cookie header kept."""
+    async def post(request: web.Request, recorded: Recorded) -> web.StreamResponse:
+        response = await with_session("s")(request, recorded)
+        if recorded.rpc_method == "initialize":
+            response.set_cookie("BIGipServerpool_mcp", "1677787402.36895.0000", path="/")
+            # A date has a comma: the two lines must not be joined, nor this one cut there.
+            response.set_cookie("later", "x", path="/", expires="Wed, 21 Oct 2037 07:28:00 GMT")
+        return response
+
+    script.post = post
+    url = f"http://{host}:{script.port}/mcp"
+    transport = StreamableHTTPTransport(url, headers={"Cookie": "mine=1"})
+    await transport.connect()
+    try:
+        await open_session(transport)
+        await transport.send(call(2))
+        assert (await receive(transport))["id"] == 2
+    finally:
+        await transport.close()
+    init, *later = script.requests
+    assert init.header("cookie") == "mine=1"
+    assert sorted(r.method for r in later) == ["DELETE", "GET", "POST", "POST"]
+    for request in later:
+        cookies = {part.strip() for part in (request.header("cookie") or "").split(";")}
+        assert cookies == {"mine=1", "BIGipServerpool_mcp=1677787402.36895.0000", "later=x"}, \
+            request.method
+
+
+async def test_a_header_that_would_break_its_line_never_goes_out(
+        script: HTTPScript, transport: StreamableHTTPTransport) -> None:
+    """A 2026-07-28 request mirrors its method into a header: one with a line break in it
+    (a caller's, or a server's name that reached it) is refused before anything is sent,
+    and the transport goes on."""
+    async def post(request: web.Request, recorded: Recorded) -> web.StreamResponse:
+        return web.json_response(result(recorded.body["id"]))
+
+    script.post = post
+    transport.negotiated("2026-07-28")
+    for bad in ("tools/call\r\nX-Injected: 1", "tools/call\nX-Injected: 1", "a\0b"):
+        with pytest.raises(TransportError, match="line break or a NUL"):
+            await transport.send(modern_call(1, bad))
+    assert not script.requests
+    await transport.send(modern_call(2))
+    assert (await receive(transport))["id"] == 2
+    (sent,) = script.requests
+    assert sent.header("x-injected") is None
+
+
+async def test_a_json_answer_over_the_size_limit_fails_its_request(
+        script: HTTPScript) -> None:
+    async def post(request: web.Request, recorded: Recorded) -> web.StreamResponse:
+        text = "x" * (2000 if recorded.body["id"] == 1 else 10)
+        return web.json_response(result(recorded.body["id"], text))
+
+    script.post = post
+    transport = StreamableHTTPTransport(script.url, max_message_size=1000)
+    await transport.connect()
+    try:
+        with pytest.raises(ProtocolError, match="sent a body over 1000 bytes"):
+            await transport.send(call(1))
+        await transport.send(call(2))  # the next request, on a new connection
+        assert (await receive(transport))["id"] == 2
+    finally:
+        await transport.close()
 
 
 def test_one_reconnection_delay_rule_for_every_stream() -> None:

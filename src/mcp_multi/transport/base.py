@@ -36,6 +36,7 @@ import aiohttp
 
 from ..protocol.errors import ConnectionClosed, MCPError, TransportError
 from ..protocol.text import for_display
+from .http1 import HTTP1Error
 
 if TYPE_CHECKING:  # the hook is a Protocol: nothing of the client is imported at run time
     from ..client.auth.hook import RequestAuth
@@ -206,6 +207,8 @@ def _describe(exc: BaseException) -> str:
         return f"HTTP {exc.status} {exc.message}".rstrip()
     if isinstance(exc, TimeoutError):
         return "timed out"
+    if isinstance(exc, HTTP1Error):  # its own words say it all, on one line
+        return str(exc)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

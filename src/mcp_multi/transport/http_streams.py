@@ -38,6 +38,10 @@ from ..protocol.jsonrpc import RequestId, is_request_id, loads
 from ..protocol.sse import SSEParser
 from ..protocol.wire import LAST_EVENT_ID_HEADER, SSE_TYPE
 from .base import describe_error
+from .http1 import HTTP1Error
+
+if TYPE_CHECKING:
+    from .plain_http import Answer
 
 __all__ = [
     "DEFAULT_RETRY_MS",
@@ -81,7 +85,7 @@ class RequestStream:
 
     __slots__ = ("response", "task")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: Answer) -> None:
         self.response = response
         self.task: asyncio.Task[None] | None = None
 
@@ -117,7 +121,7 @@ class EventStreams:
 
         def _shut(self, reason: str) -> None: ...
 
-    async def _pump(self, response: aiohttp.ClientResponse, parser: SSEParser,
+    async def _pump(self, response: Answer, parser: SSEParser,
                     until: RequestId | None) -> tuple[bool, int]:
         """Move the events of one response into the inbox until it ends, or until the
         response to ``until`` went by; return whether it did, and how many messages came."""
@@ -134,11 +138,11 @@ class EventStreams:
                 if parser.buffered > self._max_message_size:
                     raise ProtocolError(f"{self.url} sent an event over "
                                         f"{self._max_message_size} bytes")
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, HTTP1Error, OSError) as exc:
             logger.debug("stream from %s broke: %s", self.url, describe_error(exc))
         return False, delivered
 
-    async def _read_stream(self, response: aiohttp.ClientResponse, last_event_id: str,
+    async def _read_stream(self, response: Answer, last_event_id: str,
                            until: RequestId | None) -> tuple[bool, bool, SSEParser]:
         """One response read to its end: (answered ``until``, brought anything new, parser)."""
         parser = SSEParser()

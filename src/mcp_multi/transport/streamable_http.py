@@ -34,6 +34,9 @@ servers answer ``-32022``, ``-32020`` and ``-32601`` so), except 401 and 403, wh
 error status raises :class:`HTTPStatusError`. Redirects are not followed (the message names
 the new location). A server's text in an error (a body, a reason, a header) is escaped and
 clipped, saying how much was cut.
+
+Over plain ``http://`` with no authorization hook, POSTs go through a lean HTTP/1.1 pool
+(:mod:`.plain_http`), everything else through aiohttp; both share one cookie jar.
 """
 
 from __future__ import annotations
@@ -86,7 +89,9 @@ from .base import (
     peer_text,
     transport_error,
 )
+from .http1 import ConnectFailed, HTTP1Error, TooLarge
 from .http_streams import EventStreams, Inbox, RequestStream
+from .plain_http import Answer, PlainPoster
 
 if TYPE_CHECKING:
     from ..client.auth.hook import RequestAuth
@@ -131,6 +136,7 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         self._auth = auth
         self._max_message_size = max_message_size
         self._http: aiohttp.ClientSession | None = None
+        self._plain: PlainPoster | None = None  # the POSTs' lean way, where it applies
         self._inbox: Inbox = asyncio.Queue()
         # The HTTP session's life: RENEWING once the server forgot it (only initialize may
         # go out then), CLOSED with the reason the transport ended.
@@ -157,7 +163,14 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         # HTTP has nothing to open: the first POST (the handshake) meets the server.
         self._life.process(ClientEvent.CONNECT)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
-        self._http = aiohttp.ClientSession(timeout=timeout)
+        # Cookies from an address too (aiohttp's jar takes them from names only): a load
+        # balancer reached at its virtual address keeps a client on one server by a cookie.
+        self._http = aiohttp.ClientSession(timeout=timeout,
+                                           cookie_jar=aiohttp.CookieJar(unsafe=True))
+        if self._auth is None and PlainPoster.applies(self.url):
+            self._plain = PlainPoster(self.url, connect_timeout=self.connect_timeout,
+                                      max_body=self._max_message_size,
+                                      cookies=self._http.cookie_jar)
 
     def negotiated(self, protocol_version: str) -> None:
         self.protocol_version = protocol_version
@@ -217,6 +230,9 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         self._listener = None
         await asyncio.gather(*tasks, return_exceptions=True)
         http, self._http = self._http, None
+        plain, self._plain = self._plain, None
+        if plain is not None:
+            await plain.close()
         if http is not None:
             if self.session_id is not None and not self.modern:
                 await self._delete_session(http)
@@ -312,14 +328,18 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             yield
         except MCPError:
             raise
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, HTTP1Error, OSError) as exc:
             raise self._transport_error(what, exc) from exc
 
-    def _transport_error(self, what: str, exc: BaseException) -> TransportError:
-        """``exc`` (aiohttp's or the OS's) met while doing ``what``, as our error: a server
-        that cannot be reached says so whatever we were doing."""
+    def _transport_error(self, what: str, exc: BaseException) -> MCPError:
+        """``exc`` (aiohttp's, the lean pool's or the OS's) met while doing ``what``, as our
+        error: a server that cannot be reached says so whatever we were doing."""
         if isinstance(exc, aiohttp.ClientConnectorError):
             return TransportError(f"Cannot connect to {self.url}: {describe_error(exc)}")
+        if isinstance(exc, ConnectFailed):
+            return TransportError(f"Cannot connect to {self.url}: {peer_text(exc.reason)}")
+        if isinstance(exc, TooLarge):
+            return ProtocolError(f"{self.url} sent a body over {self._max_message_size} bytes")
         return transport_error(what, exc)
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -331,21 +351,26 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             return
         if self._life.state is ClientState.RENEWING and method != methods.INITIALIZE:
             raise SessionExpired(f"{self.url} no longer knows our session; initialize again")
+        headers = self._headers_for(message)
+        response: Answer
         try:
-            if self._auth is None:
-                response = await http.post(self.url, data=encode(message),
-                                           headers=self._headers_for(message),
+            if self._plain is not None:
+                response = await self._plain.post(headers, encode(message))
+            elif self._auth is None:
+                response = await http.post(self.url, data=encode(message), headers=headers,
                                            allow_redirects=False)
             else:
-                response = await self._request("POST", self._headers_for(message),
-                                               data=encode(message))
+                response = await self._request("POST", headers, data=encode(message))
         except MCPError:
             raise
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, HTTP1Error, OSError) as exc:
             raise self._transport_error(f"send to {self.url}", exc) from exc
+        except ValueError as exc:  # a header aiohttp or the pool will not send
+            raise TransportError(f"Cannot send to {self.url}: {exc}") from None
         keep = False  # whether a stream reader took the response over
         try:
-            keep = await self._answer(message, method, request_id, response)
+            keep = await self._answer(message, method, request_id, response,
+                                      headers.get(SESSION_HEADER))
         finally:
             if not keep:
                 response.release()
@@ -353,15 +378,16 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
             await self._start_listening()
 
     async def _answer(self, message: dict[str, Any], method: Any, request_id: RequestId | None,
-                      response: aiohttp.ClientResponse) -> bool:
-        """Handle the HTTP answer to one POST; ``True`` when a stream reader took it over."""
+                      response: Answer, session: str | None) -> bool:
+        """Handle the HTTP answer to one POST (which named ``session``, if any); ``True``
+        when a stream reader took it over."""
         status = response.status
         if method == methods.INITIALIZE and 200 <= status < 300:
             self.session_id = response.headers.get(SESSION_HEADER) or None
             if self._life.state in (ClientState.OPENING, ClientState.RENEWING):
                 self._life.process(ClientEvent.OPENED)
         if status >= 300:
-            await self._refused(message, request_id, response)
+            await self._refused(request_id, response, session)
             return False
         if request_id is None:  # a notification or a response: 202, nothing to read
             return False
@@ -374,7 +400,7 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
                 body = await self._read_body(response)
             except MCPError:
                 raise
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, HTTP1Error, OSError) as exc:
                 raise self._transport_error(f"read from {self.url}", exc) from exc
             if not body.strip():
                 raise ProtocolError(f"{self.url} answered {method} with an empty body")
@@ -391,16 +417,20 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         raise ProtocolError(f"{self.url} answered {method} with '{peer_text(content_type)}', "
                             "neither JSON nor an event stream")
 
-    async def _refused(self, message: dict[str, Any], request_id: RequestId | None,
-                       response: aiohttp.ClientResponse) -> None:
-        """An HTTP error status: the JSON-RPC error in its body is the answer, else raise."""
+    async def _refused(self, request_id: RequestId | None, response: Answer,
+                       session: str | None) -> None:
+        """An HTTP error status: the JSON-RPC error in its body is the answer, else raise
+        (``session``: the session the request named, if any)."""
         status = response.status
         with self._mapped(f"read from {self.url}"):
             body = await self._read_body(response)
         if status in AUTH_STATUSES:
             self._refused_authorization(response, body)
-        if status == 404 and SESSION_HEADER in response.request_info.headers:
-            self.forget_session()
+        if status == 404 and session is not None:
+            # A 404 to a session already renewed (the request went out before) must not
+            # forget the new one: the session layer sends the request again in it.
+            if session == self.session_id:
+                self.forget_session()
             raise SessionExpired(f"{self.url} no longer knows our session (HTTP 404)")
         if request_id is not None and response.content_type == JSON_TYPE:
             try:
@@ -421,11 +451,10 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
                               + (f": {text}" if text else ""), status)
 
     @staticmethod
-    def _status_line(response: aiohttp.ClientResponse) -> str:
+    def _status_line(response: Answer) -> str:
         return peer_text(f"HTTP {response.status} {response.reason or ''}".rstrip())
 
-    def _refused_authorization(self, response: aiohttp.ClientResponse,
-                               body: bytes) -> NoReturn:
+    def _refused_authorization(self, response: Answer, body: bytes) -> NoReturn:
         """HTTP 401 or 403: the server wants credentials, whatever the body says; the
         ``WWW-Authenticate`` challenge tells which (shown escaped and clipped)."""
         challenge = response.headers.get(hdrs.WWW_AUTHENTICATE)
@@ -454,13 +483,13 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
                                 f"JSON ({exc.message})") from None
         self._inbox.put_nowait(body)
 
-    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _read_body(self, response: Answer) -> bytes:
         length = response.content_length
         if length is not None and length <= self._max_message_size:
             return await response.read()  # one read: the length is known and bounded
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.content.iter_any():
+        while chunk := await response.content.readany():
             size += len(chunk)
             if size > self._max_message_size:
                 raise ProtocolError(f"{self.url} sent a body over {self._max_message_size} bytes")

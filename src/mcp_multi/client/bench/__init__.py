@@ -17,8 +17,9 @@ the negotiated version are the client's own) and runs its share of the workers o
   stall delayed (the coordinated-omission correction of wrk2).
 
 A call goes through a driver (:mod:`.drivers`): Streamable HTTP over plain ``http://`` has a
-lean one that sends pre-encoded request bytes over its own HTTP/1.1 pool (:mod:`.http1`),
-every other transport goes through ``MCPConnection.request``. A call's outcome is ``None``
+lean one that sends pre-encoded request bytes over a pool of its own
+(:mod:`mcp_multi.transport.http1`), every other transport goes through
+``MCPConnection.request``. A call's outcome is ``None``
 (success) or the kind of its error (:mod:`.outcome`); latencies of successful calls go into
 an HDR histogram (microseconds, 1 µs to an hour, 3 significant digits), which worker
 processes send encoded to the parent to be merged. :mod:`.report` turns the merged tallies

@@ -7,7 +7,7 @@ how it went (``None`` for success, else the kind of error, see :mod:`.outcome`).
 headers and the body the connection would send (session id, protocol version, the
 2026-07-28 envelope and its ``Mcp-Method``/``Mcp-Name`` mirror), encodes them once, and for
 each call only writes the new id into the body before handing the bytes to the HTTP/1.1
-pool of :mod:`.http1`. :func:`driver_for` picks one.
+pool of :mod:`~mcp_multi.transport.http1`. :func:`driver_for` picks one.
 """
 
 from __future__ import annotations
@@ -22,8 +22,16 @@ from ...protocol.errors import MCPError
 from ...protocol.sse import SSEParser
 from ...protocol.wire import JSON_TYPE, SSE_TYPE
 from ...transport import StreamableHTTPTransport
+from ...transport.http1 import (
+    ConnectionLost,
+    HTTP1Error,
+    HTTP1Pool,
+    HTTP1Response,
+    header_lines,
+    media_type,
+)
+from ...transport.plain_http import PlainPoster
 from ..connection import MCPConnection
-from .http1 import ConnectionLost, HTTP1Error, HTTP1Pool, HTTP1Response
 from .outcome import (
     CONNECTION_LOST,
     OTHER,
@@ -40,7 +48,6 @@ __all__ = ["ClientDriver", "Driver", "HTTPDriver", "driver_for"]
 # The statuses the client reports as refusals whatever the body says (credentials wanted).
 _AUTH_STATUSES = (401, 403)
 # Content-Type values seen -> their media type (servers send the same few every time).
-_MEDIA_TYPES: dict[str, str] = {}
 
 
 class Driver(Protocol):
@@ -121,11 +128,12 @@ class HTTPDriver:
 
     @staticmethod
     def applies(connection: MCPConnection) -> bool:
-        """Whether calls over ``connection`` can take this driver: Streamable HTTP over plain
-        ``http://``, with no authorization hook (whose headers may change per request)."""
+        """Whether calls over ``connection`` can take this driver: where the transport's own
+        POSTs take the lean pool (Streamable HTTP over plain ``http://``, no credentials in
+        the URL, no authorization hook, whose headers may change per request)."""
         transport = connection.transport
         return isinstance(transport, StreamableHTTPTransport) and transport.auth is None \
-            and transport.url.startswith("http://")
+            and PlainPoster.applies(transport.url)
 
     def _session_headers(self) -> tuple[bytes, int | None]:
         """The header lines of a call now, encoded, and the session they name (its
@@ -133,9 +141,8 @@ class HTTPDriver:
         transport = self._connection.transport
         assert isinstance(transport, StreamableHTTPTransport)
         headers = transport.request_headers(self._message)
-        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         epoch = self._connection.session_epoch if transport.session_id is not None else None
-        return lines.encode("utf-8"), epoch
+        return header_lines(headers), epoch
 
     async def call(self, timeout: float) -> str | None:
         request_id = next(self._ids)
@@ -172,12 +179,7 @@ class HTTPDriver:
 
     def _judge(self, response: HTTP1Response, request_id: int) -> str | None:
         status = response.status
-        raw = response.headers.get("content-type", "")
-        kind = _MEDIA_TYPES.get(raw)
-        if kind is None:
-            kind = raw.partition(";")[0].strip().lower()
-            if len(_MEDIA_TYPES) < 64:
-                _MEDIA_TYPES[raw] = kind
+        kind = media_type(response.headers.get("content-type", ""))
         if status >= 300:
             if status not in _AUTH_STATUSES and kind == JSON_TYPE:
                 answer = _loads(response.body)

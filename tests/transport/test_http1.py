@@ -4,7 +4,9 @@ Well-behaved answers come from aiohttp.web (JSON, chunked, text/event-stream, ma
 and from our own server (a stateless 2026-07-28 call answered in JSON and as a stream);
 misbehaviour from raw asyncio servers that write the answer's bytes themselves (garbage,
 a close midway, a reset, silence, a body too big, too many header lines, bytes nobody asked
-for). Every wait is on the thing itself with a timeout; nothing asserts on speed.
+for). Streamed answers come from raw servers too, which hold the rest of a body back until
+the test has read its start, break it midway, or write megabytes a reader does not take.
+Every wait is on the thing itself with a timeout; nothing asserts on speed.
 """
 
 from __future__ import annotations
@@ -20,15 +22,21 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from mcp_multi.client.bench.http1 import (
+from mcp_multi.server.app import RunningServer
+from mcp_multi.transport.http1 import (
     MAX_HEAD_BYTES,
     MAX_HEADERS,
+    STREAM_HIGH_WATER,
+    BodyStream,
+    ConnectFailed,
     ConnectionLost,
     HTTP1Error,
     HTTP1Pool,
     HTTP1Response,
+    TooLarge,
+    header_lines,
+    media_type,
 )
-from mcp_multi.server.app import RunningServer
 
 WAIT = 5.0
 JSON_HEADERS = b"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
@@ -142,8 +150,56 @@ def answering(*answers: bytes, then: Handler | None = None) -> Handler:
     return handler
 
 
-async def post(pool: HTTP1Pool, body: bytes = b"{}", timeout: float = WAIT) -> HTTP1Response:
+async def post(pool: HTTP1Pool, body: bytes = b"{}", timeout: float | None = WAIT) -> HTTP1Response:
     return await pool.request("POST", "/mcp", JSON_HEADERS, body, timeout=timeout)
+
+
+async def stream_post(pool: HTTP1Pool, timeout: float | None = WAIT) -> HTTP1Response:
+    """A POST whose text/event-stream answer is handed over once its head came."""
+    return await pool.request("POST", "/mcp", JSON_HEADERS, b"{}", timeout=timeout,
+                              stream_type="text/event-stream")
+
+
+EVENTS = [b'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress"}\n\n',
+          b'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message"}\n\n',
+          b'event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\n\n']
+
+
+def stream_head(framing: str, length: int = 0) -> bytes:
+    """The head of a text/event-stream answer, its body ``chunked`` or of ``length`` bytes."""
+    size = (b"Transfer-Encoding: chunked" if framing == "chunked"
+            else b"Content-Length: %d" % length)
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+            + size + b"\r\n\r\n")
+
+
+def framed(framing: str, piece: bytes) -> bytes:
+    """``piece`` of a body as it goes on the wire (a chunk, or as it is)."""
+    return b"%x\r\n%s\r\n" % (len(piece), piece) if framing == "chunked" else piece
+
+
+def body_end(framing: str) -> bytes:
+    return b"0\r\n\r\n" if framing == "chunked" else b""
+
+
+async def read_exactly(stream: BodyStream, size: int) -> bytes:
+    """The next ``size`` bytes of ``stream`` (however they are cut into pieces)."""
+    got = b""
+    async with asyncio.timeout(WAIT):
+        while len(got) < size:
+            piece = await stream.readany()
+            assert piece, f"the stream ended after {len(got)} of {size} bytes"
+            got += piece
+    return got
+
+
+async def read_to_end(stream: BodyStream) -> bytes:
+    """The rest of ``stream``, up to the ``b""`` that ends it."""
+    pieces: list[bytes] = []
+    async with asyncio.timeout(WAIT):
+        while piece := await stream.readany():
+            pieces.append(piece)
+    return b"".join(pieces)
 
 
 # -- well-behaved servers -------------------------------------------------------------------
@@ -322,6 +378,258 @@ async def test_our_server_answers_a_stateless_call_in_json_and_as_an_event_strea
     assert messages[-1]["result"]["content"][0]["text"] == "Echo: hi"
 
 
+# -- streamed answers ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+async def test_a_streamed_answer_is_handed_over_as_soon_as_its_head_came(framing: str) -> None:
+    first, *rest = EVENTS
+    go = asyncio.Event()  # set by the test once it read the first event
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(stream_head(framing, len(b"".join(EVENTS))) + framed(framing, first))
+        await writer.drain()
+        await asyncio.wait_for(go.wait(), WAIT)
+        for event in rest:
+            writer.write(framed(framing, event))
+            await writer.drain()
+        writer.write(body_end(framing))
+        await answering(ANSWER, then=until_hangup)(reader, writer)
+
+    async with raw_server(handler) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port)
+        answer = await stream_post(pool)  # the server holds the rest of the body until `go`
+        stream = answer.stream
+        assert stream is not None
+        assert await read_exactly(stream, len(first)) == first
+        assert not stream.at_eof
+        go.set()
+        assert await read_to_end(stream) == b"".join(rest)
+        assert stream.at_eof
+        assert await stream.readany() == b""
+        after = await post(pool)
+        await pool.close()
+    assert (answer.status, answer.reason, answer.body) == (200, "OK", b"")
+    assert answer.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert after.body == b"{}"
+    assert state.connections == 1  # the connection went back to the pool at the body's end
+
+
+async def test_an_answer_of_another_type_comes_whole_though_a_stream_was_asked_for() -> None:
+    chunked_json = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n")
+    pieces = [b'{"jsonrpc":"2.0",', b'"id":1,', b'"result":{}}']
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(chunked_json)
+        for piece in pieces:
+            await writer.drain()
+            writer.write(framed("chunked", piece))
+        writer.write(body_end("chunked"))
+        await answering(ANSWER, then=until_hangup)(reader, writer)
+
+    async with raw_server(handler) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port)
+        first = await stream_post(pool)
+        second = await stream_post(pool)
+        await pool.close()
+    assert (first.stream, first.body) == (None, b"".join(pieces))
+    assert (second.stream, second.body) == (None, b"{}")
+    assert state.connections == 1
+
+
+async def test_closing_a_stream_before_its_end_closes_the_connection() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if state.connections == 1:
+            await read_request(reader)
+            writer.write(stream_head("chunked") + framed("chunked", EVENTS[0])
+                         + framed("chunked", EVENTS[1]))
+            await wait_for_hangup(reader, state)
+        else:
+            await answering(ANSWER, then=until_hangup)(reader, writer)
+
+    async with raw_server(handler) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port)
+        answer = await stream_post(pool)
+        assert answer.stream is not None
+        assert await read_exactly(answer.stream, len(EVENTS[0])) == EVENTS[0]
+        answer.stream.close()
+        await asyncio.wait_for(state.hangups.get(), WAIT)
+        with pytest.raises(HTTP1Error, match="the stream was closed"):
+            await answer.stream.readany()  # not the event still waiting, nor an end
+        after = await post(pool)
+        await pool.close()
+    assert after.body == b"{}"
+    assert state.connections == 2
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+async def test_a_stream_broken_midway_gives_the_pieces_that_came_then_connection_lost(
+        framing: str) -> None:
+    sent = EVENTS[0] + EVENTS[1]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if state.connections == 1:
+            await read_request(reader)
+            writer.write(stream_head(framing, 10 * len(sent)) + framed(framing, EVENTS[0]))
+            await writer.drain()
+            writer.write(framed(framing, EVENTS[1]))
+            await writer.drain()  # and the connection is closed with the body far from whole
+        else:
+            await answering(ANSWER, then=until_hangup)(reader, writer)
+
+    async with raw_server(handler) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port, limit=1)
+        answer = await stream_post(pool)
+        assert answer.stream is not None
+        # The broken connection frees the only slot: once this request got through, the
+        # stream knows of the break, with everything that came still unread.
+        after = await post(pool)
+        pieces: list[bytes] = []
+        with pytest.raises(ConnectionLost, match="before the whole answer"):
+            async with asyncio.timeout(WAIT):
+                while True:
+                    piece = await answer.stream.readany()
+                    assert piece, "a broken stream ended as if it were whole"
+                    pieces.append(piece)
+        with pytest.raises(ConnectionLost):
+            await answer.stream.readany()
+        await pool.close()
+    assert b"".join(pieces) == sent
+    assert after.body == b"{}"
+    assert state.connections == 2
+
+
+async def test_a_stream_not_read_stops_the_server_and_reading_it_lets_it_go_on() -> None:
+    total = 16 * 2**20
+    piece = b"x" * (64 * 1024)
+    written = 0
+    finished = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal written
+        # A small send buffer (the kernel would grow it to megabytes) keeps the bytes held
+        # between the server's writes and the pool's reads well below the body's size.
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2**16)
+        await read_request(reader)
+        writer.write(stream_head("length", total))
+        for _ in range(total // len(piece)):
+            writer.write(piece)
+            await writer.drain()
+            written += len(piece)
+        finished.set()
+        await answering(ANSWER, then=until_hangup)(reader, writer)
+
+    async def settled() -> int:
+        """The server's count of bytes written once it stopped growing for 0.3 s."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(WAIT):
+            last, since = written, loop.time()
+            while loop.time() - since < 0.3:
+                await asyncio.sleep(0.02)
+                if written != last:
+                    last, since = written, loop.time()
+        return last
+
+    async with raw_server(handler) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port)
+        answer = await stream_post(pool)
+        assert answer.stream is not None
+        stalled = await settled()
+        assert not finished.is_set()
+        # The reader took more than STREAM_HIGH_WATER before it paused, and what the socket
+        # buffers hold on both sides is far below the whole body.
+        assert STREAM_HIGH_WATER < stalled < total // 2
+        size = 0
+        async with asyncio.timeout(WAIT):
+            while got := await answer.stream.readany():
+                assert got.count(b"x") == len(got)
+                size += len(got)
+        await asyncio.wait_for(finished.wait(), WAIT)
+        after = await post(pool)
+        await pool.close()
+    assert size == written == total
+    assert answer.stream.at_eof
+    assert after.body == b"{}"
+    assert state.connections == 1
+
+
+async def test_no_timeout_waits_as_long_as_the_answer_takes() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(0.3)
+        writer.write(ANSWER)
+        await until_hangup(reader, writer)
+
+    async with raw_server(handler) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port)
+        answer = await asyncio.wait_for(post(pool, timeout=None), WAIT)
+        await pool.close()
+    assert answer.body == b"{}"
+
+
+async def test_the_timeout_of_a_streamed_answer_covers_only_its_head() -> None:
+    go = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(stream_head("chunked") + framed("chunked", EVENTS[0]))
+        await asyncio.wait_for(go.wait(), WAIT)
+        writer.write(framed("chunked", EVENTS[1]) + body_end("chunked"))
+        await answering(ANSWER, then=until_hangup)(reader, writer)  # then no answer at all
+
+    async with raw_server(handler) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port)
+        answer = await stream_post(pool, timeout=0.2)
+        assert answer.stream is not None
+        assert await read_exactly(answer.stream, len(EVENTS[0])) == EVENTS[0]
+        await asyncio.sleep(0.4)  # the body takes longer than the request's timeout
+        go.set()
+        assert await read_to_end(answer.stream) == EVENTS[1]
+        after = await post(pool, timeout=0.2)  # the connection is whole, and reused
+        assert state.connections == 1
+        # A head that does not come within the timeout is one (the server answers no more).
+        with pytest.raises(TimeoutError, match=r"within 0\.2 s"):
+            await asyncio.wait_for(stream_post(pool, timeout=0.2), WAIT)
+        await pool.close()
+    assert after.body == b"{}"
+
+
+@pytest.mark.parametrize("first", ["head", "cancel"])
+async def test_a_caller_cancelled_just_as_its_streamed_head_came_closes_the_connection(
+        first: str) -> None:
+    loop = asyncio.get_running_loop()
+    caller: asyncio.Task[HTTP1Response] | None = None
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if state.connections == 1:
+            await read_request(reader)
+            writer.write(stream_head("chunked") + framed("chunked", EVENTS[0]))
+            assert caller is not None
+            if first == "head":
+                # Due at the loop's next turn, which runs the pool's read of the head first
+                # (I/O before due timers): the head is handed over, the caller not resumed.
+                loop.call_at(loop.time(), caller.cancel)
+            else:
+                # Ready before that read: the caller's wait is cancelled when the head comes.
+                loop.call_soon(caller.cancel)
+            await wait_for_hangup(reader, state)
+        else:
+            await answering(ANSWER, then=until_hangup)(reader, writer)
+
+    async with raw_server(handler) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port, limit=1)
+        caller = asyncio.create_task(stream_post(pool))
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await asyncio.wait_for(state.hangups.get(), WAIT)  # nobody will read that stream
+        after = await post(pool)  # and its slot is free
+        await pool.close()
+    assert after.body == b"{}"
+    assert state.connections == 2
+
+
 # -- answers that end the connection ---------------------------------------------------------
 
 async def test_connection_close_is_honoured() -> None:
@@ -403,12 +711,37 @@ async def test_repeated_header_lines_are_joined() -> None:
     assert got.headers["vary"] == "Accept, Origin"
 
 
+async def test_the_reason_phrase_and_each_set_cookie_line_are_kept() -> None:
+    cookies = (b"session=38afes7a8; Path=/; HttpOnly",
+               b"id=a3fWa; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Secure")
+    teapot = (b"HTTP/1.1 418 I'm a teapot\r\n"
+              + b"".join(b"Set-Cookie: %s\r\n" % cookie for cookie in cookies)
+              + b"Content-Length: 0\r\n\r\n")
+
+    async with raw_server(answering(teapot, ANSWER, then=until_hangup)) as state:
+        pool = HTTP1Pool("127.0.0.1", state.port)
+        first = await post(pool)
+        second = await post(pool)
+        await pool.close()
+    assert (first.status, first.reason) == (418, "I'm a teapot")
+    assert first.cookies == tuple(cookie.decode() for cookie in cookies)
+    assert first.headers["set-cookie"] == ", ".join(first.cookies)
+    assert (second.reason, second.cookies) == ("OK", ())  # nothing left of the first
+    assert state.connections == 1
+
+
 # -- hostile or broken servers --------------------------------------------------------------
 
-async def test_garbage_is_an_http1_error_and_the_connection_is_closed() -> None:
+@pytest.mark.parametrize(("garbage", "shown"), [
+    (b"SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02 garbage\r\n\r\n",
+     r"SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02 garbage"),
+    (b"this is not http at all\r\n\r\n", r"this is not http at all\r\n\r\n"),
+], ids=["ssh", "text"])
+async def test_garbage_is_an_http1_error_and_the_connection_is_closed(
+        garbage: bytes, shown: str) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02 garbage\r\n\r\n")
+        writer.write(garbage)
         await wait_for_hangup(reader, state)
 
     async with raw_server(handler) as state:
@@ -417,9 +750,13 @@ async def test_garbage_is_an_http1_error_and_the_connection_is_closed() -> None:
             await post(pool)
         await asyncio.wait_for(state.hangups.get(), WAIT)
         await pool.close()
+    message = str(caught.value)
     assert type(caught.value) is HTTP1Error
-    assert f"bad answer from 127.0.0.1:{state.port}" in str(caught.value)
-    assert "\n" not in str(caught.value)
+    assert f"bad answer from 127.0.0.1:{state.port}" in message
+    assert shown in message  # the bytes, escaped
+    assert "\n" not in message
+    assert "\r" not in message
+    assert "\x00" not in message
 
 
 async def test_a_close_before_any_answer_is_connection_lost() -> None:
@@ -535,7 +872,7 @@ async def test_a_body_over_max_body_is_refused_and_the_connection_closed(answer:
             await post(pool)
         await asyncio.wait_for(state.hangups.get(), WAIT)
         await pool.close()
-    assert type(caught.value) is HTTP1Error
+    assert type(caught.value) is TooLarge
 
 
 @pytest.mark.parametrize(("head", "message"), [
@@ -581,14 +918,33 @@ async def test_a_switch_of_protocols_is_an_http1_error() -> None:
         await pool.close()
 
 
-async def test_a_refused_connection_is_connection_lost() -> None:
+async def test_a_refused_connection_is_connect_failed() -> None:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", 0))  # bound, not listening: a connection is refused
         port = sock.getsockname()[1]
         pool = HTTP1Pool("127.0.0.1", port)
-        with pytest.raises(ConnectionLost, match=f"could not connect to 127.0.0.1:{port}"):
+        with pytest.raises(ConnectFailed, match=f"could not connect to 127.0.0.1:{port}") as caught:
             await post(pool)
         await pool.close()
+    assert isinstance(caught.value, ConnectionLost)
+    assert caught.value.reason == "Connection refused"
+    assert str(caught.value).endswith(": Connection refused")
+
+
+async def test_a_host_name_that_does_not_resolve_is_connect_failed() -> None:
+    host = "no-such-host.invalid"  # RFC 6761: never resolves, and fails without the network
+    pool = HTTP1Pool(host, 80, connect_timeout=WAIT)
+    try:
+        with pytest.raises(ConnectFailed) as caught:
+            await post(pool, timeout=WAIT)
+    except TimeoutError:
+        pytest.skip(f"the resolver of this machine did not answer for {host} within {WAIT} s")
+    finally:
+        await pool.close()
+    assert caught.value.reason.startswith("cannot resolve host")
+    assert host in caught.value.reason
+    assert str(caught.value).startswith(f"could not connect to {host}:80: cannot resolve host")
+    assert "\n" not in str(caught.value)
 
 
 # -- the caller's side ----------------------------------------------------------------------
@@ -641,3 +997,34 @@ async def test_what_cannot_be_sent_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         HTTP1Pool("127.0.0.1", 9, limit=0)
     await pool.close()
+
+
+def test_header_lines_encodes_each_header_as_a_line() -> None:
+    lines = header_lines({"Content-Type": "application/json", "Mcp-Name": "\u00e9cho",
+                          "X-Empty": ""})
+    assert lines == b"Content-Type: application/json\r\nMcp-Name: \xc3\xa9cho\r\nX-Empty: \r\n"
+    assert header_lines({}) == b""
+
+
+@pytest.mark.parametrize("value", ["a\rb", "a\nb", "a\r\nX-Injected: 1", "a\0b", "end\n"])
+def test_header_lines_refuses_a_value_with_a_line_break_or_a_nul(value: str) -> None:
+    with pytest.raises(ValueError, match="X-Bad"):
+        header_lines({"X-Good": "fine", "X-Bad": value})
+
+
+@pytest.mark.parametrize("name", ["X Bad", "X-Bad:", ":", "", "X-Bad\r\n", "X-B\u00e4d"])
+def test_header_lines_refuses_a_name_that_is_not_a_token(name: str) -> None:
+    with pytest.raises(ValueError, match="not an HTTP header name"):
+        header_lines({name: "value"})
+
+
+@pytest.mark.parametrize(("content_type", "kind"), [
+    ("Application/JSON; charset=utf-8", "application/json"),
+    ("text/event-stream", "text/event-stream"),
+    ("  TEXT/Event-Stream ;charset=UTF-8", "text/event-stream"),
+    ("", ""),
+])
+def test_media_type_is_the_lower_case_type_without_parameters(content_type: str,
+                                                              kind: str) -> None:
+    assert media_type(content_type) == kind
+    assert media_type(content_type) == kind  # and again, from the cache
