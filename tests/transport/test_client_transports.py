@@ -282,6 +282,47 @@ async def test_sse_stream_in_odd_chunks_is_parsed_whole() -> None:
         await runner.cleanup()
 
 
+async def test_sse_posts_carry_the_cookies_the_stream_set() -> None:
+    """A load balancer's persistence cookie, set on the stream's answer, goes back on every
+    POST (the stream and the POSTs take different ways; they share one jar)."""
+    posted: asyncio.Queue[tuple[str | None, bytes]] = asyncio.Queue()
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        response.set_cookie("BIGipServerpool_mcp", "1677787402.36895.0000", path="/")
+        await response.prepare(request)
+        await response.write(b"event: endpoint\ndata: /message?s=1\n\n")
+        await asyncio.Event().wait()  # open until the client leaves
+        return response
+
+    async def message(request: web.Request) -> web.StreamResponse:
+        await posted.put((request.headers.get("Cookie"), await request.read()))
+        return web.Response(status=202, text="Accepted")
+
+    app = web.Application()
+    app.router.add_get("/sse", stream)
+    app.router.add_post("/message", message)
+    runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = int(runner.addresses[0][1])
+    transport = SSETransport(f"http://127.0.0.1:{port}/sse", headers={"Cookie": "mine=1"})
+    try:
+        await transport.connect()
+        for request_id in (1, 2):
+            await transport.send({"jsonrpc": "2.0", "id": request_id, "method": "ping"})
+            async with asyncio.timeout(TIMEOUT):
+                cookie, body = await posted.get()
+            assert orjson.loads(body)["id"] == request_id
+            assert cookie is not None
+            assert {c.strip() for c in cookie.split(";")} == {
+                "mine=1", "BIGipServerpool_mcp=1677787402.36895.0000"}
+    finally:
+        await transport.close()
+        await runner.cleanup()
+
+
 async def test_sse_not_an_event_stream_is_refused() -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.json_response({"hello": "world"})

@@ -40,6 +40,7 @@ from .http1 import HTTP1Error
 
 if TYPE_CHECKING:  # the hook is a Protocol: nothing of the client is imported at run time
     from ..client.auth.hook import RequestAuth
+    from .plain_http import Answer
 
 __all__ = [
     "AUTH_STATUSES",
@@ -170,12 +171,11 @@ def peer_text(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
     return for_display(one_line(text), limit)
 
 
-async def read_error_body(response: aiohttp.ClientResponse,
-                          limit: int = ERROR_BODY_BYTES) -> str:
+async def read_error_body(response: Answer, limit: int = ERROR_BODY_BYTES) -> str:
     """At most ``limit`` bytes of an error response's body, decoded (the rest is not read)."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_any():
+    while chunk := await response.content.readany():
         chunks.append(chunk)
         size += len(chunk)
         if size >= limit:

@@ -1,20 +1,21 @@
-"""The POSTs of the Streamable HTTP transport over plain ``http://``: the lean pool of
-:mod:`.http1`, its answers read the way the transport reads aiohttp's.
+"""The POSTs of the HTTP transports over plain ``http://``: the lean pool of :mod:`.http1`,
+its answers read the way the transports read aiohttp's.
 
-A POST is the transport's hot path: one per call. aiohttp's ``ClientSession`` spends about
+A POST is a transport's hot path: one per call. aiohttp's ``ClientSession`` spends about
 three quarters of a sequential call's client time on what one MCP endpoint does not need
 (header multidicts, tracing hooks, a stream reader per answer); :class:`PlainPoster` sends the
 same request through :class:`~.http1.HTTP1Pool` instead. It is used where nothing of
 aiohttp's is missed (:meth:`PlainPoster.applies`): plain ``http://`` with no credentials in
 the URL and no authorization hook (whose 401 rounds and changing headers stay with aiohttp).
-The ``GET`` stream and the ``DELETE`` still go through aiohttp, and share its cookie jar with
-the POSTs: a cookie a load balancer sets for persistence (a BIG-IP, nginx's sticky) comes
-back on every request, whichever way it went.
+Streamable HTTP's ``GET`` stream and ``DELETE``, and the legacy SSE transport's stream, still
+go through aiohttp, and share its cookie jar with the POSTs: a cookie a load balancer sets
+for persistence (a BIG-IP's, nginx's sticky) comes back on every request, whichever way it
+went.
 
 An answer is an :class:`Answer` either way: aiohttp's ``ClientResponse`` is one, and so is
-:class:`PlainAnswer`, made of the pool's :class:`~.http1.HTTP1Response`. An answer in JSON
-(or anything but an event stream) comes whole, at most ``max_body`` bytes; an event stream
-is handed over with its head, and its body read as it comes.
+:class:`PlainAnswer`, made of the pool's :class:`~.http1.HTTP1Response`. An answer of the
+poster's ``stream_type`` (Streamable HTTP's event stream) is handed over with its head and
+its body read as it comes; any other comes whole, at most ``max_body`` bytes.
 """
 
 from __future__ import annotations
@@ -154,19 +155,26 @@ class PlainPoster:
     Args:
         url: the endpoint (see :meth:`applies`).
         connect_timeout: seconds to open a connection.
-        max_body: the largest body of an answer that is not an event stream.
+        max_body: the largest body of an answer that is not streamed.
         cookies: the jar the transport's aiohttp session keeps, shared with its POSTs.
+        timeout: seconds for a whole answer (for a streamed one, its head); ``None``: no
+            limit (the session layer's request timeout is the one that counts).
+        stream_type: the media type of answers read as they come (``None``: all whole).
     """
 
     def __init__(self, url: str, *, connect_timeout: float, max_body: int,
-                 cookies: aiohttp.abc.AbstractCookieJar) -> None:
+                 cookies: aiohttp.abc.AbstractCookieJar, timeout: float | None = None,
+                 stream_type: str | None = SSE_TYPE) -> None:
         parts = urlsplit(url)
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._pool = HTTP1Pool(parts.hostname or "localhost", parts.port or 80,
                                limit=POOL_LIMIT, connect_timeout=connect_timeout,
                                max_body=max_body)
+        self.url = url
         self._url = URL(url)
         self._cookies = cookies
+        self._timeout = timeout
+        self._stream_type = stream_type
 
     @staticmethod
     def applies(url: str) -> bool:
@@ -185,7 +193,8 @@ class PlainPoster:
         if len(cookies):
             headers = self._with_cookies(headers)
         answer = await self._pool.request("POST", self._target, header_lines(headers), body,
-                                          timeout=None, stream_type=SSE_TYPE)
+                                          timeout=self._timeout,
+                                          stream_type=self._stream_type)
         if answer.cookies:
             self._keep_cookies(answer.cookies)
         return PlainAnswer(answer)

@@ -8,6 +8,9 @@ parsed by the pure :class:`mcp_multi.protocol.sse.SSEParser`.
 
 A legacy session cannot be resumed (the session id dies with the stream), so a stream that
 ends is reported as :class:`ConnectionClosed`, not reconnected.
+
+Over plain ``http://`` with no authorization hook the POSTs go through the lean pool of
+:mod:`.plain_http` (the stream stays with aiohttp; both share one cookie jar).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from .base import (
     read_error_body,
     transport_error,
 )
+from .http1 import HTTP1Error
+from .plain_http import Answer, PlainPoster
 
 if TYPE_CHECKING:
     from ..client.auth.hook import RequestAuth
@@ -77,9 +82,11 @@ class SSETransport(ClientTransport):
         self._headers = headers or {}
         self._post_headers = {hdrs.CONTENT_TYPE: JSON_TYPE, **self._headers}  # every POST's
         self._auth = auth
+        self._post_seconds = post_timeout
         self._post_timeout = aiohttp.ClientTimeout(total=post_timeout)
         self._max_event_size = max_event_size
         self._session: aiohttp.ClientSession | None = None
+        self._plain: PlainPoster | None = None  # the POSTs' lean way, where it applies
         self._stream: aiohttp.ClientResponse | None = None
         self._parser = SSEParser()
         self._events: deque[SSEEvent] = deque()
@@ -87,15 +94,27 @@ class SSETransport(ClientTransport):
 
     async def connect(self) -> None:
         # No overall timeout on the session: the stream lives as long as the connection.
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        # Cookies from an address too, as over Streamable HTTP (a load balancer's persistence).
+        self._session = session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None), cookie_jar=aiohttp.CookieJar(unsafe=True))
         try:
             with map_transport_errors(f"connect to {self.url}"):
                 async with asyncio.timeout(self.connect_timeout):
-                    await self._open_stream(self._session)
+                    await self._open_stream(session)
         except BaseException:
             await self.close()
             raise
+        if self.endpoint is not None:
+            self._plain = self._poster(self.endpoint)
         logger.debug("SSE stream %s open, posting to %s", self.url, self.endpoint)
+
+    def _poster(self, endpoint: str) -> PlainPoster | None:
+        """The lean way of POSTing to ``endpoint``, where it applies."""
+        if self._auth is not None or self._session is None or not PlainPoster.applies(endpoint):
+            return None
+        return PlainPoster(endpoint, connect_timeout=self.connect_timeout,
+                           max_body=self._max_event_size, cookies=self._session.cookie_jar,
+                           timeout=self._post_seconds, stream_type=None)
 
     async def _open_stream(self, session: aiohttp.ClientSession) -> None:
         headers = {hdrs.ACCEPT: SSE_TYPE, hdrs.CACHE_CONTROL: "no-cache", **self._headers}
@@ -162,8 +181,15 @@ class SSETransport(ClientTransport):
             raise ConnectionClosed(f"SSE connection to {self.url} is closed")
         headers = self._post_headers
         data = encode(message)
+        plain = self._plain
+        if plain is not None and plain.url != endpoint:  # the endpoint moved: a new pool
+            await plain.close()
+            plain = self._plain = self._poster(endpoint)
+        response: Answer
         try:
-            if self._auth is None:
+            if plain is not None:
+                response = await plain.post(headers, data)
+            elif self._auth is None:
                 response = await session.post(endpoint, data=data, headers=headers,
                                               timeout=self._post_timeout)
             else:
@@ -181,8 +207,10 @@ class SSETransport(ClientTransport):
                 response.release()
         except MCPError:
             raise
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, HTTP1Error, OSError) as exc:
             raise transport_error(f"send to {endpoint}", exc) from exc
+        except ValueError as exc:  # a header aiohttp or the pool will not send
+            raise TransportError(f"Cannot send to {endpoint}: {exc}") from None
         detail = f"HTTP {response.status}" + (f": {body}" if body else "")
         if response.status == 404:
             raise ConnectionClosed(f"SSE session at {endpoint} is gone ({detail})")
@@ -193,9 +221,11 @@ class SSETransport(ClientTransport):
         raise TransportError(f"POST {endpoint} refused: {detail}")
 
     async def close(self) -> None:
-        stream, session = self._stream, self._session
-        self._stream = self._session = None
+        stream, session, plain = self._stream, self._session, self._plain
+        self._stream = self._session = self._plain = None
         if stream is not None:
             stream.close()
+        if plain is not None:
+            await plain.close()
         if session is not None:
             await session.close()
