@@ -114,7 +114,7 @@ class Plan:
     wrk: bool = True  # False: never use wrk, even where installed
 
 
-FULL = Plan(rounds=5, duration=5, warmup=1, lean_processes=2, bench_processes=2,
+FULL = Plan(rounds=7, duration=4, warmup=1, lean_processes=2, bench_processes=2,
             quick=False)
 QUICK = Plan(rounds=1, duration=1, warmup=0, lean_processes=2, bench_processes=1,
              quick=True)

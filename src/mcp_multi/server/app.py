@@ -186,7 +186,10 @@ class RequestGuard:
             guarded = request.path in _GUARDED_PATHS and request.method != hdrs.METH_OPTIONS
             refusal = self._refusal(request, guarded)
             if refusal is None and guarded:
-                refusal = await self._credentials(request)
+                if self._metrics_token is None and not self._authenticator.active:
+                    request[PRINCIPAL] = ANONYMOUS  # nobody's credentials are looked at
+                else:
+                    refusal = await self._credentials(request)
             if refusal is not None:
                 return refusal
             if guarded and request.method == hdrs.METH_POST:
