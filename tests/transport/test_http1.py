@@ -154,6 +154,15 @@ async def post(pool: HTTP1Pool, body: bytes = b"{}", timeout: float | None = WAI
     return await pool.request("POST", "/mcp", JSON_HEADERS, body, timeout=timeout)
 
 
+async def posts(port: int, count: int) -> list[HTTP1Response]:
+    """``count`` POSTs in a row through a new pool to ``port``, closed after."""
+    pool = HTTP1Pool("127.0.0.1", port)
+    try:
+        return [await post(pool) for _ in range(count)]
+    finally:
+        await pool.close()
+
+
 async def stream_post(pool: HTTP1Pool, timeout: float | None = WAIT) -> HTTP1Response:
     """A POST whose text/event-stream answer is handed over once its head came."""
     return await pool.request("POST", "/mcp", JSON_HEADERS, b"{}", timeout=timeout,
@@ -304,10 +313,7 @@ async def test_a_chunked_answer_is_returned_whole() -> None:
     app = web.Application()
     app.router.add_post("/mcp", handle)
     async with aiohttp_server(app) as port:
-        pool = HTTP1Pool("127.0.0.1", port)
-        first = await post(pool)
-        second = await post(pool)
-        await pool.close()
+        first, second = await posts(port, 2)
     assert first.headers["transfer-encoding"] == "chunked"
     assert first.body == second.body == b"".join(b"piece %d;" % i for i in range(10))
 
@@ -328,9 +334,7 @@ async def test_an_event_stream_is_returned_whole() -> None:
     app = web.Application()
     app.router.add_post("/mcp", handle)
     async with aiohttp_server(app) as port:
-        pool = HTTP1Pool("127.0.0.1", port)
-        answer = await post(pool)
-        await pool.close()
+        (answer,) = await posts(port, 1)
     assert answer.headers["content-type"] == "text/event-stream"
     assert answer.body == b"".join(events)
 
@@ -344,9 +348,7 @@ async def test_a_body_of_megabytes_is_returned_whole() -> None:
     app = web.Application()
     app.router.add_post("/mcp", handle)
     async with aiohttp_server(app) as port:
-        pool = HTTP1Pool("127.0.0.1", port)
-        answer = await post(pool)
-        await pool.close()
+        (answer,) = await posts(port, 1)
     assert answer.body == big
 
 
@@ -657,10 +659,7 @@ async def test_a_body_running_until_the_close_is_returned_whole() -> None:
         writer.write(b"it")
 
     async with raw_server(handler) as state:
-        pool = HTTP1Pool("127.0.0.1", state.port)
-        first = await post(pool)
-        second = await post(pool)
-        await pool.close()
+        first, second = await posts(state.port, 2)
     assert first.body == second.body == b"all of it"
     assert state.connections == 2
 
@@ -719,10 +718,7 @@ async def test_the_reason_phrase_and_each_set_cookie_line_are_kept() -> None:
               + b"Content-Length: 0\r\n\r\n")
 
     async with raw_server(answering(teapot, ANSWER, then=until_hangup)) as state:
-        pool = HTTP1Pool("127.0.0.1", state.port)
-        first = await post(pool)
-        second = await post(pool)
-        await pool.close()
+        first, second = await posts(state.port, 2)
     assert (first.status, first.reason) == (418, "I'm a teapot")
     assert first.cookies == tuple(cookie.decode() for cookie in cookies)
     assert first.headers["set-cookie"] == ", ".join(first.cookies)
@@ -900,10 +896,7 @@ async def test_endless_trailers_are_refused() -> None:
 
 async def test_bytes_nobody_asked_for_end_the_connection() -> None:
     async with raw_server(answering(ANSWER + b"HTTP/1.1 200 OK\r\n", ANSWER)) as state:
-        pool = HTTP1Pool("127.0.0.1", state.port)
-        first = await post(pool)
-        second = await post(pool)
-        await pool.close()
+        first, second = await posts(state.port, 2)
     assert first.body == second.body == b"{}"
     assert state.connections == 2
 
