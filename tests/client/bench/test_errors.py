@@ -220,7 +220,7 @@ async def test_a_session_the_server_forgets_is_opened_again(bench_server: BenchS
     ends it (a DELETE, as its owner could send), the calls in flight fail with the server's
     answer (HTTP 404, its JSON-RPC error), one new session opens, and the run goes on in it."""
     state = bench_server.server.state
-    proc = await start_bench(bench_server.url("http"), "--tool", "count", "--duration", "4",
+    proc = await start_bench(bench_server.url("http"), "--tool", "count", "--duration", "8",
                              "--protocol-version", "2025-11-25", "--json", *QUICK)
     await bench_server.counted.reach(50)
     ended = list(state.http_sessions)
