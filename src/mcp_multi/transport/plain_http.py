@@ -32,7 +32,7 @@ from yarl import URL
 from ..protocol.wire import SSE_TYPE
 from .http1 import HTTP1Pool, HTTP1Response, header_lines, media_type
 
-__all__ = ["Answer", "BodyReader", "PlainAnswer", "PlainPoster"]
+__all__ = ["Answer", "BodyReader", "PlainAnswer", "PlainPoster", "cookie_jar"]
 
 logger = logging.getLogger("mcp_multi.transport.streamable_http")
 
@@ -40,6 +40,13 @@ POOL_LIMIT = 100
 """Most connections the POSTs of one transport keep open at once (aiohttp's default)."""
 
 _OCTET_STREAM = "application/octet-stream"  # aiohttp's content_type when none is named
+
+
+def cookie_jar() -> aiohttp.CookieJar:
+    """The jar an HTTP transport's aiohttp session and its :class:`PlainPoster` share. It
+    takes cookies from an address too (aiohttp's default takes them from names only): a load
+    balancer reached at its virtual address keeps a client on one server by a cookie."""
+    return aiohttp.CookieJar(unsafe=True)
 
 
 class BodyReader(Protocol):
@@ -177,9 +184,12 @@ class PlainPoster:
         self._stream_type = stream_type
 
     @staticmethod
-    def applies(url: str) -> bool:
-        """Whether POSTs to ``url`` can go this way: plain ``http://``, no credentials in
-        it (aiohttp turns them into a Basic ``Authorization``)."""
+    def applies(url: str, auth: object | None) -> bool:
+        """Whether POSTs to ``url`` through the authorization hook ``auth`` can go this way:
+        plain ``http://``, no credentials in it (aiohttp turns them into a Basic
+        ``Authorization``), and no hook (its 401 rounds and changing headers)."""
+        if auth is not None:
+            return False
         parts = urlsplit(url)
         return parts.scheme == "http" and parts.username is None and parts.password is None
 

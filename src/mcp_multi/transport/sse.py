@@ -44,7 +44,7 @@ from .base import (
     transport_error,
 )
 from .http1 import HTTP1Error
-from .plain_http import Answer, PlainPoster
+from .plain_http import Answer, PlainPoster, cookie_jar
 
 if TYPE_CHECKING:
     from ..client.auth.hook import RequestAuth
@@ -94,9 +94,8 @@ class SSETransport(ClientTransport):
 
     async def connect(self) -> None:
         # No overall timeout on the session: the stream lives as long as the connection.
-        # Cookies from an address too, as over Streamable HTTP (a load balancer's persistence).
         self._session = session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None), cookie_jar=aiohttp.CookieJar(unsafe=True))
+            timeout=aiohttp.ClientTimeout(total=None), cookie_jar=cookie_jar())
         try:
             with map_transport_errors(f"connect to {self.url}"):
                 async with asyncio.timeout(self.connect_timeout):
@@ -110,7 +109,7 @@ class SSETransport(ClientTransport):
 
     def _poster(self, endpoint: str) -> PlainPoster | None:
         """The lean way of POSTing to ``endpoint``, where it applies."""
-        if self._auth is not None or self._session is None or not PlainPoster.applies(endpoint):
+        if self._session is None or not PlainPoster.applies(endpoint, self._auth):
             return None
         return PlainPoster(endpoint, connect_timeout=self.connect_timeout,
                            max_body=self._max_event_size, cookies=self._session.cookie_jar,

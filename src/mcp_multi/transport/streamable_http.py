@@ -91,7 +91,7 @@ from .base import (
 )
 from .http1 import ConnectFailed, HTTP1Error, TooLarge
 from .http_streams import EventStreams, Inbox, RequestStream
-from .plain_http import Answer, PlainPoster
+from .plain_http import Answer, PlainPoster, cookie_jar
 
 if TYPE_CHECKING:
     from ..client.auth.hook import RequestAuth
@@ -163,11 +163,8 @@ class StreamableHTTPTransport(EventStreams, ClientTransport):
         # HTTP has nothing to open: the first POST (the handshake) meets the server.
         self._life.process(ClientEvent.CONNECT)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
-        # Cookies from an address too (aiohttp's jar takes them from names only): a load
-        # balancer reached at its virtual address keeps a client on one server by a cookie.
-        self._http = aiohttp.ClientSession(timeout=timeout,
-                                           cookie_jar=aiohttp.CookieJar(unsafe=True))
-        if self._auth is None and PlainPoster.applies(self.url):
+        self._http = aiohttp.ClientSession(timeout=timeout, cookie_jar=cookie_jar())
+        if PlainPoster.applies(self.url, self._auth):
             self._plain = PlainPoster(self.url, connect_timeout=self.connect_timeout,
                                       max_body=self._max_message_size,
                                       cookies=self._http.cookie_jar)

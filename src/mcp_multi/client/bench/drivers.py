@@ -47,7 +47,6 @@ __all__ = ["ClientDriver", "Driver", "HTTPDriver", "driver_for"]
 
 # The statuses the client reports as refusals whatever the body says (credentials wanted).
 _AUTH_STATUSES = (401, 403)
-# Content-Type values seen -> their media type (servers send the same few every time).
 
 
 class Driver(Protocol):
@@ -132,8 +131,8 @@ class HTTPDriver:
         POSTs take the lean pool (Streamable HTTP over plain ``http://``, no credentials in
         the URL, no authorization hook, whose headers may change per request)."""
         transport = connection.transport
-        return isinstance(transport, StreamableHTTPTransport) and transport.auth is None \
-            and PlainPoster.applies(transport.url)
+        return isinstance(transport, StreamableHTTPTransport) \
+            and PlainPoster.applies(transport.url, transport.auth)
 
     def _session_headers(self) -> tuple[bytes, int | None]:
         """The header lines of a call now, encoded, and the session they name (its
