@@ -9,7 +9,7 @@ It knows nothing about HTTP or sockets. A transport hands it the bytes of one fr
 - :meth:`Dispatcher.receive` is for stream transports (WebSocket, legacy SSE, stdio): requests
   run as tasks so a long ``tools/call`` never blocks ``ping`` or ``notifications/cancelled``, and
   each response is written with ``session.send``. A request whose route answers at once
-  (:meth:`Dispatcher.at_once`) could block nothing, and is served without a task when no
+  (:meth:`Dispatcher.serve` ``at_once``) could block nothing, and is served without a task when no
   earlier request of its session is still running (so that order is kept).
 
 The dispatcher routes; it serves no method itself. Handlers live in
@@ -35,12 +35,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from ..protocol import methods as m
-from ..protocol.envelope import complete_result, read_envelope
+from ..protocol.envelope import Envelope, complete_result, read_envelope
 from ..protocol.errors import InternalError, InvalidRequest, JSONRPCError, MethodNotFound
 from ..protocol.jsonrpc import (
     ErrorResponse,
@@ -152,7 +151,7 @@ class Dispatcher:
                      notify: SendFn | None = None) -> dict[str, Any] | None:
         """Process one message; the response dict for a request, else ``None``."""
         if isinstance(message, Request):
-            return await self.handle_request(session, message, notify or session.send)
+            return await self.serve(session, message, notify or session.send)
         if isinstance(message, Notification):
             self._notification(session, message)
         else:
@@ -245,23 +244,6 @@ class Dispatcher:
                 replies.append((req, outcome.result()))
         return replies
 
-    def at_once(self, session: ServerSession, req: Request,
-                notify: SendFn) -> Coroutine[Any, Any, dict[str, Any]] | None:
-        """``req``'s answer, to await in the caller's own task, when serving it never waits
-        on anything (its route says so, or it has none and its error is immediate); None
-        when it may wait, and then nothing was done.
-
-        A transport awaits the answer with no stream or task to carry it, and what the
-        handler notifies (progress, log) comes before its response all the same. The route
-        found here is the one the request is served by (it is not looked up again)."""
-        # Found in the era the session serves (or, undecided, the one the request opens).
-        params = req.params or {}
-        era = session.lifecycle.era or opening_era(req.method, params)
-        found = self.router.find(MODERN if era == MODERN else HANDSHAKE, req.method)
-        if found is not None and not found.at_once(self.context, params):
-            return None
-        return self.handle_request(session, req, notify, found)
-
     # ----------------------------------------------------------------- plumbing
 
     @staticmethod
@@ -286,9 +268,8 @@ class Dispatcher:
             # hold nothing up: it is served here, no task. Only when no earlier request is
             # running, whose task must have its turn first. (Not through _run: a cancel that
             # reaches us here is the reader's own, and must end it.)
-            answer = self.at_once(session, req, session.send)
-            if answer is not None:
-                reply = await answer
+            reply = await self.serve(session, req, session.send, at_once=True)
+            if reply is not None:
                 if not session.closed:
                     try:
                         await session.send(reply)
@@ -313,21 +294,42 @@ class Dispatcher:
         self.stats.errors += 1
         return error_response(exc.request_id, exc)
 
-    async def handle_request(self, session: ServerSession, req: Request, notify: SendFn,
-                             route: Route | None = None) -> dict[str, Any]:
-        """:meth:`handle` for a request: its response (``notify`` as there, but required).
-        ``route``: the request's route when the caller found it already (see
-        :meth:`at_once`)."""
-        self.stats.requests += 1
+    async def handle_request(self, session: ServerSession, req: Request,
+                             notify: SendFn) -> dict[str, Any]:
+        """:meth:`handle` for a request: its response (``notify`` as there, but required)."""
+        reply = await self.serve(session, req, notify)
+        assert reply is not None  # (only an at_once serve declines)
+        return reply
+
+    async def serve(self, session: ServerSession, req: Request, notify: SendFn, *,
+                    at_once: bool = False, envelope: Envelope | None = None
+                    ) -> dict[str, Any] | None:
+        """``req``'s response, request-scoped notifications going to ``notify``.
+
+        ``at_once``: serve it only if serving it never waits on anything (its route says so,
+        or it has none and its error is immediate), in the caller's own task with no stream
+        or task to carry it; None, having done nothing, when it may wait (the caller then
+        runs it as a task). What the handler notifies (progress, log) comes before its
+        response all the same. ``envelope``: a modern request's ``_meta`` envelope when the
+        transport has read it already (Streamable HTTP, to check the headers against it).
+
+        One coroutine from the transport to the handler: the hot path of every call.
+        """
         params = req.params or {}
+        method = req.method
+        era = session.lifecycle.era  # (session.era, one call less)
+        # A stateless HTTP request or a modern stream needs no look at the envelope, nor
+        # does a request without _meta (which only the envelope makes modern).
+        opened = (MODERN if era == MODERN else HANDSHAKE if "_meta" not in params
+                  else opening_era(method, params))
+        modern = (era or opened) == MODERN
+        found = self.router.find(MODERN if modern else HANDSHAKE, method)
+        if at_once and found is not None and not found.at_once(self.context, params):
+            return None
+        self.stats.requests += 1
         try:
-            era = session.lifecycle.era  # (session.era, one call less)
-            # A stateless HTTP request or a modern stream needs no look at the envelope, nor
-            # does a request without _meta (which only the envelope makes modern).
-            opened = (MODERN if era == MODERN else HANDSHAKE if "_meta" not in params
-                      else opening_era(req.method, params))
-            if (era or opened) == MODERN:
-                found, call = self._modern_call(session, req, params, notify, route)
+            if modern:
+                found, call = self._modern_call(session, req, params, notify, found, envelope)
                 try:
                     result = complete_result(await found.handler(call), self.server_info,
                                              found.cache)
@@ -335,7 +337,7 @@ class Dispatcher:
                     assert isinstance(call.asking, RoundAsking)
                     result = call.asking.result()
             else:
-                found, call = self._handshake_call(session, req, params, notify, opened, route)
+                found, call = self._handshake_call(session, req, params, notify, opened, found)
                 result = await found.handler(call)
         except JSONRPCError as exc:
             self.stats.errors += 1
@@ -343,13 +345,13 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            logger.exception("internal error handling %s", req.method)
+            logger.exception("internal error handling %s", method)
             self.stats.errors += 1
             return error_response(req.id, InternalError(f"Internal error: {exc}"))
         return response(req.id, result)
 
-    # The two eras' lifecycle checks and routing, before the handler runs: its route and
-    # the Call it is given (the handler is awaited by handle_request, one coroutine less).
+    # The two eras' lifecycle checks before the handler runs, and the Call it is given with
+    # its route (found by serve; None raises here, once the lifecycle has had its say).
 
     def _handshake_call(self, session: ServerSession, req: Request, params: Params,
                         notify: SendFn, opened: Era, route: Route | None
@@ -363,29 +365,29 @@ class Dispatcher:
             lifecycle.process(SessionEvent.HANDSHAKE_REQUEST, req.method)  # the first decides
             if opened == MODERN:  # an envelope on a handshake session
                 lifecycle.process(SessionEvent.MODERN_REQUEST, req.method)
-        found = route or self.router.find(HANDSHAKE, req.method)
-        if found is None:
+        if route is None:
             raise MethodNotFound(f"Method not found: {req.method}")
         if not settled and req.method != m.INITIALIZE:
             lifecycle.process(_EVENTS.get(req.method, SessionEvent.REQUEST), req.method)
-        return found, Call(self.context, session, params, notify, req.id, None, req.method)
+        return route, Call(self.context, session, params, notify, req.id, None, req.method)
 
     def _modern_call(self, session: ServerSession, req: Request, params: Params,
-                     notify: SendFn, route: Route | None) -> tuple[Route, Call]:
+                     notify: SendFn, route: Route | None, envelope: Envelope | None
+                     ) -> tuple[Route, Call]:
         if req.method == m.INITIALIZE and not session.stateless:
             # The lifecycle refuses it on a stream connection serving 2026-07-28, naming the
             # versions served (a stateless HTTP request just finds no such method).
             asked = params.get("protocolVersion")
             session.lifecycle.process(SessionEvent.INITIALIZE, req.method,
                                       protocol_version=asked if isinstance(asked, str) else None)
-        envelope = read_envelope(params)
+        if envelope is None:
+            envelope = read_envelope(params)
         lifecycle = session.lifecycle
         if lifecycle.state not in STEADY_MODERN:
             lifecycle.process(SessionEvent.MODERN_REQUEST, req.method)
-        found = route or self.router.find(MODERN, req.method)
-        if found is None:
+        if route is None:
             raise MethodNotFound(f"Method not found: {req.method}")
-        return found, Call(self.context, session, params, notify, req.id, envelope, req.method)
+        return route, Call(self.context, session, params, notify, req.id, envelope, req.method)
 
     @staticmethod
     def _answer(session: ServerSession, reply: Response | ErrorResponse) -> None:

@@ -17,6 +17,7 @@ throw-away one whose era is already ``modern``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -52,6 +53,10 @@ _OPENING_STATE: dict[Era | None, SessionState] = {
     MODERN: SessionState.MODERN,
 }
 
+
+# Ids of the throw-away sessions of stateless requests: never sent anywhere, so a number
+# serves (a random one cost more than the call).
+_STATELESS_IDS = itertools.count(1)
 
 # The states a session shared between instances can be in: its initialize was answered.
 _SHARED_STATES = frozenset({SessionState.INITIALIZING.value, SessionState.READY.value})
@@ -102,6 +107,15 @@ class ServerSession:
         self.log_level: str | None = None
         self.inflight: dict[RequestId, asyncio.Task[Any]] = {}
         self.created = time.monotonic()
+
+    @classmethod
+    def stateless_one(cls, peer: str, principal: Principal) -> ServerSession:
+        """The throw-away session of one stateless (modern) HTTP request: its client's
+        address and who the guard found it to be."""
+        session = cls("http", _discard, f"stateless-{next(_STATELESS_IDS)}", MODERN, True)
+        session.peer = peer
+        session.principal = principal
+        return session
 
     @property
     def era(self) -> Era | None:

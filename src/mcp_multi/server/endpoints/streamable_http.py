@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import re
 import time
@@ -57,7 +56,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from ...protocol import methods as m
-from ...protocol.envelope import check_headers, has_envelope
+from ...protocol.envelope import Envelope, check_headers, has_envelope, read_envelope
 from ...protocol.errors import (
     HEADER_MISMATCH,
     INVALID_PARAMS,
@@ -136,8 +135,8 @@ _MODERN_STATUS = {
     UNSUPPORTED_PROTOCOL_VERSION: 400,
     METHOD_NOT_FOUND: 404,
 }
-# Ids of the throw-away sessions of stateless requests.
-_STATELESS_IDS = itertools.count(1)
+# A stateless request's answer has no headers of its own (never changed).
+_NO_HEADERS: dict[str, str] = {}
 # Parses batch frames before a session exists; it never serves a request.
 _NO_SESSION = ServerSession("http")
 # Seconds between renewals of an instance's claim to deliver a shared stream, and how long
@@ -226,30 +225,31 @@ async def _deliver(request: web.Request, stream: EventStream, cursor: int, *, pr
 
 
 async def _at_once(request: web.Request, state: ServerState, session: ServerSession,
-                   req: Request, *, priming: bool,
+                   req: Request, priming: bool,
                    status_of: Callable[[dict[str, Any] | None], int], headers: dict[str, str],
-                   stream: Callable[[], EventStream]) -> web.StreamResponse | None:
+                   stream: Callable[[], EventStream] | None = None,
+                   envelope: Envelope | None = None) -> web.StreamResponse | None:
     """Serve ``req`` in this task if the dispatcher answers it at once (see
-    :meth:`~mcp_multi.server.dispatcher.Dispatcher.at_once`); None, having done nothing,
+    :meth:`~mcp_multi.server.dispatcher.Dispatcher.serve`); None, having done nothing,
     when it may wait (the caller then runs it as a task).
 
     Its answer is what :func:`_respond` would have made of the same events: JSON when the
     response came alone; when the handler notified first (progress, a log message), the
-    notifications and the response go into a ``stream`` made now, answered as
-    ``text/event-stream``, exactly as they would have stood in it before anyone read it.
+    notifications and the response go into a ``stream`` made now (a stateless request's
+    when None), answered as ``text/event-stream``, exactly as they would have stood in it
+    before anyone read it.
     """
     notes: list[Outgoing] = []
 
     async def collect(message: Outgoing) -> None:
         notes.append(message)
 
-    answer = state.dispatcher.at_once(session, req, collect)
-    if answer is None:
+    reply = await state.dispatcher.serve(session, req, collect, at_once=True, envelope=envelope)
+    if reply is None:
         return None
-    reply = await answer
     if not notes:
         return json_reply(status_of(reply), reply, headers)
-    events = stream()
+    events = stream() if stream is not None else _stateless_stream(state)
     for note in notes:
         await events.send(note)
     events.finish(reply)
@@ -319,46 +319,43 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
     assert isinstance(msg, Request)
     params = msg.params or {}
     try:
-        enveloped = has_envelope(params)
-        if era != MODERN and not enveloped:
-            raise unsupported_version(header)
-        if enveloped:
+        if has_envelope(params):
             check_headers(request.headers, msg.method, params)
             if msg.method == m.TOOLS_CALL and state.dispatcher.registry.mirrors_params:
                 _check_param_headers(state, request, params)
+        elif era != MODERN:
+            raise unsupported_version(header)
+        envelope = read_envelope(params)
     except JSONRPCError as exc:
         state.stats.errors += 1
         return error_reply(_MODERN_STATUS.get(exc.code, 400), exc, msg.id)
-    limit = state.settings.max_stateless_requests
     if state.shutting_down:
         return error_reply(503, InvalidRequest("Server shutting down"), msg.id)
+    limit = state.settings.max_stateless_requests
     if len(state.stateless_tasks) >= limit:
         return error_reply(503, InvalidRequest(
             f"Server busy: {limit} stateless requests are running; retry later"), msg.id)
-    # Its id is never sent anywhere: a number serves (a random one cost more than the call).
-    session = ServerSession("http", session_id=f"stateless-{next(_STATELESS_IDS)}", era=MODERN,
-                            stateless=True)
-    session.peer = request.remote or ""
-    session.principal = caller_of(request)
-
-    def new_stream() -> EventStream:  # the request's one response stream (not resumable)
-        return EventStream("", resumable=False, limit=state.settings.session_queue_size)
-
-    response = await _at_once(request, state, session, msg, priming=False, headers={},
-                              status_of=_modern_status, stream=new_stream)
+    session = ServerSession.stateless_one(request.remote or "", caller_of(request))
+    response = await _at_once(request, state, session, msg, False, _modern_status, _NO_HEADERS,
+                              None, envelope)
     if response is not None:
         return response
-    stream = new_stream()
+    stream = _stateless_stream(state)
     task = asyncio.create_task(_run(state, session, msg, stream))
     state.stateless_tasks.add(task)
     task.add_done_callback(state.stateless_tasks.discard)
     try:
-        return await _respond(request, stream, priming=False, headers={},
+        return await _respond(request, stream, priming=False, headers=_NO_HEADERS,
                               status_of=_modern_status)
     finally:
         # A closed response stream is the modern era's cancellation.
         if not task.done():
             task.cancel()
+
+
+def _stateless_stream(state: ServerState) -> EventStream:
+    """A stateless request's one response stream (not resumable)."""
+    return EventStream("", resumable=False, limit=state.settings.session_queue_size)
 
 
 def _check_param_headers(state: ServerState, request: web.Request, params: dict[str, Any]) -> None:
@@ -442,9 +439,8 @@ async def _exchange(request: web.Request, state: ServerState, session: HTTPSessi
         return json_reply(200, error_response(req.id, refusal), headers)
     priming = session.protocol_version in _PRIMING_VERSIONS
     if not state.store.shared:
-        response = await _at_once(request, state, session, req,
-                                  priming=priming, status_of=_always_ok, headers=headers,
-                                  stream=session.new_stream)
+        response = await _at_once(request, state, session, req, priming, _always_ok, headers,
+                                  session.new_stream)
         if response is not None:
             return response  # served in this task: _find_session's touch just now holds
     stream = session.new_stream()
