@@ -107,6 +107,66 @@ def test_mismatched_headers(given: list[tuple[str, str]]) -> None:
     assert exc.value.code == -32020
 
 
+def _slow(given: list[tuple[str, str]], method: str, body: dict[str, Any]) -> Any:
+    """What check_headers then read_envelope make of a request: its envelope or the error."""
+    try:
+        env.check_headers(CIMultiDict(given), method, body)
+        return env.read_envelope(body)
+    except (HeaderMismatch, InvalidParams, UnsupportedProtocolVersion) as exc:
+        return type(exc)
+
+
+_ENCODED = "=?base64?" + base64.b64encode("écho".encode()).decode() + "?="
+
+
+@pytest.mark.parametrize(("given", "method", "body"), [
+    (headers(), "tools/call", params()),
+    (headers(), "tools/call", params(**{env.CLIENT_INFO_META: {"name": "c"},
+                                        env.LOG_LEVEL_META: "debug"})),
+    (headers(), "tools/call", params(**{env.CLIENT_INFO_META: "not an object"})),
+    (headers(), "tools/call", params(**{env.LOG_LEVEL_META: "loud"})),
+    (headers(), "tools/call", params(**{env.LOG_LEVEL_META: ["info"]})),
+    (headers(), "tools/call", params(**{env.CLIENT_CAPABILITIES_META: []})),
+    (headers(), "tools/call", {"name": "echo", "_meta": {env.PROTOCOL_VERSION_META: "2026-07-28"}}),
+    (headers(), "tools/call", {"name": "echo", "_meta": []}),
+    (headers(), "tools/call", {"name": "echo"}),
+    (headers(), "tools/call", {**params(), "name": 7}),
+    (headers(), "tools/call", {key: value for key, value in params().items() if key != "name"}),
+    (headers(**{"MCP-Protocol-Version": "2025-11-25"}), "tools/call",
+     params(**{env.PROTOCOL_VERSION_META: "2025-11-25"})),
+    (headers(**{"MCP-Protocol-Version": "2099-01-01"}), "tools/call",
+     params(**{env.PROTOCOL_VERSION_META: "2099-01-01"})),
+    (headers(**{"Mcp-Method": "tools/list"}), "tools/call", params()),
+    (headers(**{"Mcp-Name": "math_calc"}), "tools/call", params()),
+    (headers(**{"Mcp-Name": _ENCODED}), "tools/call", {**params(), "name": "écho"}),
+    (headers(**{"Mcp-Name": _ENCODED}), "tools/call", {**params(), "name": _ENCODED}),
+    (headers(**{"Mcp-Name": "=?base64?!!!?="}), "tools/call", params()),
+    ([h for h in headers() if h[0] != "Mcp-Name"], "tools/call", params()),
+    ([h for h in headers() if h[0] != "MCP-Protocol-Version"], "tools/call", params()),
+    ([h for h in headers() if h[0] != "Mcp-Method"], "tools/call", params()),
+    ([*headers(), ("mcp-method", "tools/call")], "tools/call", params()),
+    ([*headers(), ("mcp-protocol-version", "2026-07-28")], "tools/call", params()),
+    ([*headers(), ("mcp-name", "echo")], "tools/call", params()),
+    ([*headers(), ("mcp-name", "echo")], "tools/list", params()),
+    ([("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/list")], "tools/list",
+     params()),
+    ([("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "resources/read"),
+      ("Mcp-Name", "server://info")], "resources/read", {**params(), "uri": "server://info"}),
+])
+def test_the_one_pass_envelope_agrees_with_the_two_checks(
+        given: list[tuple[str, str]], method: str, body: dict[str, Any]) -> None:
+    """agreeing_envelope: the checks' envelope when they pass, else None (never a request they
+    would refuse, never a different envelope); and the common request takes it."""
+    fast = env.agreeing_envelope(CIMultiDict(given), method, body)
+    slow = _slow(given, method, body)
+    if isinstance(slow, env.Envelope):
+        assert fast in (slow, None)
+    else:
+        assert fast is None, slow
+    if given == headers() and method == "tools/call" and body == params():
+        assert fast == slow
+
+
 def test_decode_header_value() -> None:
     assert env.decode_header_value("plain") == "plain"
     assert env.decode_header_value(None) is None

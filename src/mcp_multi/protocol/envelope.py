@@ -45,6 +45,7 @@ __all__ = [
     "SUBSCRIPTION_ID_META",
     "CacheHint",
     "Envelope",
+    "agreeing_envelope",
     "check_headers",
     "complete_result",
     "decode_header_value",
@@ -219,6 +220,42 @@ def check_headers(headers: MultiHeaders, method: str,
             f"Header mismatch: Mcp-Name {raw_name!r} does not match the body's "
             f"{field} {body_value!r}"
         )
+
+
+def agreeing_envelope(headers: MultiHeaders, method: str,
+                      params: Mapping[str, Any]) -> Envelope | None:
+    """The envelope of a modern Streamable HTTP request whose envelope and mirrored headers
+    are all as they must be, read in one pass; None when anything is off or unusual (then
+    :func:`check_headers` and :func:`read_envelope` say what, in their order).
+
+    The common request's path: what it asks of the headers and ``_meta`` is exactly what
+    those two ask, less what they must do to name a fault.
+    """
+    meta = params.get("_meta")
+    if type(meta) is not dict:
+        return None
+    getall = headers.getall
+    try:
+        (version,) = getall(VERSION_HEADER, _NONE)  # (missing or repeated: ValueError)
+        (header_method,) = getall(METHOD_HEADER, _NONE)
+    except ValueError:
+        return None
+    capabilities = meta.get(CLIENT_CAPABILITIES_META)
+    level = meta.get(LOG_LEVEL_META)
+    if (header_method != method or meta.get(PROTOCOL_VERSION_META) != version
+            or version not in MODERN_VERSIONS or type(capabilities) is not dict
+            or (level is not None and level not in LOG_LEVELS)):
+        return None
+    names = getall(NAME_HEADER, _NONE)
+    if len(names) > 1:
+        return None
+    field = NAME_BEARING_METHODS.get(method)
+    value = params.get(field) if field is not None else None
+    # A name the header must encode (the sentinel) is left to check_headers to decode.
+    if value is not None and (not names or names[0] != value or value.startswith("=?")):
+        return None
+    info = meta.get(CLIENT_INFO_META)
+    return Envelope(version, capabilities, info if isinstance(info, dict) else None, level)
 
 
 def complete_result(result: dict[str, Any], server_info: Mapping[str, Any],

@@ -23,8 +23,18 @@ from ...protocol.wire import JSON_TYPE
 from ..httplog import LogThrottle
 from ..state import STATE
 
-__all__ = ["TimedWriter", "accepts", "error_reply", "goes_out_at_once", "json_reply",
-           "open_event_stream", "read_body", "send_within", "store_unavailable"]
+__all__ = [
+    "TimedWriter",
+    "accepts",
+    "body_at_hand",
+    "error_reply",
+    "goes_out_at_once",
+    "json_reply",
+    "open_event_stream",
+    "read_body",
+    "send_within",
+    "store_unavailable",
+]
 
 logger = logging.getLogger(__name__)
 # A flood of clients that do not read would otherwise flood the log as well.
@@ -69,6 +79,20 @@ def store_unavailable(request_id: Any = None) -> web.Response:
         {"Retry-After": "1"})
 
 
+def body_at_hand(request: web.Request, limit: int) -> bytes | web.Response | None:
+    """:func:`read_body` when it need not wait: the body that came whole with the head (as
+    small bodies do), or the 413 of one declared or found over ``limit``; None when the rest
+    must be awaited (then :func:`read_body` does). One coroutine less for every small POST."""
+    size = request.content_length
+    if size is not None and size > limit:
+        return _too_large(size, limit)
+    content = request.content
+    if content.is_eof():  # it came with the head: no deadline to set
+        whole = content.read_nowait()
+        return _too_large(len(whole), limit) if len(whole) > limit else whole
+    return None
+
+
 async def read_body(request: web.Request, limit: int) -> bytes | web.Response:
     """The request body, or a response carrying a JSON-RPC error: 413 when it exceeds
     ``limit``, 408 when it has not all arrived within the server's ``body_timeout``.
@@ -78,13 +102,10 @@ async def read_body(request: web.Request, limit: int) -> bytes | web.Response:
     the request head (whose own deadline is the connection guard's), so a peer trickling a
     large body a byte at a time holds its connection that long at most; the 408 closes it.
     """
+    at_hand = body_at_hand(request, limit)
+    if at_hand is not None:
+        return at_hand
     size = request.content_length
-    if size is not None and size > limit:
-        return _too_large(size, limit)
-    content = request.content
-    if content.is_eof():  # it came with the head, as small bodies do: no deadline to set
-        whole = content.read_nowait()
-        return _too_large(len(whole), limit) if len(whole) > limit else whole
     body = bytearray()
     timeout = request.app[STATE].settings.body_timeout
     try:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -56,7 +57,13 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from ...protocol import methods as m
-from ...protocol.envelope import Envelope, check_headers, has_envelope, read_envelope
+from ...protocol.envelope import (
+    Envelope,
+    agreeing_envelope,
+    check_headers,
+    has_envelope,
+    read_envelope,
+)
 from ...protocol.errors import (
     HEADER_MISMATCH,
     INVALID_PARAMS,
@@ -111,6 +118,7 @@ from ..streams import GET_STREAM, EventStream, HTTPSession, JournalStream, parse
 from .http import (
     TimedWriter,
     accepts,
+    body_at_hand,
     error_reply,
     goes_out_at_once,
     json_reply,
@@ -257,10 +265,17 @@ async def _at_once(request: web.Request, state: ServerState, session: ServerSess
                           headers=headers)
 
 
+@functools.lru_cache(maxsize=256)
+def _both_accepted(accept: str | None) -> bool:
+    """Whether an ``Accept`` header admits JSON and SSE, as every POST must (one look in a
+    cache keyed by the header alone, for the two of :func:`accepts`)."""
+    return accepts(accept, SSE_TYPE) and accepts(accept, JSON_TYPE)
+
+
 def _sse_refusal(request: web.Request, *, json_too: bool) -> web.Response | None:
     """406 when ``Accept`` lacks SSE (and JSON, for POST); 415 for a POST body not JSON."""
     accept = request.headers.get(hdrs.ACCEPT)
-    if not accepts(accept, SSE_TYPE) or (json_too and not accepts(accept, JSON_TYPE)):
+    if not (_both_accepted(accept) if json_too else accepts(accept, SSE_TYPE)):
         wanted = f"{JSON_TYPE} and {SSE_TYPE}" if json_too else SSE_TYPE
         return error_reply(406, InvalidRequest(f"Not Acceptable: Accept must list {wanted}"))
     # The exact header a client nearly always sends needs no parsing of its parameters.
@@ -285,7 +300,10 @@ async def _post(request: web.Request) -> web.StreamResponse:
     refusal = _sse_refusal(request, json_too=True)
     if refusal is not None:
         return refusal
-    body = await read_body(request, state.settings.max_message_size)
+    limit = state.settings.max_message_size
+    body = body_at_hand(request, limit)
+    if body is None:
+        body = await read_body(request, limit)
     # Asked of the bytes, not of web.Response: aiohttp's responses are mappings, and an
     # isinstance check against an ABC runs Python code (it showed in every request's profile).
     if not isinstance(body, bytes):
@@ -319,13 +337,17 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
     assert isinstance(msg, Request)
     params = msg.params or {}
     try:
-        if has_envelope(params):
-            check_headers(request.headers, msg.method, params)
-            if msg.method == m.TOOLS_CALL and state.dispatcher.registry.mirrors_params:
-                _check_param_headers(state, request, params)
-        elif era != MODERN:
-            raise unsupported_version(header)
-        envelope = read_envelope(params)
+        envelope = agreeing_envelope(request.headers, msg.method, params)
+        enveloped = envelope is not None or has_envelope(params)
+        if envelope is None:
+            if enveloped:
+                check_headers(request.headers, msg.method, params)
+            elif era != MODERN:
+                raise unsupported_version(header)
+        if enveloped and msg.method == m.TOOLS_CALL and state.dispatcher.registry.mirrors_params:
+            _check_param_headers(state, request, params)
+        if envelope is None:
+            envelope = read_envelope(params)
     except JSONRPCError as exc:
         state.stats.errors += 1
         return error_reply(_MODERN_STATUS.get(exc.code, 400), exc, msg.id)
