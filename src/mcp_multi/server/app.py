@@ -10,7 +10,6 @@ import operator
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
 from urllib.parse import urlsplit
 
 import aiohttp_cors
@@ -152,7 +151,7 @@ class RequestGuard:
     (a middleware costs two coroutines and a wrapper per request), and what the guard needs
     is looked up once here, not through ``request.app`` (which is only known once the
     request is routed). The POSTs to the MCP endpoints, every call's request, skip the
-    application's router too once their route is known (:meth:`_route_again`).
+    application's router too once their route is known (:meth:`_route_first`).
     """
 
     __slots__ = ("_authenticator", "_handle", "_limiter", "_loopback", "_metrics_token",
@@ -163,7 +162,7 @@ class RequestGuard:
         state = app[STATE]
         self._settings = state.settings
         # The MCP POSTs' routes, found once by the application and then served from here
-        # (see _route_again).
+        # (see _route_first).
         self._routed: dict[tuple[str, str], UrlMappingMatchInfo] = {}
         self._authenticator = state.authenticator
         self._limiter = limiter
@@ -183,7 +182,8 @@ class RequestGuard:
         try:
             # An MCP endpoint or /metrics (a CORS preflight carries no credentials: it is let
             # through to the CORS handler).
-            guarded = request.path in _GUARDED_PATHS and request.method != hdrs.METH_OPTIONS
+            method, path = request.method, request.path
+            guarded = path in _GUARDED_PATHS and method != hdrs.METH_OPTIONS
             refusal = self._refusal(request, guarded)
             if refusal is None and guarded:
                 if self._metrics_token is None and not self._authenticator.active:
@@ -192,9 +192,16 @@ class RequestGuard:
                     refusal = await self._credentials(request)
             if refusal is not None:
                 return refusal
-            if guarded and request.method == hdrs.METH_POST:
-                # (aiohttp's server makes web.Request objects: the application's factory.)
-                return await self._route_again(cast(web.Request, request))
+            if guarded and method == hdrs.METH_POST:
+                # Every call's request: served by the route the application found for the
+                # first such POST (see _route_first), its handler called straight away.
+                # (aiohttp's server makes web.Request objects, the application's factory: no
+                # cast, which is a call.)
+                found = self._routed.get((method, path))
+                if found is None or hdrs.EXPECT in request.headers:
+                    return await self._route_first(request)  # type: ignore[arg-type]
+                request._match_info = found  # type: ignore[attr-defined]
+                return await found.handler(request)  # type: ignore[arg-type]
             return await self._handle(request)  # type: ignore[arg-type]
         except web.RequestPayloadError as exc:
             # Bad chunking, a compressed body that does not decompress: the peer's fault.
@@ -206,26 +213,21 @@ class RequestGuard:
             if connection is not None:
                 connection.request_ended()
 
-    async def _route_again(self, request: web.Request) -> web.StreamResponse:
-        """Serve a POST to an MCP endpoint (the requests of every call) as the application
-        would, without its router: the first such request is routed by the application, and
-        the route it found (frozen, the same for every request to that method and path) is
-        then given to the next ones and their handler called straight away. The application
+    async def _route_first(self, request: web.Request) -> web.StreamResponse:
+        """Serve a POST to an MCP endpoint (the requests of every call) through the
+        application, and remember the route it found: frozen, the same for every request to
+        that method and path, it is given to the next ones, whose handler is then called
+        straight away (:meth:`__call__`), without the application's router. The application
         has no middleware (CORS adds its headers as a response is prepared, by the route it
-        finds on the request), and a request asking ``Expect: 100-continue`` is left to it
-        (its route answers the expectation)."""
+        finds on the request), and a request asking ``Expect: 100-continue`` is always left to
+        it (its route answers the expectation)."""
         routed = self._routed
-        key = (request.method, request.path)
-        found = routed.get(key)
-        if found is None or hdrs.EXPECT in request.headers:
-            response = await self._handle(request)
-            match_info = request._match_info
-            if (isinstance(match_info, UrlMappingMatchInfo) and match_info.http_exception is None
-                    and len(routed) < len(_GUARDED_PATHS)):
-                routed[key] = match_info
-            return response
-        request._match_info = found
-        return await found.handler(request)
+        response = await self._handle(request)
+        match_info = request._match_info
+        if (isinstance(match_info, UrlMappingMatchInfo) and match_info.http_exception is None
+                and len(routed) < len(_GUARDED_PATHS)):
+            routed[(request.method, request.path)] = match_info
+        return response
 
     def _refusal(self, request: web.BaseRequest, guarded: bool) -> web.Response | None:
         """The answer refusing ``request`` before it is routed for what its headers are (not

@@ -339,7 +339,7 @@ class GuardedConnection(asyncio.Protocol):
     def request_started(self) -> None:
         """A request head arrived whole and reached the application."""
         self._in_request += 1
-        self._disarm()
+        self._head_since = None  # no request head is awaited (the timer is left to lapse)
 
     def request_ended(self) -> None:
         self._in_request -= 1
@@ -350,10 +350,6 @@ class GuardedConnection(asyncio.Protocol):
         if self._head_timer is None:
             self._head_timer = self._loop.call_later(self._limiter.header_timeout,
                                                      self._head_check)
-
-    def _disarm(self) -> None:
-        """No request head is awaited (one arrived whole); the timer is left to lapse."""
-        self._head_since = None
 
     def _stop_timer(self) -> None:
         self._head_since = None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +70,6 @@ class ServerSession:
         "asks",
         "client_capabilities",
         "client_info",
-        "created",
         "id",
         "inflight",
         "lifecycle",
@@ -106,7 +104,6 @@ class ServerSession:
         self.principal: Principal = ANONYMOUS
         self.log_level: str | None = None
         self.inflight: dict[RequestId, asyncio.Task[Any]] = {}
-        self.created = time.monotonic()
 
     @classmethod
     def stateless_one(cls, peer: str, principal: Principal) -> ServerSession:
