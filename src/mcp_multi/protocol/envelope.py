@@ -108,7 +108,7 @@ def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
 def has_envelope(params: Mapping[str, Any] | None) -> bool:
     """Whether ``params._meta`` carries the modern version key."""
     meta = params.get("_meta") if params else None
-    return (type(meta) is dict or _is_mapping(meta)) and PROTOCOL_VERSION_META in meta
+    return _is_mapping(meta) and PROTOCOL_VERSION_META in meta
 
 
 def read_envelope(params: Mapping[str, Any] | None) -> Envelope:
@@ -182,25 +182,22 @@ def check_headers(headers: MultiHeaders, method: str,
     Raises:
         HeaderMismatch: a header is repeated, missing, malformed, or disagrees with the body.
     """
-    # Each asked by name, unrolled (a loop building a dict of them cost twice as much).
-    getall = headers.getall
-    versions = getall(VERSION_HEADER, _NONE)
-    methods = getall(METHOD_HEADER, _NONE)
-    names = getall(NAME_HEADER, _NONE)
-    if len(versions) > 1 or len(methods) > 1 or len(names) > 1:
-        repeated = next(name for name, values in zip(_ROUTING_HEADERS, (versions, methods, names),
-                                                      strict=True) if len(values) > 1)
-        raise HeaderMismatch(f"Header mismatch: {repeated} appears more than once")
+    seen: dict[str, str] = {}
+    for name in _ROUTING_HEADERS:
+        values = headers.getall(name, _NONE)
+        if values:
+            if len(values) > 1:
+                raise HeaderMismatch(f"Header mismatch: {name} appears more than once")
+            seen[name] = values[0]
     meta = params.get("_meta") if params else None
-    version = (meta.get(PROTOCOL_VERSION_META) if type(meta) is dict or _is_mapping(meta)
-               else None)
-    header_version = versions[0] if versions else None
+    version = meta.get(PROTOCOL_VERSION_META) if _is_mapping(meta) else None
+    header_version = seen.get(VERSION_HEADER)
     if header_version is None or header_version != version:
         raise HeaderMismatch(
             f"Header mismatch: MCP-Protocol-Version {header_version!r} does not match "
             f"the body's {PROTOCOL_VERSION_META} {version!r}"
         )
-    header_method = methods[0] if methods else None
+    header_method = seen.get(METHOD_HEADER)
     if header_method != method:
         raise HeaderMismatch(
             f"Header mismatch: Mcp-Method {header_method!r} does not match the body's "
@@ -212,7 +209,7 @@ def check_headers(headers: MultiHeaders, method: str,
     body_value = params.get(field)
     if body_value is None:
         return
-    raw_name = names[0] if names else None
+    raw_name = seen.get(NAME_HEADER)
     if raw_name is None:
         raise HeaderMismatch(f"Header mismatch: Mcp-Name is required for {method}")
     if decode_header_value(raw_name) != body_value:

@@ -280,11 +280,11 @@ class Dispatcher:
 
     async def _run(self, session: ServerSession, req: Request) -> None:
         try:
-            reply = await self.handle_request(session, req, session.send)
+            reply = await self.serve(session, req, session.send)
         except asyncio.CancelledError:
             # Cancelled by notifications/cancelled or a closed session: no response is sent.
             return
-        if not session.closed:
+        if reply is not None and not session.closed:  # (None only from an at_once serve)
             try:
                 await session.send(reply)
             except Exception as exc:
@@ -293,13 +293,6 @@ class Dispatcher:
     def _error(self, exc: JSONRPCError) -> dict[str, Any]:
         self.stats.errors += 1
         return error_response(exc.request_id, exc)
-
-    async def handle_request(self, session: ServerSession, req: Request,
-                             notify: SendFn) -> dict[str, Any]:
-        """:meth:`handle` for a request: its response (``notify`` as there, but required)."""
-        reply = await self.serve(session, req, notify)
-        assert reply is not None  # (only an at_once serve declines)
-        return reply
 
     async def serve(self, session: ServerSession, req: Request, notify: SendFn, *,
                     at_once: bool = False, envelope: Envelope | None = None

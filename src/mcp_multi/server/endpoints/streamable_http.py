@@ -338,16 +338,10 @@ async def _modern_post(request: web.Request, state: ServerState, body: bytes,
     params = msg.params or {}
     try:
         envelope = agreeing_envelope(request.headers, msg.method, params)
-        enveloped = envelope is not None or has_envelope(params)
-        if envelope is None:
-            if enveloped:
-                check_headers(request.headers, msg.method, params)
-            elif era != MODERN:
-                raise unsupported_version(header)
-        if enveloped and msg.method == m.TOOLS_CALL and state.dispatcher.registry.mirrors_params:
-            _check_param_headers(state, request, params)
-        if envelope is None:
-            envelope = read_envelope(params)
+        if envelope is None:  # something is off: the checks one by one say what
+            envelope = _checked_envelope(state, request, msg, header, era)
+        else:
+            _check_param_headers(state, request, msg.method, params)
     except JSONRPCError as exc:
         state.stats.errors += 1
         return error_reply(_MODERN_STATUS.get(exc.code, 400), exc, msg.id)
@@ -380,10 +374,28 @@ def _stateless_stream(state: ServerState) -> EventStream:
     return EventStream("", resumable=False, limit=state.settings.session_queue_size)
 
 
-def _check_param_headers(state: ServerState, request: web.Request, params: dict[str, Any]) -> None:
+def _checked_envelope(state: ServerState, request: web.Request, msg: Request,
+                     header: str | None, era: Era | None) -> Envelope:
+    """A modern POST's envelope, its mirrored headers checked against it one check at a
+    time, in the official SDK's order (envelope present, headers agree, version served):
+    the first fault raises. The path of a request :func:`agreeing_envelope` declined."""
+    params = msg.params or {}
+    if has_envelope(params):
+        check_headers(request.headers, msg.method, params)
+        _check_param_headers(state, request, msg.method, params)
+    elif era != MODERN:
+        raise unsupported_version(header)
+    return read_envelope(params)
+
+
+def _check_param_headers(state: ServerState, request: web.Request, method: str,
+                         params: dict[str, Any]) -> None:
     """The ``Mcp-Param-*`` headers of a ``tools/call`` against its arguments, for a tool
     that mirrors any (see :mod:`~mcp_multi.protocol.params_headers`); an unknown tool has
-    none, and the call itself says it is unknown."""
+    none, and the call itself says it is unknown. Nothing to check for any other method,
+    or on a server none of whose tools mirrors an argument."""
+    if method != m.TOOLS_CALL or not state.dispatcher.registry.mirrors_params:
+        return
     name = params.get("name")
     mirrored = state.dispatcher.registry.header_params(name) if isinstance(name, str) else ()
     if mirrored:
